@@ -1,0 +1,648 @@
+/*  sc_crypto: the primitives secchat is built from, as thin wrappers over
+    OpenSSL 3 EVP (see sc_crypto.h for the contract).
+
+    Rules kept throughout: every OpenSSL return value is checked, every
+    object is freed on every path, every secret buffer is wiped before it
+    is released and on error paths, and a failure clears OpenSSL's error
+    queue so that it cannot leak into an unrelated later call.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include "sc_crypto.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+//  OpenSSL rejects NULL data pointers in a few places even when the length
+//  is zero (OSSL_PARAM octet strings, for one): we pass this instead.
+static const uint8_t s_empty [1] = { 0 };
+
+//  Domain separation label of the safety number (16 bytes, no NUL).
+#define SC_SAFETY_LABEL     "secchat/1 safety"
+#define SC_SAFETY_LABEL_LEN 16
+
+static const uint8_t *
+s_nonnull (const uint8_t *data)
+{
+    return data ? data : s_empty;
+}
+
+//  Common failure exit: forget OpenSSL's errors, report -1.
+static int
+s_fail (void)
+{
+    ERR_clear_error ();
+    return -1;
+}
+
+void
+sc_wipe (void *buf, size_t len)
+{
+    if (buf && len)
+        OPENSSL_cleanse (buf, len);
+}
+
+int
+sc_random (uint8_t *buf, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (!buf || len > INT_MAX)
+        return -1;
+    if (RAND_bytes (buf, (int) len) != 1) {
+        sc_wipe (buf, len);
+        return s_fail ();
+    }
+    return 0;
+}
+
+bool
+sc_equal (const uint8_t *a, const uint8_t *b, size_t len)
+{
+    if (len == 0)
+        return true;
+    if (!a || !b)
+        return false;
+    return CRYPTO_memcmp (a, b, len) == 0;
+}
+
+
+//  ---------------------------------------------------------------------
+//  SHA-256
+
+int
+sc_sha256 (const uint8_t *data, size_t len, uint8_t out [static SC_HASH_LEN])
+{
+    unsigned int out_len = 0;
+    if (!data && len)
+        return -1;
+    if (EVP_Digest (s_nonnull (data), len, out, &out_len, EVP_sha256 (), NULL) != 1
+    ||  out_len != SC_HASH_LEN) {
+        sc_wipe (out, SC_HASH_LEN);
+        return s_fail ();
+    }
+    return 0;
+}
+
+struct _sc_hash_t {
+    EVP_MD_CTX *ctx;
+};
+
+sc_hash_t *
+sc_hash_new (void)
+{
+    sc_hash_t *self = calloc (1, sizeof (sc_hash_t));
+    if (!self)
+        return NULL;
+    self->ctx = EVP_MD_CTX_new ();
+    if (!self->ctx
+    ||  EVP_DigestInit_ex (self->ctx, EVP_sha256 (), NULL) != 1) {
+        sc_hash_destroy (&self);
+        ERR_clear_error ();
+    }
+    return self;
+}
+
+void
+sc_hash_destroy (sc_hash_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sc_hash_t *self = *self_p;
+    EVP_MD_CTX_free (self->ctx);       //  also wipes the hash state
+    free (self);
+    *self_p = NULL;
+}
+
+int
+sc_hash_update (sc_hash_t *self, const uint8_t *data, size_t len)
+{
+    if (!self || (!data && len))
+        return -1;
+    if (len == 0)
+        return 0;
+    if (EVP_DigestUpdate (self->ctx, data, len) != 1)
+        return s_fail ();
+    return 0;
+}
+
+//  Finalising destroys a digest state, so we finalise a copy: the
+//  transcript can go on after each peek.
+int
+sc_hash_peek (sc_hash_t *self, uint8_t out [static SC_HASH_LEN])
+{
+    if (!self)
+        return -1;
+    EVP_MD_CTX *copy = EVP_MD_CTX_new ();
+    unsigned int out_len = 0;
+    int rc = -1;
+    if (copy
+    &&  EVP_MD_CTX_copy_ex (copy, self->ctx) == 1
+    &&  EVP_DigestFinal_ex (copy, out, &out_len) == 1
+    &&  out_len == SC_HASH_LEN)
+        rc = 0;
+    EVP_MD_CTX_free (copy);
+    if (rc) {
+        sc_wipe (out, SC_HASH_LEN);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+
+//  ---------------------------------------------------------------------
+//  HMAC-SHA256
+
+int
+sc_hmac (const uint8_t key [static SC_KEY_LEN],
+         const uint8_t *data, size_t len,
+         uint8_t out [static SC_HASH_LEN])
+{
+    if (!data && len)
+        return -1;
+    EVP_MAC *mac = EVP_MAC_fetch (NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new (mac) : NULL;
+    OSSL_PARAM params [] = {
+        OSSL_PARAM_construct_utf8_string (OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
+        OSSL_PARAM_construct_end ()
+    };
+    size_t out_len = 0;
+    int rc = -1;
+    if (ctx
+    &&  EVP_MAC_init (ctx, key, SC_KEY_LEN, params) == 1
+    &&  EVP_MAC_update (ctx, s_nonnull (data), len) == 1
+    &&  EVP_MAC_final (ctx, out, &out_len, SC_HASH_LEN) == 1
+    &&  out_len == SC_HASH_LEN)
+        rc = 0;
+    EVP_MAC_CTX_free (ctx);            //  wipes the keyed state
+    EVP_MAC_free (mac);
+    if (rc) {
+        sc_wipe (out, SC_HASH_LEN);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+int
+sc_hmac_verify (const uint8_t key [static SC_KEY_LEN],
+                const uint8_t *data, size_t len,
+                const uint8_t mac [static SC_HASH_LEN])
+{
+    uint8_t expected [SC_HASH_LEN];
+    int rc = sc_hmac (key, data, len, expected);
+    if (rc == 0 && CRYPTO_memcmp (expected, mac, SC_HASH_LEN) != 0)
+        rc = -1;
+    //  The expected MAC is as good as a forgery for this message: wipe it.
+    sc_wipe (expected, sizeof expected);
+    return rc;
+}
+
+
+//  ---------------------------------------------------------------------
+//  HKDF-SHA256 through EVP_KDF "HKDF"
+
+//  Runs HKDF in the given mode. key is the IKM (or the PRK for
+//  EXPAND_ONLY); salt and info may be empty and are then left out, which
+//  for the salt means HashLen zero bytes, exactly as RFC 5869 says.
+static int
+s_hkdf (int mode,
+        const uint8_t *salt, size_t salt_len,
+        const uint8_t *key, size_t key_len,
+        const uint8_t *info, size_t info_len,
+        uint8_t *out, size_t out_len)
+{
+    if (!out || out_len == 0
+    ||  (!salt && salt_len) || (!key && key_len) || (!info && info_len))
+        return -1;
+    OSSL_PARAM params [6];
+    size_t n = 0;
+    params [n++] = OSSL_PARAM_construct_int (OSSL_KDF_PARAM_MODE, &mode);
+    params [n++] = OSSL_PARAM_construct_utf8_string (OSSL_KDF_PARAM_DIGEST,
+                                                     (char *) "SHA256", 0);
+    //  An empty IKM is legal in RFC 5869: give OpenSSL a non-NULL pointer.
+    params [n++] = OSSL_PARAM_construct_octet_string (OSSL_KDF_PARAM_KEY,
+                                                      (void *) s_nonnull (key), key_len);
+    if (salt_len)
+        params [n++] = OSSL_PARAM_construct_octet_string (OSSL_KDF_PARAM_SALT,
+                                                          (void *) salt, salt_len);
+    if (info_len)
+        params [n++] = OSSL_PARAM_construct_octet_string (OSSL_KDF_PARAM_INFO,
+                                                          (void *) info, info_len);
+    params [n] = OSSL_PARAM_construct_end ();
+
+    EVP_KDF *kdf = EVP_KDF_fetch (NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new (kdf) : NULL;
+    int rc = -1;
+    if (ctx && EVP_KDF_derive (ctx, out, out_len, params) == 1)
+        rc = 0;
+    EVP_KDF_CTX_free (ctx);            //  wipes the copies of key and salt
+    EVP_KDF_free (kdf);
+    if (rc) {
+        sc_wipe (out, out_len);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+int
+sc_hkdf (const uint8_t *salt, size_t salt_len,
+         const uint8_t *ikm, size_t ikm_len,
+         const uint8_t *info, size_t info_len,
+         uint8_t *okm, size_t okm_len)
+{
+    //  RFC 5869: L <= 255 * HashLen. OpenSSL checks it too; we check first
+    //  so the limit does not depend on the provider.
+    if (okm_len == 0 || okm_len > SC_HKDF_MAX)
+        return -1;
+    return s_hkdf (EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND,
+                   salt, salt_len, ikm, ikm_len, info, info_len, okm, okm_len);
+}
+
+int
+sc_hkdf_extract (const uint8_t *salt, size_t salt_len,
+                 const uint8_t *ikm, size_t ikm_len,
+                 uint8_t prk [static SC_HASH_LEN])
+{
+    return s_hkdf (EVP_KDF_HKDF_MODE_EXTRACT_ONLY,
+                   salt, salt_len, ikm, ikm_len, NULL, 0, prk, SC_HASH_LEN);
+}
+
+int
+sc_hkdf_expand (const uint8_t prk [static SC_HASH_LEN],
+                const uint8_t *info, size_t info_len,
+                uint8_t *okm, size_t okm_len)
+{
+    if (okm_len == 0 || okm_len > SC_HKDF_MAX)
+        return -1;
+    return s_hkdf (EVP_KDF_HKDF_MODE_EXPAND_ONLY,
+                   NULL, 0, prk, SC_HASH_LEN, info, info_len, okm, okm_len);
+}
+
+
+//  ---------------------------------------------------------------------
+//  X25519
+
+int
+sc_x25519_keygen (uint8_t priv [static SC_KEY_LEN],
+                  uint8_t pub [static SC_PUB_LEN])
+{
+    EVP_PKEY *pkey = EVP_PKEY_Q_keygen (NULL, NULL, "X25519");
+    size_t priv_len = SC_KEY_LEN;
+    size_t pub_len = SC_PUB_LEN;
+    int rc = -1;
+    if (pkey
+    &&  EVP_PKEY_get_raw_private_key (pkey, priv, &priv_len) == 1
+    &&  EVP_PKEY_get_raw_public_key (pkey, pub, &pub_len) == 1
+    &&  priv_len == SC_KEY_LEN && pub_len == SC_PUB_LEN)
+        rc = 0;
+    EVP_PKEY_free (pkey);              //  wipes its copy of the scalar
+    if (rc) {
+        sc_wipe (priv, SC_KEY_LEN);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+int
+sc_x25519_public (const uint8_t priv [static SC_KEY_LEN],
+                  uint8_t pub [static SC_PUB_LEN])
+{
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_private_key (EVP_PKEY_X25519, NULL,
+                                                   priv, SC_KEY_LEN);
+    size_t pub_len = SC_PUB_LEN;
+    int rc = -1;
+    if (pkey
+    &&  EVP_PKEY_get_raw_public_key (pkey, pub, &pub_len) == 1
+    &&  pub_len == SC_PUB_LEN)
+        rc = 0;
+    EVP_PKEY_free (pkey);
+    if (rc)
+        ERR_clear_error ();
+    return rc;
+}
+
+//  What this wrapper does with the inputs RFC 7748 leaves open (Wycheproof
+//  calls them "acceptable"):
+//  - the top bit of the peer's u-coordinate is ignored (RFC 7748 §5 says
+//    to mask it), and a non-canonical u (>= 2^255 - 19) is reduced mod p,
+//    as the RFC requires: the result is the normal shared secret;
+//  - a point on the quadratic twist is used as is (X25519 is twist
+//    secure): normal shared secret;
+//  - a low-order point (and any other input) that makes the result all
+//    zeros is rejected: the peer could then force a known "secret".
+//    OpenSSL 3 already fails the derivation in that case; we check again
+//    ourselves so the guarantee does not depend on the provider.
+int
+sc_x25519 (const uint8_t priv [static SC_KEY_LEN],
+           const uint8_t peer_pub [static SC_PUB_LEN],
+           uint8_t shared [static SC_KEY_LEN])
+{
+    static const uint8_t zero [SC_KEY_LEN] = { 0 };
+    EVP_PKEY *own = EVP_PKEY_new_raw_private_key (EVP_PKEY_X25519, NULL,
+                                                  priv, SC_KEY_LEN);
+    EVP_PKEY *peer = EVP_PKEY_new_raw_public_key (EVP_PKEY_X25519, NULL,
+                                                  peer_pub, SC_PUB_LEN);
+    EVP_PKEY_CTX *ctx = own ? EVP_PKEY_CTX_new_from_pkey (NULL, own, NULL) : NULL;
+    size_t shared_len = SC_KEY_LEN;
+    int rc = -1;
+    if (ctx && peer
+    &&  EVP_PKEY_derive_init (ctx) == 1
+    &&  EVP_PKEY_derive_set_peer (ctx, peer) == 1
+    &&  EVP_PKEY_derive (ctx, shared, &shared_len) == 1
+    &&  shared_len == SC_KEY_LEN
+    &&  CRYPTO_memcmp (shared, zero, SC_KEY_LEN) != 0)
+        rc = 0;
+    EVP_PKEY_CTX_free (ctx);
+    EVP_PKEY_free (peer);
+    EVP_PKEY_free (own);
+    if (rc) {
+        sc_wipe (shared, SC_KEY_LEN);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+
+//  ---------------------------------------------------------------------
+//  ChaCha20-Poly1305
+
+//  OpenSSL counts in int: refuse what it cannot take in one update.
+static bool
+s_aead_len_ok (size_t ad_len, size_t len)
+{
+    return ad_len <= INT_MAX && len <= (size_t) INT_MAX - SC_TAG_LEN;
+}
+
+int
+sc_aead_seal (const uint8_t key [static SC_KEY_LEN],
+              const uint8_t nonce [static SC_NONCE_LEN],
+              const uint8_t *ad, size_t ad_len,
+              const uint8_t *pt, size_t len,
+              uint8_t *out)
+{
+    if (!out || (!ad && ad_len) || (!pt && len) || !s_aead_len_ok (ad_len, len))
+        return -1;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
+    int out_len = 0;
+    int rc = -1;
+    //  The default IV length of chacha20-poly1305 is 12: no need to set it.
+    if (ctx
+    &&  EVP_EncryptInit_ex (ctx, EVP_chacha20_poly1305 (), NULL, key, nonce) == 1
+    &&  (ad_len == 0 || EVP_EncryptUpdate (ctx, NULL, &out_len, ad, (int) ad_len) == 1)
+    &&  (len == 0 || (EVP_EncryptUpdate (ctx, out, &out_len, pt, (int) len) == 1
+                      && (size_t) out_len == len))
+    &&  EVP_EncryptFinal_ex (ctx, out + len, &out_len) == 1
+    &&  out_len == 0
+    &&  EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_AEAD_GET_TAG, SC_TAG_LEN, out + len) == 1)
+        rc = 0;
+    EVP_CIPHER_CTX_free (ctx);         //  wipes the key schedule
+    if (rc) {
+        sc_wipe (out, len + SC_TAG_LEN);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+//  OpenSSL decrypts as it goes and only checks the tag in Final: the
+//  plaintext is written into out first, and wiped there if the tag fails,
+//  so the caller never sees unauthenticated bytes.
+int
+sc_aead_open (const uint8_t key [static SC_KEY_LEN],
+              const uint8_t nonce [static SC_NONCE_LEN],
+              const uint8_t *ad, size_t ad_len,
+              const uint8_t *in, size_t in_len,
+              uint8_t *out)
+{
+    if (!in || in_len < SC_TAG_LEN)
+        return -1;
+    size_t len = in_len - SC_TAG_LEN;
+    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len))
+        return -1;
+    //  Copy the tag first: out may overlap in (in-place decryption), and
+    //  the ctrl wants a non-const pointer.
+    uint8_t tag [SC_TAG_LEN];
+    memcpy (tag, in + len, SC_TAG_LEN);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
+    int out_len = 0;
+    uint8_t final_block [16];
+    int rc = -1;
+    if (ctx
+    &&  EVP_DecryptInit_ex (ctx, EVP_chacha20_poly1305 (), NULL, key, nonce) == 1
+    &&  EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_AEAD_SET_TAG, SC_TAG_LEN, tag) == 1
+    &&  (ad_len == 0 || EVP_DecryptUpdate (ctx, NULL, &out_len, ad, (int) ad_len) == 1)
+    &&  (len == 0 || (EVP_DecryptUpdate (ctx, out, &out_len, in, (int) len) == 1
+                      && (size_t) out_len == len))
+    &&  EVP_DecryptFinal_ex (ctx, final_block, &out_len) == 1
+    &&  out_len == 0)
+        rc = 0;
+    EVP_CIPHER_CTX_free (ctx);
+    if (rc) {
+        sc_wipe (out, len);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+void
+sc_aead_nonce (uint64_t counter, uint8_t nonce [static SC_NONCE_LEN])
+{
+    memset (nonce, 0, 4);
+    for (int i = 0; i < 8; i++)
+        nonce [4 + i] = (uint8_t) (counter >> (56 - 8 * i));
+}
+
+
+//  ---------------------------------------------------------------------
+//  Ed25519
+
+//  y-coordinates (little-endian, sign bit clear) of the 8 points of small
+//  order: 0 (order 4, both signs of x), 1 (the identity), two of order 8
+//  (both signs each), p - 1 (order 2). Computed from the curve equation.
+static const uint8_t s_small_order_y [5][32] = {
+    { 0 },
+    { 1 },
+    {   0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89,
+        0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39,
+        0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05 },
+    {   0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76,
+        0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6,
+        0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a },
+    {   0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f },
+};
+
+//  True when an encoded point has small order (whatever its sign bit).
+//  Not secret data: memcmp is fine.
+static bool
+s_ed25519_small_order (const uint8_t point [32])
+{
+    uint8_t y [32];
+    memcpy (y, point, 32);
+    y [31] &= 0x7f;
+    for (size_t i = 0; i < sizeof s_small_order_y / sizeof s_small_order_y [0]; i++)
+        if (memcmp (y, s_small_order_y [i], 32) == 0)
+            return true;
+    return false;
+}
+
+//  True when the encoded y is >= p = 2^255 - 19, i.e. not canonical.
+static bool
+s_ed25519_y_non_canonical (const uint8_t point [32])
+{
+    if (point [0] < 0xed || (point [31] & 0x7f) != 0x7f)
+        return false;
+    for (int i = 1; i < 31; i++)
+        if (point [i] != 0xff)
+            return false;
+    return true;
+}
+
+//  Strictness. OpenSSL 3.0 (ossl_ed25519_verify) already enforces, and
+//  tests/test_sc_crypto.c proves with every Wycheproof vector: S < L, a
+//  public key that decodes to a point, a canonical R (it compares R's
+//  bytes with its own encoding), exactly 64 bytes of signature. It is
+//  lenient, and we add checks, on what Wycheproof does not cover:
+//  - a public key of small order (e.g. the identity): one signature
+//    (R = B, S = 1) then verifies for every message;
+//  - a non-canonical public key (y >= p), e.g. p + 1 for the identity;
+//  - an R of small order, which only a signer who plays with the
+//    cofactor produces (libsodium rejects it too).
+//  The length check is also ours, up front, so no other length reaches
+//  OpenSSL.
+static bool
+s_ed25519_strict_ok (const uint8_t pub [SC_PUB_LEN], const uint8_t *sig)
+{
+    return !s_ed25519_small_order (pub)
+        && !s_ed25519_y_non_canonical (pub)
+        && !s_ed25519_small_order (sig);
+}
+
+int
+sc_ed25519_verify (const uint8_t pub [static SC_PUB_LEN],
+                   const uint8_t *msg, size_t len,
+                   const uint8_t *sig, size_t sig_len)
+{
+    if (!sig || sig_len != SC_SIG_LEN || (!msg && len)
+    ||  !s_ed25519_strict_ok (pub, sig))
+        return -1;
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL,
+                                                  pub, SC_PUB_LEN);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+    int rc = -1;
+    if (pkey && ctx
+    &&  EVP_DigestVerifyInit_ex (ctx, NULL, NULL, NULL, NULL, pkey, NULL) == 1
+    &&  EVP_DigestVerify (ctx, sig, sig_len, s_nonnull (msg), len) == 1)
+        rc = 0;
+    EVP_MD_CTX_free (ctx);
+    EVP_PKEY_free (pkey);
+    if (rc)
+        ERR_clear_error ();
+    return rc;
+}
+
+int
+sc_ed25519_sign_seed (const uint8_t seed [static SC_KEY_LEN],
+                      const uint8_t *msg, size_t len,
+                      uint8_t sig [static SC_SIG_LEN])
+{
+    if (!msg && len)
+        return -1;
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_private_key (EVP_PKEY_ED25519, NULL,
+                                                   seed, SC_KEY_LEN);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+    size_t sig_len = SC_SIG_LEN;
+    int rc = -1;
+    if (pkey && ctx
+    &&  EVP_DigestSignInit_ex (ctx, NULL, NULL, NULL, NULL, pkey, NULL) == 1
+    &&  EVP_DigestSign (ctx, sig, &sig_len, s_nonnull (msg), len) == 1
+    &&  sig_len == SC_SIG_LEN)
+        rc = 0;
+    EVP_MD_CTX_free (ctx);
+    EVP_PKEY_free (pkey);              //  wipes its copy of the seed
+    if (rc) {
+        sc_wipe (sig, SC_SIG_LEN);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Fingerprints and safety numbers
+
+int
+sc_fingerprint (const uint8_t pub [static SC_PUB_LEN],
+                char out [static SC_FPR_LEN + 1])
+{
+    static const char hex [] = "0123456789abcdef";
+    uint8_t hash [SC_HASH_LEN];
+    if (sc_sha256 (pub, SC_PUB_LEN, hash)) {
+        out [0] = 0;
+        return -1;
+    }
+    char *p = out;
+    for (size_t i = 0; i < SC_HASH_LEN; i++) {
+        if (i > 0 && i % 2 == 0)
+            *p++ = ':';                //  a group is 2 bytes, 4 hex chars
+        *p++ = hex [hash [i] >> 4];
+        *p++ = hex [hash [i] & 15];
+    }
+    *p = 0;
+    return 0;
+}
+
+//  H = SHA-512 (label || 0x00 || min (a, b) || max (a, b)): sorting the
+//  keys makes both ends compute the same number.
+static int
+s_safety_hash (const uint8_t *pub_a, const uint8_t *pub_b, uint8_t hash [64])
+{
+    uint8_t input [SC_SAFETY_LABEL_LEN + 1 + 2 * SC_PUB_LEN];
+    const uint8_t *lo = memcmp (pub_a, pub_b, SC_PUB_LEN) <= 0 ? pub_a : pub_b;
+    const uint8_t *hi = lo == pub_a ? pub_b : pub_a;
+    memcpy (input, SC_SAFETY_LABEL, SC_SAFETY_LABEL_LEN);
+    input [SC_SAFETY_LABEL_LEN] = 0;
+    memcpy (input + SC_SAFETY_LABEL_LEN + 1, lo, SC_PUB_LEN);
+    memcpy (input + SC_SAFETY_LABEL_LEN + 1 + SC_PUB_LEN, hi, SC_PUB_LEN);
+    unsigned int hash_len = 0;
+    if (EVP_Digest (input, sizeof input, hash, &hash_len, EVP_sha512 (), NULL) != 1
+    ||  hash_len != 64)
+        return s_fail ();
+    return 0;
+}
+
+int
+sc_safety_number (const uint8_t pub_a [static SC_PUB_LEN],
+                  const uint8_t pub_b [static SC_PUB_LEN],
+                  char out [static SC_SAFETY_LEN + 1])
+{
+    uint8_t hash [64];
+    out [0] = 0;
+    if (s_safety_hash (pub_a, pub_b, hash))
+        return -1;
+    char *p = out;
+    for (size_t i = 0; i < 12; i++) {
+        uint64_t value = 0;            //  H[5i..5i+4], 40-bit big-endian
+        for (size_t j = 0; j < 5; j++)
+            value = (value << 8) | hash [5 * i + j];
+        if (i > 0)
+            *p++ = '-';
+        //  5 digits + NUL fit: value % 100000 < 100000
+        snprintf (p, 6, "%05u", (unsigned int) (value % 100000));
+        p += 5;
+    }
+    *p = 0;
+    return 0;
+}

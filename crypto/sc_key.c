@@ -1,0 +1,551 @@
+/*  sc_key: long-term Ed25519 identities and the broker's X.509 certificate
+    (see sc_key.h for the contract).
+
+    Keys and certificates are read from files into memory and parsed from
+    there, so that a file is opened once, its mode can be checked, and the
+    bytes of a private key can be wiped afterwards. Failures are mapped to
+    the distinct sc_key_err_t codes and OpenSSL's error queue is cleared,
+    so that nothing is left behind for an unrelated later call.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include "sc_key.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/proverr.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+//  Larger files are not keys or certificates we would ever write; the
+//  limit keeps a wrong path from eating memory.
+#define SC_KEY_FILE_MAX  (1024 * 1024)
+//  The broker's certificate travels in one message; nothing bigger.
+#define SC_CERT_DER_MAX  4096
+
+struct _sc_key_t {
+    EVP_PKEY *pkey;                 //  always Ed25519
+    bool has_private;
+};
+
+struct _sc_ca_t {
+    X509_STORE *store;
+};
+
+static void
+s_set_err (int *err, int code)
+{
+    if (err)
+        *err = code;
+}
+
+//  Error exit of the loaders: forget OpenSSL's errors, report code.
+static void *
+s_fail (int *err, int code)
+{
+    ERR_clear_error ();
+    s_set_err (err, code);
+    return NULL;
+}
+
+const char *
+sc_key_strerror (int err)
+{
+    switch (err) {
+        case SC_KEY_OK:
+            return "no error";
+        case SC_KEY_EIO:
+            return "cannot open or read the file";
+        case SC_KEY_EBADPASS:
+            return "wrong password for the private key (or none given for an encrypted key)";
+        case SC_KEY_EFORMAT:
+            return "not a PEM key or certificate that secchat can read";
+        case SC_KEY_ETYPE:
+            return "the key is not an Ed25519 key";
+        case SC_KEY_ECHAIN:
+            return "the certificate is not signed by the trusted CA, or is expired or not yet valid";
+        case SC_KEY_ENAME:
+            return "the certificate is not for the expected broker name";
+        case SC_KEY_EINTERNAL:
+            return "internal error (out of memory or OpenSSL failure)";
+        default:
+            return "unknown error";
+    }
+}
+
+
+//  ---------------------------------------------------------------------
+//  Files
+
+//  Reads a regular file into a malloc'd, NUL-terminated buffer; the
+//  caller wipes and frees it. Returns 0 or an sc_key_err_t code; *mode
+//  gets the file's permission bits.
+static int
+s_read_file (const char *path, char **buf_p, size_t *len_p, mode_t *mode_p)
+{
+    if (!path)
+        return SC_KEY_EIO;
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return SC_KEY_EIO;
+    struct stat st;
+    if (fstat (fd, &st) || !S_ISREG (st.st_mode)) {
+        close (fd);
+        return SC_KEY_EIO;
+    }
+    if (st.st_size > SC_KEY_FILE_MAX) {
+        close (fd);
+        return SC_KEY_EFORMAT;
+    }
+    size_t cap = (size_t) st.st_size;
+    char *buf = malloc (cap + 1);
+    if (!buf) {
+        close (fd);
+        return SC_KEY_EINTERNAL;
+    }
+    size_t len = 0;
+    bool failed = false;
+    while (len < cap) {
+        ssize_t n = read (fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        failed = n < 0;
+        if (n <= 0)
+            break;                  //  error, or the file shrank
+        len += (size_t) n;
+    }
+    close (fd);
+    if (failed) {
+        OPENSSL_cleanse (buf, cap + 1);
+        free (buf);
+        return SC_KEY_EIO;
+    }
+    buf [len] = 0;
+    *buf_p = buf;
+    *len_p = len;
+    if (mode_p)
+        *mode_p = st.st_mode;
+    return SC_KEY_OK;
+}
+
+static void
+s_free_file (char **buf_p, size_t len)
+{
+    if (*buf_p) {
+        OPENSSL_cleanse (*buf_p, len + 1);
+        free (*buf_p);
+        *buf_p = NULL;
+    }
+}
+
+
+//  ---------------------------------------------------------------------
+//  Keys
+
+//  Takes ownership of pkey: wraps it if it is Ed25519, else frees it.
+static sc_key_t *
+s_key_wrap (EVP_PKEY *pkey, bool has_private, int *err)
+{
+    if (!pkey)
+        return s_fail (err, SC_KEY_EINTERNAL);
+    if (EVP_PKEY_get_id (pkey) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free (pkey);
+        return s_fail (err, SC_KEY_ETYPE);
+    }
+    sc_key_t *self = calloc (1, sizeof (sc_key_t));
+    if (!self) {
+        EVP_PKEY_free (pkey);
+        return s_fail (err, SC_KEY_EINTERNAL);
+    }
+    self->pkey = pkey;
+    self->has_private = has_private;
+    s_set_err (err, SC_KEY_OK);
+    return self;
+}
+
+//  OpenSSL asks for the password through this; u is the caller's password
+//  or NULL. We copy it into OpenSSL's buffer (which OpenSSL wipes) and
+//  keep nothing. -1 means "no password": the decryption then fails.
+static int
+s_password_cb (char *buf, int size, int rwflag, void *u)
+{
+    (void) rwflag;
+    const char *password = u;
+    if (!password || size < 0)
+        return -1;
+    size_t len = strlen (password);
+    if (len > (size_t) size)
+        return -1;
+    memcpy (buf, password, len);
+    return (int) len;
+}
+
+//  True when an OpenSSL error says the decryption of a key failed or no
+//  password could be had: the reasons differ by path (provider decoder,
+//  PKCS#8 PBES2 or scrypt, legacy PEM "Proc-Type: 4,ENCRYPTED").
+static bool
+s_is_password_error (unsigned long e)
+{
+    int lib = ERR_GET_LIB (e);
+    int reason = ERR_GET_REASON (e);
+    return (lib == ERR_LIB_PROV && (reason == PROV_R_BAD_DECRYPT
+                                 || reason == PROV_R_UNABLE_TO_GET_PASSPHRASE))
+        || (lib == ERR_LIB_PEM && (reason == PEM_R_BAD_DECRYPT
+                                || reason == PEM_R_BAD_PASSWORD_READ
+                                || reason == PEM_R_PROBLEMS_GETTING_PASSWORD))
+        || (lib == ERR_LIB_EVP && reason == EVP_R_BAD_DECRYPT)
+        || (lib == ERR_LIB_PKCS12 && reason == PKCS12_R_PKCS12_CIPHERFINAL_ERROR);
+}
+
+//  Why the last parse failed, from the whole error queue (which this
+//  empties): a password problem anywhere wins over a format problem.
+static int
+s_parse_error (void)
+{
+    int code = SC_KEY_EFORMAT;
+    unsigned long e;
+    while ((e = ERR_get_error ()) != 0)
+        if (s_is_password_error (e))
+            code = SC_KEY_EBADPASS;
+    return code;
+}
+
+sc_key_t *
+sc_key_private_from_pem (const char *pem, size_t len,
+                         const char *password, int *err)
+{
+    if (!pem || len == 0 || len > INT_MAX)
+        return s_fail (err, SC_KEY_EFORMAT);
+    ERR_clear_error ();             //  so that s_parse_error sees only ours
+    BIO *bio = BIO_new_mem_buf (pem, (int) len);
+    if (!bio)
+        return s_fail (err, SC_KEY_EINTERNAL);
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey (bio, NULL, s_password_cb,
+                                              (void *) password);
+    BIO_free (bio);
+    if (!pkey)
+        return s_fail (err, s_parse_error ());
+    return s_key_wrap (pkey, true, err);
+}
+
+sc_key_t *
+sc_key_load_private (const char *path, const char *password, int *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    mode_t mode = 0;
+    int rc = s_read_file (path, &pem, &len, &mode);
+    if (rc)
+        return s_fail (err, rc);
+    if (mode & (S_IRGRP | S_IROTH))
+        fprintf (stderr, "secchat: warning: private key %s is readable by "
+                         "group or others (chmod 600 it)\n", path);
+    sc_key_t *self = sc_key_private_from_pem (pem, len, password, err);
+    s_free_file (&pem, len);
+    return self;
+}
+
+sc_key_t *
+sc_key_load_public (const char *path, int *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = s_read_file (path, &pem, &len, NULL);
+    if (rc)
+        return s_fail (err, rc);
+    if (len == 0 || len > INT_MAX) {
+        s_free_file (&pem, len);
+        return s_fail (err, SC_KEY_EFORMAT);
+    }
+    ERR_clear_error ();
+    BIO *bio = BIO_new_mem_buf (pem, (int) len);
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PUBKEY (bio, NULL, s_password_cb, NULL) : NULL;
+    BIO_free (bio);
+    s_free_file (&pem, len);
+    if (!pkey)
+        return s_fail (err, bio ? SC_KEY_EFORMAT : SC_KEY_EINTERNAL);
+    return s_key_wrap (pkey, false, err);
+}
+
+sc_key_t *
+sc_key_from_raw (const uint8_t pub [static SC_PUB_LEN])
+{
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL,
+                                                  pub, SC_PUB_LEN);
+    return s_key_wrap (pkey, false, NULL);
+}
+
+sc_key_t *
+sc_key_from_seed (const uint8_t seed [static SC_KEY_LEN])
+{
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_private_key (EVP_PKEY_ED25519, NULL,
+                                                   seed, SC_KEY_LEN);
+    return s_key_wrap (pkey, true, NULL);
+}
+
+sc_key_t *
+sc_key_generate (void)
+{
+    EVP_PKEY *pkey = EVP_PKEY_Q_keygen (NULL, NULL, "ED25519");
+    return s_key_wrap (pkey, true, NULL);
+}
+
+void
+sc_key_destroy (sc_key_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sc_key_t *self = *self_p;
+    EVP_PKEY_free (self->pkey);        //  wipes the private key
+    free (self);
+    *self_p = NULL;
+}
+
+bool
+sc_key_has_private (const sc_key_t *self)
+{
+    return self && self->has_private;
+}
+
+int
+sc_key_public_raw (const sc_key_t *self, uint8_t pub [static SC_PUB_LEN])
+{
+    size_t len = SC_PUB_LEN;
+    if (!self
+    ||  EVP_PKEY_get_raw_public_key (self->pkey, pub, &len) != 1
+    ||  len != SC_PUB_LEN) {
+        ERR_clear_error ();
+        return -1;
+    }
+    return 0;
+}
+
+int
+sc_key_sign (const sc_key_t *self, const uint8_t *msg, size_t len,
+             uint8_t sig [static SC_SIG_LEN])
+{
+    static const uint8_t empty [1] = { 0 };
+    if (!sc_key_has_private (self) || (!msg && len))
+        return -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+    size_t sig_len = SC_SIG_LEN;
+    int rc = -1;
+    if (ctx
+    &&  EVP_DigestSignInit_ex (ctx, NULL, NULL, NULL, NULL, self->pkey, NULL) == 1
+    &&  EVP_DigestSign (ctx, sig, &sig_len, msg ? msg : empty, len) == 1
+    &&  sig_len == SC_SIG_LEN)
+        rc = 0;
+    EVP_MD_CTX_free (ctx);
+    if (rc) {
+        sc_wipe (sig, SC_SIG_LEN);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
+//  One strict verifier for the whole program: sc_ed25519_verify.
+int
+sc_key_verify (const sc_key_t *self, const uint8_t *msg, size_t len,
+               const uint8_t *sig, size_t sig_len)
+{
+    uint8_t pub [SC_PUB_LEN];
+    if (sc_key_public_raw (self, pub))
+        return -1;
+    return sc_ed25519_verify (pub, msg, len, sig, sig_len);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Certificates
+
+//  Reads every certificate of a PEM buffer into store; the count, or -1.
+static int
+s_store_add_pem (X509_STORE *store, const char *pem, size_t len)
+{
+    if (len == 0 || len > INT_MAX)
+        return -1;
+    BIO *bio = BIO_new_mem_buf (pem, (int) len);
+    if (!bio)
+        return -1;
+    int count = 0;
+    X509 *cert;
+    while ((cert = PEM_read_bio_X509 (bio, NULL, s_password_cb, NULL)) != NULL) {
+        int added = X509_STORE_add_cert (store, cert);
+        X509_free (cert);
+        if (added != 1) {
+            count = -1;
+            break;
+        }
+        count++;
+    }
+    //  The loop ends on "no more PEM" (fine once we have one) or on a
+    //  broken certificate (not fine).
+    unsigned long e = ERR_peek_last_error ();
+    if (count > 0 && e != 0
+    &&  !(ERR_GET_LIB (e) == ERR_LIB_PEM && ERR_GET_REASON (e) == PEM_R_NO_START_LINE))
+        count = -1;
+    BIO_free (bio);
+    ERR_clear_error ();
+    return count;
+}
+
+sc_ca_t *
+sc_ca_load (const char *path, int *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = s_read_file (path, &pem, &len, NULL);
+    if (rc)
+        return s_fail (err, rc);
+    ERR_clear_error ();
+    sc_ca_t *self = calloc (1, sizeof (sc_ca_t));
+    if (self)
+        self->store = X509_STORE_new ();
+    if (!self || !self->store) {
+        s_free_file (&pem, len);
+        sc_ca_destroy (&self);
+        return s_fail (err, SC_KEY_EINTERNAL);
+    }
+    int count = s_store_add_pem (self->store, pem, len);
+    s_free_file (&pem, len);
+    if (count <= 0) {
+        sc_ca_destroy (&self);
+        return s_fail (err, SC_KEY_EFORMAT);
+    }
+    s_set_err (err, SC_KEY_OK);
+    return self;
+}
+
+void
+sc_ca_destroy (sc_ca_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sc_ca_t *self = *self_p;
+    X509_STORE_free (self->store);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+sc_cert_load_der (const char *path, uint8_t **der, size_t *der_len)
+{
+    if (!der || !der_len)
+        return SC_KEY_EINTERNAL;
+    *der = NULL;
+    *der_len = 0;
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = s_read_file (path, &pem, &len, NULL);
+    if (rc)
+        return rc;
+    ERR_clear_error ();
+    BIO *bio = len && len <= INT_MAX ? BIO_new_mem_buf (pem, (int) len) : NULL;
+    X509 *cert = bio ? PEM_read_bio_X509 (bio, NULL, s_password_cb, NULL) : NULL;
+    BIO_free (bio);
+    s_free_file (&pem, len);
+    int n = cert ? i2d_X509 (cert, NULL) : -1;
+    rc = n > 0 ? SC_KEY_OK : SC_KEY_EFORMAT;
+    uint8_t *buf = n > 0 ? malloc ((size_t) n) : NULL;
+    if (n > 0 && !buf)
+        rc = SC_KEY_EINTERNAL;
+    unsigned char *p = buf;
+    if (buf && i2d_X509 (cert, &p) != n)
+        rc = SC_KEY_EINTERNAL;
+    X509_free (cert);
+    if (rc) {
+        free (buf);
+        ERR_clear_error ();
+        return rc;
+    }
+    *der = buf;
+    *der_len = (size_t) n;
+    return SC_KEY_OK;
+}
+
+//  Runs OpenSSL's verification of cert against the store, checking the
+//  name when given. Returns the X509_V_ result, or -1 when verification
+//  could not even be set up.
+static int
+s_verify (const sc_ca_t *ca, X509 *cert, const char *name)
+{
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new ();
+    int result = -1;
+    if (ctx && X509_STORE_CTX_init (ctx, ca->store, cert, NULL) == 1) {
+        X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param (ctx);
+        X509_VERIFY_PARAM_set_hostflags (param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        //  set1_host checks the DNS SANs, or the CN when there is none.
+        if (!name || X509_VERIFY_PARAM_set1_host (param, name, strlen (name)) == 1) {
+            int ok = X509_verify_cert (ctx);
+            result = ok == 1 ? X509_V_OK : X509_STORE_CTX_get_error (ctx);
+            if (ok != 1 && result == X509_V_OK)
+                result = X509_V_ERR_UNSPECIFIED;
+        }
+    }
+    X509_STORE_CTX_free (ctx);
+    return result;
+}
+
+//  Maps verification to our codes. OpenSSL checks the name before the
+//  signatures, so a mismatch says nothing about the chain: we verify
+//  again without the name to tell ENAME (good chain, other name) from
+//  ECHAIN (a certificate that is not from our CA at all).
+static int
+s_verify_code (const sc_ca_t *ca, X509 *cert, const char *name)
+{
+    int result = s_verify (ca, cert, name);
+    if (result == X509_V_OK)
+        return SC_KEY_OK;
+    if (result == X509_V_ERR_HOSTNAME_MISMATCH)
+        return s_verify (ca, cert, NULL) == X509_V_OK ? SC_KEY_ENAME : SC_KEY_ECHAIN;
+    return result < 0 ? SC_KEY_EINTERNAL : SC_KEY_ECHAIN;
+}
+
+sc_key_t *
+sc_cert_verify (const sc_ca_t *ca, const uint8_t *der, size_t der_len,
+                const char *name, int *err)
+{
+    if (!ca || !name)
+        return s_fail (err, SC_KEY_EINTERNAL);
+    //  An empty name would switch the name check off.
+    if (!*name)
+        return s_fail (err, SC_KEY_ENAME);
+    if (!der || der_len == 0 || der_len > SC_CERT_DER_MAX)
+        return s_fail (err, SC_KEY_EFORMAT);
+    ERR_clear_error ();
+    const unsigned char *p = der;
+    X509 *cert = d2i_X509 (NULL, &p, (long) der_len);
+    //  Exactly one certificate: trailing bytes are refused, not ignored.
+    if (!cert || p != der + der_len) {
+        X509_free (cert);
+        return s_fail (err, SC_KEY_EFORMAT);
+    }
+    int code = s_verify_code (ca, cert, name);
+    EVP_PKEY *pkey = code == SC_KEY_OK ? X509_get0_pubkey (cert) : NULL;
+    if (code == SC_KEY_OK && !pkey)
+        code = SC_KEY_EFORMAT;
+    if (pkey && EVP_PKEY_up_ref (pkey) != 1) {
+        pkey = NULL;
+        code = SC_KEY_EINTERNAL;
+    }
+    X509_free (cert);
+    if (code != SC_KEY_OK)
+        return s_fail (err, code);
+    return s_key_wrap (pkey, false, err);
+}

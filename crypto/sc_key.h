@@ -1,0 +1,79 @@
+/*  sc_key: long-term Ed25519 identities and the broker's X.509 certificate.
+
+    An sc_key_t holds an Ed25519 key (private, or public only). Private keys
+    are read from PKCS#8 PEM, encrypted under a password (as made by the
+    keys/ script or `openssl genpkey -aes-256-cbc`); a wrong password is
+    SC_KEY_EBADPASS, never a crash. Public keys travel raw (32 bytes).
+    The certificate helpers check the broker's chain against the CA the
+    client ships with and the expected broker name (CN or DNS SAN).
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#ifndef SC_KEY_H_INCLUDED
+#define SC_KEY_H_INCLUDED
+
+#include "sc_crypto.h"
+
+typedef struct _sc_key_t sc_key_t;
+
+/* Results of loading (negative, distinct; sc_key_strerror names them). */
+typedef enum {
+    SC_KEY_OK = 0,
+    SC_KEY_EIO = -1,        /* cannot open or read the file */
+    SC_KEY_EBADPASS = -2,   /* encrypted key, wrong (or no) password */
+    SC_KEY_EFORMAT = -3,    /* not a PEM key / certificate we can parse */
+    SC_KEY_ETYPE = -4,      /* parsed, but not Ed25519 */
+    SC_KEY_ECHAIN = -5,     /* certificate does not chain to the CA */
+    SC_KEY_ENAME = -6,      /* certificate is not for the expected name */
+    SC_KEY_EINTERNAL = -7
+} sc_key_err_t;
+
+const char *sc_key_strerror (int err);
+
+/* Load an Ed25519 private key from a PEM file. The password (may be NULL
+   for an unencrypted key) is only read, never kept. On failure returns
+   NULL and sets *err. Warns on stderr when the file is readable by group
+   or others. */
+sc_key_t *sc_key_load_private (const char *path, const char *password, int *err);
+/* Same from a PEM buffer in memory. */
+sc_key_t *sc_key_private_from_pem (const char *pem, size_t len,
+                                   const char *password, int *err);
+/* Load an Ed25519 public key (SubjectPublicKeyInfo PEM). */
+sc_key_t *sc_key_load_public (const char *path, int *err);
+/* A public key from its raw 32 bytes (as received from the broker). */
+sc_key_t *sc_key_from_raw (const uint8_t pub[static SC_PUB_LEN]);
+/* A private key from a raw 32-byte seed (tests). */
+sc_key_t *sc_key_from_seed (const uint8_t seed[static SC_KEY_LEN]);
+/* A new random Ed25519 private key (tests). */
+sc_key_t *sc_key_generate (void);
+void sc_key_destroy (sc_key_t **self_p);
+
+bool sc_key_has_private (const sc_key_t *self);
+/* The raw public key. */
+int sc_key_public_raw (const sc_key_t *self, uint8_t pub[static SC_PUB_LEN]) SC_MUST_CHECK;
+int sc_key_sign (const sc_key_t *self, const uint8_t *msg, size_t len,
+                 uint8_t sig[static SC_SIG_LEN]) SC_MUST_CHECK;
+/* Strict verification (see sc_ed25519_verify). 0 valid, -1 not. */
+int sc_key_verify (const sc_key_t *self, const uint8_t *msg, size_t len,
+                   const uint8_t *sig, size_t sig_len) SC_MUST_CHECK;
+
+/* ---- Certificates --------------------------------------------------- */
+typedef struct _sc_ca_t sc_ca_t;
+
+/* A trust store from a PEM file holding one or more CA certificates. */
+sc_ca_t *sc_ca_load (const char *path, int *err);
+void sc_ca_destroy (sc_ca_t **self_p);
+
+/* Read the first certificate of a PEM file as DER (the broker sends it).
+   *der is malloc'd, the caller frees it. */
+int sc_cert_load_der (const char *path, uint8_t **der, size_t *der_len) SC_MUST_CHECK;
+/* Verify a DER certificate: it must chain to the store, be valid now,
+   have an Ed25519 key, and name `name` as DNS SAN (or CN when it has no
+   SAN). On success returns the certificate's public key; NULL and *err
+   otherwise. */
+sc_key_t *sc_cert_verify (const sc_ca_t *ca, const uint8_t *der, size_t der_len,
+                          const char *name, int *err);
+
+#endif

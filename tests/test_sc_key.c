@@ -1,0 +1,740 @@
+/*  test_sc_key: Ed25519 identities and the broker certificate, against
+    real files made at test time by the `openssl` command line in a fresh
+    temporary directory (removed at the end): keys encrypted with PBES2
+    (aes-256-cbc) and with scrypt, unencrypted, empty password, RSA,
+    garbage; a CA and broker certificates, good and bad.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "sc_key.h"
+#include "sc_testvec.h"
+
+#define PASSWORD "correct horse battery"
+
+typedef struct {
+    char dir [64];
+} s_fixture_t;
+
+static s_fixture_t s_fixture;
+
+//  A path inside the fixture directory (static buffer, rotating).
+static const char *
+s_path (const char *name)
+{
+    static char paths [4][384];     //  dir (64) + / + a d_name (256)
+    static int next = 0;
+    char *path = paths [next++ % 4];
+    snprintf (path, sizeof paths [0], "%s/%s", s_fixture.dir, name);
+    return path;
+}
+
+//  Runs a shell command in the fixture directory; 0 when it exited 0.
+//  Output goes to openssl.log there, shown when something fails.
+__attribute__ ((format (printf, 1, 2)))
+static int
+s_run (const char *format, ...)
+{
+    char command [2048], line [1024];
+    va_list args;
+    va_start (args, format);
+    int n = vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    if (n < 0 || (size_t) n >= sizeof line)
+        return -1;
+    snprintf (command, sizeof command, "cd '%s' && ( %s ) >>openssl.log 2>&1",
+              s_fixture.dir, line);
+    int status = system (command);
+    if (status == -1 || !WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+        fprintf (stderr, "fixture command failed: %s\n", line);
+        snprintf (command, sizeof command, "tail -20 '%s/openssl.log' >&2", s_fixture.dir);
+        if (system (command) == -1)
+            perror ("system");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_write (const char *name, const void *data, size_t len, mode_t mode)
+{
+    int fd = open (s_path (name), O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write (fd, data, len);
+    int rc = close (fd);
+    if (n < 0 || (size_t) n != len || rc)
+        return -1;
+    return chmod (s_path (name), mode);
+}
+
+//  The configuration of our test PKI, independent of the system's
+//  openssl.cnf.
+static const char s_openssl_cnf [] =
+    "[req]\n"
+    "distinguished_name = dn\n"
+    "prompt = no\n"
+    "[dn]\n"
+    "CN = secchat test CA\n"
+    "[v3_ca]\n"
+    "basicConstraints = critical, CA:TRUE\n"
+    "keyUsage = critical, keyCertSign, cRLSign\n"
+    "subjectKeyIdentifier = hash\n"
+    "[v3_broker]\n"
+    "basicConstraints = CA:FALSE\n"
+    "keyUsage = critical, digitalSignature\n"
+    "subjectAltName = DNS:secbroker\n"
+    "subjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid\n"
+    "[v3_cn_only]\n"
+    "basicConstraints = CA:FALSE\n"
+    "subjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid\n"
+    "[v3_other_san]\n"
+    "basicConstraints = CA:FALSE\n"
+    "subjectAltName = DNS:other.example\n"
+    "authorityKeyIdentifier = keyid\n";
+
+//  A CA: key ca_name.key, self-signed certificate ca_name.pem.
+static int
+s_make_ca (const char *ca_name, const char *cn)
+{
+    return s_run ("openssl genpkey -algorithm ed25519 -out %s.key", ca_name)
+        || s_run ("openssl req -config openssl.cnf -x509 -new -key %s.key -subj '/CN=%s'"
+                  " -extensions v3_ca -days 30 -out %s.pem", ca_name, cn, ca_name);
+}
+
+//  A certificate for key key_name.key, with subject CN=cn and the given
+//  extension section, signed by CA ca_name, into cert_name.pem.
+static int
+s_make_cert (const char *cert_name, const char *key_name, const char *cn,
+             const char *section, const char *ca_name)
+{
+    return s_run ("openssl req -config openssl.cnf -new -key %s.key -subj '/CN=%s'"
+                  " -out %s.csr", key_name, cn, cert_name)
+        || s_run ("openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key -set_serial 7"
+                  " -days 30 -extfile openssl.cnf -extensions %s -out %s.pem",
+                  cert_name, ca_name, ca_name, section, cert_name);
+}
+
+static int
+s_make_keys (void)
+{
+    return s_run ("openssl genpkey -algorithm ed25519 -out plain.key")
+        || s_run ("openssl genpkey -algorithm ed25519 -aes-256-cbc -pass 'pass:" PASSWORD "'"
+                  " -out cbc.key")
+        || s_run ("openssl pkcs8 -topk8 -scrypt -in plain.key -passout 'pass:" PASSWORD "'"
+                  " -out scrypt.key")
+        || s_run ("openssl genpkey -algorithm ed25519 -aes-256-cbc -pass pass: -out empty.key")
+        || s_run ("openssl pkey -in plain.key -pubout -out plain.pub")
+        || s_run ("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key")
+        || s_run ("openssl pkey -in rsa.key -aes-256-cbc -passout 'pass:" PASSWORD "'"
+                  " -out rsa-enc.key")
+        || s_run ("openssl pkey -in rsa.key -pubout -out rsa.pub")
+        || s_run ("chmod 600 *.key plain.pub");
+}
+
+static int
+s_make_certs (void)
+{
+    return s_make_ca ("ca", "secchat test CA")
+        || s_make_ca ("ca2", "another CA")
+        || s_run ("openssl genpkey -algorithm ed25519 -out broker.key")
+        || s_make_cert ("broker", "broker", "secbroker", "v3_broker", "ca")
+        || s_make_cert ("broker2", "broker", "secbroker", "v3_broker", "ca2")
+        || s_make_cert ("cn-only", "broker", "secbroker", "v3_cn_only", "ca")
+        || s_make_cert ("other-san", "broker", "secbroker", "v3_other_san", "ca")
+        || s_make_cert ("rsa-broker", "rsa", "secbroker", "v3_broker", "ca")
+        || s_make_cert ("big", "broker", "secbroker", "v3_big", "ca")
+        || s_run ("cat ca.pem ca2.pem > both-cas.pem")
+        || s_run ("cat ca.pem broken-cert.pem > ca-then-broken.pem")
+        || s_run ("openssl pkey -in broker.key -pubout -out broker.pub");
+}
+
+static int s_teardown (void **state);
+
+//  openssl.cnf plus a section whose SANs make a certificate over 4096
+//  bytes of DER, the most sc_cert_verify takes.
+static int
+s_write_openssl_cnf (void)
+{
+    static char cnf [sizeof s_openssl_cnf + 8192];
+    int used = snprintf (cnf, sizeof cnf, "%s[v3_big]\nsubjectAltName = DNS:secbroker",
+                         s_openssl_cnf);
+    for (int i = 0; i < 100 && used > 0 && (size_t) used < sizeof cnf; i++)
+        used += snprintf (cnf + used, sizeof cnf - (size_t) used,
+                          ", DNS:padding-%03d-xxxxxxxxxxxxxxxxxxxxxxxxxxxx.example", i);
+    if (used < 0 || (size_t) used + 2 >= sizeof cnf)
+        return -1;
+    strcat (cnf, "\n");
+    return s_write ("openssl.cnf", cnf, strlen (cnf), 0644);
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    snprintf (s_fixture.dir, sizeof s_fixture.dir, "/tmp/test_sc_key.XXXXXX");
+    if (!mkdtemp (s_fixture.dir))
+        return -1;
+    static const char garbage [] = "this is not a key\nnor a certificate\n";
+    static const char broken_cert [] =
+        "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n";
+    if (s_write_openssl_cnf ()
+    ||  s_write ("broken-cert.pem", broken_cert, strlen (broken_cert), 0644)
+    ||  s_write ("garbage.key", garbage, strlen (garbage), 0600)
+    ||  s_write ("garbage.pem", garbage, strlen (garbage), 0644)
+    ||  s_write ("empty-file.key", "", 0, 0600))
+        return -1;
+    if (s_make_keys () || s_make_certs ()) {
+        s_teardown (state);         //  cmocka does not call it when setup fails
+        return -1;
+    }
+    return 0;
+}
+
+//  Removes the fixture directory (flat: files only).
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    DIR *dir = opendir (s_fixture.dir);
+    if (!dir)
+        return -1;
+    struct dirent *entry;
+    int rc = 0;
+    while ((entry = readdir (dir)) != NULL)
+        if (strcmp (entry->d_name, ".") && strcmp (entry->d_name, ".."))
+            if (unlink (s_path (entry->d_name)))
+                rc = -1;
+    closedir (dir);
+    if (rmdir (s_fixture.dir))
+        rc = -1;
+    return rc;
+}
+
+//  Loading must fail with code, leave no key and no OpenSSL error behind.
+static void
+s_load_fails (const char *name, const char *password, int code)
+{
+    int err = 12345;
+    sc_key_t *key = sc_key_load_private (s_path (name), password, &err);
+    assert_null (key);
+    assert_int_equal (err, code);
+    assert_int_equal (ERR_peek_error (), 0);
+}
+
+//  Loads a private key that must load, and proves it signs.
+static void
+s_load_works (const char *name, const char *password)
+{
+    int err = 12345;
+    sc_key_t *key = sc_key_load_private (s_path (name), password, &err);
+    assert_non_null (key);
+    assert_int_equal (err, SC_KEY_OK);
+    assert_true (sc_key_has_private (key));
+    uint8_t sig [SC_SIG_LEN];
+    assert_int_equal (sc_key_sign (key, (const uint8_t *) "hi", 2, sig), 0);
+    assert_int_equal (sc_key_verify (key, (const uint8_t *) "hi", 2, sig, SC_SIG_LEN), 0);
+    sc_key_destroy (&key);
+    assert_null (key);
+    sc_key_destroy (&key);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Private keys
+
+static void
+test_strerror (void **state)
+{
+    (void) state;
+    const char *seen [8];
+    for (int code = 0; code >= SC_KEY_EINTERNAL; code--) {
+        const char *text = sc_key_strerror (code);
+        assert_non_null (text);
+        assert_true (strlen (text) > 5);
+        for (int other = 0; other > code; other--)
+            assert_string_not_equal (text, seen [-other]);
+        seen [-code] = text;
+    }
+    assert_non_null (strstr (sc_key_strerror (SC_KEY_EBADPASS), "wrong password"));
+    assert_string_equal (sc_key_strerror (-99), "unknown error");
+    assert_string_equal (sc_key_strerror (1), "unknown error");
+}
+
+static void
+test_encrypted_pbes2 (void **state)
+{
+    (void) state;
+    s_load_works ("cbc.key", PASSWORD);
+    s_load_fails ("cbc.key", "wrong password", SC_KEY_EBADPASS);
+    s_load_fails ("cbc.key", NULL, SC_KEY_EBADPASS);
+    s_load_fails ("cbc.key", "", SC_KEY_EBADPASS);
+    s_load_fails ("cbc.key", PASSWORD " ", SC_KEY_EBADPASS);
+}
+
+static void
+test_encrypted_scrypt (void **state)
+{
+    (void) state;
+    s_load_works ("scrypt.key", PASSWORD);
+    s_load_fails ("scrypt.key", "wrong password", SC_KEY_EBADPASS);
+    s_load_fails ("scrypt.key", NULL, SC_KEY_EBADPASS);
+    s_load_fails ("scrypt.key", "", SC_KEY_EBADPASS);
+}
+
+//  Encrypted under the empty password: "" opens it, no password does not.
+static void
+test_empty_password (void **state)
+{
+    (void) state;
+    s_load_works ("empty.key", "");
+    s_load_fails ("empty.key", NULL, SC_KEY_EBADPASS);
+    s_load_fails ("empty.key", "x", SC_KEY_EBADPASS);
+}
+
+//  Unencrypted: loads with or without a password (which is not used).
+static void
+test_unencrypted (void **state)
+{
+    (void) state;
+    s_load_works ("plain.key", NULL);
+    s_load_works ("plain.key", "ignored");
+}
+
+static void
+test_wrong_files (void **state)
+{
+    (void) state;
+    s_load_fails ("rsa.key", NULL, SC_KEY_ETYPE);
+    s_load_fails ("rsa-enc.key", PASSWORD, SC_KEY_ETYPE);
+    s_load_fails ("rsa-enc.key", "wrong", SC_KEY_EBADPASS);
+    s_load_fails ("garbage.key", NULL, SC_KEY_EFORMAT);
+    s_load_fails ("garbage.key", PASSWORD, SC_KEY_EFORMAT);
+    s_load_fails ("empty-file.key", NULL, SC_KEY_EFORMAT);
+    s_load_fails ("plain.pub", NULL, SC_KEY_EFORMAT);
+    s_load_fails ("no-such-file.key", PASSWORD, SC_KEY_EIO);
+    s_load_fails (".", NULL, SC_KEY_EIO);        //  a directory
+
+    //  The error pointer is optional.
+    assert_null (sc_key_load_private (s_path ("garbage.key"), NULL, NULL));
+    assert_int_equal (ERR_peek_error (), 0);
+}
+
+//  Reads a fixture file into memory (for the _from_pem variant).
+static char *
+s_slurp (const char *name, size_t *len)
+{
+    FILE *file = fopen (s_path (name), "rb");
+    assert_non_null (file);
+    static char buf [8192];
+    *len = fread (buf, 1, sizeof buf - 1, file);
+    assert_int_equal (fclose (file), 0);
+    buf [*len] = 0;
+    return buf;
+}
+
+static void
+test_private_from_pem (void **state)
+{
+    (void) state;
+    size_t len;
+    char *pem = s_slurp ("scrypt.key", &len);
+    int err = 12345;
+    sc_key_t *key = sc_key_private_from_pem (pem, len, PASSWORD, &err);
+    assert_non_null (key);
+    assert_int_equal (err, SC_KEY_OK);
+    sc_key_destroy (&key);
+    assert_null (sc_key_private_from_pem (pem, len, "nope", &err));
+    assert_int_equal (err, SC_KEY_EBADPASS);
+    assert_null (sc_key_private_from_pem (pem, 0, PASSWORD, &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    //  Cut in the middle of the base64: not a key any more.
+    assert_null (sc_key_private_from_pem (pem, len / 2, PASSWORD, &err));
+    assert_true (err == SC_KEY_EFORMAT);
+    assert_int_equal (ERR_peek_error (), 0);
+}
+
+//  Captures what sc_key_load_private writes to stderr.
+static void
+s_load_capturing_stderr (const char *name, char *out, size_t size)
+{
+    const char *capture = s_path ("stderr.txt");
+    fflush (stderr);
+    int saved = dup (2);
+    int fd = open (capture, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true (saved >= 0 && fd >= 0);
+    assert_true (dup2 (fd, 2) == 2);
+    close (fd);
+    int err;
+    sc_key_t *key = sc_key_load_private (s_path (name), NULL, &err);
+    fflush (stderr);
+    assert_true (dup2 (saved, 2) == 2);
+    close (saved);
+    assert_non_null (key);
+    sc_key_destroy (&key);
+    FILE *file = fopen (capture, "r");
+    assert_non_null (file);
+    size_t n = fread (out, 1, size - 1, file);
+    fclose (file);
+    out [n] = 0;
+}
+
+static void
+test_permission_warning (void **state)
+{
+    (void) state;
+    char text [1024];
+    s_load_capturing_stderr ("plain.key", text, sizeof text);
+    assert_string_equal (text, "");                 //  mode 600: quiet
+    assert_int_equal (chmod (s_path ("plain.key"), 0640), 0);
+    s_load_capturing_stderr ("plain.key", text, sizeof text);
+    assert_int_equal (chmod (s_path ("plain.key"), 0600), 0);
+    assert_non_null (strstr (text, s_path ("plain.key")));
+    assert_non_null (strstr (text, "readable"));
+    //  Exactly one line.
+    char *newline = strchr (text, '\n');
+    assert_non_null (newline);
+    assert_int_equal (newline [1], 0);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Public keys, raw keys, signatures
+
+static void
+test_public_keys (void **state)
+{
+    (void) state;
+    int err = 12345;
+    sc_key_t *priv = sc_key_load_private (s_path ("plain.key"), NULL, &err);
+    sc_key_t *pub = sc_key_load_public (s_path ("plain.pub"), &err);
+    assert_non_null (priv);
+    assert_non_null (pub);
+    assert_int_equal (err, SC_KEY_OK);
+    assert_false (sc_key_has_private (pub));
+
+    uint8_t raw [SC_PUB_LEN], raw2 [SC_PUB_LEN], sig [SC_SIG_LEN];
+    assert_int_equal (sc_key_public_raw (priv, raw), 0);
+    assert_int_equal (sc_key_public_raw (pub, raw2), 0);
+    assert_memory_equal (raw, raw2, SC_PUB_LEN);
+    sc_key_t *from_raw = sc_key_from_raw (raw);
+    assert_non_null (from_raw);
+    assert_false (sc_key_has_private (from_raw));
+
+    const uint8_t *msg = (const uint8_t *) "a message to sign";
+    assert_int_equal (sc_key_sign (priv, msg, 17, sig), 0);
+    assert_int_equal (sc_key_verify (pub, msg, 17, sig, SC_SIG_LEN), 0);
+    assert_int_equal (sc_key_verify (from_raw, msg, 17, sig, SC_SIG_LEN), 0);
+    assert_int_equal (sc_ed25519_verify (raw, msg, 17, sig, SC_SIG_LEN), 0);
+    assert_int_equal (sc_key_verify (pub, msg, 16, sig, SC_SIG_LEN), -1);
+    assert_int_equal (sc_key_verify (pub, msg, 17, sig, SC_SIG_LEN - 1), -1);
+    sig [5] ^= 0x10;
+    assert_int_equal (sc_key_verify (pub, msg, 17, sig, SC_SIG_LEN), -1);
+    assert_int_equal (sc_key_verify (from_raw, msg, 17, sig, SC_SIG_LEN), -1);
+    //  A public key cannot sign.
+    assert_int_equal (sc_key_sign (pub, msg, 17, sig), -1);
+    assert_int_equal (sc_key_sign (from_raw, msg, 17, sig), -1);
+
+    assert_null (sc_key_load_public (s_path ("rsa.pub"), &err));
+    assert_int_equal (err, SC_KEY_ETYPE);
+    assert_null (sc_key_load_public (s_path ("plain.key"), &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    assert_null (sc_key_load_public (s_path ("garbage.pem"), &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    assert_null (sc_key_load_public (s_path ("nothing.pub"), &err));
+    assert_int_equal (err, SC_KEY_EIO);
+    assert_int_equal (ERR_peek_error (), 0);
+
+    sc_key_destroy (&priv);
+    sc_key_destroy (&pub);
+    sc_key_destroy (&from_raw);
+}
+
+//  RFC 8032 TEST 1 through sc_key: the seed gives the RFC's public key
+//  and signature.
+static void
+test_seed_and_generate (void **state)
+{
+    (void) state;
+    uint8_t seed [32], expected_pub [32], expected_sig [64], pub [32], sig [64];
+    assert_int_equal (sc_testvec_unhex (
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", seed, 32), 32);
+    assert_int_equal (sc_testvec_unhex (
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", expected_pub, 32), 32);
+    assert_int_equal (sc_testvec_unhex (
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        expected_sig, 64), 64);
+    sc_key_t *key = sc_key_from_seed (seed);
+    assert_non_null (key);
+    assert_true (sc_key_has_private (key));
+    assert_int_equal (sc_key_public_raw (key, pub), 0);
+    assert_memory_equal (pub, expected_pub, 32);
+    assert_int_equal (sc_key_sign (key, NULL, 0, sig), 0);
+    assert_memory_equal (sig, expected_sig, 64);
+    sc_key_destroy (&key);
+
+    sc_key_t *a = sc_key_generate ();
+    sc_key_t *b = sc_key_generate ();
+    assert_non_null (a);
+    assert_non_null (b);
+    uint8_t pub_b [32];
+    assert_int_equal (sc_key_public_raw (a, pub), 0);
+    assert_int_equal (sc_key_public_raw (b, pub_b), 0);
+    assert_memory_not_equal (pub, pub_b, 32);
+    assert_int_equal (sc_key_sign (a, (const uint8_t *) "x", 1, sig), 0);
+    assert_int_equal (sc_key_verify (a, (const uint8_t *) "x", 1, sig, 64), 0);
+    assert_int_equal (sc_key_verify (b, (const uint8_t *) "x", 1, sig, 64), -1);
+    sc_key_destroy (&a);
+    sc_key_destroy (&b);
+    assert_false (sc_key_has_private (NULL));
+}
+
+
+//  ---------------------------------------------------------------------
+//  Certificates
+
+static sc_ca_t *
+s_ca (const char *name)
+{
+    int err = 12345;
+    sc_ca_t *ca = sc_ca_load (s_path (name), &err);
+    assert_non_null (ca);
+    assert_int_equal (err, SC_KEY_OK);
+    return ca;
+}
+
+//  Verifies cert_name.pem against ca for name; returns the error code
+//  and checks the key comes back exactly on success.
+static int
+s_verify (const sc_ca_t *ca, const char *cert_name, const char *name)
+{
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    char file [64];
+    snprintf (file, sizeof file, "%s.pem", cert_name);
+    assert_int_equal (sc_cert_load_der (s_path (file), &der, &der_len), 0);
+    assert_non_null (der);
+    int err = 12345;
+    sc_key_t *key = sc_cert_verify (ca, der, der_len, name, &err);
+    free (der);
+    assert_int_equal (ERR_peek_error (), 0);
+    if (!key) {
+        assert_int_not_equal (err, SC_KEY_OK);
+        return err;
+    }
+    assert_int_equal (err, SC_KEY_OK);
+    assert_false (sc_key_has_private (key));
+    sc_key_destroy (&key);
+    return SC_KEY_OK;
+}
+
+static void
+test_cert_good (void **state)
+{
+    (void) state;
+    sc_ca_t *ca = s_ca ("ca.pem");
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    assert_int_equal (sc_cert_load_der (s_path ("broker.pem"), &der, &der_len), 0);
+    int err = 12345;
+    sc_key_t *key = sc_cert_verify (ca, der, der_len, "secbroker", &err);
+    assert_non_null (key);
+    assert_int_equal (err, SC_KEY_OK);
+    //  It is the broker's key.
+    sc_key_t *expected = sc_key_load_public (s_path ("broker.pub"), &err);
+    assert_non_null (expected);
+    uint8_t raw [32], raw_expected [32];
+    assert_int_equal (sc_key_public_raw (key, raw), 0);
+    assert_int_equal (sc_key_public_raw (expected, raw_expected), 0);
+    assert_memory_equal (raw, raw_expected, 32);
+    sc_key_destroy (&key);
+    sc_key_destroy (&expected);
+    free (der);
+
+    //  Without SAN, the CN is the name.
+    assert_int_equal (s_verify (ca, "cn-only", "secbroker"), SC_KEY_OK);
+    sc_ca_destroy (&ca);
+    assert_null (ca);
+    sc_ca_destroy (&ca);
+
+    //  A store with several CAs trusts each.
+    ca = s_ca ("both-cas.pem");
+    assert_int_equal (s_verify (ca, "broker", "secbroker"), SC_KEY_OK);
+    assert_int_equal (s_verify (ca, "broker2", "secbroker"), SC_KEY_OK);
+    sc_ca_destroy (&ca);
+}
+
+static void
+test_cert_wrong_name (void **state)
+{
+    (void) state;
+    sc_ca_t *ca = s_ca ("ca.pem");
+    assert_int_equal (s_verify (ca, "broker", "other"), SC_KEY_ENAME);
+    assert_int_equal (s_verify (ca, "broker", "secbroker.example"), SC_KEY_ENAME);
+    assert_int_equal (s_verify (ca, "broker", "secbroke"), SC_KEY_ENAME);
+    assert_int_equal (s_verify (ca, "broker", ""), SC_KEY_ENAME);
+    assert_int_equal (s_verify (ca, "cn-only", "other"), SC_KEY_ENAME);
+    //  With a SAN, the CN no longer counts.
+    assert_int_equal (s_verify (ca, "other-san", "secbroker"), SC_KEY_ENAME);
+    assert_int_equal (s_verify (ca, "other-san", "other.example"), SC_KEY_OK);
+    sc_ca_destroy (&ca);
+}
+
+static void
+test_cert_wrong_ca (void **state)
+{
+    (void) state;
+    sc_ca_t *ca = s_ca ("ca.pem");
+    assert_int_equal (s_verify (ca, "broker2", "secbroker"), SC_KEY_ECHAIN);
+    //  A wrong name does not hide a wrong chain.
+    assert_int_equal (s_verify (ca, "broker2", "other"), SC_KEY_ECHAIN);
+    //  The CA's own certificate is not the broker's.
+    assert_int_equal (s_verify (ca, "ca2", "secbroker"), SC_KEY_ECHAIN);
+    sc_ca_destroy (&ca);
+}
+
+static void
+test_cert_not_ed25519 (void **state)
+{
+    (void) state;
+    sc_ca_t *ca = s_ca ("ca.pem");
+    assert_int_equal (s_verify (ca, "rsa-broker", "secbroker"), SC_KEY_ETYPE);
+    sc_ca_destroy (&ca);
+}
+
+static void
+test_cert_bad_der (void **state)
+{
+    (void) state;
+    sc_ca_t *ca = s_ca ("ca.pem");
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    int err = 12345;
+    assert_int_equal (sc_cert_load_der (s_path ("broker.pem"), &der, &der_len), 0);
+    assert_true (der_len < 4096);
+    uint8_t *longer = malloc (4097);
+    assert_non_null (longer);
+    memcpy (longer, der, der_len);
+
+    //  One trailing byte after a good certificate.
+    longer [der_len] = 0;
+    assert_null (sc_cert_verify (ca, longer, der_len + 1, "secbroker", &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    //  Truncated.
+    assert_null (sc_cert_verify (ca, der, der_len - 1, "secbroker", &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    assert_null (sc_cert_verify (ca, der, 0, "secbroker", &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    //  Over the size limit, even with a good certificate in front.
+    memset (longer + der_len, 0, 4097 - der_len);
+    assert_null (sc_cert_verify (ca, longer, 4097, "secbroker", &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    //  Garbage.
+    static const uint8_t garbage [] = "\x30\x82\x01\x00 this is not DER";
+    assert_null (sc_cert_verify (ca, garbage, sizeof garbage, "secbroker", &err));
+    assert_true (err == SC_KEY_EFORMAT || err == SC_KEY_ECHAIN);
+    //  One flipped bit in the signature: parses, but does not chain,
+    //  whatever the name (OpenSSL checks the name before signatures).
+    der [der_len - 1] ^= 0x01;
+    assert_null (sc_cert_verify (ca, der, der_len, "secbroker", &err));
+    assert_int_equal (err, SC_KEY_ECHAIN);
+    assert_null (sc_cert_verify (ca, der, der_len, "other", &err));
+    assert_int_equal (err, SC_KEY_ECHAIN);
+    der [der_len - 1] ^= 0x01;
+    //  And back as it was, it verifies: the failures were the changes.
+    sc_key_t *key = sc_cert_verify (ca, der, der_len, "secbroker", &err);
+    assert_non_null (key);
+    sc_key_destroy (&key);
+    assert_int_equal (ERR_peek_error (), 0);
+    free (longer);
+    free (der);
+
+    //  A good certificate for the right name, but over 4096 bytes.
+    assert_int_equal (sc_cert_load_der (s_path ("big.pem"), &der, &der_len), 0);
+    assert_true (der_len > 4096);
+    assert_null (sc_cert_verify (ca, der, der_len, "secbroker", &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    free (der);
+    sc_ca_destroy (&ca);
+}
+
+static void
+test_cert_files (void **state)
+{
+    (void) state;
+    int err = 12345;
+    assert_null (sc_ca_load (s_path ("missing.pem"), &err));
+    assert_int_equal (err, SC_KEY_EIO);
+    assert_null (sc_ca_load (s_path ("garbage.pem"), &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    assert_null (sc_ca_load (s_path ("plain.pub"), &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    //  A good CA then a broken certificate: the file is refused.
+    assert_null (sc_ca_load (s_path ("ca-then-broken.pem"), &err));
+    assert_int_equal (err, SC_KEY_EFORMAT);
+    assert_int_equal (ERR_peek_error (), 0);
+
+    static uint8_t dummy [1];
+    uint8_t *der = dummy;
+    size_t der_len = 99;
+    assert_int_equal (sc_cert_load_der (s_path ("missing.pem"), &der, &der_len), SC_KEY_EIO);
+    assert_null (der);
+    assert_int_equal (der_len, 0);
+    assert_int_equal (sc_cert_load_der (s_path ("garbage.pem"), &der, &der_len), SC_KEY_EFORMAT);
+    assert_null (der);
+    //  The first certificate of a file with two.
+    assert_int_equal (sc_cert_load_der (s_path ("both-cas.pem"), &der, &der_len), 0);
+    uint8_t *first = NULL;
+    size_t first_len = 0;
+    assert_int_equal (sc_cert_load_der (s_path ("ca.pem"), &first, &first_len), 0);
+    assert_int_equal (der_len, first_len);
+    assert_memory_equal (der, first, der_len);
+    free (der);
+    free (first);
+    assert_int_equal (ERR_peek_error (), 0);
+}
+
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_strerror),
+        cmocka_unit_test (test_encrypted_pbes2),
+        cmocka_unit_test (test_encrypted_scrypt),
+        cmocka_unit_test (test_empty_password),
+        cmocka_unit_test (test_unencrypted),
+        cmocka_unit_test (test_wrong_files),
+        cmocka_unit_test (test_private_from_pem),
+        cmocka_unit_test (test_permission_warning),
+        cmocka_unit_test (test_public_keys),
+        cmocka_unit_test (test_seed_and_generate),
+        cmocka_unit_test (test_cert_good),
+        cmocka_unit_test (test_cert_wrong_name),
+        cmocka_unit_test (test_cert_wrong_ca),
+        cmocka_unit_test (test_cert_not_ed25519),
+        cmocka_unit_test (test_cert_bad_der),
+        cmocka_unit_test (test_cert_files),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}

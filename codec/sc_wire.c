@@ -1,0 +1,128 @@
+/*  sc_wire: messages to and from envelope bytes, plain or sealed.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_wire.h"
+
+const char *
+sc_wire_strerror (int err)
+{
+    switch (err) {
+        case SC_CHANNEL_EAUTH:     return "envelope does not authenticate";
+        case SC_CHANNEL_EREPLAY:   return "replayed or reordered envelope";
+        case SC_CHANNEL_ELIMIT:    return "session counter exhausted";
+        case SC_CHANNEL_EINTERNAL: return "internal crypto error";
+        default:                   return sc_codec_strerror (err);
+    }
+}
+
+int
+sc_wire_plain (const sc_msg_t *msg, uint8_t **out, size_t *out_len)
+{
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    if (sc_msg_encode (msg, &body, &body_len))
+        return -1;
+    int rc = sc_envelope_encode (msg->opcode, 0, body, body_len, out, out_len);
+    free (body);
+    return rc ? -1 : 0;
+}
+
+int
+sc_wire_open_plain (const uint8_t *buf, size_t len, sc_msg_t *msg)
+{
+    sc_envelope_t env;
+    sc_msg_init (msg, 0);
+    int rc = sc_envelope_decode (buf, len, &env);
+    if (rc)
+        return rc;
+    return sc_msg_decode (env.opcode, env.body, env.body_len, msg);
+}
+
+int
+sc_wire_seal_raw (sc_channel_t *ch, uint8_t opcode, const uint8_t *body,
+                  size_t body_len, uint8_t **out, size_t *out_len)
+{
+    if (body_len > SC_ENVELOPE_MAX)
+        return SC_CODEC_ESIZE;
+    uint8_t *ct = malloc (body_len + SC_TAG_LEN);
+    if (!ct)
+        return SC_CODEC_ENOMEM;
+    uint64_t seq = 0;
+    int rc = sc_channel_seal (ch, SC_PROTO_VERSION, opcode, body, body_len, &seq, ct);
+    if (rc == 0 && sc_envelope_encode (opcode, seq, ct, body_len + SC_TAG_LEN, out, out_len))
+        rc = SC_CODEC_ENOMEM;
+    free (ct);          /* ciphertext: nothing secret */
+    return rc;
+}
+
+int
+sc_wire_seal (sc_channel_t *ch, const sc_msg_t *msg, uint8_t **out, size_t *out_len)
+{
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    if (sc_msg_encode (msg, &body, &body_len))
+        return -1;
+    int rc = sc_wire_seal_raw (ch, msg->opcode, body, body_len, out, out_len);
+    sc_wipe (body, body_len);
+    free (body);
+    return rc;
+}
+
+int
+sc_wire_open_raw (sc_channel_t *ch, const uint8_t *buf, size_t len,
+                  uint8_t *opcode, uint8_t **body, size_t *body_len)
+{
+    sc_envelope_t env;
+    *body = NULL;
+    int rc = sc_envelope_decode (buf, len, &env);
+    if (rc)
+        return rc;
+    if (env.body_len < SC_TAG_LEN)
+        return SC_CHANNEL_EAUTH;
+    size_t pt_len = env.body_len - SC_TAG_LEN;
+    uint8_t *pt = malloc (pt_len ? pt_len : 1);
+    if (!pt)
+        return SC_CODEC_ENOMEM;
+    rc = sc_channel_open (ch, env.version, env.opcode, env.seq,
+                          env.body, env.body_len, pt);
+    if (rc) {
+        free (pt);
+        return rc;
+    }
+    *opcode = env.opcode;
+    *body = pt;
+    *body_len = pt_len;
+    return 0;
+}
+
+int
+sc_wire_open (sc_channel_t *ch, const uint8_t *buf, size_t len, sc_msg_t *msg)
+{
+    uint8_t opcode = 0, *body = NULL;
+    size_t body_len = 0;
+    sc_msg_init (msg, 0);
+    int rc = sc_wire_open_raw (ch, buf, len, &opcode, &body, &body_len);
+    if (rc)
+        return rc;
+    rc = sc_msg_decode (opcode, body, body_len, msg);
+    sc_wipe (body, body_len);
+    free (body);
+    return rc;
+}
+
+int
+sc_wire_peek (const uint8_t *buf, size_t len, uint8_t *opcode, uint64_t *seq)
+{
+    sc_envelope_t env;
+    if (sc_envelope_decode (buf, len, &env))
+        return -1;
+    *opcode = env.opcode;
+    *seq = env.seq;
+    return 0;
+}

@@ -1,0 +1,453 @@
+/*  sc_handshake: the client-broker login handshake, SIGMA-I with key
+    confirmation both ways. docs/PROTOCOL.md section 5 is the
+    specification; the labels below are part of it.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_handshake.h"
+#include "sc_msg.h"         /* sc_name_valid: one rule for names */
+
+#define S_SUITE   1
+#define S_VERSION 1
+
+/* Labels: distinct per purpose and per role, and distinct from the E2E
+   handshake's, so nothing made for one use is accepted for another. */
+static const char s_label_th[] = "secchat/1 client-broker";
+static const char s_label_box[] = "secchat/1 cb box c2b";
+static const char s_label_fin_b[] = "secchat/1 cb finished broker";
+static const char s_label_fin_c[] = "secchat/1 cb finished client";
+static const char s_label_sig_b[] = "secchat/1 cb broker signature";
+static const char s_label_sig_c[] = "secchat/1 cb client signature";
+static const char s_label_c2b[] = "secchat/1 cb session c2b";
+static const char s_label_b2c[] = "secchat/1 cb session b2c";
+
+typedef enum {
+    S_START,            /* nothing done yet                                */
+    S_HELLO_SENT,       /* client: waiting for AUTH_BROKER                 */
+    S_HELLO_ANSWERED,   /* broker: waiting for AUTH_CLIENT                 */
+    S_OPENED,           /* broker: box opened, name known, not proven      */
+    S_DONE,             /* keys ready to hand over                         */
+    S_SPENT,            /* keys handed over, secrets wiped                 */
+    S_FAILED
+} s_state_t;
+
+struct _sc_handshake_t {
+    bool broker;
+    s_state_t state;
+    const sc_key_t *identity;          /* borrowed                         */
+    /* client side */
+    const sc_ca_t *ca;                 /* borrowed                         */
+    char broker_name[256];
+    sc_key_t *broker_key;              /* from the certificate             */
+    /* broker side */
+    const uint8_t *cert;               /* borrowed                         */
+    size_t cert_len;
+    /* both */
+    char name[SC_HS_NAME_MAX + 1];     /* the client's name                */
+    uint8_t e_priv[SC_KEY_LEN];        /* own ephemeral private key        */
+    uint8_t nonce_c[SC_RANDOM_LEN], eph_c[SC_PUB_LEN];
+    uint8_t prk[SC_HASH_LEN];
+    uint8_t k_box[SC_KEY_LEN], k_fin_b[SC_KEY_LEN], k_fin_c[SC_KEY_LEN];
+    uint8_t th2[SC_HASH_LEN];
+    uint8_t sig_c[SC_SIG_LEN], mac_c[SC_HASH_LEN];
+    sc_session_keys_t keys;
+};
+
+const char *
+sc_hs_strerror (int err)
+{
+    switch (err) {
+        case SC_HS_OK:        return "ok";
+        case SC_HS_ESTATE:    return "handshake step out of order";
+        case SC_HS_ESUITE:    return "unsupported cipher suite";
+        case SC_HS_EKEY:      return "invalid ephemeral key (low order)";
+        case SC_HS_ECERT:     return "broker certificate rejected";
+        case SC_HS_ESIG:      return "signature does not verify";
+        case SC_HS_EMAC:      return "key confirmation failed";
+        case SC_HS_EBOX:      return "login box does not open";
+        case SC_HS_EINTERNAL: return "internal crypto error";
+        default:              return "unknown handshake error";
+    }
+}
+
+static sc_handshake_t *
+s_new (const sc_key_t *identity, bool broker)
+{
+    if (!identity || !sc_key_has_private (identity))
+        return NULL;
+    sc_handshake_t *self = calloc (1, sizeof *self);
+    if (self) {
+        self->identity = identity;
+        self->broker = broker;
+    }
+    return self;
+}
+
+sc_handshake_t *
+sc_handshake_new_client (const sc_key_t *identity, const char *name,
+                         const sc_ca_t *ca, const char *broker_name)
+{
+    if (!name || !sc_name_valid (name, strlen (name)) || !ca || !broker_name
+        || strlen (broker_name) >= sizeof ((sc_handshake_t *) 0)->broker_name)
+        return NULL;
+    sc_handshake_t *self = s_new (identity, false);
+    if (self) {
+        self->ca = ca;
+        strcpy (self->broker_name, broker_name);
+        strcpy (self->name, name);
+    }
+    return self;
+}
+
+sc_handshake_t *
+sc_handshake_new_broker (const sc_key_t *identity, const uint8_t *cert,
+                         size_t cert_len)
+{
+    if (!cert || cert_len == 0 || cert_len > UINT32_MAX)
+        return NULL;
+    sc_handshake_t *self = s_new (identity, true);
+    if (self) {
+        self->cert = cert;
+        self->cert_len = cert_len;
+    }
+    return self;
+}
+
+void
+sc_handshake_destroy (sc_handshake_t **self_p)
+{
+    if (self_p && *self_p) {
+        sc_handshake_t *self = *self_p;
+        sc_key_destroy (&self->broker_key);
+        sc_wipe (self, sizeof *self);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+/* Wipe every secret the handshake holds (not the handed-over keys). */
+static void
+s_wipe_secrets (sc_handshake_t *self)
+{
+    sc_wipe (self->e_priv, sizeof self->e_priv);
+    sc_wipe (self->prk, sizeof self->prk);
+    sc_wipe (self->k_box, sizeof self->k_box);
+    sc_wipe (self->k_fin_b, sizeof self->k_fin_b);
+    sc_wipe (self->k_fin_c, sizeof self->k_fin_c);
+}
+
+static int
+s_fail (sc_handshake_t *self, int err)
+{
+    s_wipe_secrets (self);
+    sc_wipe (&self->keys, sizeof self->keys);
+    self->state = S_FAILED;
+    return err;
+}
+
+/* Sign label || 0x00 || parts with the identity key. */
+static int
+s_sign (const sc_handshake_t *self, const char *label,
+        const uint8_t *data, size_t len, uint8_t sig[static SC_SIG_LEN])
+{
+    uint8_t msg[64 + 1 + SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
+    size_t ll = strlen (label);
+    if (ll + 1 + len > sizeof msg)
+        return -1;
+    memcpy (msg, label, ll);
+    msg[ll] = 0;
+    memcpy (msg + ll + 1, data, len);
+    return sc_key_sign (self->identity, msg, ll + 1 + len, sig);
+}
+
+static int
+s_verify (const sc_key_t *key, const char *label, const uint8_t *data,
+          size_t len, const uint8_t sig[static SC_SIG_LEN])
+{
+    uint8_t msg[64 + 1 + SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
+    size_t ll = strlen (label);
+    if (ll + 1 + len > sizeof msg)
+        return -1;
+    memcpy (msg, label, ll);
+    msg[ll] = 0;
+    memcpy (msg + ll + 1, data, len);
+    return sc_key_verify (key, msg, ll + 1 + len, sig, SC_SIG_LEN);
+}
+
+static int
+s_expand (const uint8_t prk[static SC_HASH_LEN], const char *label,
+          const uint8_t *ctx, size_t ctx_len, uint8_t out[static SC_KEY_LEN])
+{
+    uint8_t info[64 + SC_HASH_LEN];
+    size_t ll = strlen (label);
+    if (ll + ctx_len > sizeof info)
+        return -1;
+    memcpy (info, label, ll);
+    if (ctx_len)
+        memcpy (info + ll, ctx, ctx_len);
+    return sc_hkdf_expand (prk, info, ll + ctx_len, out, SC_KEY_LEN);
+}
+
+/* From the shared secret and both hellos: TH1, prk, the handshake keys,
+   and TH2 = H(TH1 || sig_b). sig_b is made (broker) or checked (client)
+   by the caller; this computes everything both sides share. */
+static int
+s_schedule (sc_handshake_t *self, const uint8_t peer_eph[static SC_PUB_LEN],
+            const uint8_t nonce_b[static SC_RANDOM_LEN],
+            const uint8_t eph_b[static SC_PUB_LEN],
+            const uint8_t *cert, size_t cert_len,
+            uint8_t th1[static SC_HASH_LEN])
+{
+    uint8_t ss[SC_KEY_LEN];
+    if (sc_x25519 (self->e_priv, peer_eph, ss))
+        return SC_HS_EKEY;
+    int rc = SC_HS_EINTERNAL;
+    sc_hash_t *h = sc_hash_new ();
+    const uint8_t hdr[] = { 0, S_VERSION, S_SUITE };
+    const uint8_t clen[4] = { (uint8_t) (cert_len >> 24), (uint8_t) (cert_len >> 16),
+                              (uint8_t) (cert_len >> 8), (uint8_t) cert_len };
+    if (h
+        && !sc_hash_update (h, (const uint8_t *) s_label_th, strlen (s_label_th))
+        && !sc_hash_update (h, hdr, sizeof hdr)
+        && !sc_hash_update (h, self->nonce_c, SC_RANDOM_LEN)
+        && !sc_hash_update (h, self->eph_c, SC_PUB_LEN)
+        && !sc_hash_update (h, nonce_b, SC_RANDOM_LEN)
+        && !sc_hash_update (h, eph_b, SC_PUB_LEN)
+        && !sc_hash_update (h, clen, sizeof clen)
+        && !sc_hash_update (h, cert, cert_len)
+        && !sc_hash_peek (h, th1)
+        && !sc_hkdf_extract (th1, SC_HASH_LEN, ss, sizeof ss, self->prk)
+        && !s_expand (self->prk, s_label_box, NULL, 0, self->k_box)
+        && !s_expand (self->prk, s_label_fin_b, NULL, 0, self->k_fin_b)
+        && !s_expand (self->prk, s_label_fin_c, NULL, 0, self->k_fin_c))
+        rc = SC_HS_OK;
+    sc_hash_destroy (&h);
+    sc_wipe (ss, sizeof ss);
+    return rc;
+}
+
+/* TH_next = H(prev || parts...) with up to three parts. */
+static int
+s_chain (const uint8_t prev[static SC_HASH_LEN],
+         const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+         const uint8_t *c, size_t clen, uint8_t out[static SC_HASH_LEN])
+{
+    sc_hash_t *h = sc_hash_new ();
+    int rc = (h && !sc_hash_update (h, prev, SC_HASH_LEN)
+              && (!alen || !sc_hash_update (h, a, alen))
+              && (!blen || !sc_hash_update (h, b, blen))
+              && (!clen || !sc_hash_update (h, c, clen))
+              && !sc_hash_peek (h, out)) ? 0 : -1;
+    sc_hash_destroy (&h);
+    return rc;
+}
+
+/* TH3, and the session keys in this side's send/recv order. */
+static int
+s_finish (sc_handshake_t *self)
+{
+    uint8_t len = (uint8_t) strlen (self->name);
+    uint8_t th3[SC_HASH_LEN], c2b[SC_KEY_LEN], b2c[SC_KEY_LEN];
+    if (s_chain (self->th2, &len, 1, (const uint8_t *) self->name, len,
+                 self->sig_c, SC_SIG_LEN, th3))
+        return SC_HS_EINTERNAL;
+    int rc = SC_HS_EINTERNAL;
+    if (!s_expand (self->prk, s_label_c2b, th3, sizeof th3, c2b)
+        && !s_expand (self->prk, s_label_b2c, th3, sizeof th3, b2c)) {
+        memcpy (self->keys.sid, th3, SC_HASH_LEN);
+        memcpy (self->keys.k_send, self->broker ? b2c : c2b, SC_KEY_LEN);
+        memcpy (self->keys.k_recv, self->broker ? c2b : b2c, SC_KEY_LEN);
+        rc = SC_HS_OK;
+    }
+    /* mac_c is over TH3: the client makes it, the broker checks it. */
+    if (rc == SC_HS_OK && !self->broker
+        && sc_hmac (self->k_fin_c, th3, sizeof th3, self->mac_c))
+        rc = SC_HS_EINTERNAL;
+    if (rc == SC_HS_OK && self->broker
+        && sc_hmac_verify (self->k_fin_c, th3, sizeof th3, self->mac_c))
+        rc = SC_HS_EMAC;
+    sc_wipe (c2b, sizeof c2b);
+    sc_wipe (b2c, sizeof b2c);
+    return rc;
+}
+
+int
+sc_handshake_client_hello (sc_handshake_t *self, uint8_t *suite,
+                           uint8_t nonce[static SC_RANDOM_LEN],
+                           uint8_t eph[static SC_PUB_LEN])
+{
+    if (self->broker || self->state != S_START)
+        return s_fail (self, SC_HS_ESTATE);
+    if (sc_random (self->nonce_c, SC_RANDOM_LEN)
+        || sc_x25519_keygen (self->e_priv, self->eph_c))
+        return s_fail (self, SC_HS_EINTERNAL);
+    *suite = S_SUITE;
+    memcpy (nonce, self->nonce_c, SC_RANDOM_LEN);
+    memcpy (eph, self->eph_c, SC_PUB_LEN);
+    self->state = S_HELLO_SENT;
+    return SC_HS_OK;
+}
+
+int
+sc_handshake_client_auth (sc_handshake_t *self,
+                          const uint8_t nonce_b[static SC_RANDOM_LEN],
+                          const uint8_t eph_b[static SC_PUB_LEN],
+                          const uint8_t *cert, size_t cert_len,
+                          const uint8_t sig[static SC_SIG_LEN],
+                          const uint8_t mac[static SC_HASH_LEN],
+                          uint8_t *box, size_t *box_len, int *cert_err)
+{
+    if (self->broker || self->state != S_HELLO_SENT)
+        return s_fail (self, SC_HS_ESTATE);
+    int err = 0;
+    self->broker_key = sc_cert_verify (self->ca, cert, cert_len,
+                                       self->broker_name, &err);
+    if (cert_err)
+        *cert_err = err;
+    if (!self->broker_key)
+        return s_fail (self, SC_HS_ECERT);
+    uint8_t th1[SC_HASH_LEN];
+    int rc = s_schedule (self, eph_b, nonce_b, eph_b, cert, cert_len, th1);
+    if (rc)
+        return s_fail (self, rc);
+    if (s_verify (self->broker_key, s_label_sig_b, th1, sizeof th1, sig))
+        return s_fail (self, SC_HS_ESIG);
+    if (s_chain (th1, sig, SC_SIG_LEN, NULL, 0, NULL, 0, self->th2))
+        return s_fail (self, SC_HS_EINTERNAL);
+    if (sc_hmac_verify (self->k_fin_b, self->th2, SC_HASH_LEN, mac))
+        return s_fail (self, SC_HS_EMAC);
+
+    /* sig_c over label || 0 || TH2 || u8 len || name */
+    uint8_t len = (uint8_t) strlen (self->name);
+    uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
+    memcpy (signed_part, self->th2, SC_HASH_LEN);
+    signed_part[SC_HASH_LEN] = len;
+    memcpy (signed_part + SC_HASH_LEN + 1, self->name, len);
+    if (s_sign (self, s_label_sig_c, signed_part, SC_HASH_LEN + 1 + len, self->sig_c))
+        return s_fail (self, SC_HS_EINTERNAL);
+    if ((rc = s_finish (self)))
+        return s_fail (self, rc);
+
+    uint8_t pt[1 + SC_HS_NAME_MAX + SC_SIG_LEN + SC_HASH_LEN];
+    size_t pt_len = 1 + len + SC_SIG_LEN + SC_HASH_LEN;
+    pt[0] = len;
+    memcpy (pt + 1, self->name, len);
+    memcpy (pt + 1 + len, self->sig_c, SC_SIG_LEN);
+    memcpy (pt + 1 + len + SC_SIG_LEN, self->mac_c, SC_HASH_LEN);
+    uint8_t nonce[SC_NONCE_LEN] = { 0 };
+    rc = sc_aead_seal (self->k_box, nonce, self->th2, SC_HASH_LEN, pt, pt_len, box);
+    sc_wipe (pt, sizeof pt);
+    if (rc)
+        return s_fail (self, SC_HS_EINTERNAL);
+    *box_len = pt_len + SC_TAG_LEN;
+    s_wipe_secrets (self);
+    self->state = S_DONE;
+    return SC_HS_OK;
+}
+
+int
+sc_handshake_broker_hello (sc_handshake_t *self, uint8_t suite,
+                           const uint8_t nonce_c[static SC_RANDOM_LEN],
+                           const uint8_t eph_c[static SC_PUB_LEN],
+                           uint8_t nonce_b[static SC_RANDOM_LEN],
+                           uint8_t eph_b[static SC_PUB_LEN],
+                           uint8_t sig[static SC_SIG_LEN],
+                           uint8_t mac[static SC_HASH_LEN])
+{
+    if (!self->broker || self->state != S_START)
+        return s_fail (self, SC_HS_ESTATE);
+    if (suite != S_SUITE)
+        return s_fail (self, SC_HS_ESUITE);
+    memcpy (self->nonce_c, nonce_c, SC_RANDOM_LEN);
+    memcpy (self->eph_c, eph_c, SC_PUB_LEN);
+    if (sc_random (nonce_b, SC_RANDOM_LEN)
+        || sc_x25519_keygen (self->e_priv, eph_b))
+        return s_fail (self, SC_HS_EINTERNAL);
+    uint8_t th1[SC_HASH_LEN];
+    int rc = s_schedule (self, eph_c, nonce_b, eph_b, self->cert, self->cert_len, th1);
+    if (rc)
+        return s_fail (self, rc);
+    sc_wipe (self->e_priv, sizeof self->e_priv);
+    if (s_sign (self, s_label_sig_b, th1, sizeof th1, sig)
+        || s_chain (th1, sig, SC_SIG_LEN, NULL, 0, NULL, 0, self->th2)
+        || sc_hmac (self->k_fin_b, self->th2, SC_HASH_LEN, mac))
+        return s_fail (self, SC_HS_EINTERNAL);
+    self->state = S_HELLO_ANSWERED;
+    return SC_HS_OK;
+}
+
+int
+sc_handshake_broker_open (sc_handshake_t *self, const uint8_t *box,
+                          size_t box_len, char name[static SC_HS_NAME_MAX + 1])
+{
+    if (!self->broker || self->state != S_HELLO_ANSWERED)
+        return s_fail (self, SC_HS_ESTATE);
+    if (box_len < SC_TAG_LEN + 1 + 1 + SC_SIG_LEN + SC_HASH_LEN
+        || box_len > SC_HS_BOX_MAX)
+        return s_fail (self, SC_HS_EBOX);
+    uint8_t pt[SC_HS_BOX_MAX];
+    uint8_t nonce[SC_NONCE_LEN] = { 0 };
+    size_t pt_len = box_len - SC_TAG_LEN;
+    if (sc_aead_open (self->k_box, nonce, self->th2, SC_HASH_LEN, box, box_len, pt))
+        return s_fail (self, SC_HS_EBOX);
+    size_t len = pt[0];
+    int rc = SC_HS_EBOX;
+    if (len >= 1 && len <= SC_HS_NAME_MAX
+        && pt_len == 1 + len + SC_SIG_LEN + SC_HASH_LEN
+        && sc_name_valid ((const char *) pt + 1, len)) {
+        memcpy (self->name, pt + 1, len);
+        self->name[len] = 0;
+        memcpy (self->sig_c, pt + 1 + len, SC_SIG_LEN);
+        memcpy (self->mac_c, pt + 1 + len + SC_SIG_LEN, SC_HASH_LEN);
+        memcpy (name, self->name, len + 1);
+        rc = SC_HS_OK;
+    }
+    sc_wipe (pt, sizeof pt);
+    if (rc)
+        return s_fail (self, rc);
+    self->state = S_OPENED;
+    return SC_HS_OK;
+}
+
+int
+sc_handshake_broker_verify (sc_handshake_t *self, const sc_key_t *client_key)
+{
+    if (!self->broker || self->state != S_OPENED || !client_key)
+        return s_fail (self, SC_HS_ESTATE);
+    uint8_t len = (uint8_t) strlen (self->name);
+    uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
+    memcpy (signed_part, self->th2, SC_HASH_LEN);
+    signed_part[SC_HASH_LEN] = len;
+    memcpy (signed_part + SC_HASH_LEN + 1, self->name, len);
+    if (s_verify (client_key, s_label_sig_c, signed_part,
+                  SC_HASH_LEN + 1 + len, self->sig_c))
+        return s_fail (self, SC_HS_ESIG);
+    int rc = s_finish (self);
+    if (rc)
+        return s_fail (self, rc);
+    s_wipe_secrets (self);
+    self->state = S_DONE;
+    return SC_HS_OK;
+}
+
+int
+sc_handshake_keys (sc_handshake_t *self, sc_session_keys_t *keys)
+{
+    if (self->state != S_DONE)
+        return s_fail (self, SC_HS_ESTATE);
+    *keys = self->keys;
+    sc_wipe (&self->keys, sizeof self->keys);
+    self->state = S_SPENT;
+    return SC_HS_OK;
+}
+
+const sc_key_t *
+sc_handshake_broker_key (const sc_handshake_t *self)
+{
+    return self->broker_key;
+}

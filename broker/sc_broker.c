@@ -1,0 +1,764 @@
+/*  sc_broker: the broker's protocol core (docs/PROTOCOL.md sections 4-6).
+
+    One table of sessions keyed by routing id, one index of logged-in
+    sessions by user name. A session is linked to at most one other
+    session (the request it made or got, or its chat); ending a session
+    or a chat unlinks both sides and tells the other one. Sends that fail
+    mark the target dead; dead sessions are purged after each event, so
+    no handler frees a session another handler still holds.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <czmq.h>
+#include <string.h>
+
+#include "sc_broker.h"
+#include "sc_handshake.h"
+#include "sc_log.h"
+#include "sc_wire.h"
+
+typedef enum { S_HANDSHAKE, S_ONLINE } s_phase_t;
+typedef enum { C_IDLE, C_ASKING, C_ASKED, C_CHAT } s_chat_t;
+
+typedef struct _s_session_t s_session_t;
+struct _s_session_t {
+    char *key;                  /* routing id in hex: the table key       */
+    uint8_t *rid;
+    size_t rid_len;
+    s_phase_t phase;
+    sc_handshake_t *hs;         /* during the handshake only              */
+    sc_channel_t *ch;           /* once logged in                         */
+    char name[SC_NAME_MAX + 1];
+    s_chat_t chat;
+    s_session_t *peer;          /* the other side of chat/request         */
+    int64_t started;
+    int64_t last_seen;
+    double tokens;              /* rate limit for control requests        */
+    int64_t tokens_at;
+    bool dead;                  /* to be purged: its client is gone       */
+    const char *why;            /* ...and why, for the log                */
+    uint32_t notify;            /* ...and the NOTIFY reason for its peer  */
+};
+
+struct _sc_broker_t {
+    const sc_key_t *key;
+    const uint8_t *cert;
+    size_t cert_len;
+    sc_registry_t *registry;
+    sc_broker_opts_t opts;
+    sc_broker_send_fn *send;
+    void *arg;
+    zhashx_t *sessions;         /* hex rid -> s_session_t (owner)         */
+    zhashx_t *by_name;          /* name -> s_session_t (logged in)        */
+    zlist_t *dead;              /* s_session_t to purge                   */
+    size_t handshakes;
+    int64_t now;
+};
+
+void
+sc_broker_opts_default (sc_broker_opts_t *opts)
+{
+    opts->heartbeat_ms = 5000;
+    opts->handshake_ms = 10000;
+    opts->max_handshakes = 4096;
+    opts->rate_burst = 20;
+    opts->rate_per_s = 10;
+}
+
+static void
+s_session_free (s_session_t **self_p)
+{
+    if (self_p && *self_p) {
+        s_session_t *self = *self_p;
+        sc_handshake_destroy (&self->hs);
+        sc_channel_destroy (&self->ch);
+        free (self->key);
+        free (self->rid);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_session_destructor (void **item)
+{
+    s_session_free ((s_session_t **) item);
+}
+
+sc_broker_t *
+sc_broker_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len,
+               sc_registry_t *registry, const sc_broker_opts_t *opts,
+               sc_broker_send_fn *send, void *arg)
+{
+    sc_broker_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->key = key;
+    self->cert = cert;
+    self->cert_len = cert_len;
+    self->registry = registry;
+    self->send = send;
+    self->arg = arg;
+    if (opts)
+        self->opts = *opts;
+    else
+        sc_broker_opts_default (&self->opts);
+    self->sessions = zhashx_new ();
+    self->by_name = zhashx_new ();
+    self->dead = zlist_new ();
+    if (!self->sessions || !self->by_name || !self->dead) {
+        sc_broker_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->sessions, s_session_destructor);
+    return self;
+}
+
+void
+sc_broker_destroy (sc_broker_t **self_p)
+{
+    if (self_p && *self_p) {
+        sc_broker_t *self = *self_p;
+        zhashx_destroy (&self->by_name);
+        zhashx_destroy (&self->sessions);
+        zlist_destroy (&self->dead);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+size_t
+sc_broker_sessions (const sc_broker_t *self)
+{
+    return zhashx_size (self->by_name);
+}
+
+size_t
+sc_broker_handshakes (const sc_broker_t *self)
+{
+    return self->handshakes;
+}
+
+/* ---- Sending ---------------------------------------------------------- */
+
+static void
+s_mark_dead (sc_broker_t *self, s_session_t *s, const char *why, uint32_t notify)
+{
+    if (!s->dead) {
+        s->dead = true;
+        s->why = why;
+        s->notify = notify;
+        if (zlist_append (self->dead, s))
+            sc_log (SC_LOG_ERROR, "out of memory marking a session dead");
+    }
+}
+
+static int
+s_send_frame (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+              uint8_t *frame, size_t len)
+{
+    return self->send (self->arg, rid, rid_len, frame, len);
+}
+
+/* A plaintext envelope (handshake and its errors). */
+static int
+s_send_plain (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+              const sc_msg_t *msg)
+{
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (sc_wire_plain (msg, &frame, &len))
+        return -1;
+    return s_send_frame (self, rid, rid_len, frame, len);
+}
+
+static void
+s_error_plain (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+               uint32_t code, const char *detail)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_ERROR);
+    msg.code = code;
+    if (sc_msg_set_text (&msg, detail) == 0)
+        (void) s_send_plain (self, rid, rid_len, &msg);
+    sc_msg_reset (&msg);
+}
+
+/* A sealed envelope to a logged-in session; a failure marks it dead. */
+static int
+s_send (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
+{
+    if (s->dead || !s->ch)
+        return -1;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    int rc = sc_wire_seal (s->ch, msg, &frame, &len);
+    if (rc)
+        return -1;
+    rc = s_send_frame (self, s->rid, s->rid_len, frame, len);
+    if (rc == SC_BROKER_GONE)
+        s_mark_dead (self, s, "connection lost", SC_NOTIFY_LOST);
+    else
+    if (rc)
+        sc_log (SC_LOG_WARNING, "queue to %s full: %s dropped", s->name,
+                sc_opcode_name (msg->opcode));
+    return rc;
+}
+
+static void
+s_error (sc_broker_t *self, s_session_t *s, uint32_t code, const char *detail)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_ERROR);
+    msg.code = code;
+    if (sc_msg_set_text (&msg, detail) == 0)
+        (void) s_send (self, s, &msg);
+    sc_msg_reset (&msg);
+}
+
+/* A message whose body is just [name] or [name, code]. */
+static int
+s_send_named (sc_broker_t *self, s_session_t *s, uint8_t opcode,
+              const char *name, uint32_t code)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, opcode);
+    msg.code = code;
+    int rc = sc_msg_set_name (&msg, name);
+    if (rc == 0)
+        rc = s_send (self, s, &msg);
+    sc_msg_reset (&msg);
+    return rc;
+}
+
+/* ---- Session links ------------------------------------------------------ */
+
+static void
+s_unlink (s_session_t *s)
+{
+    if (s->peer) {
+        s->peer->peer = NULL;
+        s->peer->chat = C_IDLE;
+    }
+    s->peer = NULL;
+    s->chat = C_IDLE;
+}
+
+/* End s's chat or request; the other side gets NOTIFY [s, reason]. */
+static void
+s_end_link (sc_broker_t *self, s_session_t *s, uint32_t reason)
+{
+    s_session_t *other = s->peer;
+    if (!other)
+        return;
+    s_unlink (s);
+    (void) s_send_named (self, other, SC_OP_NOTIFY, s->name, reason);
+}
+
+static void
+s_remove (sc_broker_t *self, s_session_t *s, uint32_t reason)
+{
+    s_end_link (self, s, reason);
+    if (s->phase == S_HANDSHAKE && self->handshakes > 0)
+        self->handshakes--;
+    if (s->phase == S_ONLINE && zhashx_lookup (self->by_name, s->name) == s)
+        zhashx_delete (self->by_name, s->name);
+    zlist_remove (self->dead, s);
+    zhashx_delete (self->sessions, s->key);     /* frees s */
+}
+
+static void
+s_purge (sc_broker_t *self)
+{
+    s_session_t *s;
+    while ((s = (s_session_t *) zlist_first (self->dead))) {
+        if (s->phase == S_ONLINE)
+            sc_log (SC_LOG_INFO, "logout %s (%s)", s->name, s->why);
+        s_remove (self, s, s->notify);
+    }
+}
+
+/* ---- Handshake ------------------------------------------------------------ */
+
+static char *
+s_hex (const uint8_t *rid, size_t len)
+{
+    char *hex = malloc (2 * len + 1);
+    if (hex) {
+        for (size_t i = 0; i < len; i++)
+            snprintf (hex + 2 * i, 3, "%02x", rid[i]);
+        hex[2 * len] = 0;
+    }
+    return hex;
+}
+
+static uint32_t
+s_codec_error_code (int rc)
+{
+    return rc == SC_CODEC_EVERSION ? SC_ERR_VERSION : SC_ERR_MALFORMED;
+}
+
+static void
+s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+            const sc_msg_t *hello)
+{
+    if (self->handshakes >= self->opts.max_handshakes) {
+        sc_log (SC_LOG_WARNING, "login refused: %zu handshakes in progress",
+                self->handshakes);
+        s_error_plain (self, rid, rid_len, SC_ERR_INTERNAL, "too many logins in progress, retry");
+        return;
+    }
+    s_session_t *s = calloc (1, sizeof *s);
+    if (!s)
+        return;
+    s->key = s_hex (rid, rid_len);
+    s->rid = malloc (rid_len);
+    s->hs = sc_handshake_new_broker (self->key, self->cert, self->cert_len);
+    if (!s->key || !s->rid || !s->hs) {
+        s_session_free (&s);
+        return;
+    }
+    memcpy (s->rid, rid, rid_len);
+    s->rid_len = rid_len;
+    s->phase = S_HANDSHAKE;
+    s->started = s->last_seen = self->now;
+
+    sc_msg_t reply;
+    sc_msg_init (&reply, SC_OP_AUTH_BROKER);
+    int rc = sc_handshake_broker_hello (s->hs, hello->suite, hello->nonce, hello->eph,
+                                        reply.nonce, reply.eph, reply.sig, reply.mac);
+    if (rc) {
+        sc_log (SC_LOG_INFO, "login refused: %s", sc_hs_strerror (rc));
+        s_error_plain (self, rid, rid_len,
+                       rc == SC_HS_ESUITE ? SC_ERR_SUITE : SC_ERR_AUTH, sc_hs_strerror (rc));
+        s_session_free (&s);
+    }
+    else
+    if (sc_msg_set_data (&reply, self->cert, self->cert_len)
+        || zhashx_insert (self->sessions, s->key, s) != 0) {
+        s_session_free (&s);
+    }
+    else {
+        self->handshakes++;
+        if (s_send_plain (self, rid, rid_len, &reply) == SC_BROKER_GONE)
+            s_mark_dead (self, s, "connection lost", SC_NOTIFY_LOST);
+    }
+    sc_msg_reset (&reply);
+}
+
+/* The same user logged in again: the old session goes. */
+static void
+s_replace (sc_broker_t *self, s_session_t *old)
+{
+    s_error (self, old, SC_ERR_REPLACED, "logged in again elsewhere");
+    s_mark_dead (self, old, "replaced by a new login", SC_NOTIFY_REPLACED);
+}
+
+static void
+s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
+{
+    char name[SC_HS_NAME_MAX + 1] = "";
+    const char *why = NULL;
+    uint32_t code = SC_ERR_AUTH;
+    const sc_key_t *user_key = NULL;
+    sc_session_keys_t keys;
+    int rc = sc_handshake_broker_open (s->hs, msg->data, msg->data_len, name);
+    if (rc)
+        why = sc_hs_strerror (rc);
+    else
+    if (!(user_key = sc_registry_key (self->registry, name))) {
+        why = "unknown user";
+        code = SC_ERR_UNKNOWN_USER;
+    }
+    else
+    if ((rc = sc_handshake_broker_verify (s->hs, user_key)))
+        why = sc_hs_strerror (rc);
+    else
+    if (sc_handshake_keys (s->hs, &keys) || !(s->ch = sc_channel_new (&keys))) {
+        why = "internal error";
+        code = SC_ERR_INTERNAL;
+    }
+    sc_wipe (&keys, sizeof keys);
+    sc_handshake_destroy (&s->hs);
+    if (why) {
+        sc_log (SC_LOG_WARNING, "login refused%s%s: %s",
+                *name ? " for " : "", name, why);
+        s_error_plain (self, s->rid, s->rid_len, code, why);
+        s_remove (self, s, SC_NOTIFY_LOST);
+        return;
+    }
+    s_session_t *old = (s_session_t *) zhashx_lookup (self->by_name, name);
+    if (old)
+        s_replace (self, old);
+    strcpy (s->name, name);
+    s->phase = S_ONLINE;
+    self->handshakes--;
+    s->tokens = self->opts.rate_burst;
+    s->tokens_at = self->now;
+    zhashx_update (self->by_name, s->name, s);
+    sc_log (SC_LOG_INFO, "login %s", s->name);
+    sc_msg_t welcome;
+    sc_msg_init (&welcome, SC_OP_WELCOME);
+    welcome.code = self->opts.heartbeat_ms;
+    if (sc_msg_set_name (&welcome, s->name) == 0)
+        (void) s_send (self, s, &welcome);
+    sc_msg_reset (&welcome);
+}
+
+static void
+s_on_handshake (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
+{
+    sc_msg_t msg;
+    int rc = sc_wire_open_plain (data, len, &msg);
+    if (rc) {
+        sc_log (SC_LOG_INFO, "login dropped: %s", sc_codec_strerror (rc));
+        s_error_plain (self, s->rid, s->rid_len, s_codec_error_code (rc), sc_codec_strerror (rc));
+        s_remove (self, s, SC_NOTIFY_LOST);
+    }
+    else
+    if (msg.opcode != SC_OP_AUTH_CLIENT) {
+        sc_log (SC_LOG_INFO, "login dropped: %s during the handshake",
+                sc_opcode_name (msg.opcode));
+        s_error_plain (self, s->rid, s->rid_len, SC_ERR_STATE, "expected AUTH_CLIENT");
+        s_remove (self, s, SC_NOTIFY_LOST);
+    }
+    else
+        s_on_auth_client (self, s, &msg);
+    sc_msg_reset (&msg);
+}
+
+/* A client with no session: only HELLO is welcome. The envelope is
+   checked before the body, so a sealed envelope from a client whose
+   session is gone is told to log in, not that it is malformed. */
+static void
+s_on_new (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+          const uint8_t *data, size_t len)
+{
+    sc_envelope_t env;
+    sc_msg_t msg;
+    sc_msg_init (&msg, 0);
+    int rc = sc_envelope_decode (data, len, &env);
+    if (rc == 0 && env.opcode != SC_OP_HELLO) {
+        sc_log (SC_LOG_DEBUG, "dropped %s from a client not logged in",
+                sc_opcode_name (env.opcode));
+        s_error_plain (self, rid, rid_len, SC_ERR_STATE, "log in first");
+    }
+    else
+    if (rc || (rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg))) {
+        sc_log (SC_LOG_DEBUG, "dropped a malformed first message: %s", sc_codec_strerror (rc));
+        s_error_plain (self, rid, rid_len, s_codec_error_code (rc), sc_codec_strerror (rc));
+    }
+    else
+        s_on_hello (self, rid, rid_len, &msg);
+    sc_msg_reset (&msg);
+}
+
+/* ---- Logged-in sessions ----------------------------------------------------- */
+
+/* Token bucket for requests that make the broker work or disturb others. */
+static bool
+s_rate_ok (sc_broker_t *self, s_session_t *s)
+{
+    double elapsed = (double) (self->now - s->tokens_at) / 1000.0;
+    s->tokens_at = self->now;
+    s->tokens += elapsed * self->opts.rate_per_s;
+    if (s->tokens > self->opts.rate_burst)
+        s->tokens = self->opts.rate_burst;
+    if (s->tokens < 1.0) {
+        s_error (self, s, SC_ERR_RATE, "too many requests, slow down");
+        return false;
+    }
+    s->tokens -= 1.0;
+    return true;
+}
+
+static int
+s_name_cmp (const void *a, const void *b)
+{
+    return strcmp ((const char *) a, (const char *) b);
+}
+
+static void
+s_on_list (sc_broker_t *self, s_session_t *s)
+{
+    zlistx_t *names = zhashx_keys (self->by_name);
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_USERS);
+    if (names) {
+        zlistx_set_comparator (names, (zlistx_comparator_fn *) s_name_cmp);
+        zlistx_sort (names);
+        for (const char *name = (const char *) zlistx_first (names); name;
+             name = (const char *) zlistx_next (names)) {
+            if (streq (name, s->name))
+                continue;
+            if (msg.names_count == SC_USERS_MAX) {
+                msg.flag = true;
+                break;
+            }
+            if (sc_msg_add_name (&msg, name))
+                break;
+        }
+        zlistx_destroy (&names);
+    }
+    (void) s_send (self, s, &msg);
+    sc_msg_reset (&msg);
+}
+
+static void
+s_on_rtt (sc_broker_t *self, s_session_t *s, const char *target)
+{
+    if (streq (target, s->name)) {
+        s_error (self, s, SC_ERR_SELF, "you cannot ask yourself");
+        return;
+    }
+    if (s->chat != C_IDLE) {
+        s_error (self, s, SC_ERR_STATE, "already in a chat or a request");
+        return;
+    }
+    s_session_t *t = (s_session_t *) zhashx_lookup (self->by_name, target);
+    if (!t || t->dead) {
+        sc_log (SC_LOG_INFO, "request %s -> %s: not found", s->name, target);
+        (void) s_send_named (self, s, SC_OP_USER_NOT_FOUND, target, 0);
+        return;
+    }
+    if (t->chat != C_IDLE) {
+        sc_log (SC_LOG_INFO, "request %s -> %s: busy", s->name, target);
+        (void) s_send_named (self, s, SC_OP_REFUSE, target, SC_REFUSE_BUSY);
+        return;
+    }
+    if (s_send_named (self, t, SC_OP_RTT, s->name, 0)) {
+        sc_log (SC_LOG_INFO, "request %s -> %s: target gone", s->name, target);
+        (void) s_send_named (self, s, SC_OP_USER_NOT_FOUND, target, 0);
+        return;
+    }
+    sc_log (SC_LOG_INFO, "request %s -> %s", s->name, target);
+    s->chat = C_ASKING;
+    t->chat = C_ASKED;
+    s->peer = t;
+    t->peer = s;
+}
+
+/* ACCEPT / REFUSE must name the pending requester. */
+static s_session_t *
+s_requester (sc_broker_t *self, s_session_t *s, const char *name)
+{
+    if (s->chat != C_ASKED || !s->peer || !streq (s->peer->name, name)) {
+        s_error (self, s, SC_ERR_STATE, "no pending request from that user");
+        return NULL;
+    }
+    return s->peer;
+}
+
+static int
+s_send_chat (sc_broker_t *self, s_session_t *to, const s_session_t *other,
+             bool initiator)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_CHAT);
+    msg.flag = initiator;
+    int rc = sc_msg_set_name (&msg, other->name);
+    if (rc == 0)
+        rc = sc_registry_raw (self->registry, other->name, msg.key);
+    if (rc == 0)
+        rc = s_send (self, to, &msg);
+    sc_msg_reset (&msg);
+    return rc;
+}
+
+static void
+s_on_accept (sc_broker_t *self, s_session_t *s, const char *name)
+{
+    s_session_t *r = s_requester (self, s, name);
+    if (!r)
+        return;
+    s->chat = r->chat = C_CHAT;
+    if (s_send_chat (self, r, s, true) || s_send_chat (self, s, r, false)) {
+        sc_log (SC_LOG_WARNING, "chat %s <-> %s could not start", r->name, s->name);
+        s_error (self, s, SC_ERR_UNDELIVERED, "the chat could not start");
+        s_end_link (self, r->dead ? r : s, SC_NOTIFY_LOST);
+        return;
+    }
+    sc_log (SC_LOG_INFO, "chat %s <-> %s", r->name, s->name);
+}
+
+static void
+s_on_refuse (sc_broker_t *self, s_session_t *s, const char *name)
+{
+    s_session_t *r = s_requester (self, s, name);
+    if (!r)
+        return;
+    s_unlink (s);
+    sc_log (SC_LOG_INFO, "request %s -> %s: refused", r->name, s->name);
+    (void) s_send_named (self, r, SC_OP_REFUSE, s->name, SC_REFUSE_DECLINED);
+}
+
+static void
+s_on_leave (sc_broker_t *self, s_session_t *s)
+{
+    if (s->chat == C_ASKING) {
+        sc_log (SC_LOG_INFO, "request %s -> %s: withdrawn", s->name, s->peer->name);
+        s_end_link (self, s, SC_NOTIFY_CANCELLED);
+    }
+    else
+    if (s->chat == C_CHAT) {
+        sc_log (SC_LOG_INFO, "chat %s <-> %s: %s left", s->name, s->peer->name, s->name);
+        s_end_link (self, s, SC_NOTIFY_LEFT);
+    }
+    else
+        s_error (self, s, SC_ERR_STATE, "no chat or request to leave");
+}
+
+/* MESSAGE and the E2E handshake: checked, then relayed as they are. */
+static void
+s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode,
+            const uint8_t *body, size_t len)
+{
+    if (s->chat != C_CHAT || !s->peer) {
+        s_error (self, s, SC_ERR_NO_CHAT, "not in a chat");
+        return;
+    }
+    s_session_t *peer = s->peer;
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    int rc = peer->dead ? -1 : sc_wire_seal_raw (peer->ch, opcode, body, len, &frame, &flen);
+    if (rc == 0)
+        rc = s_send_frame (self, peer->rid, peer->rid_len, frame, flen);
+    if (rc) {
+        sc_log (SC_LOG_INFO, "relay %s -> %s: undelivered", s->name, peer->name);
+        s_error (self, s, SC_ERR_UNDELIVERED, rc == SC_BROKER_FULL
+                 ? "the peer is not reading fast enough: not delivered"
+                 : "the peer could not be reached: not delivered");
+        if (rc == SC_BROKER_GONE)
+            s_mark_dead (self, peer, "connection lost", SC_NOTIFY_LOST);
+    }
+}
+
+static void
+s_dispatch (sc_broker_t *self, s_session_t *s, uint8_t opcode,
+            const uint8_t *body, size_t len)
+{
+    sc_msg_t msg;
+    int rc = sc_msg_decode (opcode, body, len, &msg);
+    if (rc) {
+        s_error (self, s, SC_ERR_MALFORMED, sc_codec_strerror (rc));
+        sc_msg_reset (&msg);
+        return;
+    }
+    switch (opcode) {
+        case SC_OP_PING: {
+            sc_msg_t pong;
+            sc_msg_init (&pong, SC_OP_PONG);
+            (void) s_send (self, s, &pong);
+            break;
+        }
+        case SC_OP_QUIT:
+            s_mark_dead (self, s, "quit", SC_NOTIFY_QUIT);
+            break;
+        case SC_OP_LIST:
+            if (s_rate_ok (self, s))
+                s_on_list (self, s);
+            break;
+        case SC_OP_RTT:
+            if (s_rate_ok (self, s))
+                s_on_rtt (self, s, msg.name);
+            break;
+        case SC_OP_ACCEPT:
+            if (s_rate_ok (self, s))
+                s_on_accept (self, s, msg.name);
+            break;
+        case SC_OP_REFUSE:
+            if (s_rate_ok (self, s))
+                s_on_refuse (self, s, msg.name);
+            break;
+        case SC_OP_LEAVE:
+            if (s_rate_ok (self, s))
+                s_on_leave (self, s);
+            break;
+        case SC_OP_MESSAGE:
+        case SC_OP_CC_SESSION:
+        case SC_OP_CC_REPLY:
+        case SC_OP_CC_FINISH:
+            s_on_relay (self, s, opcode, body, len);
+            break;
+        default:
+            s_error (self, s, SC_ERR_STATE, "not a client request");
+            break;
+    }
+    sc_msg_reset (&msg);
+}
+
+static void
+s_on_online (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
+{
+    uint8_t opcode = 0, *body = NULL;
+    size_t body_len = 0;
+    int rc = sc_wire_open_raw (s->ch, data, len, &opcode, &body, &body_len);
+    if (rc) {
+        sc_log (SC_LOG_INFO, "rejected an envelope from %s: %s", s->name, sc_wire_strerror (rc));
+        s_error (self, s, rc <= SC_CHANNEL_EAUTH && rc >= SC_CHANNEL_EINTERNAL
+                 ? SC_ERR_AUTH : s_codec_error_code (rc), sc_wire_strerror (rc));
+        return;
+    }
+    s->last_seen = self->now;
+    s_dispatch (self, s, opcode, body, body_len);
+    sc_wipe (body, body_len);
+    free (body);
+}
+
+void
+sc_broker_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+                  const uint8_t *data, size_t len, int64_t now_ms)
+{
+    self->now = now_ms;
+    if (!rid || rid_len == 0 || rid_len > 255)
+        return;
+    char *key = s_hex (rid, rid_len);
+    if (!key)
+        return;
+    s_session_t *s = (s_session_t *) zhashx_lookup (self->sessions, key);
+    free (key);
+    if (!s)
+        s_on_new (self, rid, rid_len, data, len);
+    else
+    if (s->dead)
+        ;   /* already going: ignore */
+    else
+    if (s->phase == S_HANDSHAKE)
+        s_on_handshake (self, s, data, len);
+    else
+        s_on_online (self, s, data, len);
+    s_purge (self);
+}
+
+void
+sc_broker_tick (sc_broker_t *self, int64_t now_ms)
+{
+    self->now = now_ms;
+    int64_t silent = 3 * (int64_t) self->opts.heartbeat_ms;
+    for (s_session_t *s = (s_session_t *) zhashx_first (self->sessions); s;
+         s = (s_session_t *) zhashx_next (self->sessions)) {
+        if (s->dead)
+            continue;
+        if (s->phase == S_HANDSHAKE && now_ms - s->started > self->opts.handshake_ms) {
+            sc_log (SC_LOG_INFO, "login timed out");
+            s_error_plain (self, s->rid, s->rid_len, SC_ERR_TIMEOUT, "login timed out");
+            s_mark_dead (self, s, "login timed out", SC_NOTIFY_LOST);
+        }
+        else
+        if (s->phase == S_ONLINE && now_ms - s->last_seen > silent) {
+            s_mark_dead (self, s, "heartbeat timeout", SC_NOTIFY_LOST);
+        }
+    }
+    s_purge (self);
+}
+
+void
+sc_broker_shutdown (sc_broker_t *self)
+{
+    for (s_session_t *s = (s_session_t *) zhashx_first (self->sessions); s;
+         s = (s_session_t *) zhashx_next (self->sessions))
+        if (s->phase == S_ONLINE && !s->dead)
+            s_error (self, s, SC_ERR_SHUTDOWN, "the broker is stopping");
+}

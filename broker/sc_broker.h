@@ -1,0 +1,67 @@
+/*  sc_broker: the broker's protocol core. It owns the session table and
+    runs every session's state machine; it has no socket. The caller
+    hands it each message the ROUTER received (routing id + envelope)
+    and the time, and it answers through a send callback. So the same
+    code runs in bin/secbroker, in unit tests and under a fuzzer.
+
+    Sessions: a routing id in the handshake, then a logged-in user with
+    an encrypted channel and a chat state (idle, asking, asked, chatting)
+    linked to at most one other session. docs/PROTOCOL.md section 4 says
+    what each opcode does.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#ifndef SC_BROKER_H_INCLUDED
+#define SC_BROKER_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sc_key.h"
+#include "sc_registry.h"
+
+/* Deliver frame to the client with this routing id. The callee owns
+   frame (malloc'd) and frees it. 0 when queued; SC_BROKER_GONE when the
+   client is gone (its session ends); SC_BROKER_FULL when its queue is
+   full (the frame is dropped and the sender, if any, told so). */
+#define SC_BROKER_GONE (-1)
+#define SC_BROKER_FULL (-2)
+typedef int (sc_broker_send_fn) (void *arg, const uint8_t *rid, size_t rid_len,
+                                 uint8_t *frame, size_t len);
+
+typedef struct {
+    uint32_t heartbeat_ms;      /* announced; silent 3x this: dropped    */
+    uint32_t handshake_ms;      /* a login must finish within this       */
+    size_t   max_handshakes;    /* logins in progress at once            */
+    uint32_t rate_burst;        /* control requests in a burst...        */
+    uint32_t rate_per_s;        /* ...and per second after it            */
+} sc_broker_opts_t;
+
+/* Defaults: 5000, 10000, 4096, 20, 10. */
+void sc_broker_opts_default (sc_broker_opts_t *opts);
+
+typedef struct _sc_broker_t sc_broker_t;
+
+/* key, cert and registry are borrowed and must outlive the broker. */
+sc_broker_t *sc_broker_new (const sc_key_t *key, const uint8_t *cert,
+                            size_t cert_len, sc_registry_t *registry,
+                            const sc_broker_opts_t *opts,
+                            sc_broker_send_fn *send, void *arg);
+/* Ends every session quietly (use sc_broker_shutdown first to tell). */
+void sc_broker_destroy (sc_broker_t **self_p);
+
+/* One message from the ROUTER. Never fails: bad input is answered and
+   logged, and changes nothing else. */
+void sc_broker_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+                       const uint8_t *data, size_t len, int64_t now_ms);
+/* Expire handshakes and silent sessions. Call a few times a second. */
+void sc_broker_tick (sc_broker_t *self, int64_t now_ms);
+/* Tell every logged-in client the broker stops (ERROR SHUTDOWN). */
+void sc_broker_shutdown (sc_broker_t *self);
+
+size_t sc_broker_sessions (const sc_broker_t *self);     /* logged in  */
+size_t sc_broker_handshakes (const sc_broker_t *self);   /* in progress */
+
+#endif

@@ -1,0 +1,36 @@
+/*  sc_registry: the users the broker knows, by name, with their public
+    keys. Loaded from a directory of `NAME.pub` files (SubjectPublicKey
+    PEM, Ed25519), one per user; a file whose name is not a valid user
+    name or whose key does not load is skipped with a log line, so one
+    bad file never locks everybody out. Reloading builds a new table and
+    swaps it in only when the directory could be read.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#ifndef SC_REGISTRY_H_INCLUDED
+#define SC_REGISTRY_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sc_key.h"
+
+typedef struct _sc_registry_t sc_registry_t;
+
+/* Load every user of dir. NULL when dir cannot be read. */
+sc_registry_t *sc_registry_new (const char *dir);
+void sc_registry_destroy (sc_registry_t **self_p);
+
+/* Read the directory again; on failure the old table stays. 0 / -1. */
+int sc_registry_reload (sc_registry_t *self);
+
+size_t sc_registry_size (const sc_registry_t *self);
+/* The key of a user (borrowed, valid until the next reload), or NULL. */
+const sc_key_t *sc_registry_key (const sc_registry_t *self, const char *name);
+/* The user's raw public key; -1 when unknown. */
+int sc_registry_raw (const sc_registry_t *self, const char *name,
+                     uint8_t pub[static SC_PUB_LEN]);
+
+#endif

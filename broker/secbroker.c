@@ -1,0 +1,300 @@
+/*  secbroker: the secchat broker. Parses the command line, loads the
+    broker's key, certificate and user registry, binds one ROUTER socket
+    and feeds every message to the protocol core (sc_broker) from a
+    single-threaded poll loop. SIGTERM/SIGINT stop it cleanly, SIGHUP
+    reloads the user registry without dropping sessions.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <czmq.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "sc_broker.h"
+#include "sc_log.h"
+#include "sc_proto.h"
+
+#define S_TICK_MS 100
+
+typedef struct {
+    const char *endpoint, *cert, *key, *users, *log_level;
+    uint32_t heartbeat_ms;
+} s_args_t;
+
+static volatile sig_atomic_t s_reload = 0;
+
+static void
+s_on_sighup (int sig)
+{
+    (void) sig;
+    s_reload = 1;
+}
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
+        "                 [--log-level LEVEL] [--heartbeat MS]\n"
+        "\n"
+        "The secchat broker: authenticates users and relays their end-to-end\n"
+        "encrypted chats. It never sees what they say.\n"
+        "\n"
+        "  --endpoint EP      ZeroMQ endpoint to bind (default tcp://*:4242;\n"
+        "                     tcp://127.0.0.1:* picks a free port)\n"
+        "  --cert FILE        broker certificate, PEM (default /etc/secbroker/broker.crt)\n"
+        "  --key FILE         broker private key, PEM (default /etc/secbroker/broker.key)\n"
+        "  --users DIR        registry of users' public keys, NAME.pub\n"
+        "                     (default /etc/secbroker/users)\n"
+        "  --log-level LEVEL  error, warning, info or debug (default info)\n"
+        "  --heartbeat MS     client ping interval; silent 3x this: dropped\n"
+        "                     (default 5000)\n"
+        "  --help             this text\n"
+        "\n"
+        "When ready it prints 'secbroker listening on ENDPOINT' on stdout.\n"
+        "SIGHUP reloads the users; SIGTERM stops it.\n");
+}
+
+/* 0 ok, 1 help printed, -1 bad arguments (usage printed). */
+static int
+s_parse (int argc, char **argv, s_args_t *args)
+{
+    static const struct option options[] = {
+        { "endpoint", required_argument, NULL, 'e' },
+        { "cert", required_argument, NULL, 'c' },
+        { "key", required_argument, NULL, 'k' },
+        { "users", required_argument, NULL, 'u' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "heartbeat", required_argument, NULL, 'b' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
+                         "/etc/secbroker/broker.key", "/etc/secbroker/users",
+                         "info", 5000 };
+    int opt;
+    while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+            case 'e': args->endpoint = optarg; break;
+            case 'c': args->cert = optarg; break;
+            case 'k': args->key = optarg; break;
+            case 'u': args->users = optarg; break;
+            case 'l': args->log_level = optarg; break;
+            case 'b': {
+                char *end = NULL;
+                unsigned long ms = strtoul (optarg, &end, 10);
+                if (!*optarg || *end || ms < 100 || ms > 600000) {
+                    fprintf (stderr, "secbroker: --heartbeat takes 100..600000 ms\n");
+                    return -1;
+                }
+                args->heartbeat_ms = (uint32_t) ms;
+                break;
+            }
+            case 'h': s_usage (stdout); return 1;
+            default: s_usage (stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "secbroker: unexpected argument '%s'\n", argv[optind]);
+        s_usage (stderr);
+        return -1;
+    }
+    if (sc_log_set_level (args->log_level)) {
+        fprintf (stderr, "secbroker: --log-level is error, warning, info or debug\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Each client holds a descriptor: allow as many as the hard limit. */
+static void
+s_raise_nofile (void)
+{
+    struct rlimit rl;
+    if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &rl))
+            sc_log (SC_LOG_WARNING, "cannot raise the open files limit: %s", strerror (errno));
+    }
+}
+
+static void
+s_free_frame (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+/* sc_broker_send_fn over the ROUTER: never blocks; a gone client or a
+   full queue is -1 and the core tells the sender. */
+static int
+s_send (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t len)
+{
+    void *handle = arg;
+    if (zmq_send (handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        free (frame);
+        return zmq_errno () == EAGAIN ? SC_BROKER_FULL : SC_BROKER_GONE;
+    }
+    zmq_msg_t msg;
+    if (zmq_msg_init_data (&msg, frame, len, s_free_frame, NULL)) {
+        free (frame);
+        return SC_BROKER_FULL;
+    }
+    /* The routing frame went: the body follows on the same pipe. */
+    if (zmq_msg_send (&msg, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&msg);
+        return SC_BROKER_FULL;
+    }
+    return 0;
+}
+
+static zsock_t *
+s_bind (const s_args_t *args)
+{
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    if (!router)
+        return NULL;
+    zsock_set_maxmsgsize (router, SC_ENVELOPE_MAX);
+    zsock_set_router_mandatory (router, 1);
+    zsock_set_linger (router, 1000);
+    zsock_set_sndhwm (router, 10000);
+    zsock_set_rcvhwm (router, 10000);
+    /* ZMTP heartbeats let libzmq close dead TCP connections itself. */
+    zsock_set_heartbeat_ivl (router, (int) args->heartbeat_ms);
+    zsock_set_heartbeat_timeout (router, (int) (3 * args->heartbeat_ms));
+    if (zsock_bind (router, "%s", args->endpoint) < 0) {
+        fprintf (stderr, "secbroker: cannot bind %s: %s\n", args->endpoint,
+                 zmq_strerror (zmq_errno ()));
+        zsock_destroy (&router);
+    }
+    return router;
+}
+
+/* Read every message waiting on the socket (at most a batch), hand each
+   to the core. Messages that are not exactly [rid][envelope] are
+   dropped. */
+static void
+s_drain (sc_broker_t *broker, void *handle)
+{
+    for (int i = 0; i < 1000; i++) {
+        zmq_msg_t rid, body;
+        zmq_msg_init (&rid);
+        if (zmq_msg_recv (&rid, handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&rid);
+            return;
+        }
+        zmq_msg_init (&body);
+        bool ok = zmq_msg_more (&rid) && zmq_msg_recv (&body, handle, 0) >= 0;
+        if (ok && zmq_msg_more (&body)) {
+            ok = false;
+            while (zmq_msg_more (&body) && zmq_msg_recv (&body, handle, 0) >= 0)
+                ;   /* drain the extra frames */
+        }
+        if (ok && zmq_msg_size (&body) > 0)
+            sc_broker_handle (broker, zmq_msg_data (&rid), zmq_msg_size (&rid),
+                              zmq_msg_data (&body), zmq_msg_size (&body), zclock_mono ());
+        else
+            sc_log (SC_LOG_DEBUG, "dropped a message with a wrong frame count");
+        zmq_msg_close (&body);
+        zmq_msg_close (&rid);
+    }
+}
+
+static int
+s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
+       const uint8_t *cert, size_t cert_len)
+{
+    zsock_t *router = s_bind (args);
+    if (!router)
+        return 1;
+    void *handle = zsock_resolve (router);
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.heartbeat_ms = args->heartbeat_ms;
+    sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, handle);
+    if (!broker) {
+        zsock_destroy (&router);
+        return 1;
+    }
+    printf ("secbroker listening on %s\n", zsock_endpoint (router));
+    fflush (stdout);
+    sc_log (SC_LOG_INFO, "listening on %s, %zu users registered",
+            zsock_endpoint (router), sc_registry_size (registry));
+
+    int64_t next_tick = zclock_mono () + S_TICK_MS;
+    while (!zsys_interrupted) {
+        zmq_pollitem_t item = { handle, 0, ZMQ_POLLIN, 0 };
+        long timeout = (long) (next_tick - zclock_mono ());
+        int rc = zmq_poll (&item, 1, timeout > 0 ? timeout : 0);
+        if (rc < 0 && zmq_errno () != EINTR) {
+            sc_log (SC_LOG_ERROR, "poll failed: %s", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        if (rc > 0)
+            s_drain (broker, handle);
+        if (s_reload) {
+            s_reload = 0;
+            if (sc_registry_reload (registry) == 0)
+                sc_log (SC_LOG_INFO, "registry reloaded: %zu users", sc_registry_size (registry));
+            else
+                sc_log (SC_LOG_ERROR, "registry reload failed: keeping the old one");
+        }
+        if (zclock_mono () >= next_tick) {
+            sc_broker_tick (broker, zclock_mono ());
+            next_tick = zclock_mono () + S_TICK_MS;
+        }
+    }
+    sc_log (SC_LOG_INFO, "stopping: %zu sessions", sc_broker_sessions (broker));
+    sc_broker_shutdown (broker);
+    sc_broker_destroy (&broker);
+    zsock_destroy (&router);
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_args_t args;
+    int rc = s_parse (argc, argv, &args);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsys_set_logident ("secbroker");
+    signal (SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_sighup;
+    sigemptyset (&sa.sa_mask);
+    sigaction (SIGHUP, &sa, NULL);
+    s_raise_nofile ();
+
+    int err = 0;
+    sc_key_t *key = sc_key_load_private (args.key, NULL, &err);
+    if (!key) {
+        fprintf (stderr, "secbroker: cannot load key %s: %s\n", args.key, sc_key_strerror (err));
+        return 1;
+    }
+    uint8_t *cert = NULL;
+    size_t cert_len = 0;
+    if (sc_cert_load_der (args.cert, &cert, &cert_len)) {
+        fprintf (stderr, "secbroker: cannot load certificate %s\n", args.cert);
+        sc_key_destroy (&key);
+        return 1;
+    }
+    sc_registry_t *registry = sc_registry_new (args.users);
+    if (!registry) {
+        fprintf (stderr, "secbroker: cannot read the user registry %s\n", args.users);
+        free (cert);
+        sc_key_destroy (&key);
+        return 1;
+    }
+    rc = s_run (&args, registry, key, cert, cert_len);
+    sc_registry_destroy (&registry);
+    free (cert);
+    sc_key_destroy (&key);
+    return rc;
+}

@@ -1,0 +1,806 @@
+/*  Tests of the broker's protocol core (sc_broker), driven without sockets:
+    fake clients made of the real handshake, channel and codec talk to it
+    through a send callback that collects what the broker sends.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <czmq.h>
+#include <string.h>
+
+#include "sc_broker.h"
+#include "sc_handshake.h"
+#include "sc_log.h"
+#include "sc_testkeys.h"
+#include "sc_wire.h"
+
+/* ---- What the broker sent ------------------------------------------------- */
+
+typedef struct {
+    uint8_t rid[8];
+    size_t rid_len;
+    uint8_t *frame;
+    size_t len;
+} sent_t;
+
+static zlistx_t *s_outbox;      /* sent_t, in order */
+static const uint8_t *s_fail_rid;   /* sends to this client fail...  */
+static int s_fail_code;             /* ...with this result            */
+
+static int
+s_capture (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t len)
+{
+    (void) arg;
+    if (s_fail_rid && rid_len == 5 && memcmp (rid, s_fail_rid, 5) == 0) {
+        free (frame);
+        return s_fail_code;
+    }
+    sent_t *sent = calloc (1, sizeof *sent);
+    assert_non_null (sent);
+    assert_true (rid_len <= sizeof sent->rid);
+    memcpy (sent->rid, rid, rid_len);
+    sent->rid_len = rid_len;
+    sent->frame = frame;
+    sent->len = len;
+    assert_non_null (zlistx_add_end (s_outbox, sent));
+    return 0;
+}
+
+static void
+s_sent_free (sent_t **sent)
+{
+    free ((*sent)->frame);
+    free (*sent);
+    *sent = NULL;
+}
+
+/* The next frame sent to rid, or NULL. */
+static sent_t *
+s_pop (const uint8_t *rid, size_t rid_len)
+{
+    for (sent_t *sent = zlistx_first (s_outbox); sent; sent = zlistx_next (s_outbox))
+        if (sent->rid_len == rid_len && memcmp (sent->rid, rid, rid_len) == 0) {
+            zlistx_detach_cur (s_outbox);
+            return sent;
+        }
+    return NULL;
+}
+
+/* ---- Fake clients ------------------------------------------------------------ */
+
+typedef struct {
+    char name[33];
+    uint8_t rid[5];
+    sc_key_t *key;
+    sc_channel_t *ch;
+} client_t;
+
+static struct {
+    sc_testkeys_t *keys;
+    sc_key_t *broker_key;
+    uint8_t *cert;
+    size_t cert_len;
+    sc_ca_t *ca;
+    sc_registry_t *registry;
+    sc_broker_t *broker;
+    int64_t now;
+    uint8_t next_rid;
+} T;
+
+static client_t *
+s_client_new (const char *name)
+{
+    client_t *c = calloc (1, sizeof *c);
+    assert_non_null (c);
+    strcpy (c->name, name);
+    c->rid[0] = 0;
+    c->rid[4] = ++T.next_rid;
+    c->key = sc_testkeys_user_key (T.keys, name);
+    assert_non_null (c->key);
+    return c;
+}
+
+static void
+s_client_destroy (client_t **c)
+{
+    sc_key_destroy (&(*c)->key);
+    sc_channel_destroy (&(*c)->ch);
+    free (*c);
+    *c = NULL;
+}
+
+static void
+s_deliver (client_t *c, const uint8_t *frame, size_t len)
+{
+    sc_broker_handle (T.broker, c->rid, sizeof c->rid, frame, len, T.now);
+}
+
+static void
+s_send_plain (client_t *c, const sc_msg_t *msg)
+{
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal (sc_wire_plain (msg, &frame, &len), 0);
+    s_deliver (c, frame, len);
+    free (frame);
+}
+
+static void
+s_send (client_t *c, const sc_msg_t *msg)
+{
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal (sc_wire_seal (c->ch, msg, &frame, &len), 0);
+    s_deliver (c, frame, len);
+    free (frame);
+}
+
+/* Receive the next plaintext frame for c into msg. */
+static void
+s_recv_plain (client_t *c, sc_msg_t *msg)
+{
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    assert_int_equal (sc_wire_open_plain (sent->frame, sent->len, msg), 0);
+    s_sent_free (&sent);
+}
+
+/* Receive the next sealed frame for c, expecting opcode. */
+static void
+s_recv (client_t *c, sc_msg_t *msg, uint8_t opcode)
+{
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    assert_int_equal (sc_wire_open (c->ch, sent->frame, sent->len, msg), 0);
+    s_sent_free (&sent);
+    if (msg->opcode != opcode)
+        fail_msg ("%s expected %s, got %s", c->name, sc_opcode_name (opcode),
+                  sc_opcode_name (msg->opcode));
+}
+
+static void
+s_expect_nothing (client_t *c)
+{
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    if (sent) {
+        uint8_t opcode = 0;
+        uint64_t seq = 0;
+        if (sc_wire_peek (sent->frame, sent->len, &opcode, &seq))
+            opcode = 255;
+        s_sent_free (&sent);
+        fail_msg ("%s got unexpected %s", c->name, sc_opcode_name (opcode));
+    }
+}
+
+/* Run the handshake up to the broker's answer to AUTH_CLIENT; returns the
+   opcode of that answer (WELCOME sealed, or a plaintext ERROR). */
+static int
+s_login_as (client_t *c, const char *claimed_name, uint32_t *error_code)
+{
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, claimed_name, T.ca, "secbroker");
+    assert_non_null (hs);
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_HELLO);
+    assert_int_equal (sc_handshake_client_hello (hs, &msg.suite, msg.nonce, msg.eph), 0);
+    s_send_plain (c, &msg);
+    sc_msg_reset (&msg);
+
+    s_recv_plain (c, &msg);
+    assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
+    uint8_t box[SC_HS_BOX_MAX];
+    size_t box_len = 0;
+    assert_int_equal (sc_handshake_client_auth (hs, msg.nonce, msg.eph, msg.data, msg.data_len,
+                                                msg.sig, msg.mac, box, &box_len, NULL), 0);
+    sc_msg_reset (&msg);
+    sc_msg_init (&msg, SC_OP_AUTH_CLIENT);
+    assert_int_equal (sc_msg_set_data (&msg, box, box_len), 0);
+    s_send_plain (c, &msg);
+    sc_msg_reset (&msg);
+
+    sc_session_keys_t keys;
+    assert_int_equal (sc_handshake_keys (hs, &keys), 0);
+    sc_handshake_destroy (&hs);
+    sc_channel_destroy (&c->ch);
+    c->ch = sc_channel_new (&keys);
+    assert_non_null (c->ch);
+
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    uint8_t opcode = 0;
+    uint64_t seq = 0;
+    assert_int_equal (sc_wire_peek (sent->frame, sent->len, &opcode, &seq), 0);
+    if (opcode == SC_OP_ERROR) {
+        assert_int_equal (seq, 0);      /* handshake errors are plaintext */
+        assert_int_equal (sc_wire_open_plain (sent->frame, sent->len, &msg), 0);
+        *error_code = msg.code;
+    }
+    else {
+        assert_int_equal (sc_wire_open (c->ch, sent->frame, sent->len, &msg), 0);
+        assert_int_equal (msg.opcode, SC_OP_WELCOME);
+        assert_string_equal (msg.name, claimed_name);
+        assert_int_equal (msg.code, 5000);
+    }
+    sc_msg_reset (&msg);
+    s_sent_free (&sent);
+    return opcode;
+}
+
+static client_t *
+s_login (const char *name)
+{
+    client_t *c = s_client_new (name);
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (c, name, &code), SC_OP_WELCOME);
+    return c;
+}
+
+static void
+s_send_named (client_t *c, uint8_t opcode, const char *name, uint32_t code)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, opcode);
+    msg.code = code;
+    if (name)
+        assert_int_equal (sc_msg_set_name (&msg, name), 0);
+    s_send (c, &msg);
+    sc_msg_reset (&msg);
+}
+
+static void
+s_expect_named (client_t *c, uint8_t opcode, const char *name)
+{
+    sc_msg_t msg;
+    s_recv (c, &msg, opcode);
+    assert_string_equal (msg.name, name);
+    sc_msg_reset (&msg);
+}
+
+static void
+s_expect_error (client_t *c, uint32_t code)
+{
+    sc_msg_t msg;
+    s_recv (c, &msg, SC_OP_ERROR);
+    assert_int_equal (msg.code, code);
+    sc_msg_reset (&msg);
+}
+
+/* alice asks bob, bob accepts: both get CHAT with the other's key. */
+static void
+s_open_chat (client_t *a, client_t *b)
+{
+    s_send_named (a, SC_OP_RTT, b->name, 0);
+    s_expect_named (b, SC_OP_RTT, a->name);
+    s_send_named (b, SC_OP_ACCEPT, a->name, 0);
+    sc_msg_t msg;
+    uint8_t pub[SC_PUB_LEN];
+    s_recv (a, &msg, SC_OP_CHAT);
+    assert_string_equal (msg.name, b->name);
+    assert_true (msg.flag);
+    assert_int_equal (sc_key_public_raw (b->key, pub), 0);
+    assert_memory_equal (msg.key, pub, SC_PUB_LEN);
+    sc_msg_reset (&msg);
+    s_recv (b, &msg, SC_OP_CHAT);
+    assert_string_equal (msg.name, a->name);
+    assert_false (msg.flag);
+    assert_int_equal (sc_key_public_raw (a->key, pub), 0);
+    assert_memory_equal (msg.key, pub, SC_PUB_LEN);
+    sc_msg_reset (&msg);
+}
+
+/* ---- Fixture ------------------------------------------------------------------ */
+
+static int
+s_group_setup (void **state)
+{
+    (void) state;
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    sc_log_set_level ("error");
+    T.keys = sc_testkeys_new (NULL, "alice", "bob", "carol", "dave", NULL);
+    if (!T.keys)
+        return -1;
+    int err = 0;
+    T.broker_key = sc_key_load_private (sc_testkeys_path (T.keys, "broker.key"), NULL, &err);
+    T.ca = sc_ca_load (sc_testkeys_path (T.keys, "ca.pem"), &err);
+    T.registry = sc_registry_new (sc_testkeys_path (T.keys, "users"));
+    if (!T.broker_key || !T.ca || !T.registry
+        || sc_cert_load_der (sc_testkeys_path (T.keys, "broker.crt"), &T.cert, &T.cert_len))
+        return -1;
+    return 0;
+}
+
+static int
+s_group_teardown (void **state)
+{
+    (void) state;
+    sc_registry_destroy (&T.registry);
+    sc_ca_destroy (&T.ca);
+    sc_key_destroy (&T.broker_key);
+    free (T.cert);
+    sc_testkeys_destroy (&T.keys);
+    return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    s_outbox = zlistx_new ();
+    s_fail_rid = NULL;
+    T.now = 1000000;
+    T.broker = sc_broker_new (T.broker_key, T.cert, T.cert_len, T.registry, NULL,
+                              s_capture, NULL);
+    return T.broker && s_outbox ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    sc_broker_destroy (&T.broker);
+    sent_t *sent;
+    while ((sent = zlistx_detach (s_outbox, NULL)))
+        s_sent_free (&sent);
+    zlistx_destroy (&s_outbox);
+    return 0;
+}
+
+/* ---- Tests ----------------------------------------------------------------------- */
+
+static void
+test_login (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    s_expect_nothing (alice);
+    s_client_destroy (&alice);
+}
+
+static void
+test_login_unknown_user (void **state)
+{
+    (void) state;
+    /* eve has a key, but the registry does not know her */
+    client_t *eve = s_client_new ("alice");
+    strcpy (eve->name, "eve");
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (eve, "eve", &code), SC_OP_ERROR);
+    assert_int_equal (code, SC_ERR_UNKNOWN_USER);
+    assert_int_equal (sc_broker_sessions (T.broker), 0);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    s_client_destroy (&eve);
+}
+
+static void
+test_login_wrong_key (void **state)
+{
+    (void) state;
+    /* alice's key, claiming to be bob: bob's registered key refuses it */
+    client_t *c = s_client_new ("alice");
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (c, "bob", &code), SC_OP_ERROR);
+    assert_int_equal (code, SC_ERR_AUTH);
+    assert_int_equal (sc_broker_sessions (T.broker), 0);
+    s_client_destroy (&c);
+}
+
+static void
+test_first_message_must_be_hello (void **state)
+{
+    (void) state;
+    client_t *c = s_client_new ("alice");
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_LIST);
+    s_send_plain (c, &msg);
+    s_recv_plain (c, &msg);
+    assert_int_equal (msg.opcode, SC_OP_ERROR);
+    assert_int_equal (msg.code, SC_ERR_STATE);
+    sc_msg_reset (&msg);
+
+    const uint8_t garbage[] = { 0xc1, 0x00, 0xff };
+    s_deliver (c, garbage, sizeof garbage);
+    s_recv_plain (c, &msg);
+    assert_int_equal (msg.code, SC_ERR_MALFORMED);
+    sc_msg_reset (&msg);
+
+    /* version 2 envelope */
+    const uint8_t v2[] = { 0x94, 0x02, 0x20, 0x00, 0xc4, 0x00 };
+    s_deliver (c, v2, sizeof v2);
+    s_recv_plain (c, &msg);
+    assert_int_equal (msg.code, SC_ERR_VERSION);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    s_client_destroy (&c);
+}
+
+static void
+test_list (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_LIST);
+    s_send (alice, &msg);
+    s_recv (alice, &msg, SC_OP_USERS);
+    assert_int_equal (msg.names_count, 0);
+    sc_msg_reset (&msg);
+
+    client_t *carol = s_login ("carol");
+    client_t *bob = s_login ("bob");
+    sc_msg_init (&msg, SC_OP_LIST);
+    s_send (alice, &msg);
+    s_recv (alice, &msg, SC_OP_USERS);
+    assert_int_equal (msg.names_count, 2);
+    assert_string_equal (msg.names[0], "bob");
+    assert_string_equal (msg.names[1], "carol");
+    assert_false (msg.flag);
+    sc_msg_reset (&msg);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+}
+
+static void
+test_request_accept_relay_leave (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);
+
+    /* an E2E box is relayed unchanged (the broker cannot read it) */
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_MESSAGE);
+    msg.counter = 7;
+    uint8_t box[40];
+    memset (box, 0xab, sizeof box);
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    s_send (alice, &msg);
+    sc_msg_reset (&msg);
+    s_recv (bob, &msg, SC_OP_MESSAGE);
+    assert_int_equal (msg.counter, 7);
+    assert_int_equal (msg.data_len, sizeof box);
+    assert_memory_equal (msg.data, box, sizeof box);
+    sc_msg_reset (&msg);
+    s_expect_nothing (alice);
+
+    s_send_named (bob, SC_OP_LEAVE, NULL, 0);
+    sc_msg_t notify;
+    s_recv (alice, &notify, SC_OP_NOTIFY);
+    assert_string_equal (notify.name, "bob");
+    assert_int_equal (notify.code, SC_NOTIFY_LEFT);
+    sc_msg_reset (&notify);
+
+    /* no chat any more: relay refused */
+    sc_msg_init (&msg, SC_OP_MESSAGE);
+    msg.counter = 8;
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    s_send (alice, &msg);
+    sc_msg_reset (&msg);
+    s_expect_error (alice, SC_ERR_NO_CHAT);
+    s_expect_nothing (bob);
+
+    /* both free again */
+    s_open_chat (bob, alice);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+static void
+test_refuse_busy_self_notfound (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    client_t *carol = s_login ("carol");
+
+    s_send_named (alice, SC_OP_RTT, "alice", 0);
+    s_expect_error (alice, SC_ERR_SELF);
+    s_send_named (alice, SC_OP_RTT, "nobody", 0);
+    s_expect_named (alice, SC_OP_USER_NOT_FOUND, "nobody");
+    s_send_named (alice, SC_OP_RTT, "dave", 0);      /* registered, offline */
+    s_expect_named (alice, SC_OP_USER_NOT_FOUND, "dave");
+
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (bob, SC_OP_RTT, "alice");
+    /* bob has a request pending: carol is told he is busy, bob sees nothing */
+    s_send_named (carol, SC_OP_RTT, "bob", 0);
+    sc_msg_t msg;
+    s_recv (carol, &msg, SC_OP_REFUSE);
+    assert_string_equal (msg.name, "bob");
+    assert_int_equal (msg.code, SC_REFUSE_BUSY);
+    sc_msg_reset (&msg);
+    s_expect_nothing (bob);
+    /* so is alice, who asked */
+    s_send_named (carol, SC_OP_RTT, "alice", 0);
+    s_recv (carol, &msg, SC_OP_REFUSE);
+    assert_int_equal (msg.code, SC_REFUSE_BUSY);
+    sc_msg_reset (&msg);
+    /* a second request while one is pending */
+    s_send_named (alice, SC_OP_RTT, "carol", 0);
+    s_expect_error (alice, SC_ERR_STATE);
+    /* accepting a request that was never made */
+    s_send_named (carol, SC_OP_ACCEPT, "alice", 0);
+    s_expect_error (carol, SC_ERR_STATE);
+    /* bob refuses the wrong name, then alice */
+    s_send_named (bob, SC_OP_REFUSE, "carol", 0);
+    s_expect_error (bob, SC_ERR_STATE);
+    s_send_named (bob, SC_OP_REFUSE, "alice", 0);
+    s_recv (alice, &msg, SC_OP_REFUSE);
+    assert_string_equal (msg.name, "bob");
+    assert_int_equal (msg.code, SC_REFUSE_DECLINED);
+    sc_msg_reset (&msg);
+    /* everyone idle again */
+    s_open_chat (carol, bob);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+}
+
+static void
+test_withdraw_and_quit (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (bob, SC_OP_RTT, "alice");
+    s_send_named (alice, SC_OP_LEAVE, NULL, 0);
+    sc_msg_t msg;
+    s_recv (bob, &msg, SC_OP_NOTIFY);
+    assert_int_equal (msg.code, SC_NOTIFY_CANCELLED);
+    sc_msg_reset (&msg);
+    /* leaving with nothing to leave */
+    s_send_named (alice, SC_OP_LEAVE, NULL, 0);
+    s_expect_error (alice, SC_ERR_STATE);
+
+    s_open_chat (alice, bob);
+    s_send_named (alice, SC_OP_QUIT, NULL, 0);
+    s_recv (bob, &msg, SC_OP_NOTIFY);
+    assert_string_equal (msg.name, "alice");
+    assert_int_equal (msg.code, SC_NOTIFY_QUIT);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+static void
+test_heartbeat_timeout (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);
+    /* bob pings, alice is silent */
+    for (int i = 0; i < 4; i++) {
+        T.now += 4000;
+        s_send_named (bob, SC_OP_PING, NULL, 0);
+        sc_msg_t pong;
+        s_recv (bob, &pong, SC_OP_PONG);
+        sc_msg_reset (&pong);
+        sc_broker_tick (T.broker, T.now);
+    }
+    sc_msg_t msg;
+    s_recv (bob, &msg, SC_OP_NOTIFY);
+    assert_string_equal (msg.name, "alice");
+    assert_int_equal (msg.code, SC_NOTIFY_LOST);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+static void
+test_handshake_timeout (void **state)
+{
+    (void) state;
+    client_t *c = s_client_new ("alice");
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, "alice", T.ca, "secbroker");
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_HELLO);
+    assert_int_equal (sc_handshake_client_hello (hs, &msg.suite, msg.nonce, msg.eph), 0);
+    s_send_plain (c, &msg);
+    sc_msg_reset (&msg);
+    s_recv_plain (c, &msg);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_handshakes (T.broker), 1);
+    T.now += 10001;
+    sc_broker_tick (T.broker, T.now);
+    s_recv_plain (c, &msg);
+    assert_int_equal (msg.opcode, SC_OP_ERROR);
+    assert_int_equal (msg.code, SC_ERR_TIMEOUT);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    sc_handshake_destroy (&hs);
+    s_client_destroy (&c);
+}
+
+static void
+test_second_login_replaces (void **state)
+{
+    (void) state;
+    client_t *alice1 = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice1, bob);
+    client_t *alice2 = s_login ("alice");
+    s_expect_error (alice1, SC_ERR_REPLACED);
+    sc_msg_t msg;
+    s_recv (bob, &msg, SC_OP_NOTIFY);
+    assert_int_equal (msg.code, SC_NOTIFY_REPLACED);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_sessions (T.broker), 2);
+    /* the new session works, the old one is gone */
+    s_open_chat (bob, alice2);
+    s_send_named (alice1, SC_OP_PING, NULL, 0);
+    sc_msg_t err;
+    s_recv_plain (alice1, &err);
+    assert_int_equal (err.code, SC_ERR_STATE);
+    sc_msg_reset (&err);
+    s_client_destroy (&alice1);
+    s_client_destroy (&alice2);
+    s_client_destroy (&bob);
+}
+
+static void
+test_replay_and_tamper (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_PING);
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal (sc_wire_seal (alice->ch, &msg, &frame, &len), 0);
+    s_deliver (alice, frame, len);
+    s_recv (alice, &msg, SC_OP_PONG);
+    sc_msg_reset (&msg);
+    /* the same envelope again: refused */
+    s_deliver (alice, frame, len);
+    s_expect_error (alice, SC_ERR_AUTH);
+    free (frame);
+    /* a flipped bit in the ciphertext */
+    sc_msg_init (&msg, SC_OP_PING);
+    assert_int_equal (sc_wire_seal (alice->ch, &msg, &frame, &len), 0);
+    frame[len - 1] ^= 1;
+    s_deliver (alice, frame, len);
+    s_expect_error (alice, SC_ERR_AUTH);
+    free (frame);
+    /* a malformed body, properly sealed */
+    const uint8_t bad_body[] = { 0x91, 0xc0 };      /* [nil] as RTT */
+    assert_int_equal (sc_wire_seal_raw (alice->ch, SC_OP_RTT, bad_body, sizeof bad_body,
+                                        &frame, &len), 0);
+    s_deliver (alice, frame, len);
+    s_expect_error (alice, SC_ERR_MALFORMED);
+    free (frame);
+    /* a broker-to-client opcode from a client */
+    s_send_named (alice, SC_OP_USER_NOT_FOUND, "bob", 0);
+    s_expect_error (alice, SC_ERR_STATE);
+    /* still fine */
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_recv (alice, &msg, SC_OP_PONG);
+    sc_msg_reset (&msg);
+    s_client_destroy (&alice);
+}
+
+static void
+test_rate_limit (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    int limited = 0;
+    for (int i = 0; i < 40; i++) {
+        s_send_named (alice, SC_OP_LIST, NULL, 0);
+        sc_msg_t msg;
+        sent_t *sent = s_pop (alice->rid, sizeof alice->rid);
+        assert_non_null (sent);
+        assert_int_equal (sc_wire_open (alice->ch, sent->frame, sent->len, &msg), 0);
+        if (msg.opcode == SC_OP_ERROR) {
+            assert_int_equal (msg.code, SC_ERR_RATE);
+            limited++;
+        }
+        sc_msg_reset (&msg);
+        s_sent_free (&sent);
+    }
+    assert_int_equal (limited, 20);     /* burst of 20, no time passed */
+    T.now += 1000;                      /* 10 more tokens */
+    s_send_named (alice, SC_OP_LIST, NULL, 0);
+    sc_msg_t msg;
+    s_recv (alice, &msg, SC_OP_USERS);
+    sc_msg_reset (&msg);
+    s_client_destroy (&alice);
+}
+
+static void
+test_peer_queue_full (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_MESSAGE);
+    msg.counter = 1;
+    uint8_t box[20] = { 0 };
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    /* bob reads too slowly: alice is told, bob keeps his session */
+    s_fail_rid = bob->rid;
+    s_fail_code = SC_BROKER_FULL;
+    s_send (alice, &msg);
+    s_fail_rid = NULL;
+    s_expect_error (alice, SC_ERR_UNDELIVERED);
+    s_expect_nothing (alice);
+    assert_int_equal (sc_broker_sessions (T.broker), 2);
+    /* and the next message goes through */
+    msg.counter = 2;
+    s_send (alice, &msg);
+    sc_msg_reset (&msg);
+    s_recv (bob, &msg, SC_OP_MESSAGE);
+    assert_int_equal (msg.counter, 2);
+    sc_msg_reset (&msg);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+static void
+test_undelivered (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_MESSAGE);
+    msg.counter = 1;
+    uint8_t box[20] = { 0 };
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal (sc_wire_seal (alice->ch, &msg, &frame, &len), 0);
+    sc_msg_reset (&msg);
+    /* bob is gone (his sends fail): alice is told it was not delivered,
+       then that bob is lost, and nothing crashes */
+    s_fail_rid = bob->rid;
+    s_fail_code = SC_BROKER_GONE;
+    s_deliver (alice, frame, len);
+    s_fail_rid = NULL;
+    free (frame);
+    s_expect_error (alice, SC_ERR_UNDELIVERED);
+    s_recv (alice, &msg, SC_OP_NOTIFY);
+    assert_int_equal (msg.code, SC_NOTIFY_LOST);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_login, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_login_unknown_user, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_login_wrong_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_first_message_must_be_hello, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_list, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_request_accept_relay_leave, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_refuse_busy_self_notfound, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_withdraw_and_quit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_heartbeat_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handshake_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_second_login_replaces, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_replay_and_tamper, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rate_limit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_undelivered, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
+}

@@ -22,6 +22,7 @@
 typedef struct {
     const char *endpoint, *cert, *key, *users, *log_level;
     uint32_t heartbeat_ms;
+    uint32_t login_timeout_ms;
 } s_args_t;
 
 static volatile sig_atomic_t s_reload = 0;
@@ -38,7 +39,7 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
-        "                 [--log-level LEVEL] [--heartbeat MS]\n"
+        "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -52,6 +53,7 @@ s_usage (FILE *out)
         "  --log-level LEVEL  error, warning, info or debug (default info)\n"
         "  --heartbeat MS     client ping interval; silent 3x this: dropped\n"
         "                     (default 5000)\n"
+        "  --login-timeout MS a login must complete within this (default 10000)\n"
         "  --help             this text\n"
         "\n"
         "When ready it prints 'secbroker listening on ENDPOINT' on stdout.\n"
@@ -69,12 +71,13 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "users", required_argument, NULL, 'u' },
         { "log-level", required_argument, NULL, 'l' },
         { "heartbeat", required_argument, NULL, 'b' },
+        { "login-timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
-                         "info", 5000 };
+                         "info", 5000, 10000 };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -83,14 +86,19 @@ s_parse (int argc, char **argv, s_args_t *args)
             case 'k': args->key = optarg; break;
             case 'u': args->users = optarg; break;
             case 'l': args->log_level = optarg; break;
-            case 'b': {
+            case 'b':
+            case 't': {
                 char *end = NULL;
                 unsigned long ms = strtoul (optarg, &end, 10);
                 if (!*optarg || *end || ms < 100 || ms > 600000) {
-                    fprintf (stderr, "secbroker: --heartbeat takes 100..600000 ms\n");
+                    fprintf (stderr, "secbroker: --%s takes 100..600000 ms\n",
+                             opt == 'b' ? "heartbeat" : "login-timeout");
                     return -1;
                 }
-                args->heartbeat_ms = (uint32_t) ms;
+                if (opt == 'b')
+                    args->heartbeat_ms = (uint32_t) ms;
+                else
+                    args->login_timeout_ms = (uint32_t) ms;
                 break;
             }
             case 'h': s_usage (stdout); return 1;
@@ -214,6 +222,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
     opts.heartbeat_ms = args->heartbeat_ms;
+    opts.handshake_ms = args->login_timeout_ms;
     sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, handle);
     if (!broker) {
         zsock_destroy (&router);

@@ -146,6 +146,8 @@ s_fail (sc_handshake_t *self, int err)
 {
     s_wipe_secrets (self);
     sc_wipe (&self->keys, sizeof self->keys);
+    /* a failed login proved nothing about the broker */
+    sc_key_destroy (&self->broker_key);
     self->state = S_FAILED;
     return err;
 }

@@ -97,7 +97,8 @@ int sc_handshake_broker_verify (sc_handshake_t *self,
 int sc_handshake_keys (sc_handshake_t *self, sc_session_keys_t *keys) SC_MUST_CHECK;
 
 /* The broker's public key from the verified certificate (client side,
-   after client_auth), borrowed. */
+   after client_auth succeeded; NULL before and after any failure),
+   borrowed. */
 const sc_key_t *sc_handshake_broker_key (const sc_handshake_t *self);
 
 #endif

@@ -146,8 +146,10 @@ s_fail (sc_handshake_t *self, int err)
 {
     s_wipe_secrets (self);
     sc_wipe (&self->keys, sizeof self->keys);
-    /* a failed login proved nothing about the broker */
-    sc_key_destroy (&self->broker_key);
+    /* a failed login proved nothing about the broker (a misuse after
+       success does not undo what the login proved) */
+    if (self->state != S_DONE && self->state != S_SPENT)
+        sc_key_destroy (&self->broker_key);
     self->state = S_FAILED;
     return err;
 }

@@ -65,6 +65,7 @@ sc_broker_opts_default (sc_broker_opts_t *opts)
     opts->max_handshakes = 4096;
     opts->rate_burst = 20;
     opts->rate_per_s = 10;
+    opts->seq_limit = 0;
 }
 
 static void
@@ -195,6 +196,8 @@ s_send (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     uint8_t *frame = NULL;
     size_t len = 0;
     int rc = sc_wire_seal (s->ch, msg, &frame, &len);
+    if (rc == SC_CHANNEL_ELIMIT)
+        s_mark_dead (self, s, "session counter exhausted", SC_NOTIFY_LOST);
     if (rc)
         return -1;
     rc = s_send_frame (self, s->rid, s->rid_len, frame, len);
@@ -382,6 +385,8 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     }
     sc_wipe (&keys, sizeof keys);
     sc_handshake_destroy (&s->hs);
+    if (s->ch && self->opts.seq_limit)
+        sc_channel_set_limit (s->ch, self->opts.seq_limit);
     if (why) {
         sc_log (SC_LOG_WARNING, "login refused%s%s: %s",
                 *name ? " for " : "", name, why);
@@ -623,6 +628,10 @@ s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode,
     uint8_t *frame = NULL;
     size_t flen = 0;
     int rc = peer->dead ? -1 : sc_wire_seal_raw (peer->ch, opcode, body, len, &frame, &flen);
+    if (rc == SC_CHANNEL_ELIMIT) {
+        s_mark_dead (self, peer, "session counter exhausted", SC_NOTIFY_LOST);
+        rc = SC_BROKER_GONE;
+    }
     if (rc == 0)
         rc = s_send_frame (self, peer->rid, peer->rid_len, frame, flen);
     if (rc) {
@@ -695,6 +704,12 @@ s_on_online (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
     uint8_t opcode = 0, *body = NULL;
     size_t body_len = 0;
     int rc = sc_wire_open_raw (s->ch, data, len, &opcode, &body, &body_len);
+    if (rc == SC_CHANNEL_ELIMIT) {
+        /* the client's counter ran out: it must log in again */
+        s_error (self, s, SC_ERR_TIMEOUT, "session counter exhausted: log in again");
+        s_mark_dead (self, s, "session counter exhausted", SC_NOTIFY_LOST);
+        return;
+    }
     if (rc) {
         sc_log (SC_LOG_INFO, "rejected an envelope from %s: %s", s->name, sc_wire_strerror (rc));
         s_error (self, s, rc <= SC_CHANNEL_EAUTH && rc >= SC_CHANNEL_EINTERNAL

@@ -37,9 +37,10 @@ typedef struct {
     size_t   max_handshakes;    /* logins in progress at once            */
     uint32_t rate_burst;        /* control requests in a burst...        */
     uint32_t rate_per_s;        /* ...and per second after it            */
+    uint64_t seq_limit;         /* session counter limit; 0: 2^48        */
 } sc_broker_opts_t;
 
-/* Defaults: 5000, 10000, 4096, 20, 10. */
+/* Defaults: 5000, 10000, 4096, 20, 10, 0. */
 void sc_broker_opts_default (sc_broker_opts_t *opts);
 
 typedef struct _sc_broker_t sc_broker_t;

@@ -17,14 +17,17 @@ struct _sc_channel_t {
     sc_session_keys_t keys;
     uint64_t sent;              /* seq of the last envelope sealed         */
     uint64_t received;          /* seq of the last envelope accepted       */
+    uint64_t limit;             /* no seq reaches this                     */
 };
 
 sc_channel_t *
 sc_channel_new (const sc_session_keys_t *keys)
 {
     sc_channel_t *self = calloc (1, sizeof *self);
-    if (self)
+    if (self) {
         self->keys = *keys;
+        self->limit = S_SEQ_LIMIT;
+    }
     return self;
 }
 
@@ -54,7 +57,7 @@ int
 sc_channel_seal (sc_channel_t *self, uint8_t version, uint8_t opcode,
                  const uint8_t *pt, size_t len, uint64_t *seq, uint8_t *out)
 {
-    if (self->sent + 1 >= S_SEQ_LIMIT)
+    if (self->sent + 1 >= self->limit)
         return SC_CHANNEL_ELIMIT;
     uint64_t next = self->sent + 1;
     uint8_t nonce[SC_NONCE_LEN], ad[S_AD_LEN];
@@ -73,7 +76,7 @@ sc_channel_open (sc_channel_t *self, uint8_t version, uint8_t opcode,
 {
     if (seq <= self->received)
         return SC_CHANNEL_EREPLAY;
-    if (seq >= S_SEQ_LIMIT)
+    if (seq >= self->limit)
         return SC_CHANNEL_ELIMIT;
     if (len < SC_TAG_LEN)
         return SC_CHANNEL_EAUTH;
@@ -84,6 +87,12 @@ sc_channel_open (sc_channel_t *self, uint8_t version, uint8_t opcode,
         return SC_CHANNEL_EAUTH;
     self->received = seq;
     return SC_CHANNEL_OK;
+}
+
+void
+sc_channel_set_limit (sc_channel_t *self, uint64_t limit)
+{
+    self->limit = limit < S_SEQ_LIMIT ? limit : S_SEQ_LIMIT;
 }
 
 const uint8_t *

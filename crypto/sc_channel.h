@@ -46,6 +46,11 @@ int sc_channel_open (sc_channel_t *self, uint8_t version, uint8_t opcode,
                      uint64_t seq, const uint8_t *ct, size_t len,
                      uint8_t *out) SC_MUST_CHECK;
 
+/* Lower the counter limit (default 2^48): seal and open refuse with
+   SC_CHANNEL_ELIMIT from this seq on, and the session must end. For a
+   stricter policy, and for tests that reach the limit. */
+void sc_channel_set_limit (sc_channel_t *self, uint64_t limit);
+
 /* The session id (for logs: never secret, but not shown to users). */
 const uint8_t *sc_channel_sid (const sc_channel_t *self);
 uint64_t sc_channel_sent (const sc_channel_t *self);

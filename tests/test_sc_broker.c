@@ -782,6 +782,45 @@ test_undelivered (void **state)
     s_client_destroy (&bob);
 }
 
+static void
+test_counter_exhausted_ends_session (void **state)
+{
+    (void) state;
+    /* a broker whose sessions end at seq 5 (WELCOME is 1) */
+    sc_broker_destroy (&T.broker);
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.seq_limit = 5;
+    T.broker = sc_broker_new (T.broker_key, T.cert, T.cert_len, T.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);           /* alice's CHAT is seq 2 */
+    sc_msg_t msg;
+    for (int i = 0; i < 2; i++) {       /* PONGs 3 and 4 */
+        s_send_named (alice, SC_OP_PING, NULL, 0);
+        s_recv (alice, &msg, SC_OP_PONG);
+        sc_msg_reset (&msg);
+    }
+    /* the next would be seq 5: never sent under this key, the session ends */
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_expect_nothing (alice);
+    s_recv (bob, &msg, SC_OP_NOTIFY);
+    assert_string_equal (msg.name, "alice");
+    assert_int_equal (msg.code, SC_NOTIFY_LOST);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    /* a new login gets fresh keys and counters */
+    client_t *again = s_login ("alice");
+    s_send_named (again, SC_OP_PING, NULL, 0);
+    s_recv (again, &msg, SC_OP_PONG);
+    sc_msg_reset (&msg);
+    s_client_destroy (&alice);
+    s_client_destroy (&again);
+    s_client_destroy (&bob);
+}
+
 int
 main (void)
 {
@@ -801,6 +840,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_rate_limit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_undelivered, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_counter_exhausted_ends_session, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

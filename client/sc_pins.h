@@ -1,0 +1,62 @@
+/*  sc_pins: trust on first use for peers' public keys.
+
+    The broker hands out each peer's key when a chat opens. The first key
+    seen for a peer is pinned in CONFIG/NAME.pins, one line per peer:
+    `peer-name hex-key` (64 lower-case hex digits). Later, a different key
+    for the same peer is reported and the old pin is kept: only the user
+    replaces a pin, by deleting its line. The file is rewritten atomically
+    (temporary file, then rename) with mode 0600.
+
+    A file that does not parse is never overwritten: it is renamed
+    PATH.bad and the store starts empty, and the caller is told why.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#ifndef SC_PINS_H_INCLUDED
+#define SC_PINS_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sc_crypto.h"
+
+/* Biggest pins file we read; a bigger one is treated as corrupt. */
+#define SC_PINS_FILE_MAX (1024 * 1024)
+
+typedef enum {
+    SC_PIN_NEW = 0,         /* no pin for this peer yet                    */
+    SC_PIN_SAME = 1,        /* the pinned key                              */
+    SC_PIN_CHANGED = 2      /* a pin exists and differs                    */
+} sc_pin_result_t;
+
+typedef struct _sc_pins_t sc_pins_t;
+
+/* Load the pins at path; a missing file is an empty store. path NULL:
+   pins live in memory only. When the file cannot be read or does not
+   parse, the store starts empty and a message goes into why (if not
+   NULL; "" otherwise); a corrupt file is first moved aside to PATH.bad,
+   and an unreadable one is never written over. NULL only when out of
+   memory. */
+sc_pins_t *sc_pins_new (const char *path, char *why, size_t why_size);
+void sc_pins_destroy (sc_pins_t **self_p);
+
+/* Compare key with name's pin. On SC_PIN_CHANGED, pinned (if not NULL)
+   gets the pinned key. */
+sc_pin_result_t sc_pins_check (const sc_pins_t *self, const char *name,
+                               const uint8_t key[static SC_PUB_LEN],
+                               uint8_t *pinned);
+
+/* Pin a key for a peer that has no pin, and save the file. The pin is
+   kept in memory even when saving fails. 0, or -1 with a message in
+   why (already pinned, bad name, cannot write). */
+int sc_pins_add (sc_pins_t *self, const char *name,
+                 const uint8_t key[static SC_PUB_LEN],
+                 char *why, size_t why_size);
+
+size_t sc_pins_size (const sc_pins_t *self);
+/* The file, or NULL for an in-memory store. */
+const char *sc_pins_path (const sc_pins_t *self);
+
+#endif

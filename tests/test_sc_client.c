@@ -1,0 +1,1335 @@
+/*  test_sc_client: the client's protocol core, driven without sockets.
+
+    A fake broker built from crypto/ and codec/ (the broker side of the
+    login handshake, session channels, a few lines of routing) sits
+    between one or more client cores: their frames go to it, its answers
+    come back, and the tests read the batch lines of docs/CLIENT.md that
+    the cores' events format to. Hooks in the fake broker drop, replay or
+    forge what it relays, to see the client refuse it.
+
+    The CA and the broker certificate come from keys/secchat-keys, run
+    into a temporary directory (tests run from the repository root).
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "sc_client.h"
+#include "sc_handshake.h"
+#include "sc_key.h"
+#include "sc_msg.h"
+#include "sc_pins.h"
+#include "sc_wire.h"
+
+#define HB          1000        /* heartbeat the fake broker announces */
+#define MAX_CONNS   4
+#define MAX_USERS   4
+#define MAX_LINES   256
+
+/* ---- Fixture: keys made once for the whole program -------------------- */
+
+static char g_dir[64];          /* CA and broker certificate              */
+static char g_other[64];        /* another CA, for the wrong-CA test      */
+static sc_ca_t *g_ca, *g_other_ca;
+static sc_key_t *g_broker_key;
+static uint8_t *g_cert;
+static size_t g_cert_len;
+static int64_t g_now = 1000000;
+
+/* ---- The fake broker ----------------------------------------------------- */
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} frame_t;
+
+typedef struct fake_broker_t fake_broker_t;
+
+typedef struct {
+    fake_broker_t *broker;
+    sc_client_t *client;
+    sc_key_t *key;
+    /* broker side of this connection */
+    sc_handshake_t *hs;
+    sc_channel_t *ch;
+    char name[SC_NAME_MAX + 1];     /* logged in as, "" before           */
+    int peer;                       /* chat peer's connection, or -1     */
+    bool quit;
+    int pings;
+    /* client -> broker frames not yet handled */
+    frame_t out[512];
+    size_t out_head, out_tail;
+    /* the client's events as batch lines (others as "NOTICE ...") */
+    char *lines[MAX_LINES];
+    size_t nlines, read;
+} conn_t;
+
+struct fake_broker_t {
+    struct { char name[SC_NAME_MAX + 1]; uint8_t pub[SC_PUB_LEN]; } users[MAX_USERS];
+    size_t nusers;
+    conn_t conns[MAX_CONNS];
+    size_t nconns;
+    /* hooks */
+    int drop_messages;              /* relayed MESSAGEs to drop          */
+    int replay_messages;            /* relayed MESSAGEs to send twice    */
+    int flip_messages;              /* relayed MESSAGEs to corrupt       */
+    bool busy;                      /* answer RTT with REFUSE busy       */
+    const char *welcome_name;       /* WELCOME another name              */
+    bool deaf;                      /* handle nothing                    */
+};
+
+static void
+record (conn_t *conn, const char *line)
+{
+    assert_true (conn->nlines < MAX_LINES);
+    conn->lines[conn->nlines] = strdup (line);
+    assert_non_null (conn->lines[conn->nlines]);
+    conn->nlines++;
+}
+
+static void
+io_event (void *arg, const sc_event_t *ev)
+{
+    conn_t *conn = arg;
+    char line[SC_EVENT_LINE_MAX];
+    int n = sc_event_format_batch (ev, line, sizeof line);
+    assert_true (n >= 0);
+    if (n > 0) {
+        assert_int_equal (line[n - 1], '\n');
+        assert_null (memchr (line, '\n', (size_t) n - 1));
+        line[n - 1] = 0;
+        record (conn, line);
+        return;
+    }
+    const char *kind = ev->type == SC_EV_LOGIN_FAILED ? "LOGIN_FAILED"
+                     : ev->type == SC_EV_HELP ? "HELP" : "NOTICE";
+    snprintf (line, sizeof line, "%s %s", kind, ev->text ? ev->text : "");
+    record (conn, line);
+}
+
+static int
+io_send (void *arg, const uint8_t *frame, size_t len)
+{
+    conn_t *conn = arg;
+    assert_true (len > 0 && len <= SC_ENVELOPE_MAX);
+    assert_true (conn->out_tail < sizeof conn->out / sizeof conn->out[0]);
+    frame_t *f = &conn->out[conn->out_tail++];
+    f->data = malloc (len);
+    assert_non_null (f->data);
+    memcpy (f->data, frame, len);
+    f->len = len;
+    return 0;
+}
+
+/* The next line the client printed (NULL when none). */
+static const char *
+next_line (conn_t *conn)
+{
+    return conn->read < conn->nlines ? conn->lines[conn->read++] : NULL;
+}
+
+/* Check the next line: exact, or a prefix when want ends with '*'. */
+static void
+expect_line (conn_t *conn, const char *want)
+{
+    const char *got = next_line (conn);
+    if (!got) {
+        print_error ("%s: expected \"%s\", got nothing\n", conn->name, want);
+        fail ();
+    }
+    size_t len = strlen (want);
+    bool ok = want[len - 1] == '*' ? strncmp (got, want, len - 1) == 0
+                                   : strcmp (got, want) == 0;
+    if (!ok) {
+        print_error ("%s: expected \"%s\", got \"%.200s\"\n", conn->name, want, got);
+        fail ();
+    }
+}
+
+static void
+expect_nothing (conn_t *conn)
+{
+    const char *got = next_line (conn);
+    if (got) {
+        print_error ("%s: expected nothing, got \"%.200s\"\n", conn->name, got);
+        fail ();
+    }
+}
+
+static void
+skip_lines (conn_t *conn)
+{
+    conn->read = conn->nlines;
+}
+
+static void
+free_frame (frame_t *f)
+{
+    free (f->data);
+    f->data = NULL;
+}
+
+static void
+drop_frames (conn_t *conn)
+{
+    while (conn->out_head < conn->out_tail)
+        free_frame (&conn->out[conn->out_head++]);
+    conn->out_head = conn->out_tail = 0;
+}
+
+/* Broker -> client, plaintext (handshake) */
+static void
+deliver_plain (conn_t *conn, sc_msg_t *msg)
+{
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_wire_plain (msg, &frame, &len), 0);
+    sc_client_recv (conn->client, frame, len, g_now);
+    free (frame);
+}
+
+/* Broker -> client, sealed in the session */
+static void
+deliver_raw (conn_t *conn, uint8_t opcode, const uint8_t *body, size_t body_len)
+{
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_wire_seal_raw (conn->ch, opcode, body, body_len, &frame, &len), 0);
+    sc_client_recv (conn->client, frame, len, g_now);
+    free (frame);
+}
+
+static void
+deliver (conn_t *conn, const sc_msg_t *msg)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_msg_encode (msg, &body, &len), 0);
+    deliver_raw (conn, msg->opcode, body, len);
+    free (body);
+}
+
+static void
+deliver_named (conn_t *conn, uint8_t opcode, const char *name, uint32_t code)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, opcode);
+    assert_int_equal (sc_msg_set_name (&msg, name), 0);
+    msg.code = code;
+    deliver (conn, &msg);
+    sc_msg_reset (&msg);
+}
+
+static void
+deliver_error (conn_t *conn, uint32_t code, const char *detail, bool plain)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_ERROR);
+    msg.code = code;
+    assert_int_equal (sc_msg_set_text (&msg, detail), 0);
+    if (plain)
+        deliver_plain (conn, &msg);
+    else
+        deliver (conn, &msg);
+    sc_msg_reset (&msg);
+}
+
+static conn_t *
+find_conn (fake_broker_t *fb, const char *name)
+{
+    for (size_t i = 0; i < fb->nconns; i++)
+        if (fb->conns[i].ch && !fb->conns[i].quit && strcmp (fb->conns[i].name, name) == 0)
+            return &fb->conns[i];
+    return NULL;
+}
+
+static const uint8_t *
+find_user (fake_broker_t *fb, const char *name)
+{
+    for (size_t i = 0; i < fb->nusers; i++)
+        if (strcmp (fb->users[i].name, name) == 0)
+            return fb->users[i].pub;
+    return NULL;
+}
+
+static void
+broker_hello (conn_t *conn, const sc_msg_t *in)
+{
+    conn->hs = sc_handshake_new_broker (g_broker_key, g_cert, g_cert_len);
+    assert_non_null (conn->hs);
+    sc_msg_t out;
+    sc_msg_init (&out, SC_OP_AUTH_BROKER);
+    assert_int_equal (sc_handshake_broker_hello (conn->hs, in->suite, in->nonce, in->eph,
+                                                 out.nonce, out.eph, out.sig, out.mac), 0);
+    assert_int_equal (sc_msg_set_data (&out, g_cert, g_cert_len), 0);
+    deliver_plain (conn, &out);
+    sc_msg_reset (&out);
+}
+
+static void
+broker_auth (conn_t *conn, const sc_msg_t *in)
+{
+    char name[SC_HS_NAME_MAX + 1];
+    assert_int_equal (sc_handshake_broker_open (conn->hs, in->data, in->data_len, name), 0);
+    const uint8_t *pub = find_user (conn->broker, name);
+    if (!pub) {
+        sc_handshake_destroy (&conn->hs);
+        deliver_error (conn, SC_ERR_UNKNOWN_USER, "no such user", true);
+        return;
+    }
+    sc_key_t *key = sc_key_from_raw (pub);
+    assert_non_null (key);
+    assert_int_equal (sc_handshake_broker_verify (conn->hs, key), 0);
+    sc_key_destroy (&key);
+    sc_session_keys_t keys;
+    assert_int_equal (sc_handshake_keys (conn->hs, &keys), 0);
+    sc_handshake_destroy (&conn->hs);
+    conn->ch = sc_channel_new (&keys);
+    assert_non_null (conn->ch);
+    strcpy (conn->name, name);
+    conn->peer = -1;
+    sc_msg_t welcome;
+    sc_msg_init (&welcome, SC_OP_WELCOME);
+    const char *wname = conn->broker->welcome_name ? conn->broker->welcome_name : name;
+    assert_int_equal (sc_msg_set_name (&welcome, wname), 0);
+    welcome.code = HB;
+    deliver (conn, &welcome);
+    sc_msg_reset (&welcome);
+}
+
+static void
+broker_handshake (conn_t *conn, const frame_t *f)
+{
+    sc_msg_t msg;
+    assert_int_equal (sc_wire_open_plain (f->data, f->len, &msg), 0);
+    if (msg.opcode == SC_OP_HELLO)
+        broker_hello (conn, &msg);
+    else if (msg.opcode == SC_OP_AUTH_CLIENT)
+        broker_auth (conn, &msg);
+    else
+        fail_msg ("unexpected opcode %d in the handshake", msg.opcode);
+    sc_msg_reset (&msg);
+}
+
+static void
+broker_list (conn_t *conn)
+{
+    fake_broker_t *fb = conn->broker;
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_USERS);
+    for (size_t i = 0; i < fb->nconns; i++)
+        if (&fb->conns[i] != conn && fb->conns[i].ch && !fb->conns[i].quit)
+            assert_int_equal (sc_msg_add_name (&msg, fb->conns[i].name), 0);
+    deliver (conn, &msg);
+    sc_msg_reset (&msg);
+}
+
+static void
+broker_rtt (conn_t *conn, const char *target)
+{
+    conn_t *to = find_conn (conn->broker, target);
+    if (conn->broker->busy)
+        deliver_named (conn, SC_OP_REFUSE, target, SC_REFUSE_BUSY);
+    else if (!to)
+        deliver_named (conn, SC_OP_USER_NOT_FOUND, target, 0);
+    else
+        deliver_named (to, SC_OP_RTT, conn->name, 0);
+}
+
+static void
+broker_chat (conn_t *a, conn_t *b, bool initiator)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_CHAT);
+    assert_int_equal (sc_msg_set_name (&msg, b->name), 0);
+    const uint8_t *pub = find_user (a->broker, b->name);
+    assert_non_null (pub);
+    if (pub)
+        memcpy (msg.key, pub, SC_PUB_LEN);
+    msg.flag = initiator;
+    deliver (a, &msg);
+    sc_msg_reset (&msg);
+}
+
+static void
+broker_accept (conn_t *b, const char *requester)
+{
+    conn_t *a = find_conn (b->broker, requester);
+    assert_non_null (a);
+    if (!a)
+        return;                 /* not reached: tells the compiler */
+    a->peer = (int) (b - b->broker->conns);
+    b->peer = (int) (a - a->broker->conns);
+    broker_chat (a, b, true);
+    broker_chat (b, a, false);
+}
+
+static void
+broker_end (conn_t *conn, uint32_t reason)
+{
+    if (conn->peer >= 0) {
+        conn_t *peer = &conn->broker->conns[conn->peer];
+        peer->peer = -1;
+        conn->peer = -1;
+        deliver_named (peer, SC_OP_NOTIFY, conn->name, reason);
+    }
+}
+
+/* MESSAGE and the CC_ opcodes, through the hooks. */
+static void
+broker_relay (conn_t *conn, uint8_t opcode, uint8_t *body, size_t len)
+{
+    fake_broker_t *fb = conn->broker;
+    if (conn->peer < 0) {
+        deliver_error (conn, SC_ERR_NO_CHAT, "", false);
+        return;
+    }
+    conn_t *peer = &fb->conns[conn->peer];
+    if (opcode == SC_OP_MESSAGE && fb->drop_messages > 0) {
+        fb->drop_messages--;
+        return;
+    }
+    if (opcode == SC_OP_MESSAGE && fb->flip_messages > 0) {
+        fb->flip_messages--;
+        sc_msg_t msg;
+        assert_int_equal (sc_msg_decode (opcode, body, len, &msg), 0);
+        msg.data[msg.data_len / 2] ^= 0x04;
+        deliver (peer, &msg);
+        sc_msg_reset (&msg);
+        return;
+    }
+    deliver_raw (peer, opcode, body, len);
+    if (opcode == SC_OP_MESSAGE && fb->replay_messages > 0) {
+        fb->replay_messages--;
+        deliver_raw (peer, opcode, body, len);
+    }
+}
+
+static void
+broker_session (conn_t *conn, const frame_t *f)
+{
+    uint8_t opcode = 0, *body = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_wire_open_raw (conn->ch, f->data, f->len, &opcode, &body, &len), 0);
+    sc_msg_t msg;
+    assert_int_equal (sc_msg_decode (opcode, body, len, &msg), 0);
+    switch (opcode) {
+        case SC_OP_PING: {
+            conn->pings++;
+            sc_msg_t pong;
+            sc_msg_init (&pong, SC_OP_PONG);
+            deliver (conn, &pong);
+            break;
+        }
+        case SC_OP_LIST:    broker_list (conn); break;
+        case SC_OP_RTT:     broker_rtt (conn, msg.name); break;
+        case SC_OP_ACCEPT:  broker_accept (conn, msg.name); break;
+        case SC_OP_REFUSE: {
+            conn_t *a = find_conn (conn->broker, msg.name);
+            if (a)
+                deliver_named (a, SC_OP_REFUSE, conn->name, SC_REFUSE_DECLINED);
+            break;
+        }
+        case SC_OP_LEAVE:   broker_end (conn, SC_NOTIFY_LEFT); break;
+        case SC_OP_QUIT:    broker_end (conn, SC_NOTIFY_QUIT); conn->quit = true; break;
+        case SC_OP_MESSAGE:
+        case SC_OP_CC_SESSION:
+        case SC_OP_CC_REPLY:
+        case SC_OP_CC_FINISH:
+            broker_relay (conn, opcode, body, len);
+            break;
+        default:
+            fail_msg ("unexpected opcode %d from a client", opcode);
+    }
+    sc_msg_reset (&msg);
+    free (body);
+}
+
+/* Handle every frame the clients sent, and what they send in answer. */
+static void
+pump (fake_broker_t *fb)
+{
+    bool again = true;
+    while (again && !fb->deaf) {
+        again = false;
+        for (size_t i = 0; i < fb->nconns; i++) {
+            conn_t *conn = &fb->conns[i];
+            while (conn->out_head < conn->out_tail) {
+                frame_t f = conn->out[conn->out_head++];
+                if (conn->ch)
+                    broker_session (conn, &f);
+                else
+                    broker_handshake (conn, &f);
+                free_frame (&f);
+                again = true;
+            }
+            conn->out_head = conn->out_tail = 0;
+        }
+    }
+}
+
+static void
+register_user (fake_broker_t *fb, const char *name, const sc_key_t *key)
+{
+    uint8_t pub[SC_PUB_LEN];
+    assert_int_equal (sc_key_public_raw (key, pub), 0);
+    for (size_t i = 0; i < fb->nusers; i++)
+        if (strcmp (fb->users[i].name, name) == 0) {
+            memcpy (fb->users[i].pub, pub, SC_PUB_LEN);
+            return;
+        }
+    assert_true (fb->nusers < MAX_USERS);
+    strcpy (fb->users[fb->nusers].name, name);
+    memcpy (fb->users[fb->nusers].pub, pub, SC_PUB_LEN);
+    fb->nusers++;
+}
+
+/* A client core for user `name` with a new key, registered at the
+   broker when `registered`. */
+static conn_t *
+add_client (fake_broker_t *fb, const char *name, bool registered,
+            const sc_ca_t *ca, const char *broker_name, const char *pins)
+{
+    assert_true (fb->nconns < MAX_CONNS);
+    conn_t *conn = &fb->conns[fb->nconns++];
+    conn->broker = fb;
+    conn->peer = -1;
+    conn->key = sc_key_generate ();
+    assert_non_null (conn->key);
+    if (registered)
+        register_user (fb, name, conn->key);
+    sc_client_io_t io = { .arg = conn, .send = io_send, .event = io_event };
+    conn->client = sc_client_new (conn->key, name, ca, broker_name, pins, &io);
+    assert_non_null (conn->client);
+    strcpy (conn->name, name);      /* for messages; reset at login */
+    return conn;
+}
+
+static conn_t *
+login (fake_broker_t *fb, const char *name, const char *pins)
+{
+    conn_t *conn = add_client (fb, name, true, g_ca, "secbroker", pins);
+    conn->name[0] = 0;
+    assert_int_equal (sc_client_start (conn->client, g_now), 0);
+    assert_int_equal (sc_client_state (conn->client), SC_CLIENT_CONNECTING);
+    pump (fb);
+    char want[64];
+    snprintf (want, sizeof want, "ready %s", name);
+    expect_line (conn, want);
+    assert_int_equal (sc_client_state (conn->client), SC_CLIENT_IDLE);
+    return conn;
+}
+
+static void
+type (conn_t *conn, const char *line)
+{
+    sc_client_command (conn->client, line, strlen (line), g_now);
+    pump (conn->broker);
+}
+
+/* Let time pass to t, then tick and let the broker answer. */
+static void
+tick (conn_t *conn, int64_t t)
+{
+    g_now = t;
+    sc_client_tick (conn->client, g_now);
+    pump (conn->broker);
+}
+
+static fake_broker_t *
+broker_new (void)
+{
+    fake_broker_t *fb = calloc (1, sizeof *fb);
+    assert_non_null (fb);
+    return fb;
+}
+
+static void
+broker_destroy (fake_broker_t **fb_p)
+{
+    fake_broker_t *fb = *fb_p;
+    for (size_t i = 0; i < fb->nconns; i++) {
+        conn_t *conn = &fb->conns[i];
+        sc_client_destroy (&conn->client);
+        sc_key_destroy (&conn->key);
+        sc_handshake_destroy (&conn->hs);
+        sc_channel_destroy (&conn->ch);
+        drop_frames (conn);
+        for (size_t j = 0; j < conn->nlines; j++)
+            free (conn->lines[j]);
+    }
+    free (fb);
+    *fb_p = NULL;
+}
+
+/* alice and bob logged in, chatting; both lines read. */
+static void
+open_chat (fake_broker_t *fb, conn_t **alice, conn_t **bob, char *safety)
+{
+    *alice = login (fb, "alice", NULL);
+    *bob = login (fb, "bob", NULL);
+    type (*alice, "/talk bob");
+    expect_line (*bob, "request alice");
+    assert_int_equal (sc_client_state ((*bob)->client), SC_CLIENT_INCOMING);
+    type (*bob, "/accept");
+    expect_line (*alice, "accepted bob");
+    const char *a = next_line (*alice), *b = next_line (*bob);
+    assert_non_null (a);
+    assert_non_null (b);
+    assert_true (strncmp (a, "chat bob ", 9) == 0);
+    assert_true (strncmp (b, "chat alice ", 11) == 0);
+    assert_string_equal (a + 9, b + 11);
+    assert_int_equal (strlen (a + 9), SC_SAFETY_LEN);
+    if (safety)
+        strcpy (safety, a + 9);
+    assert_int_equal (sc_client_state ((*alice)->client), SC_CLIENT_CHATTING);
+    assert_int_equal (sc_client_state ((*bob)->client), SC_CLIENT_CHATTING);
+    assert_string_equal (sc_client_peer ((*alice)->client), "bob");
+}
+
+/* ---- Login ---------------------------------------------------------------- */
+
+static void
+test_login_ok (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", NULL);
+    assert_int_equal (sc_client_heartbeat (alice->client), HB);
+    assert_true (sc_client_ever_ready (alice->client));
+    assert_string_equal (sc_client_name (alice->client), "alice");
+    assert_null (sc_client_peer (alice->client));
+    expect_nothing (alice);
+    broker_destroy (&fb);
+}
+
+static void
+login_fails (const sc_ca_t *ca, const char *broker_name, bool registered,
+             const char *welcome_name, const char *want)
+{
+    fake_broker_t *fb = broker_new ();
+    fb->welcome_name = welcome_name;
+    conn_t *alice = add_client (fb, "alice", registered, ca, broker_name, NULL);
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    pump (fb);
+    expect_line (alice, want);
+    expect_nothing (alice);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_DEAD);
+    assert_false (sc_client_ever_ready (alice->client));
+    /* A dead client takes no more commands and sends nothing. */
+    type (alice, "/list");
+    expect_nothing (alice);
+    broker_destroy (&fb);
+}
+
+static void
+test_login_wrong_ca (void **state)
+{
+    (void) state;
+    login_fails (g_other_ca, "secbroker", true, NULL,
+                 "LOGIN_FAILED broker certificate rejected*");
+}
+
+static void
+test_login_wrong_broker_name (void **state)
+{
+    (void) state;
+    login_fails (g_ca, "otherbroker", true, NULL,
+                 "LOGIN_FAILED broker certificate rejected*");
+}
+
+static void
+test_login_unknown_user (void **state)
+{
+    (void) state;
+    login_fails (g_ca, "secbroker", false, NULL,
+                 "LOGIN_FAILED broker refused the user alice: unknown-user*");
+}
+
+static void
+test_login_welcome_other_name (void **state)
+{
+    (void) state;
+    login_fails (g_ca, "secbroker", true, "mallory",
+                 "LOGIN_FAILED the broker welcomed mallory instead of alice*");
+}
+
+/* A plaintext refusal that a retry may fix leaves the client offline,
+   ready for another start. */
+static void
+test_login_timeout_retry (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = add_client (fb, "alice", true, g_ca, "secbroker", NULL);
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    drop_frames (alice);
+    deliver_error (alice, SC_ERR_TIMEOUT, "too slow", true);
+    expect_line (alice, "LOGIN_FAILED broker refused the login of alice: timeout (too slow)");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+    /* Garbage during the handshake is dropped, the login goes on. */
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    sc_client_recv (alice->client, (const uint8_t *) "\x94\x01", 2, g_now);
+    expect_line (alice, "NOTICE dropped a malformed frame*");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_CONNECTING);
+    pump (fb);
+    expect_line (alice, "ready alice");
+    broker_destroy (&fb);
+}
+
+/* Lines typed before the login completes run after `ready`, in order. */
+static void
+test_commands_before_login (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *bob = login (fb, "bob", NULL);
+    conn_t *alice = add_client (fb, "alice", true, g_ca, "secbroker", NULL);
+    alice->name[0] = 0;
+    sc_client_command (alice->client, "/list", 5, g_now);
+    sc_client_command (alice->client, "hello", 5, g_now);
+    sc_client_command (alice->client, "/talk bob", 9, g_now);
+    expect_nothing (alice);
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    pump (fb);
+    expect_line (alice, "ready alice");
+    /* All three ran at once; the broker's answer to /list came after. */
+    expect_line (alice, "error not-in-chat *");
+    expect_line (alice, "users bob");
+    expect_nothing (alice);
+    expect_line (bob, "request alice");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_WAITING);
+    broker_destroy (&fb);
+}
+
+/* ---- Requests ------------------------------------------------------------- */
+
+static void
+test_request_and_answers (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", NULL);
+    conn_t *bob = login (fb, "bob", NULL);
+
+    type (alice, "/list");
+    expect_line (alice, "users bob");
+    type (alice, "/talk carol");
+    expect_line (alice, "not-found carol");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_WAITING);
+    assert_string_equal (sc_client_peer (alice->client), "bob");
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_INCOMING);
+    assert_string_equal (sc_client_peer (bob->client), "alice");
+    type (alice, "hi");
+    expect_line (alice, "error not-in-chat *");
+    type (alice, "/talk bob");
+    expect_line (alice, "error state *");
+
+    type (bob, "/refuse");
+    expect_line (bob, "closed alice");
+    expect_line (alice, "refused bob");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
+
+    fb->busy = true;
+    type (alice, "/talk bob");
+    expect_line (alice, "busy bob");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    expect_nothing (alice);
+    expect_nothing (bob);
+    broker_destroy (&fb);
+}
+
+static void
+test_commands_checked (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", NULL);
+    type (alice, "/talk");
+    expect_line (alice, "error usage *");
+    type (alice, "/talk Bob");
+    expect_line (alice, "error usage *");
+    type (alice, "/talk bob carol");
+    expect_line (alice, "error usage *");
+    type (alice, "/list now");
+    expect_line (alice, "error usage *");
+    type (alice, "/list   ");
+    expect_line (alice, "users");
+    type (alice, "/talk alice");
+    expect_line (alice, "error self *");
+    type (alice, "/frobnicate\x1b[2J");
+    expect_line (alice, "error unknown-command /frobnicate?[2J is not a command*");
+    type (alice, "/accept");
+    expect_line (alice, "error state *");
+    type (alice, "/leave");
+    expect_line (alice, "error not-in-chat *");
+    type (alice, "/help");
+    expect_line (alice, "HELP commands:*");
+    type (alice, "hello");
+    expect_line (alice, "error not-in-chat *");
+    type (alice, "caf\xc3");
+    expect_line (alice, "error bad-utf8 *");
+    sc_client_command (alice->client, "a\0b", 3, g_now);
+    expect_line (alice, "error bad-utf8 *");
+    type (alice, "");
+    expect_nothing (alice);
+    type (alice, "/fingerprint");
+    const char *line = next_line (alice);
+    assert_non_null (line);
+    assert_true (strncmp (line, "fingerprint ", 12) == 0);
+    assert_int_equal (strlen (line), 12 + SC_FPR_LEN);
+    broker_destroy (&fb);
+}
+
+/* ---- Chat ------------------------------------------------------------------ */
+
+static void
+test_chat_messages (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    char safety[SC_SAFETY_LEN + 1];
+    open_chat (fb, &alice, &bob, safety);
+
+    type (alice, "hello bob");
+    expect_line (bob, "msg alice hello bob");
+    type (bob, "grüße, ñ, 日本語 🙂");
+    expect_line (alice, "msg bob grüße, ñ, 日本語 🙂");
+    type (bob, "//slash");
+    expect_line (alice, "msg bob /slash");
+
+    char *big = malloc (SC_TEXT_MAX + 2);
+    assert_non_null (big);
+    memset (big, 'x', SC_TEXT_MAX + 1);
+    big[SC_TEXT_MAX] = 0;
+    type (alice, big);
+    const char *line = next_line (bob);
+    assert_non_null (line);
+    assert_int_equal (strlen (line), strlen ("msg alice ") + SC_TEXT_MAX);
+    big[SC_TEXT_MAX] = 'x';
+    big[SC_TEXT_MAX + 1] = 0;
+    type (alice, big);
+    expect_line (alice, "error too-long *");
+    expect_nothing (bob);
+    free (big);
+
+    type (alice, "/fingerprint");
+    line = next_line (alice);
+    assert_non_null (line);
+    assert_true (strncmp (line, "fingerprint ", 12) == 0);
+    assert_true (strncmp (line + 12 + SC_FPR_LEN, " bob ", 5) == 0);
+    assert_string_equal (line + 12 + SC_FPR_LEN + 5 + SC_FPR_LEN + 1, safety);
+    expect_nothing (alice);
+    expect_nothing (bob);
+    broker_destroy (&fb);
+}
+
+static void
+test_control_characters (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    type (alice, "a\x1b[31mred\tb\x7f\r\xc2\x9b" "2J\xc2\xa9");
+    expect_line (bob, "msg alice a?[31mred?b??" "?2J\xc2\xa9");
+    /* The same in an error detail from the broker. */
+    deliver_error (alice, SC_ERR_RATE, "slow\ndown\x07", false);
+    expect_line (alice, "error rate slow?down?");
+    broker_destroy (&fb);
+}
+
+static void
+test_replay_refused (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    fb->replay_messages = 1;
+    type (alice, "once");
+    expect_line (bob, "msg alice once");
+    expect_line (bob, "error replay *");
+    expect_nothing (bob);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_CHATTING);
+    type (alice, "twice");
+    expect_line (bob, "msg alice twice");
+    broker_destroy (&fb);
+}
+
+static void
+test_lost_message (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    fb->drop_messages = 1;
+    type (alice, "one");
+    expect_nothing (bob);
+    type (alice, "two");
+    expect_line (bob, "lost alice 1");
+    expect_line (bob, "msg alice two");
+    expect_nothing (bob);
+    broker_destroy (&fb);
+}
+
+static void
+test_forged_box (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    fb->flip_messages = 1;
+    type (alice, "secret");
+    expect_line (bob, "error e2e *");
+    expect_line (bob, "closed alice");
+    expect_nothing (bob);
+    /* bob left: alice hears it from the broker. */
+    expect_line (alice, "closed bob");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
+    broker_destroy (&fb);
+}
+
+static void
+test_leave_and_notify (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    /* An E2E close then LEAVE: the peer reports the chat closed once. */
+    type (alice, "/leave");
+    expect_line (alice, "closed bob");
+    expect_line (bob, "closed alice");
+    expect_nothing (alice);
+    expect_nothing (bob);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
+
+    /* bob's E2E close arrives, and bob's LEAVE is slow to reach the
+       broker: alice asks bob again before its NOTIFY comes. That NOTIFY
+       belongs to the closed chat and must not end the new request. */
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    type (bob, "/accept");
+    skip_lines (alice);
+    skip_lines (bob);
+    sc_client_command (bob->client, "/leave", 6, g_now);
+    frame_t close_frame = bob->out[bob->out_head++];        /* E2E close */
+    broker_session (bob, &close_frame);
+    free_frame (&close_frame);
+    expect_line (alice, "closed bob");
+    type (alice, "/talk bob");      /* bob's LEAVE still queued */
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_WAITING);
+    pump (fb);                      /* LEAVE -> NOTIFY, then the RTT */
+    expect_nothing (alice);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_WAITING);
+    expect_line (bob, "closed alice");
+    expect_line (bob, "request alice");
+    type (bob, "/refuse");
+    expect_line (bob, "closed alice");
+    expect_line (alice, "refused bob");
+
+    /* A plain NOTIFY (the peer was lost) closes the chat too. */
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    type (bob, "/accept");
+    skip_lines (alice);
+    skip_lines (bob);
+    deliver_named (alice, SC_OP_NOTIFY, "bob", SC_NOTIFY_LOST);
+    expect_line (alice, "closed bob");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    /* A stale NOTIFY changes nothing. */
+    deliver_named (alice, SC_OP_NOTIFY, "carol", SC_NOTIFY_QUIT);
+    expect_nothing (alice);
+    broker_destroy (&fb);
+}
+
+static void
+test_quit_in_chat (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    type (bob, "/quit");
+    expect_line (bob, "closed alice");
+    expect_line (bob, "bye");
+    expect_nothing (bob);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_DONE);
+    assert_true (bob->quit);
+    expect_line (alice, "closed bob");
+    expect_nothing (alice);
+    broker_destroy (&fb);
+}
+
+/* Messages typed during the key agreement go out once it is done. */
+static void
+test_queued_during_keyx (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", NULL);
+    conn_t *bob = login (fb, "bob", NULL);
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    /* bob accepts, but nothing reaches the broker yet. */
+    sc_client_command (bob->client, "/accept", 7, g_now);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_KEYX);
+    sc_client_command (bob->client, "early one", 9, g_now);
+    sc_client_command (bob->client, "early two", 9, g_now);
+    expect_nothing (bob);
+    pump (fb);
+    expect_line (alice, "accepted bob");
+    expect_line (alice, "chat bob *");
+    expect_line (alice, "msg bob early one");
+    expect_line (alice, "msg bob early two");
+    expect_line (bob, "chat alice *");
+    expect_nothing (bob);
+    broker_destroy (&fb);
+}
+
+/* ---- Pins ------------------------------------------------------------------ */
+
+static char *
+slurp (const char *path)
+{
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc (1, 4096);
+    assert_non_null (buf);
+    size_t n = fread (buf, 1, 4095, f);
+    buf[n] = 0;
+    fclose (f);
+    return buf;
+}
+
+static void
+test_pins (void **state)
+{
+    (void) state;
+    char pins[128];
+    snprintf (pins, sizeof pins, "%s/alice.pins", g_dir);
+    unlink (pins);
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", pins);
+    conn_t *bob = login (fb, "bob", NULL);
+    type (alice, "/talk bob");
+    type (bob, "/accept");
+    expect_line (alice, "accepted bob");
+    expect_line (alice, "chat bob *");
+    char *first = slurp (pins);
+    assert_non_null (first);
+    assert_int_equal (strlen (first), 4 + 64 + 1);
+    assert_true (strncmp (first, "bob ", 4) == 0);
+    struct stat st;
+    assert_int_equal (stat (pins, &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0600);
+    type (bob, "/quit");
+    skip_lines (alice);
+
+    /* bob comes back with another key. */
+    conn_t *bob2 = login (fb, "bob", NULL);
+    type (alice, "/talk bob");
+    type (bob2, "/accept");
+    expect_line (alice, "error key-changed WARNING: the broker gave for bob the key *");
+    expect_line (alice, "accepted bob");
+    expect_line (alice, "chat bob *");
+    char *second = slurp (pins);
+    assert_non_null (second);
+    assert_string_equal (first, second);
+    free (first);
+    free (second);
+    broker_destroy (&fb);
+
+    /* The pin survives a restart: same store, same warning. */
+    sc_pins_t *store = sc_pins_new (pins, NULL, 0);
+    assert_non_null (store);
+    assert_int_equal (sc_pins_size (store), 1);
+    sc_pins_destroy (&store);
+    unlink (pins);
+}
+
+static void
+test_pins_corrupt (void **state)
+{
+    (void) state;
+    char pins[128], bad[140], why[512];
+    snprintf (pins, sizeof pins, "%s/corrupt.pins", g_dir);
+    snprintf (bad, sizeof bad, "%s.bad", pins);
+    FILE *f = fopen (pins, "w");
+    assert_non_null (f);
+    fputs ("bob 00112233\n", f);
+    fclose (f);
+    sc_pins_t *store = sc_pins_new (pins, why, sizeof why);
+    assert_non_null (store);
+    assert_non_null (strstr (why, "corrupt (line 1)"));
+    assert_int_equal (sc_pins_size (store), 0);
+    assert_int_equal (access (pins, F_OK), -1);
+    assert_int_equal (access (bad, F_OK), 0);
+    uint8_t key[SC_PUB_LEN] = { 1, 2, 3 };
+    assert_int_equal (sc_pins_check (store, "bob", key, NULL), SC_PIN_NEW);
+    assert_int_equal (sc_pins_add (store, "bob", key, why, sizeof why), 0);
+    assert_int_equal (sc_pins_check (store, "bob", key, NULL), SC_PIN_SAME);
+    key[0] ^= 1;
+    uint8_t old[SC_PUB_LEN];
+    assert_int_equal (sc_pins_check (store, "bob", key, old), SC_PIN_CHANGED);
+    assert_int_equal (old[0], 1);
+    assert_int_equal (sc_pins_add (store, "bob", key, why, sizeof why), -1);
+    sc_pins_destroy (&store);
+
+    /* Reloaded as written; a second pin appends. Blank lines are fine,
+       a pin twice is not. */
+    store = sc_pins_new (pins, why, sizeof why);
+    assert_string_equal (why, "");
+    assert_int_equal (sc_pins_size (store), 1);
+    sc_pins_destroy (&store);
+    f = fopen (pins, "a");
+    assert_non_null (f);
+    fputs ("\ncarol 0000000000000000000000000000000000000000000000000000000000000000\n", f);
+    fputs ("bob 0000000000000000000000000000000000000000000000000000000000000000\n", f);
+    fclose (f);
+    store = sc_pins_new (pins, why, sizeof why);
+    assert_non_null (strstr (why, "corrupt (line 4)"));
+    sc_pins_destroy (&store);
+
+    /* Through the client: a notice, and the client works. */
+    f = fopen (pins, "w");
+    assert_non_null (f);
+    fputs ("not a pin\n", f);
+    fclose (f);
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = add_client (fb, "alice", true, g_ca, "secbroker", pins);
+    const char *line = next_line (alice);
+    assert_non_null (line);
+    assert_non_null (strstr (line, "NOTICE pins file "));
+    assert_non_null (strstr (line, "is corrupt (line 1): moved aside to"));
+    broker_destroy (&fb);
+    unlink (pins);
+    unlink (bad);
+}
+
+/* ---- Heartbeats and the broker's errors ------------------------------------- */
+
+static void
+test_heartbeat (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    int64_t t0 = g_now;
+    assert_int_equal (sc_client_timeout (alice->client, t0), HB);
+    tick (alice, t0 + HB - 1);
+    assert_int_equal (alice->pings, 0);
+    tick (alice, t0 + HB);              /* PING, answered at t0 + HB */
+    assert_int_equal (alice->pings, 1);
+    expect_nothing (alice);
+
+    /* The broker goes silent: lost three heartbeats after its last word. */
+    fb->deaf = true;
+    tick (alice, t0 + 2 * HB);
+    tick (alice, t0 + 3 * HB);
+    assert_int_equal (sc_client_timeout (alice->client, g_now), HB);
+    tick (alice, t0 + 4 * HB - 1);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_CHATTING);
+    expect_nothing (alice);
+    tick (alice, t0 + 4 * HB);
+    expect_line (alice, "error broker-lost *");
+    expect_line (alice, "closed bob");
+    expect_nothing (alice);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+    assert_int_equal (sc_client_timeout (alice->client, g_now), -1);
+
+    /* Offline: refused, said so. */
+    sc_client_command (alice->client, "hello?", 6, g_now);
+    expect_line (alice, "error offline *");
+    sc_client_command (alice->client, "/list", 5, g_now);
+    expect_line (alice, "error offline *");
+
+    /* Back with a fresh handshake on a new connection. */
+    fb->deaf = false;
+    drop_frames (alice);
+    sc_channel_destroy (&alice->ch);
+    alice->peer = -1;
+    bob->peer = -1;
+    alice->name[0] = 0;
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    pump (fb);
+    expect_line (alice, "ready alice");
+    type (alice, "/list");
+    expect_line (alice, "users bob");
+    broker_destroy (&fb);
+}
+
+static void
+test_replaced (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    deliver_error (alice, SC_ERR_REPLACED, "", false);
+    expect_line (alice, "error replaced a newer login of this user took over the session");
+    expect_line (alice, "closed bob");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_DEAD);
+    broker_destroy (&fb);
+}
+
+static void
+test_shutdown_and_bad_frames (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", NULL);
+    /* Garbage and a plaintext frame after login: dropped, said so. */
+    sc_client_recv (alice->client, (const uint8_t *) "junk", 4, g_now);
+    expect_line (alice, "error malformed *");
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_PONG);
+    deliver_plain (alice, &msg);
+    expect_line (alice, "error malformed *");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    /* A plaintext ERROR after login: the broker forgot the session. */
+    deliver_error (alice, SC_ERR_STATE, "log in first", true);
+    expect_line (alice, "error broker-lost the broker no longer knows this "
+                 "session (state: log in first): reconnecting");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+    drop_frames (alice);
+    sc_channel_destroy (&alice->ch);
+    alice->name[0] = 0;
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    pump (fb);
+    expect_line (alice, "ready alice");
+    deliver_error (alice, SC_ERR_SHUTDOWN, "bye now", false);
+    expect_line (alice, "error shutdown bye now");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+    broker_destroy (&fb);
+}
+
+/* ---- Batch lines -------------------------------------------------------------- */
+
+static void
+test_format_batch (void **state)
+{
+    (void) state;
+    char buf[SC_EVENT_LINE_MAX];
+    sc_event_t ev = { .type = SC_EV_USERS, .text = "" };
+    assert_int_equal (sc_event_format_batch (&ev, buf, sizeof buf), 6);
+    assert_string_equal (buf, "users\n");
+    ev = (sc_event_t) { .type = SC_EV_LOST, .name = "bob", .number = 3 };
+    sc_event_format_batch (&ev, buf, sizeof buf);
+    assert_string_equal (buf, "lost bob 3\n");
+    ev = (sc_event_t) { .type = SC_EV_NOT_FOUND, .name = "zed" };
+    sc_event_format_batch (&ev, buf, sizeof buf);
+    assert_string_equal (buf, "not-found zed\n");
+    assert_int_equal (sc_event_format_batch (&ev, buf, 5), -1);
+    ev = (sc_event_t) { .type = SC_EV_NOTICE, .text = "x" };
+    assert_int_equal (sc_event_format_batch (&ev, buf, sizeof buf), 0);
+    ev = (sc_event_t) { .type = SC_EV_BYE };
+    sc_event_format_batch (&ev, buf, sizeof buf);
+    assert_string_equal (buf, "bye\n");
+    char clean[16];
+    assert_int_equal (sc_client_sanitize ("a\0b\x1b", 4, clean), 4);
+    assert_string_equal (clean, "a?b?");
+}
+
+/* ---- Fixture --------------------------------------------------------------- */
+
+static int
+make_keys (char *dir, sc_ca_t **ca)
+{
+    strcpy (dir, "/tmp/test_sc_client.XXXXXX");
+    if (!mkdtemp (dir))
+        return -1;
+    char cmd[256];
+    snprintf (cmd, sizeof cmd, "sh keys/secchat-keys %s/k >/dev/null", dir);
+    if (system (cmd) != 0)
+        return -1;
+    char path[128];
+    int err = 0;
+    snprintf (path, sizeof path, "%s/k/ca.pem", dir);
+    *ca = sc_ca_load (path, &err);
+    return *ca ? 0 : -1;
+}
+
+static int
+setup (void **state)
+{
+    (void) state;
+    if (make_keys (g_dir, &g_ca) || make_keys (g_other, &g_other_ca))
+        return -1;
+    char path[128];
+    int err = 0;
+    snprintf (path, sizeof path, "%s/k/broker.key", g_dir);
+    g_broker_key = sc_key_load_private (path, NULL, &err);
+    snprintf (path, sizeof path, "%s/k/broker.crt", g_dir);
+    if (!g_broker_key || sc_cert_load_der (path, &g_cert, &g_cert_len))
+        return -1;
+    return 0;
+}
+
+static int
+teardown (void **state)
+{
+    (void) state;
+    sc_ca_destroy (&g_ca);
+    sc_ca_destroy (&g_other_ca);
+    sc_key_destroy (&g_broker_key);
+    free (g_cert);
+    char cmd[200];
+    snprintf (cmd, sizeof cmd, "rm -rf %s %s", g_dir, g_other);
+    return system (cmd) == 0 ? 0 : -1;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_login_ok),
+        cmocka_unit_test (test_login_wrong_ca),
+        cmocka_unit_test (test_login_wrong_broker_name),
+        cmocka_unit_test (test_login_unknown_user),
+        cmocka_unit_test (test_login_welcome_other_name),
+        cmocka_unit_test (test_login_timeout_retry),
+        cmocka_unit_test (test_commands_before_login),
+        cmocka_unit_test (test_request_and_answers),
+        cmocka_unit_test (test_commands_checked),
+        cmocka_unit_test (test_chat_messages),
+        cmocka_unit_test (test_control_characters),
+        cmocka_unit_test (test_replay_refused),
+        cmocka_unit_test (test_lost_message),
+        cmocka_unit_test (test_forged_box),
+        cmocka_unit_test (test_leave_and_notify),
+        cmocka_unit_test (test_quit_in_chat),
+        cmocka_unit_test (test_queued_during_keyx),
+        cmocka_unit_test (test_pins),
+        cmocka_unit_test (test_pins_corrupt),
+        cmocka_unit_test (test_heartbeat),
+        cmocka_unit_test (test_replaced),
+        cmocka_unit_test (test_shutdown_and_bad_frames),
+        cmocka_unit_test (test_format_batch),
+    };
+    return cmocka_run_group_tests (tests, setup, teardown);
+}

@@ -646,3 +646,36 @@ sc_safety_number (const uint8_t pub_a [static SC_PUB_LEN],
     *p = 0;
     return 0;
 }
+
+
+//  ---------------------------------------------------------------------
+//  The protocol's key schedule
+
+int
+sc_hkdf_expand_label (const uint8_t prk [static SC_HASH_LEN], const char *label,
+                      const uint8_t *ctx, size_t ctx_len, uint8_t out [static SC_KEY_LEN])
+{
+    uint8_t info [128];
+    size_t ll = strlen (label);
+    if (ll + ctx_len > sizeof info)
+        return -1;
+    memcpy (info, label, ll);
+    if (ctx_len)
+        memcpy (info + ll, ctx, ctx_len);
+    return sc_hkdf_expand (prk, info, ll + ctx_len, out, SC_KEY_LEN);
+}
+
+int
+sc_hash_chain (const uint8_t prev [static SC_HASH_LEN],
+               const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+               const uint8_t *c, size_t clen, uint8_t out [static SC_HASH_LEN])
+{
+    sc_hash_t *h = sc_hash_new ();
+    int rc = (h && !sc_hash_update (h, prev, SC_HASH_LEN)
+              && (!alen || !sc_hash_update (h, a, alen))
+              && (!blen || !sc_hash_update (h, b, blen))
+              && (!clen || !sc_hash_update (h, c, clen))
+              && !sc_hash_peek (h, out)) ? 0 : -1;
+    sc_hash_destroy (&h);
+    return rc;
+}

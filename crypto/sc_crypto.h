@@ -70,6 +70,19 @@ int sc_hkdf_expand (const uint8_t prk[static SC_HASH_LEN],
                     const uint8_t *info, size_t info_len,
                     uint8_t *okm, size_t okm_len) SC_MUST_CHECK;
 
+/* ---- The protocol's key schedule ------------------------------------- */
+/* HKDF-Expand of SC_KEY_LEN bytes with info = label (ASCII, no NUL) ||
+   ctx; ctx may be empty. */
+int sc_hkdf_expand_label (const uint8_t prk[static SC_HASH_LEN],
+                          const char *label, const uint8_t *ctx, size_t ctx_len,
+                          uint8_t out[static SC_KEY_LEN]) SC_MUST_CHECK;
+/* out = SHA-256 (prev || a || b || c): the next transcript hash. Empty
+   parts are skipped. */
+int sc_hash_chain (const uint8_t prev[static SC_HASH_LEN],
+                   const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                   const uint8_t *c, size_t clen,
+                   uint8_t out[static SC_HASH_LEN]) SC_MUST_CHECK;
+
 /* ---- X25519 (RFC 7748) ---------------------------------------------- */
 /* A fresh ephemeral key pair; priv is secret, wipe it after use. */
 int sc_x25519_keygen (uint8_t priv[static SC_KEY_LEN],

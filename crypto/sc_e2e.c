@@ -141,20 +141,6 @@ s_hash_id (sc_hash_t *h, const char *name, const uint8_t key[static SC_PUB_LEN])
         || sc_hash_update (h, key, SC_PUB_LEN);
 }
 
-static int
-s_expand (const uint8_t prk[static SC_HASH_LEN], const char *label,
-          const uint8_t *ctx, size_t ctx_len, uint8_t out[static SC_KEY_LEN])
-{
-    uint8_t info[64 + SC_HASH_LEN];
-    size_t ll = strlen (label);
-    if (ll + ctx_len > sizeof info)
-        return -1;
-    memcpy (info, label, ll);
-    if (ctx_len)
-        memcpy (info + ll, ctx, ctx_len);
-    return sc_hkdf_expand (prk, info, ll + ctx_len, out, SC_KEY_LEN);
-}
-
 /* ss, TE1, prk and the finished keys, from both hellos. */
 static int
 s_schedule (sc_e2e_t *self, const uint8_t peer_eph[static SC_PUB_LEN],
@@ -183,36 +169,12 @@ s_schedule (sc_e2e_t *self, const uint8_t peer_eph[static SC_PUB_LEN],
         && !sc_hash_update (h, eph_r, SC_PUB_LEN)
         && !sc_hash_peek (h, te1)
         && !sc_hkdf_extract (te1, SC_HASH_LEN, ss, sizeof ss, self->prk)
-        && !s_expand (self->prk, s_label_fin_r, NULL, 0, self->k_fin_r)
-        && !s_expand (self->prk, s_label_fin_i, NULL, 0, self->k_fin_i))
+        && !sc_hkdf_expand_label (self->prk, s_label_fin_r, NULL, 0, self->k_fin_r)
+        && !sc_hkdf_expand_label (self->prk, s_label_fin_i, NULL, 0, self->k_fin_i))
         rc = SC_E2E_OK;
     sc_hash_destroy (&h);
     sc_wipe (ss, sizeof ss);
     return rc;
-}
-
-static int
-s_hash2 (const uint8_t prev[static SC_HASH_LEN], const uint8_t *data,
-         size_t len, uint8_t out[static SC_HASH_LEN])
-{
-    sc_hash_t *h = sc_hash_new ();
-    int rc = (h && !sc_hash_update (h, prev, SC_HASH_LEN)
-              && !sc_hash_update (h, data, len)
-              && !sc_hash_peek (h, out)) ? 0 : -1;
-    sc_hash_destroy (&h);
-    return rc;
-}
-
-static int
-s_labelled (const char *label, const uint8_t th[static SC_HASH_LEN],
-            uint8_t *msg, size_t *len)
-{
-    size_t ll = strlen (label);
-    memcpy (msg, label, ll);
-    msg[ll] = 0;
-    memcpy (msg + ll + 1, th, SC_HASH_LEN);
-    *len = ll + 1 + SC_HASH_LEN;
-    return 0;
 }
 
 /* From TE3: the session id and both chain keys; the rest is wiped. */
@@ -221,8 +183,8 @@ s_chains (sc_e2e_t *self, const uint8_t te3[static SC_HASH_LEN])
 {
     uint8_t i2r[SC_KEY_LEN], r2i[SC_KEY_LEN];
     int rc = SC_E2E_EINTERNAL;
-    if (!s_expand (self->prk, s_label_i2r, te3, SC_HASH_LEN, i2r)
-        && !s_expand (self->prk, s_label_r2i, te3, SC_HASH_LEN, r2i)) {
+    if (!sc_hkdf_expand_label (self->prk, s_label_i2r, te3, SC_HASH_LEN, i2r)
+        && !sc_hkdf_expand_label (self->prk, s_label_r2i, te3, SC_HASH_LEN, r2i)) {
         memcpy (self->sid, te3, SC_HASH_LEN);
         memcpy (self->ck_send, self->initiator ? i2r : r2i, SC_KEY_LEN);
         memcpy (self->ck_recv, self->initiator ? r2i : i2r, SC_KEY_LEN);
@@ -267,15 +229,13 @@ sc_e2e_reply (sc_e2e_t *self, uint8_t suite,
     memcpy (self->eph_i, eph_i, SC_PUB_LEN);
     if (sc_random (nonce_r, SC_RANDOM_LEN) || sc_x25519_keygen (self->e_priv, eph_r))
         return s_fail (self, SC_E2E_EINTERNAL);
-    uint8_t te1[SC_HASH_LEN], msg[80];
-    size_t len;
+    uint8_t te1[SC_HASH_LEN];
     int rc = s_schedule (self, eph_i, nonce_r, eph_r, te1);
     if (rc)
         return s_fail (self, rc);
     sc_wipe (self->e_priv, sizeof self->e_priv);
-    s_labelled (s_label_sig_r, te1, msg, &len);
-    if (sc_key_sign (self->me, msg, len, sig_r)
-        || s_hash2 (te1, sig_r, SC_SIG_LEN, self->te2)
+    if (sc_key_sign_labelled (self->me, s_label_sig_r, te1, SC_HASH_LEN, sig_r)
+        || sc_hash_chain (te1, sig_r, SC_SIG_LEN, NULL, 0, NULL, 0, self->te2)
         || sc_hmac (self->k_fin_r, self->te2, SC_HASH_LEN, mac_r))
         return s_fail (self, SC_E2E_EINTERNAL);
     self->state = S_REPLIED;
@@ -293,21 +253,18 @@ sc_e2e_finish (sc_e2e_t *self,
 {
     if (!self->initiator || self->state != S_STARTED)
         return s_fail (self, SC_E2E_ESTATE);
-    uint8_t te1[SC_HASH_LEN], te3[SC_HASH_LEN], msg[80];
-    size_t len;
+    uint8_t te1[SC_HASH_LEN], te3[SC_HASH_LEN];
     int rc = s_schedule (self, eph_r, nonce_r, eph_r, te1);
     if (rc)
         return s_fail (self, rc);
-    s_labelled (s_label_sig_r, te1, msg, &len);
-    if (sc_key_verify (self->peer, msg, len, sig_r, SC_SIG_LEN))
+    if (sc_key_verify_labelled (self->peer, s_label_sig_r, te1, SC_HASH_LEN, sig_r))
         return s_fail (self, SC_E2E_ESIG);
-    if (s_hash2 (te1, sig_r, SC_SIG_LEN, self->te2))
+    if (sc_hash_chain (te1, sig_r, SC_SIG_LEN, NULL, 0, NULL, 0, self->te2))
         return s_fail (self, SC_E2E_EINTERNAL);
     if (sc_hmac_verify (self->k_fin_r, self->te2, SC_HASH_LEN, mac_r))
         return s_fail (self, SC_E2E_EMAC);
-    s_labelled (s_label_sig_i, self->te2, msg, &len);
-    if (sc_key_sign (self->me, msg, len, sig_i)
-        || s_hash2 (self->te2, sig_i, SC_SIG_LEN, te3)
+    if (sc_key_sign_labelled (self->me, s_label_sig_i, self->te2, SC_HASH_LEN, sig_i)
+        || sc_hash_chain (self->te2, sig_i, SC_SIG_LEN, NULL, 0, NULL, 0, te3)
         || sc_hmac (self->k_fin_i, te3, SC_HASH_LEN, mac_i))
         return s_fail (self, SC_E2E_EINTERNAL);
     if ((rc = s_chains (self, te3)))
@@ -322,12 +279,10 @@ sc_e2e_confirm (sc_e2e_t *self, const uint8_t sig_i[static SC_SIG_LEN],
 {
     if (self->initiator || self->state != S_REPLIED)
         return s_fail (self, SC_E2E_ESTATE);
-    uint8_t te3[SC_HASH_LEN], msg[80];
-    size_t len;
-    s_labelled (s_label_sig_i, self->te2, msg, &len);
-    if (sc_key_verify (self->peer, msg, len, sig_i, SC_SIG_LEN))
+    uint8_t te3[SC_HASH_LEN];
+    if (sc_key_verify_labelled (self->peer, s_label_sig_i, self->te2, SC_HASH_LEN, sig_i))
         return s_fail (self, SC_E2E_ESIG);
-    if (s_hash2 (self->te2, sig_i, SC_SIG_LEN, te3))
+    if (sc_hash_chain (self->te2, sig_i, SC_SIG_LEN, NULL, 0, NULL, 0, te3))
         return s_fail (self, SC_E2E_EINTERNAL);
     if (sc_hmac_verify (self->k_fin_i, te3, SC_HASH_LEN, mac_i))
         return s_fail (self, SC_E2E_EMAC);

@@ -154,49 +154,6 @@ s_fail (sc_handshake_t *self, int err)
     return err;
 }
 
-/* Sign label || 0x00 || parts with the identity key. */
-static int
-s_sign (const sc_handshake_t *self, const char *label,
-        const uint8_t *data, size_t len, uint8_t sig[static SC_SIG_LEN])
-{
-    uint8_t msg[64 + 1 + SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
-    size_t ll = strlen (label);
-    if (ll + 1 + len > sizeof msg)
-        return -1;
-    memcpy (msg, label, ll);
-    msg[ll] = 0;
-    memcpy (msg + ll + 1, data, len);
-    return sc_key_sign (self->identity, msg, ll + 1 + len, sig);
-}
-
-static int
-s_verify (const sc_key_t *key, const char *label, const uint8_t *data,
-          size_t len, const uint8_t sig[static SC_SIG_LEN])
-{
-    uint8_t msg[64 + 1 + SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
-    size_t ll = strlen (label);
-    if (ll + 1 + len > sizeof msg)
-        return -1;
-    memcpy (msg, label, ll);
-    msg[ll] = 0;
-    memcpy (msg + ll + 1, data, len);
-    return sc_key_verify (key, msg, ll + 1 + len, sig, SC_SIG_LEN);
-}
-
-static int
-s_expand (const uint8_t prk[static SC_HASH_LEN], const char *label,
-          const uint8_t *ctx, size_t ctx_len, uint8_t out[static SC_KEY_LEN])
-{
-    uint8_t info[64 + SC_HASH_LEN];
-    size_t ll = strlen (label);
-    if (ll + ctx_len > sizeof info)
-        return -1;
-    memcpy (info, label, ll);
-    if (ctx_len)
-        memcpy (info + ll, ctx, ctx_len);
-    return sc_hkdf_expand (prk, info, ll + ctx_len, out, SC_KEY_LEN);
-}
-
 /* From the shared secret and both hellos: TH1, prk, the handshake keys,
    and TH2 = H(TH1 || sig_b). sig_b is made (broker) or checked (client)
    by the caller; this computes everything both sides share. */
@@ -226,28 +183,12 @@ s_schedule (sc_handshake_t *self, const uint8_t peer_eph[static SC_PUB_LEN],
         && !sc_hash_update (h, cert, cert_len)
         && !sc_hash_peek (h, th1)
         && !sc_hkdf_extract (th1, SC_HASH_LEN, ss, sizeof ss, self->prk)
-        && !s_expand (self->prk, s_label_box, NULL, 0, self->k_box)
-        && !s_expand (self->prk, s_label_fin_b, NULL, 0, self->k_fin_b)
-        && !s_expand (self->prk, s_label_fin_c, NULL, 0, self->k_fin_c))
+        && !sc_hkdf_expand_label (self->prk, s_label_box, NULL, 0, self->k_box)
+        && !sc_hkdf_expand_label (self->prk, s_label_fin_b, NULL, 0, self->k_fin_b)
+        && !sc_hkdf_expand_label (self->prk, s_label_fin_c, NULL, 0, self->k_fin_c))
         rc = SC_HS_OK;
     sc_hash_destroy (&h);
     sc_wipe (ss, sizeof ss);
-    return rc;
-}
-
-/* TH_next = H(prev || parts...) with up to three parts. */
-static int
-s_chain (const uint8_t prev[static SC_HASH_LEN],
-         const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
-         const uint8_t *c, size_t clen, uint8_t out[static SC_HASH_LEN])
-{
-    sc_hash_t *h = sc_hash_new ();
-    int rc = (h && !sc_hash_update (h, prev, SC_HASH_LEN)
-              && (!alen || !sc_hash_update (h, a, alen))
-              && (!blen || !sc_hash_update (h, b, blen))
-              && (!clen || !sc_hash_update (h, c, clen))
-              && !sc_hash_peek (h, out)) ? 0 : -1;
-    sc_hash_destroy (&h);
     return rc;
 }
 
@@ -257,12 +198,12 @@ s_finish (sc_handshake_t *self)
 {
     uint8_t len = (uint8_t) strlen (self->name);
     uint8_t th3[SC_HASH_LEN], c2b[SC_KEY_LEN], b2c[SC_KEY_LEN];
-    if (s_chain (self->th2, &len, 1, (const uint8_t *) self->name, len,
+    if (sc_hash_chain (self->th2, &len, 1, (const uint8_t *) self->name, len,
                  self->sig_c, SC_SIG_LEN, th3))
         return SC_HS_EINTERNAL;
     int rc = SC_HS_EINTERNAL;
-    if (!s_expand (self->prk, s_label_c2b, th3, sizeof th3, c2b)
-        && !s_expand (self->prk, s_label_b2c, th3, sizeof th3, b2c)) {
+    if (!sc_hkdf_expand_label (self->prk, s_label_c2b, th3, sizeof th3, c2b)
+        && !sc_hkdf_expand_label (self->prk, s_label_b2c, th3, sizeof th3, b2c)) {
         memcpy (self->keys.sid, th3, SC_HASH_LEN);
         memcpy (self->keys.k_send, self->broker ? b2c : c2b, SC_KEY_LEN);
         memcpy (self->keys.k_recv, self->broker ? c2b : b2c, SC_KEY_LEN);
@@ -319,9 +260,9 @@ sc_handshake_client_auth (sc_handshake_t *self,
     int rc = s_schedule (self, eph_b, nonce_b, eph_b, cert, cert_len, th1);
     if (rc)
         return s_fail (self, rc);
-    if (s_verify (self->broker_key, s_label_sig_b, th1, sizeof th1, sig))
+    if (sc_key_verify_labelled (self->broker_key, s_label_sig_b, th1, sizeof th1, sig))
         return s_fail (self, SC_HS_ESIG);
-    if (s_chain (th1, sig, SC_SIG_LEN, NULL, 0, NULL, 0, self->th2))
+    if (sc_hash_chain (th1, sig, SC_SIG_LEN, NULL, 0, NULL, 0, self->th2))
         return s_fail (self, SC_HS_EINTERNAL);
     if (sc_hmac_verify (self->k_fin_b, self->th2, SC_HASH_LEN, mac))
         return s_fail (self, SC_HS_EMAC);
@@ -332,7 +273,7 @@ sc_handshake_client_auth (sc_handshake_t *self,
     memcpy (signed_part, self->th2, SC_HASH_LEN);
     signed_part[SC_HASH_LEN] = len;
     memcpy (signed_part + SC_HASH_LEN + 1, self->name, len);
-    if (s_sign (self, s_label_sig_c, signed_part, SC_HASH_LEN + 1 + len, self->sig_c))
+    if (sc_key_sign_labelled (self->identity, s_label_sig_c, signed_part, SC_HASH_LEN + 1 + len, self->sig_c))
         return s_fail (self, SC_HS_EINTERNAL);
     if ((rc = s_finish (self)))
         return s_fail (self, rc);
@@ -377,8 +318,8 @@ sc_handshake_broker_hello (sc_handshake_t *self, uint8_t suite,
     if (rc)
         return s_fail (self, rc);
     sc_wipe (self->e_priv, sizeof self->e_priv);
-    if (s_sign (self, s_label_sig_b, th1, sizeof th1, sig)
-        || s_chain (th1, sig, SC_SIG_LEN, NULL, 0, NULL, 0, self->th2)
+    if (sc_key_sign_labelled (self->identity, s_label_sig_b, th1, sizeof th1, sig)
+        || sc_hash_chain (th1, sig, SC_SIG_LEN, NULL, 0, NULL, 0, self->th2)
         || sc_hmac (self->k_fin_b, self->th2, SC_HASH_LEN, mac))
         return s_fail (self, SC_HS_EINTERNAL);
     self->state = S_HELLO_ANSWERED;
@@ -428,7 +369,7 @@ sc_handshake_broker_verify (sc_handshake_t *self, const sc_key_t *client_key)
     memcpy (signed_part, self->th2, SC_HASH_LEN);
     signed_part[SC_HASH_LEN] = len;
     memcpy (signed_part + SC_HASH_LEN + 1, self->name, len);
-    if (s_verify (client_key, s_label_sig_c, signed_part,
+    if (sc_key_verify_labelled (client_key, s_label_sig_c, signed_part,
                   SC_HASH_LEN + 1 + len, self->sig_c))
         return s_fail (self, SC_HS_ESIG);
     int rc = s_finish (self);

@@ -370,6 +370,37 @@ sc_key_verify (const sc_key_t *self, const uint8_t *msg, size_t len,
     return sc_ed25519_verify (pub, msg, len, sig, sig_len);
 }
 
+//  label || 0x00 || data into msg; its length, or 0 when too long.
+static size_t
+s_labelled (const char *label, const uint8_t *data, size_t len, uint8_t msg [static 194])
+{
+    size_t ll = strlen (label);
+    if (ll > 64 || len > 128)
+        return 0;
+    memcpy (msg, label, ll);
+    msg [ll] = 0;
+    if (len)
+        memcpy (msg + ll + 1, data, len);
+    return ll + 1 + len;
+}
+
+int
+sc_key_sign_labelled (const sc_key_t *self, const char *label,
+                      const uint8_t *data, size_t len, uint8_t sig [static SC_SIG_LEN])
+{
+    uint8_t msg [194];
+    size_t msg_len = s_labelled (label, data, len, msg);
+    return msg_len ? sc_key_sign (self, msg, msg_len, sig) : -1;
+}
+
+int
+sc_key_verify_labelled (const sc_key_t *self, const char *label,
+                        const uint8_t *data, size_t len, const uint8_t sig [static SC_SIG_LEN])
+{
+    uint8_t msg [194];
+    size_t msg_len = s_labelled (label, data, len, msg);
+    return msg_len ? sc_key_verify (self, msg, msg_len, sig, SC_SIG_LEN) : -1;
+}
 
 //  ---------------------------------------------------------------------
 //  Certificates

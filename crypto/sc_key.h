@@ -59,6 +59,16 @@ int sc_key_sign (const sc_key_t *self, const uint8_t *msg, size_t len,
 int sc_key_verify (const sc_key_t *self, const uint8_t *msg, size_t len,
                    const uint8_t *sig, size_t sig_len) SC_MUST_CHECK;
 
+/* Sign / verify label || 0x00 || data: every signature of the protocol
+   carries its own label, so none can stand for another. data is at most
+   128 bytes, the label at most 64. */
+int sc_key_sign_labelled (const sc_key_t *self, const char *label,
+                          const uint8_t *data, size_t len,
+                          uint8_t sig[static SC_SIG_LEN]) SC_MUST_CHECK;
+int sc_key_verify_labelled (const sc_key_t *self, const char *label,
+                            const uint8_t *data, size_t len,
+                            const uint8_t sig[static SC_SIG_LEN]) SC_MUST_CHECK;
+
 /* ---- Certificates --------------------------------------------------- */
 typedef struct _sc_ca_t sc_ca_t;
 

@@ -9,6 +9,10 @@
 # Debian packages the build, the tests and the demo need.
 DEPS_PKGS = libzmq3-dev libczmq-dev libssl-dev libmsgpack-dev libcmocka-dev \
             libedit-dev pkg-config openssl gcc make
+# The deployment test (tests/test_deploy.c) lints the manual pages
+# (mandoc, man), validates the compose file (docker-compose) and checks
+# the unit (systemd-analyze and libseccomp come with systemd).
+DEPS_PKGS += mandoc man-db docker-compose systemd
 
 # msgpack-c ships its pkg-config file as `msgpack` (<= 4.x) or `msgpack-c`.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
@@ -122,6 +126,32 @@ run-demo: $(BINS)
 
 clean:
 	rm -rf build build-san bin
+
+# `make install`: the binaries, the keys script, the manual pages and the
+# systemd unit (its ExecStart rewritten to BINDIR) under DESTDIR+PREFIX.
+# It builds what is missing but installs no packages.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+.PHONY: install uninstall
+install: $(BINS)
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BINS) keys/secchat-keys $(DESTDIR)$(BINDIR)/
+	install -m 0644 deploy/secchat.1 $(DESTDIR)$(MANDIR)/man1/secchat.1
+	install -m 0644 deploy/secbroker.8 $(DESTDIR)$(MANDIR)/man8/secbroker.8
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' deploy/secbroker.service \
+	  >$(DESTDIR)$(UNITDIR)/.secbroker.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/.secbroker.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/.secbroker.service.tmp $(DESTDIR)$(UNITDIR)/secbroker.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/secbroker $(DESTDIR)$(BINDIR)/secchat \
+	  $(DESTDIR)$(BINDIR)/secchat-keys $(DESTDIR)$(MANDIR)/man1/secchat.1 \
+	  $(DESTDIR)$(MANDIR)/man8/secbroker.8 $(DESTDIR)$(UNITDIR)/secbroker.service
 
 -include $(LIB_OBJ:.o=.d) $(TLIB_OBJ:.o=.d) $(TESTS:=.d) \
          $(BUILD)/broker/secbroker.d $(BUILD)/client/secchat.d

@@ -15,6 +15,7 @@
 
 #include "sc_broker.h"
 #include "sc_log.h"
+#include "sc_notify.h"
 #include "sc_proto.h"
 
 #define S_TICK_MS 100
@@ -230,6 +231,8 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     }
     printf ("secbroker listening on %s\n", zsock_endpoint (router));
     fflush (stdout);
+    if (sc_notify ("READY=1") < 0)
+        sc_log (SC_LOG_WARNING, "cannot notify systemd: %s", strerror (errno));
     sc_log (SC_LOG_INFO, "listening on %s, %zu users registered",
             zsock_endpoint (router), sc_registry_size (registry));
 
@@ -246,16 +249,19 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             s_drain (broker, handle);
         if (s_reload) {
             s_reload = 0;
+            sc_notify_reloading ();
             if (sc_registry_reload (registry) == 0)
                 sc_log (SC_LOG_INFO, "registry reloaded: %zu users", sc_registry_size (registry));
             else
                 sc_log (SC_LOG_ERROR, "registry reload failed: keeping the old one");
+            sc_notify ("READY=1");
         }
         if (zclock_mono () >= next_tick) {
             sc_broker_tick (broker, zclock_mono ());
             next_tick = zclock_mono () + S_TICK_MS;
         }
     }
+    sc_notify ("STOPPING=1");
     sc_log (SC_LOG_INFO, "stopping: %zu sessions", sc_broker_sessions (broker));
     sc_broker_shutdown (broker);
     sc_broker_destroy (&broker);

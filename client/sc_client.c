@@ -570,6 +570,20 @@ s_send_text (sc_client_t *self, const char *text, size_t len)
         s_e2e_fail (self, "cannot seal a message", rc);
 }
 
+/* The first key seen for a peer is pinned once the peer proved it holds
+   it (its signature in the key agreement verified), not when the broker
+   names it: a key the broker made up, that nobody can use, must not
+   take the real key's place. */
+static void
+s_pin_new (sc_client_t *self)
+{
+    const uint8_t *key = sc_e2e_peer_key (self->e2e);
+    char why[S_TEXT_MAX];
+    if (sc_pins_check (self->pins, self->peer, key, NULL) == SC_PIN_NEW
+        && sc_pins_add (self->pins, self->peer, key, why, sizeof why))
+        s_notice (self, why);
+}
+
 static void
 s_chat_ready (sc_client_t *self)
 {
@@ -578,6 +592,7 @@ s_chat_ready (sc_client_t *self)
         s_e2e_fail (self, "cannot compute the safety number", SC_E2E_EINTERNAL);
         return;
     }
+    s_pin_new (self);
     self->state = SC_CLIENT_CHATTING;
     sc_event_t ev = { .type = SC_EV_CHAT, .name = self->peer, .safety = safety };
     s_emit (self, &ev);
@@ -588,16 +603,13 @@ s_chat_ready (sc_client_t *self)
     }
 }
 
-/* TOFU: the first key seen for a peer is pinned; another one later is
-   reported loudly and the old pin stays (only the user replaces it). */
+/* TOFU: a key that differs from the peer's pin is reported loudly as
+   the chat opens, and the old pin stays (only the user replaces it). */
 static void
 s_check_pin (sc_client_t *self, const char *peer, const uint8_t key[static SC_PUB_LEN])
 {
     uint8_t pinned[SC_PUB_LEN];
-    char why[S_TEXT_MAX];
     sc_pin_result_t pin = sc_pins_check (self->pins, peer, key, pinned);
-    if (pin == SC_PIN_NEW && sc_pins_add (self->pins, peer, key, why, sizeof why))
-        s_notice (self, why);
     if (pin != SC_PIN_CHANGED)
         return;
     char old_fpr[SC_FPR_LEN + 1], new_fpr[SC_FPR_LEN + 1];
@@ -818,14 +830,26 @@ s_answered (sc_client_t *self, const sc_msg_t *msg, sc_event_type_t type)
 /* After a peer's E2E close, its LEAVE's NOTIFY is still to come, and
    may come after we asked the same peer again: it belongs to the chat
    already reported closed, so it is consumed first. The broker always
-   sends it, and sends it before any NOTIFY of a later chat. */
+   sends it, and sends it before any NOTIFY of a later chat.
+
+   A peer that leaves or quits a chat sends its authenticated E2E close
+   first, so a NOTIFY "left" or "quit" that finds the chat still open
+   is the broker's word only: said so. "lost" and "replaced" are the
+   broker's own knowledge, with no close to expect. */
 static void
 s_on_notify (sc_client_t *self, const sc_msg_t *msg)
 {
     if (strcmp (msg->name, self->closing) == 0)
         self->closing[0] = 0;
-    else if (s_in_chat (self) && strcmp (msg->name, self->peer) == 0)
+    else if (s_in_chat (self) && strcmp (msg->name, self->peer) == 0) {
+        if (self->state == SC_CLIENT_CHATTING
+            && (msg->code == SC_NOTIFY_LEFT || msg->code == SC_NOTIFY_QUIT))
+            s_error (self, "unconfirmed-close", "the broker says %s %s, but %s "
+                     "sent no authenticated close: the broker may have ended "
+                     "the chat", self->peer,
+                     msg->code == SC_NOTIFY_LEFT ? "left" : "quit", self->peer);
         s_end_chat (self);
+    }
 }
 
 static void
@@ -1236,7 +1260,7 @@ sc_client_new (const sc_key_t *key, const char *name, const sc_ca_t *ca,
     strcpy (self->name, name);
     self->broker_name = strdup (broker_name);
     uint8_t pub[SC_PUB_LEN];
-    char why[S_TEXT_MAX];
+    char why[S_TEXT_MAX] = "";
     if (self->broker_name && sc_key_public_raw (key, pub) == 0
         && sc_fingerprint (pub, self->own_fpr) == 0)
         self->pins = sc_pins_new (pins_path, why, sizeof why);

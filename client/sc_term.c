@@ -335,7 +335,9 @@ s_show_error (sc_term_t *self, const sc_event_t *ev)
 {
     char text[1024];
     snprintf (text, sizeof text, "!! %s", ev->text ? ev->text : ev->code);
-    bool alarm = ev->code && strcmp (ev->code, "key-changed") == 0;
+    /* the two warnings of a broker that lies: loud */
+    bool alarm = ev->code && (strcmp (ev->code, "key-changed") == 0
+                              || strcmp (ev->code, "unconfirmed-close") == 0);
     sc_term_print (self, alarm ? SC_TERM_ALARM : SC_TERM_ERROR, text);
     if (alarm)
         sc_term_bell (self);

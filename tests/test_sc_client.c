@@ -904,7 +904,9 @@ test_forged_box (void **state)
     expect_line (bob, "error e2e *");
     expect_line (bob, "closed alice");
     expect_nothing (bob);
-    /* bob left: alice hears it from the broker. */
+    /* bob left without an E2E close (its chain is not to be trusted):
+       alice hears it from the broker alone, and is told so. */
+    expect_line (alice, "error unconfirmed-close the broker says bob left, *");
     expect_line (alice, "closed bob");
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
     assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
@@ -961,6 +963,76 @@ test_leave_and_notify (void **state)
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
     /* A stale NOTIFY changes nothing. */
     deliver_named (alice, SC_OP_NOTIFY, "carol", SC_NOTIFY_QUIT);
+    expect_nothing (alice);
+    broker_destroy (&fb);
+}
+
+/* A NOTIFY "left" or "quit" with no E2E close before it is the broker's
+   word only: reported. "lost" and "replaced" expect no close. */
+static void
+test_unconfirmed_close (void **state)
+{
+    (void) state;
+    static const struct { uint32_t reason; const char *warning; } cases[] = {
+        { SC_NOTIFY_LEFT, "error unconfirmed-close the broker says alice left, but "
+          "alice sent no authenticated close: the broker may have ended the chat" },
+        { SC_NOTIFY_QUIT, "error unconfirmed-close the broker says alice quit, but "
+          "alice sent no authenticated close: the broker may have ended the chat" },
+        { SC_NOTIFY_LOST, NULL },
+        { SC_NOTIFY_REPLACED, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake_broker_t *fb = broker_new ();
+        conn_t *alice, *bob;
+        open_chat (fb, &alice, &bob, NULL);
+        type (alice, "still typing");
+        expect_line (bob, "msg alice still typing");
+        deliver_named (bob, SC_OP_NOTIFY, "alice", cases[i].reason);
+        if (cases[i].warning)
+            expect_line (bob, cases[i].warning);
+        expect_line (bob, "closed alice");
+        expect_nothing (bob);
+        assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
+        /* What alice types after that is not shown: bob's chat is over. */
+        type (alice, "anyone?");
+        expect_nothing (bob);
+        broker_destroy (&fb);
+    }
+
+    /* During the key agreement the peer has no keys to close with. */
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", NULL);
+    conn_t *bob = login (fb, "bob", NULL);
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    sc_client_command (bob->client, "/accept", 7, g_now);
+    drop_frames (bob);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_KEYX);
+    deliver_named (bob, SC_OP_NOTIFY, "alice", SC_NOTIFY_LEFT);
+    expect_line (bob, "closed alice");
+    expect_nothing (bob);
+    broker_destroy (&fb);
+}
+
+/* The E2E close carries its counter: messages missing before it are
+   reported, then the close. */
+static void
+test_close_after_loss (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    type (alice, "one");
+    expect_line (bob, "msg alice one");
+    fb->drop_messages = 1;
+    type (alice, "two");
+    expect_nothing (bob);
+    type (alice, "/leave");
+    expect_line (alice, "closed bob");
+    expect_line (bob, "lost alice 1");
+    expect_line (bob, "closed alice");
+    expect_nothing (bob);
     expect_nothing (alice);
     broker_destroy (&fb);
 }
@@ -1068,6 +1140,55 @@ test_pins (void **state)
     assert_non_null (store);
     assert_int_equal (sc_pins_size (store), 1);
     sc_pins_destroy (&store);
+    unlink (pins);
+}
+
+/* A key the peer never proved (the key agreement failed) is not pinned:
+   a broker that names a made-up key cannot take the real key's place. */
+static void
+test_pin_needs_proof (void **state)
+{
+    (void) state;
+    char pins[128];
+    snprintf (pins, sizeof pins, "%s/proof.pins", g_dir);
+    unlink (pins);
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", pins);
+    conn_t *bob = login (fb, "bob", NULL);
+    sc_key_t *fake = sc_key_generate ();
+    assert_non_null (fake);
+    register_user (fb, "bob", fake);
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    type (bob, "/accept");
+    expect_line (alice, "accepted bob");
+    expect_line (alice, "error e2e key agreement failed with bob: peer signature "
+                 "does not verify: the chat is closed");
+    expect_line (alice, "closed bob");
+    expect_nothing (alice);
+    expect_line (bob, "closed alice");
+    assert_int_equal (access (pins, F_OK), -1);
+
+    /* The real key next: first seen, pinned, no warning. */
+    register_user (fb, "bob", bob->key);
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    type (bob, "/accept");
+    expect_line (alice, "accepted bob");
+    expect_line (alice, "chat bob *");
+    expect_nothing (alice);
+    char *pinned = slurp (pins);
+    assert_non_null (pinned);
+    uint8_t pub[SC_PUB_LEN];
+    assert_int_equal (sc_key_public_raw (bob->key, pub), 0);
+    char want[4 + 2 * SC_PUB_LEN + 2] = "bob ";
+    for (size_t i = 0; i < SC_PUB_LEN; i++)
+        snprintf (want + 4 + 2 * i, 3, "%02x", pub[i]);
+    strcat (want, "\n");
+    assert_string_equal (pinned, want);
+    free (pinned);
+    sc_key_destroy (&fake);
+    broker_destroy (&fb);
     unlink (pins);
 }
 
@@ -1322,9 +1443,12 @@ main (void)
         cmocka_unit_test (test_lost_message),
         cmocka_unit_test (test_forged_box),
         cmocka_unit_test (test_leave_and_notify),
+        cmocka_unit_test (test_unconfirmed_close),
+        cmocka_unit_test (test_close_after_loss),
         cmocka_unit_test (test_quit_in_chat),
         cmocka_unit_test (test_queued_during_keyx),
         cmocka_unit_test (test_pins),
+        cmocka_unit_test (test_pin_needs_proof),
         cmocka_unit_test (test_pins_corrupt),
         cmocka_unit_test (test_heartbeat),
         cmocka_unit_test (test_replaced),

@@ -62,6 +62,8 @@ struct _sc_client_t {
     char peer[SC_NAME_MAX + 1];         /* request or chat counterpart     */
     char closing[SC_NAME_MAX + 1];      /* closed by an E2E close: its
                                            NOTIFY is expected, not news    */
+    bool talk_deferred;                 /* WAITING, but the RTT waits for
+                                           that NOTIFY (see s_cmd_talk)    */
     sc_e2e_t *e2e;
     int64_t keyx_since;
     size_t lists_pending;               /* LIST sent, USERS not yet back   */
@@ -269,6 +271,7 @@ s_end_chat (sc_client_t *self)
     s_queue_clear (&self->outbox);
     sc_e2e_destroy (&self->e2e);
     self->peer[0] = 0;
+    self->talk_deferred = false;
     if (s_logged_in (self))
         self->state = SC_CLIENT_IDLE;
     if (peer[0])
@@ -839,8 +842,15 @@ s_answered (sc_client_t *self, const sc_msg_t *msg, sc_event_type_t type)
 static void
 s_on_notify (sc_client_t *self, const sc_msg_t *msg)
 {
-    if (strcmp (msg->name, self->closing) == 0)
+    if (strcmp (msg->name, self->closing) == 0) {
         self->closing[0] = 0;
+        /* the broker has ended that chat: a request typed since can go */
+        if (self->talk_deferred) {
+            self->talk_deferred = false;
+            if (s_send_named (self, SC_OP_RTT, self->peer, 0))
+                s_end_chat (self);
+        }
+    }
     else if (s_in_chat (self) && strcmp (msg->name, self->peer) == 0) {
         if (self->state == SC_CLIENT_CHATTING
             && (msg->code == SC_NOTIFY_LEFT || msg->code == SC_NOTIFY_QUIT))
@@ -1024,6 +1034,14 @@ s_cmd_talk (sc_client_t *self, const char *arg)
                  self->state == SC_CLIENT_INCOMING ? "asked by" :
                  self->state == SC_CLIENT_WAITING ? "waiting for" : "in a chat with",
                  self->peer);
+    else if (self->closing[0]) {
+        /* The peer closed the last chat, but its LEAVE may not have reached
+           the broker yet: a request sent now could find us still in that
+           chat. It goes when the broker's NOTIFY says the chat is over. */
+        strcpy (self->peer, arg);
+        self->state = SC_CLIENT_WAITING;
+        self->talk_deferred = true;
+    }
     else if (s_send_named (self, SC_OP_RTT, arg, 0) == 0) {
         strcpy (self->peer, arg);
         self->state = SC_CLIENT_WAITING;
@@ -1058,8 +1076,8 @@ s_leave (sc_client_t *self, uint8_t opcode)
         s_send_e2e (self, SC_E2E_CLOSE, "", 0);
     if (opcode == SC_OP_LEAVE && self->state == SC_CLIENT_INCOMING)
         s_send_named (self, SC_OP_REFUSE, self->peer, SC_REFUSE_DECLINED);
-    else
-        s_send_op (self, opcode);
+    else if (!(opcode == SC_OP_LEAVE && self->talk_deferred))
+        s_send_op (self, opcode);      /* a deferred request was never sent */
     s_end_chat (self);
 }
 

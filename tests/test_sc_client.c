@@ -943,6 +943,9 @@ test_leave_and_notify (void **state)
     expect_line (alice, "closed bob");
     type (alice, "/talk bob");      /* bob's LEAVE still queued */
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_WAITING);
+    /* the RTT is held until the broker says the old chat is over: sent
+       now, it could reach the broker before bob's LEAVE and be refused */
+    assert_int_equal (alice->out_tail - alice->out_head, 0);
     pump (fb);                      /* LEAVE -> NOTIFY, then the RTT */
     expect_nothing (alice);
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_WAITING);

@@ -574,12 +574,26 @@ s_after (s_app_t *app, int64_t now)
 
 /* ---- Input ----------------------------------------------------------------------- */
 
+/* End of input is /quit, once the answers to what was asked (a /list)
+   are in, or after S_DRAIN_MS. */
+static void
+s_end_of_input (s_app_t *app)
+{
+    app->stdin_open = false;
+    app->drain_until = s_now () + S_DRAIN_MS;
+}
+
 static void
 s_line (s_app_t *app, const char *line, size_t len, bool too_long)
 {
     int64_t now = s_now ();
     if (too_long)
         s_local_error (app, "too-long", "a line is at most 4096 bytes of text: not sent");
+    else
+    if (app->opts.batch && len == 5 && memcmp (line, "/quit", 5) == 0)
+        /* A script's /quit waits, as its end of input does, for the
+           answers to what it asked just before (`/list` then `/quit`). */
+        s_end_of_input (app);
     else
         sc_client_command (app->client, line, len, now);
     s_after (app, now);
@@ -598,15 +612,6 @@ s_quit (s_app_t *app)
     int64_t now = s_now ();
     sc_client_command (app->client, "/quit", 5, now);
     s_after (app, now);
-}
-
-/* End of input is /quit, once the answers to what was asked (a /list)
-   are in, or after S_DRAIN_MS. */
-static void
-s_end_of_input (s_app_t *app)
-{
-    app->stdin_open = false;
-    app->drain_until = s_now () + S_DRAIN_MS;
 }
 
 static void

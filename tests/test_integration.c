@@ -842,6 +842,26 @@ test_quit_and_end_of_input (void **state)
     STOP_BROKER (SIGTERM);
 }
 
+//  A script that asks and quits at once, before it is even logged in,
+//  still gets its answer: /quit waits for it as the end of input does.
+static void
+test_script_asks_then_quits (void **state)
+{
+    (void) state;
+    s_start_broker (0);
+    sc_testproc_t *bob = LOGIN ("bob");
+    sc_testproc_t *alice = s_client ("alice", NULL);
+    SAY (alice, "/list");
+    SAY (alice, "/quit");
+    SEE (alice, "ready alice");
+    SEE (alice, "users bob");
+    SEE (alice, "bye");
+    assert_int_equal (sc_testproc_expect_eof (alice, T_EXIT), 0);
+    EXITS (alice, 0);
+    QUIT (bob);
+    STOP_BROKER (SIGTERM);
+}
+
 //  Text with no chat and malformed commands are refused by the client.
 static void
 test_text_without_chat (void **state)
@@ -1339,6 +1359,7 @@ main (void)
         T (test_self_request),
         T (test_leave),
         T (test_quit_and_end_of_input),
+        T (test_script_asks_then_quits),
         T (test_text_without_chat),
         T (test_lost_client),
         T (test_broker_lost),

@@ -555,7 +555,12 @@ test_half_open_handshakes (void **state)
     /* a few hundred dropped handshakes cost no more than a few MiB that
        the allocator keeps; nothing grows per handshake once they are gone */
     assert_true (rss_before > 0 && rss_after > 0);
+#if !defined (__SANITIZE_ADDRESS__)
+    /* (Under ASan freed memory sits in quarantine, so RSS measures what
+       was allocated, not what is kept; LeakSanitizer checks the broker
+       when it exits instead.) */
     assert_true (rss_after - rss_before < 16 * 1024);
+#endif
     for (int i = 0; i < N; i++)
         sc_testpeer_destroy (&peers[i]);
     sc_msg_reset (&hello);

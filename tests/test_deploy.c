@@ -776,8 +776,8 @@ test_dockerfile (void **state)
         free (copies [i]);
     }
     char *out_dir = sc_testdir_path (g_work, "out");
-    char *make_build = s_printf ("cd '%s' && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "
-                                 "make -j2 build && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "
+    char *make_build = s_printf ("cd '%s' && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE "
+                                 "make -j2 build && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE "
                                  "make install DESTDIR='%s' PREFIX=/usr/local",
                                  ctx, out_dir);
     const char *sh [] = { "sh", "-c", make_build, NULL };

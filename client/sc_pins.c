@@ -94,7 +94,7 @@ s_parse_line (sc_pins_t *self, const char *line, size_t len)
     size_t name_len = (size_t) (space - line);
     const char *hex = space + 1;
     size_t hex_len = len - name_len - 1;
-    if (!sc_name_valid (line, name_len) || hex_len != 2 * SC_PUB_LEN)
+    if (!sc_name_valid (line, name_len) || hex_len != (size_t) 2 * SC_PUB_LEN)
         return -1;
     uint8_t key[SC_PUB_LEN];
     for (size_t i = 0; i < SC_PUB_LEN; i++) {
@@ -120,6 +120,7 @@ s_parse (sc_pins_t *self, const char *buf, size_t len, size_t *bad_line)
         lineno++;
         const char *nl = memchr (buf + pos, '\n', len - pos);
         size_t line_len = nl ? (size_t) (nl - (buf + pos)) : len - pos;
+        /* cppcheck-suppress knownConditionTrueFalse ; an empty line gives 0 */
         if (line_len > 0 && s_parse_line (self, buf + pos, line_len)) {
             *bad_line = lineno;
             return -1;

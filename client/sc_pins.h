@@ -23,7 +23,7 @@
 #include "sc_crypto.h"
 
 /* Biggest pins file we read; a bigger one is treated as corrupt. */
-#define SC_PINS_FILE_MAX (1024 * 1024)
+#define SC_PINS_FILE_MAX (1024L * 1024)
 
 typedef enum {
     SC_PIN_NEW = 0,         /* no pin for this peer yet                    */

@@ -263,7 +263,7 @@ s_password_from_file (const char *path, char *password, size_t size)
     bool ok = fgets (password, (int) size, f) != NULL || !ferror (f);
     if (!ok)
         password[0] = 0;
-    fclose (f);
+    (void) fclose (f);          /* only read: nothing to lose */
     if (!ok) {
         sc_wipe (password, size);
         s_die (1, "cannot read password file %s", path);

@@ -158,3 +158,129 @@ uninstall:
 
 # Keep the test objects: they are inputs of the test programs, not junk.
 .SECONDARY:
+
+# ---- Fuzzing, sanitizers, static analysis, valgrind ---------------------
+# make fuzz      libFuzzer targets (clang) for the envelope and body
+#                decoders and the broker's and client's protocol cores;
+#                seeds from real sessions (mkcorpus), then each target for
+#                FUZZ_SECONDS; fails when one crashes. Findings stay in
+#                build-fuzz/crashes/TARGET/: minimise one with
+#                `build-fuzz/fuzz_TARGET -minimize_crash=1 -runs=10000 FILE`
+#                and add it to tests/fuzz/regress/TARGET/.
+# make fuzz-corpus  refresh the checked-in seeds in tests/fuzz/corpus/.
+# make lint      cppcheck and clang-tidy (.clang-tidy, .cppcheck) over the
+#                modules; any finding fails.
+# make valgrind  the integration tests with the real binaries under
+#                valgrind memcheck (SC_VALGRIND=1, tests/sc_testproc.c).
+# `make test SANITIZE=1` (above) is the ASan + UBSan build of every test.
+DEPS_PKGS += clang libclang-rt-14-dev cppcheck clang-tidy valgrind
+
+.PHONY: fuzz fuzz-build fuzz-run fuzz-corpus fuzz-clean lint lint-run \
+        valgrind valgrind-run
+
+FUZZ_TARGETS  = envelope body broker client
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 16384
+FUZZ_CC      ?= clang
+FUZZ_DIR      = build-fuzz
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = $(CSTD) $(WARN) $(WERROR) -O1 -g -fno-omit-frame-pointer \
+                $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(INCLUDES) -MMD -MP \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# The modules (as a library: a target links what it uses), the key helper
+# and the shared harness code, instrumented.
+FUZZ_LIB      = $(FUZZ_DIR)/libsecchat.a
+FUZZ_LIB_OBJ  = $(FUZZ_DIR)/tests/sc_testkeys.o $(FUZZ_DIR)/tests/fuzz/sc_fuzz.o $(FUZZ_LIB)
+FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_MK_OBJ   = $(FUZZ_DIR)/tests/fuzz/mkcorpus.o \
+                $(FUZZ_DIR)/tests/fuzz/fuzz_broker.nomain.o \
+                $(FUZZ_DIR)/tests/fuzz/fuzz_client.nomain.o
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run
+fuzz-build: $(FUZZ_BINS) $(FUZZ_DIR)/mkcorpus
+
+$(FUZZ_DIR)/%.nomain.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DSC_FUZZ_NO_MAIN -c $< -o $@
+$(FUZZ_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+	$(AR) rcs $@ $^
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) $^ $(LDLIBS) -o $@
+$(FUZZ_DIR)/mkcorpus: $(FUZZ_MK_OBJ) $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer-no-link $(FUZZ_SAN) $^ $(LDLIBS) -o $@
+
+# Fresh seeds from real sessions into build-fuzz/seeds (the checked-in
+# ones stay as they are), then each target on its own corpus plus every
+# seed and regression input. libFuzzer writes new inputs to the first
+# directory only.
+fuzz-run: fuzz-build
+	@rm -rf $(FUZZ_DIR)/seeds && $(FUZZ_DIR)/mkcorpus $(FUZZ_DIR)/seeds
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
+	  echo "== fuzz_$$t, $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/fuzz_$$t.log)"; \
+	  $(FUZZ_DIR)/fuzz_$$t -max_len=$(FUZZ_MAX_LEN) -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=20 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ \
+	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t tests/fuzz/regress/$$t \
+	    $(FUZZ_DIR)/seeds/$$t >$(FUZZ_DIR)/fuzz_$$t.log 2>&1 \
+	    || { failed="$$failed $$t"; tail -n 40 $(FUZZ_DIR)/fuzz_$$t.log; }; \
+	  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' $(FUZZ_DIR)/fuzz_$$t.log | sed 's/^/   /'; \
+	  grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' \
+	    $(FUZZ_DIR)/fuzz_$$t.log | sed 's/^/   /'; \
+	done; \
+	if [ -n "$$failed" ]; then \
+	  echo "FUZZ FAILED:$$failed (inputs in $(FUZZ_DIR)/crashes/)"; exit 1; \
+	fi; echo "fuzz: no crash in $(words $(FUZZ_TARGETS)) targets"
+
+# Only the seeds that add coverage are kept (libFuzzer's -merge=1).
+fuzz-corpus: fuzz-build
+	rm -rf $(FUZZ_DIR)/seeds-all $(FUZZ_TARGETS:%=tests/fuzz/corpus/%)
+	$(FUZZ_DIR)/mkcorpus $(FUZZ_DIR)/seeds-all
+	@for t in $(FUZZ_TARGETS); do mkdir -p tests/fuzz/corpus/$$t; \
+	  $(FUZZ_DIR)/fuzz_$$t -merge=1 tests/fuzz/corpus/$$t $(FUZZ_DIR)/seeds-all/$$t \
+	    >$(FUZZ_DIR)/merge_$$t.log 2>&1 || { cat $(FUZZ_DIR)/merge_$$t.log; exit 1; }; \
+	  echo "tests/fuzz/corpus/$$t: $$(ls tests/fuzz/corpus/$$t | wc -l) seeds"; done
+
+fuzz-clean:
+	rm -rf $(FUZZ_DIR)
+clean: fuzz-clean
+
+# The regression test links the fuzz targets' entry functions, built
+# without libFuzzer (tests/test_fuzz_regress.c).
+FUZZ_REG_OBJ  = $(BUILD)/tests/fuzz/sc_fuzz.o $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%.o)
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSC_FUZZ_NO_MAIN -c $< -o $@
+$(BUILD)/tests/test_fuzz_regress: $(BUILD)/tests/test_fuzz_regress.o $(FUZZ_REG_OBJ) \
+                                  $(TLIB_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(CMOCKA) $(EDIT_LIBS) $(LDLIBS) -o $@
+
+# Static analysis of the modules (not the tests). Both tools must end
+# clean; every suppression carries its reason (.cppcheck, .clang-tidy,
+# or an inline cppcheck-suppress comment).
+LINT_SRC  = $(wildcard codec/*.c crypto/*.c broker/*.c client/*.c)
+lint: deps
+	@$(MAKE) --no-print-directory lint-run
+lint-run:
+	@rc=0; echo "== cppcheck"; \
+	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 \
+	  --inline-suppr --suppressions-list=.cppcheck --std=c11 --quiet \
+	  $(INCLUDES) $(LINT_SRC) || rc=1; \
+	echo "== clang-tidy"; \
+	mkdir -p $(BUILD); \
+	clang-tidy --quiet $(LINT_SRC) -- $(CSTD) $(INCLUDES) \
+	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) >$(BUILD)/clang-tidy.log 2>&1 \
+	  || rc=1; grep -v ' warnings\? generated\.$$' $(BUILD)/clang-tidy.log; \
+	if [ $$rc = 0 ]; then echo "lint: clean"; else echo "LINT FAILED"; fi; exit $$rc
+
+# valgrind cannot run ASan binaries: this uses the plain build.
+valgrind: deps
+	@$(MAKE) --no-print-directory valgrind-run SANITIZE=
+valgrind-run: bin/secbroker bin/secchat build/tests/test_integration
+	SC_VALGRIND=1 SC_BIN_DIR=bin/ build/tests/test_integration
+
+-include $(LIB_SRC:%.c=$(FUZZ_DIR)/%.d) $(patsubst %.o,%.d,$(filter %.o,$(FUZZ_LIB_OBJ))) $(FUZZ_MK_OBJ:.o=.d) $(FUZZ_BINS:$(FUZZ_DIR)/%=$(FUZZ_DIR)/tests/fuzz/%.d) \
+         $(FUZZ_REG_OBJ:.o=.d)

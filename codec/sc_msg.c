@@ -164,7 +164,8 @@ typedef struct {
 #define S_BOOL          S_F (S_K_BOOL, flag, 0, 1)
 #define S_DATA(lo, hi)  S_F (S_K_DATA, data, (lo), (hi))
 #define S_TEXT(lo, hi)  S_F (S_K_TEXT, text, (lo), (hi))
-#define S_NAMES         S_F (S_K_NAMES, names, 0, SC_USERS_MAX)
+/* A list has no fixed width: its field is a pointer to the names. */
+#define S_NAMES         { S_K_NAMES, offsetof (sc_msg_t, names), 0, 0, SC_USERS_MAX }
 
 /* docs/PROTOCOL.md section 4, "Field types and bounds". A box is at least
    the 16-byte AEAD tag plus one byte. */

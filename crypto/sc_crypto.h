@@ -26,7 +26,7 @@
 #define SC_RANDOM_LEN    32      /* handshake nonces */
 #define SC_SIG_LEN       64      /* Ed25519 signature */
 #define SC_PUB_LEN       32      /* Ed25519 / X25519 public key, raw */
-#define SC_HKDF_MAX      (255 * SC_HASH_LEN)
+#define SC_HKDF_MAX      ((size_t) 255 * SC_HASH_LEN)
 #define SC_SAFETY_LEN    71      /* 12 groups of 5 digits joined by '-' */
 #define SC_FPR_LEN       79      /* 32 bytes hex in 16 groups of 4 joined by ':' */
 

@@ -359,7 +359,7 @@ sc_e2e_open (sc_e2e_t *self, uint64_t counter, const uint8_t *box,
     if (len < SC_TAG_LEN)
         return SC_E2E_EAUTH;
     /* Walk a copy of the chain to `counter`; commit only if the box opens. */
-    uint8_t ck[SC_KEY_LEN], mk[SC_KEY_LEN], nonce[SC_NONCE_LEN], ad[S_MSG_AD_LEN];
+    uint8_t ck[SC_KEY_LEN], mk[SC_KEY_LEN];
     memcpy (ck, self->ck_recv, SC_KEY_LEN);
     int rc = SC_E2E_OK;
     for (uint64_t n = self->expected; n < counter && rc == SC_E2E_OK; n++)
@@ -368,6 +368,7 @@ sc_e2e_open (sc_e2e_t *self, uint64_t counter, const uint8_t *box,
     if (rc == SC_E2E_OK && s_step (ck, mk))
         rc = SC_E2E_EINTERNAL;
     if (rc == SC_E2E_OK) {
+        uint8_t nonce[SC_NONCE_LEN], ad[S_MSG_AD_LEN];
         sc_aead_nonce (counter, nonce);
         s_msg_ad (self, !self->initiator, counter, ad);
         if (sc_aead_open (mk, nonce, ad, sizeof ad, box, len, out))

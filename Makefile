@@ -284,3 +284,27 @@ valgrind-run: bin/secbroker bin/secchat build/tests/test_integration
 
 -include $(LIB_SRC:%.c=$(FUZZ_DIR)/%.d) $(patsubst %.o,%.d,$(filter %.o,$(FUZZ_LIB_OBJ))) $(FUZZ_MK_OBJ:.o=.d) $(FUZZ_BINS:$(FUZZ_DIR)/%=$(FUZZ_DIR)/tests/fuzz/%.d) \
          $(FUZZ_REG_OBJ:.o=.d)
+
+# ---- Benchmarks ---------------------------------------------------------
+# make bench    relay throughput and latency against a raw ZeroMQ relay,
+#               logins against the crypto bound, 10,000 idle sessions
+#               against a raw ROUTER's connections, side by side in one
+#               run: one `name value` line per figure on stdout
+#               (tests/bench/secbench.c, docs/PERFORMANCE.md). Extra
+#               options in BENCH_ARGS, e.g. BENCH_ARGS=--quick.
+.PHONY: bench bench-build bench-run
+BENCH_SRC   = $(wildcard tests/bench/*.c)
+BENCH_OBJ   = $(BENCH_SRC:%.c=$(BUILD)/%.o)
+BENCH_BIN   = $(BUILD)/bench/secbench
+BENCH_ARGS ?=
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+bench-build: $(BENCH_BIN) $(BINS)
+$(BENCH_BIN): $(BENCH_OBJ) $(BUILD)/tests/sc_testproc.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+bench-run: bench-build
+	@$(BENCH_BIN) --broker $(firstword $(BINS)) $(BENCH_ARGS)
+
+-include $(BENCH_OBJ:.o=.d)

@@ -5,7 +5,11 @@
     session (the request it made or got, or its chat); ending a session
     or a chat unlinks both sides and tells the other one. Sends that fail
     mark the target dead; dead sessions are purged after each event, so
-    no handler frees a session another handler still holds.
+    no handler frees a session another handler still holds. The two
+    costly steps of a login are jobs that may run on other threads
+    (sc_broker_set_offload): a job carries copies of what it reads and
+    finds its session again by key and number when it comes back, so the
+    tables are only ever touched here.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -37,6 +41,8 @@ struct _s_session_t {
     int64_t last_seen;
     double tokens;              /* rate limit for control requests        */
     int64_t tokens_at;
+    bool busy;                  /* a job of its login is out              */
+    uint64_t gen;               /* sessions are numbered: jobs find theirs */
     bool dead;                  /* to be purged: its client is gone       */
     const char *why;            /* ...and why, for the log                */
     uint32_t notify;            /* ...and the NOTIFY reason for its peer  */
@@ -55,6 +61,10 @@ struct _sc_broker_t {
     zlist_t *dead;              /* s_session_t to purge                   */
     size_t handshakes;
     int64_t now;
+    sc_broker_offload_fn *offload;  /* where jobs go (NULL: run inline)   */
+    void *offload_arg;
+    size_t jobs;                /* handed out, not back yet               */
+    uint64_t gen;               /* the last session's number              */
 };
 
 void
@@ -285,15 +295,26 @@ s_purge (sc_broker_t *self)
 
 /* ---- Handshake ------------------------------------------------------------ */
 
+/* A routing id (1..255 bytes) in hex, the session table's key: into
+   hex, which holds 2 * len + 1 bytes. Every envelope is looked up this
+   way, so no snprintf and no malloc. */
+static void
+s_hex_into (const uint8_t *rid, size_t len, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = digits[rid[i] >> 4];
+        hex[2 * i + 1] = digits[rid[i] & 15];
+    }
+    hex[2 * len] = 0;
+}
+
 static char *
 s_hex (const uint8_t *rid, size_t len)
 {
     char *hex = malloc (2 * len + 1);
-    if (hex) {
-        for (size_t i = 0; i < len; i++)
-            snprintf (hex + 2 * i, 3, "%02x", rid[i]);
-        hex[2 * len] = 0;
-    }
+    if (hex)
+        s_hex_into (rid, len, hex);
     return hex;
 }
 
@@ -301,6 +322,108 @@ static uint32_t
 s_codec_error_code (int rc)
 {
     return rc == SC_CODEC_EVERSION ? SC_ERR_VERSION : SC_ERR_MALFORMED;
+}
+
+/* ---- Jobs: the costly steps of a login ---------------------------------- */
+
+typedef enum { J_HELLO, J_VERIFY } s_job_kind_t;
+
+/* Everything a step reads is a copy or immutable (the broker's key and
+   certificate), and the handshake travels with the job: a job can run on
+   any thread while the session table stays this thread's alone. */
+struct _sc_broker_job_t {
+    s_job_kind_t kind;
+    char key[2 * 255 + 1];          /* the session's table key...          */
+    uint64_t gen;                   /* ...and generation, to find it again */
+    sc_handshake_t *hs;             /* the job's own while it is out       */
+    int rc;                         /* sc_hs_err_t of the step             */
+    /* J_HELLO: HELLO in, AUTH_BROKER out */
+    uint8_t suite;
+    uint8_t nonce_c[SC_RANDOM_LEN], eph_c[SC_PUB_LEN];
+    uint8_t nonce_b[SC_RANDOM_LEN], eph_b[SC_PUB_LEN];
+    uint8_t sig[SC_SIG_LEN], mac[SC_HASH_LEN];
+    /* J_VERIFY: the claimed name and its registered key in, keys out */
+    char name[SC_HS_NAME_MAX + 1];
+    uint8_t user_pub[SC_PUB_LEN];
+    bool keys_ok;
+    sc_session_keys_t keys;
+};
+
+static void
+s_job_free (sc_broker_job_t **job_p)
+{
+    if (*job_p) {
+        sc_handshake_destroy (&(*job_p)->hs);
+        sc_wipe (*job_p, sizeof **job_p);
+        free (*job_p);
+        *job_p = NULL;
+    }
+}
+
+static sc_broker_job_t *
+s_job_new (s_session_t *s, s_job_kind_t kind)
+{
+    sc_broker_job_t *job = calloc (1, sizeof *job);
+    if (job) {
+        job->kind = kind;
+        strcpy (job->key, s->key);
+        job->gen = s->gen;
+        job->rc = SC_HS_EINTERNAL;
+    }
+    return job;
+}
+
+void
+sc_broker_set_offload (sc_broker_t *self, sc_broker_offload_fn *offload, void *arg)
+{
+    self->offload = offload;
+    self->offload_arg = arg;
+}
+
+size_t
+sc_broker_jobs (const sc_broker_t *self)
+{
+    return self->jobs;
+}
+
+void
+sc_broker_job_run (sc_broker_job_t *job)
+{
+    if (job->kind == J_HELLO) {
+        job->rc = sc_handshake_broker_hello (job->hs, job->suite, job->nonce_c, job->eph_c,
+                                             job->nonce_b, job->eph_b, job->sig, job->mac);
+        return;
+    }
+    sc_key_t *user = sc_key_from_raw (job->user_pub);
+    job->rc = user ? sc_handshake_broker_verify (job->hs, user) : SC_HS_EINTERNAL;
+    job->keys_ok = job->rc == SC_HS_OK && sc_handshake_keys (job->hs, &job->keys) == 0;
+    sc_key_destroy (&user);
+    sc_handshake_destroy (&job->hs);    /* the login's secrets go here */
+}
+
+static void s_job_finish (sc_broker_t *self, sc_broker_job_t *job);
+
+/* Hand the job out, or run it here and now. */
+static void
+s_job_start (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
+{
+    s->busy = true;
+    self->jobs++;
+    if (self->offload && self->offload (self->offload_arg, job) == 0)
+        return;
+    sc_broker_job_run (job);
+    s_job_finish (self, job);
+}
+
+/* A failed login: told in plaintext, and nothing kept. */
+static void
+s_login_refused (sc_broker_t *self, s_session_t *s, const char *name,
+                 uint32_t code, const char *why)
+{
+    sc_handshake_destroy (&s->hs);
+    sc_log (SC_LOG_WARNING, "login refused%s%s: %s", *name ? " for " : "", name, why);
+    s_error_plain (self, s->rid, s->rid_len, code, why);
+    s_remove (self, s, SC_NOTIFY_LOST);
 }
 
 static void
@@ -318,8 +441,12 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
         return;
     s->key = s_hex (rid, rid_len);
     s->rid = malloc (rid_len);
-    s->hs = sc_handshake_new_broker (self->key, self->cert, self->cert_len);
-    if (!s->key || !s->rid || !s->hs) {
+    s->gen = ++self->gen;
+    sc_broker_job_t *job = s->key ? s_job_new (s, J_HELLO) : NULL;
+    if (job)
+        job->hs = sc_handshake_new_broker (self->key, self->cert, self->cert_len);
+    if (!s->rid || !job || !job->hs || zhashx_insert (self->sessions, s->key, s) != 0) {
+        s_job_free (&job);
         s_session_free (&s);
         return;
     }
@@ -327,27 +454,38 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     s->rid_len = rid_len;
     s->phase = S_HANDSHAKE;
     s->started = s->last_seen = self->now;
+    self->handshakes++;
+    job->suite = hello->suite;
+    memcpy (job->nonce_c, hello->nonce, SC_RANDOM_LEN);
+    memcpy (job->eph_c, hello->eph, SC_PUB_LEN);
+    s_job_start (self, s, job);
+}
 
-    sc_msg_t reply;
-    sc_msg_init (&reply, SC_OP_AUTH_BROKER);
-    int rc = sc_handshake_broker_hello (s->hs, hello->suite, hello->nonce, hello->eph,
-                                        reply.nonce, reply.eph, reply.sig, reply.mac);
+/* AUTH_BROKER, with what the HELLO job made. */
+static void
+s_hello_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
+{
+    s->hs = job->hs;
+    job->hs = NULL;
+    int rc = job->rc;
     if (rc) {
         sc_log (SC_LOG_INFO, "login refused: %s", sc_hs_strerror (rc));
-        s_error_plain (self, rid, rid_len,
+        s_error_plain (self, s->rid, s->rid_len,
                        rc == SC_HS_ESUITE ? SC_ERR_SUITE : SC_ERR_AUTH, sc_hs_strerror (rc));
-        s_session_free (&s);
+        s_remove (self, s, SC_NOTIFY_LOST);
+        return;
     }
+    sc_msg_t reply;
+    sc_msg_init (&reply, SC_OP_AUTH_BROKER);
+    memcpy (reply.nonce, job->nonce_b, SC_RANDOM_LEN);
+    memcpy (reply.eph, job->eph_b, SC_PUB_LEN);
+    memcpy (reply.sig, job->sig, SC_SIG_LEN);
+    memcpy (reply.mac, job->mac, SC_HASH_LEN);
+    if (sc_msg_set_data (&reply, self->cert, self->cert_len))
+        s_remove (self, s, SC_NOTIFY_LOST);
     else
-    if (sc_msg_set_data (&reply, self->cert, self->cert_len)
-        || zhashx_insert (self->sessions, s->key, s) != 0) {
-        s_session_free (&s);
-    }
-    else {
-        self->handshakes++;
-        if (s_send_plain (self, rid, rid_len, &reply) == SC_BROKER_GONE)
-            s_mark_dead (self, s, "connection lost", SC_NOTIFY_LOST);
-    }
+    if (s_send_plain (self, s->rid, s->rid_len, &reply) == SC_BROKER_GONE)
+        s_mark_dead (self, s, "connection lost", SC_NOTIFY_LOST);
     sc_msg_reset (&reply);
 }
 
@@ -359,45 +497,58 @@ s_replace (sc_broker_t *self, s_session_t *old)
     s_mark_dead (self, old, "replaced by a new login", SC_NOTIFY_REPLACED);
 }
 
+/* Open the box (cheap) and look the name up here; the signature check
+   is a job. */
 static void
 s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
 {
     char name[SC_HS_NAME_MAX + 1] = "";
+    uint8_t user_pub[SC_PUB_LEN];
+    int rc = sc_handshake_broker_open (s->hs, msg->data, msg->data_len, name);
+    if (rc) {
+        s_login_refused (self, s, name, SC_ERR_AUTH, sc_hs_strerror (rc));
+        return;
+    }
+    if (sc_registry_raw (self->registry, name, user_pub)) {
+        s_login_refused (self, s, name, SC_ERR_UNKNOWN_USER, "unknown user");
+        return;
+    }
+    sc_broker_job_t *job = s_job_new (s, J_VERIFY);
+    if (!job) {
+        s_login_refused (self, s, name, SC_ERR_INTERNAL, "internal error");
+        return;
+    }
+    job->hs = s->hs;
+    s->hs = NULL;
+    strcpy (job->name, name);
+    memcpy (job->user_pub, user_pub, SC_PUB_LEN);
+    s_job_start (self, s, job);
+}
+
+/* The signature checked out (or not): the session goes online. */
+static void
+s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
+{
     const char *why = NULL;
     uint32_t code = SC_ERR_AUTH;
-    const sc_key_t *user_key = NULL;
-    sc_session_keys_t keys;
-    int rc = sc_handshake_broker_open (s->hs, msg->data, msg->data_len, name);
-    if (rc)
-        why = sc_hs_strerror (rc);
+    if (job->rc)
+        why = sc_hs_strerror (job->rc);
     else
-    if (!(user_key = sc_registry_key (self->registry, name))) {
-        why = "unknown user";
-        code = SC_ERR_UNKNOWN_USER;
-    }
-    else
-    if ((rc = sc_handshake_broker_verify (s->hs, user_key)))
-        why = sc_hs_strerror (rc);
-    else
-    if (sc_handshake_keys (s->hs, &keys) || !(s->ch = sc_channel_new (&keys))) {
+    if (!job->keys_ok || !(s->ch = sc_channel_new (&job->keys))) {
         why = "internal error";
         code = SC_ERR_INTERNAL;
     }
-    sc_wipe (&keys, sizeof keys);
-    sc_handshake_destroy (&s->hs);
+    sc_wipe (&job->keys, sizeof job->keys);
     if (s->ch && self->opts.seq_limit)
         sc_channel_set_limit (s->ch, self->opts.seq_limit);
     if (why) {
-        sc_log (SC_LOG_WARNING, "login refused%s%s: %s",
-                *name ? " for " : "", name, why);
-        s_error_plain (self, s->rid, s->rid_len, code, why);
-        s_remove (self, s, SC_NOTIFY_LOST);
+        s_login_refused (self, s, job->name, code, why);
         return;
     }
-    s_session_t *old = (s_session_t *) zhashx_lookup (self->by_name, name);
+    s_session_t *old = (s_session_t *) zhashx_lookup (self->by_name, job->name);
     if (old)
         s_replace (self, old);
-    strcpy (s->name, name);
+    strcpy (s->name, job->name);
     s->phase = S_ONLINE;
     self->handshakes--;
     s->tokens = self->opts.rate_burst;
@@ -412,9 +563,42 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     sc_msg_reset (&welcome);
 }
 
+/* A job back: its session goes on where it was, unless it has gone
+   (timed out, lost) meanwhile: then the job is dropped. */
+static void
+s_job_finish (sc_broker_t *self, sc_broker_job_t *job)
+{
+    if (self->jobs > 0)
+        self->jobs--;
+    s_session_t *s = (s_session_t *) zhashx_lookup (self->sessions, job->key);
+    if (s && s->gen == job->gen && s->busy && !s->dead) {
+        s->busy = false;
+        if (job->kind == J_HELLO)
+            s_hello_done (self, s, job);
+        else
+            s_verify_done (self, s, job);
+    }
+    s_job_free (&job);
+}
+
+void
+sc_broker_job_done (sc_broker_t *self, sc_broker_job_t *job, int64_t now_ms)
+{
+    self->now = now_ms;
+    s_job_finish (self, job);
+    s_purge (self);
+}
+
 static void
 s_on_handshake (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
 {
+    if (s->busy) {
+        /* only a client that does not wait for the broker's answer */
+        sc_log (SC_LOG_INFO, "login dropped: a message before the broker's answer");
+        s_error_plain (self, s->rid, s->rid_len, SC_ERR_STATE, "expected AUTH_CLIENT");
+        s_remove (self, s, SC_NOTIFY_LOST);
+        return;
+    }
     sc_msg_t msg;
     int rc = sc_wire_open_plain (data, len, &msg);
     if (rc) {
@@ -701,9 +885,10 @@ s_dispatch (sc_broker_t *self, s_session_t *s, uint8_t opcode,
 static void
 s_on_online (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
 {
-    uint8_t opcode = 0, *body = NULL;
+    /* an envelope is at most SC_ENVELOPE_MAX bytes, its body less */
+    uint8_t opcode = 0, body[SC_ENVELOPE_MAX];
     size_t body_len = 0;
-    int rc = sc_wire_open_raw (s->ch, data, len, &opcode, &body, &body_len);
+    int rc = sc_wire_open_into (s->ch, data, len, &opcode, body, sizeof body, &body_len);
     if (rc == SC_CHANNEL_ELIMIT) {
         /* the client's counter ran out: it must log in again */
         s_error (self, s, SC_ERR_TIMEOUT, "session counter exhausted: log in again");
@@ -719,7 +904,6 @@ s_on_online (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
     s->last_seen = self->now;
     s_dispatch (self, s, opcode, body, body_len);
     sc_wipe (body, body_len);
-    free (body);
 }
 
 void
@@ -729,11 +913,9 @@ sc_broker_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     self->now = now_ms;
     if (!rid || rid_len == 0 || rid_len > 255)
         return;
-    char *key = s_hex (rid, rid_len);
-    if (!key)
-        return;
+    char key[2 * 255 + 1];
+    s_hex_into (rid, rid_len, key);
     s_session_t *s = (s_session_t *) zhashx_lookup (self->sessions, key);
-    free (key);
     if (!s)
         s_on_new (self, rid, rid_len, data, len);
     else

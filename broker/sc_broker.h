@@ -65,4 +65,26 @@ void sc_broker_shutdown (sc_broker_t *self);
 size_t sc_broker_sessions (const sc_broker_t *self);     /* logged in  */
 size_t sc_broker_handshakes (const sc_broker_t *self);   /* in progress */
 
+/* Logins on other threads. The two costly steps of a login (answering
+   HELLO: a key pair, an exchange and a signature; checking the client's
+   signature) are jobs. A job carries copies of what it reads and the
+   login's handshake, so it can run on any thread while the session table
+   stays the core's alone, without a lock. By default the core runs each
+   job at once. With an offload function it hands the job over instead
+   (the function returns 0), and whoever took it calls sc_broker_job_run
+   on any thread, then gives it back with sc_broker_job_done on the
+   core's thread. A job whose session has gone meanwhile (timed out, its
+   client lost) is dropped there. Give every job back before
+   sc_broker_destroy. */
+typedef struct _sc_broker_job_t sc_broker_job_t;
+typedef int (sc_broker_offload_fn) (void *arg, sc_broker_job_t *job);
+void sc_broker_set_offload (sc_broker_t *self, sc_broker_offload_fn *offload, void *arg);
+/* Any thread: the job's cryptography. */
+void sc_broker_job_run (sc_broker_job_t *job);
+/* The core's thread: the login goes on (or the job is dropped); frees
+   the job. */
+void sc_broker_job_done (sc_broker_t *self, sc_broker_job_t *job, int64_t now_ms);
+/* Jobs handed over and not given back yet. */
+size_t sc_broker_jobs (const sc_broker_t *self);
+
 #endif

@@ -1,7 +1,10 @@
 /*  secbroker: the secchat broker. Parses the command line, loads the
     broker's key, certificate and user registry, binds one ROUTER socket
     and feeds every message to the protocol core (sc_broker) from a
-    single-threaded poll loop. SIGTERM/SIGINT stop it cleanly, SIGHUP
+    single-threaded poll loop, which alone owns the sessions. The costly
+    steps of logins (sc_broker jobs) run on worker actors, one per CPU by
+    default: each job goes to a worker by pointer over its pipe and comes
+    back the same way to the loop. SIGTERM/SIGINT stop it cleanly, SIGHUP
     reloads the user registry without dropping sessions.
 
     This Source Code Form is subject to the terms of the Mozilla Public
@@ -10,6 +13,7 @@
 */
 #include <czmq.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -18,12 +22,14 @@
 #include "sc_notify.h"
 #include "sc_proto.h"
 
-#define S_TICK_MS 100
+#define S_TICK_MS     100
+#define S_WORKERS_MAX 64
 
 typedef struct {
     const char *endpoint, *cert, *key, *users, *log_level;
     uint32_t heartbeat_ms;
     uint32_t login_timeout_ms;
+    long workers;               /* login worker threads; 0: in the loop  */
 } s_args_t;
 
 static volatile sig_atomic_t s_reload = 0;
@@ -41,6 +47,7 @@ s_usage (FILE *out)
     fprintf (out,
         "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
+        "                 [--workers N]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -55,6 +62,8 @@ s_usage (FILE *out)
         "  --heartbeat MS     client ping interval; silent 3x this: dropped\n"
         "                     (default 5000)\n"
         "  --login-timeout MS a login must complete within this (default 10000)\n"
+        "  --workers N        threads for the cryptography of logins, 0..64; 0 does\n"
+        "                     it in the main loop (default: one per CPU)\n"
         "  --help             this text\n"
         "\n"
         "When ready it prints 'secbroker listening on ENDPOINT' on stdout.\n"
@@ -73,12 +82,15 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "log-level", required_argument, NULL, 'l' },
         { "heartbeat", required_argument, NULL, 'b' },
         { "login-timeout", required_argument, NULL, 't' },
+        { "workers", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
     *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
-                         "info", 5000, 10000 };
+                         "info", 5000, 10000,
+                         cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -100,6 +112,15 @@ s_parse (int argc, char **argv, s_args_t *args)
                     args->heartbeat_ms = (uint32_t) ms;
                 else
                     args->login_timeout_ms = (uint32_t) ms;
+                break;
+            }
+            case 'w': {
+                char *end = NULL;
+                args->workers = strtol (optarg, &end, 10);
+                if (!*optarg || *end || args->workers < 0 || args->workers > S_WORKERS_MAX) {
+                    fprintf (stderr, "secbroker: --workers takes 0..%d\n", S_WORKERS_MAX);
+                    return -1;
+                }
                 break;
             }
             case 'h': s_usage (stdout); return 1;
@@ -130,15 +151,12 @@ s_raise_nofile (void)
     }
 }
 
-static void
-s_free_frame (void *data, void *hint)
-{
-    (void) hint;
-    free (data);
-}
-
 /* sc_broker_send_fn over the ROUTER: never blocks; a gone client or a
-   full queue is -1 and the core tells the sender. */
+   full queue is -1 and the core tells the sender. The frame is copied
+   into ZeroMQ's message and freed here, in the thread that made it:
+   handed over without a copy it would cost a second allocation (ZeroMQ's
+   reference count) and be freed in the I/O thread, against this one's
+   allocator lock; the copy costs less than either. */
 static int
 s_send (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t len)
 {
@@ -147,17 +165,126 @@ s_send (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t le
         free (frame);
         return zmq_errno () == EAGAIN ? SC_BROKER_FULL : SC_BROKER_GONE;
     }
-    zmq_msg_t msg;
-    if (zmq_msg_init_data (&msg, frame, len, s_free_frame, NULL)) {
-        free (frame);
-        return SC_BROKER_FULL;
-    }
     /* The routing frame went: the body follows on the same pipe. */
-    if (zmq_msg_send (&msg, handle, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close (&msg);
-        return SC_BROKER_FULL;
+    int rc = zmq_send (handle, frame, len, ZMQ_DONTWAIT) < 0 ? SC_BROKER_FULL : 0;
+    free (frame);
+    return rc;
+}
+
+/* ---- Login workers ---------------------------------------------------- */
+
+/* A job travels as one frame holding its pointer. */
+static int
+s_job_send (void *handle, sc_broker_job_t *job, int flags)
+{
+    void *ptr = job;
+    return zmq_send (handle, &ptr, sizeof ptr, flags) == (int) sizeof ptr ? 0 : -1;
+}
+
+/* The next job on the pipe: 1 and *job, 0 when none is waiting (or,
+   on a worker's pipe, for $TERM). */
+static int
+s_job_recv (void *handle, sc_broker_job_t **job, int flags)
+{
+    void *ptr = NULL;
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    int rc = zmq_msg_recv (&msg, handle, flags);
+    bool is_job = rc == (int) sizeof ptr;
+    if (is_job)
+        memcpy (&ptr, zmq_msg_data (&msg), sizeof ptr);
+    zmq_msg_close (&msg);
+    *job = ptr;
+    return is_job ? 1 : 0;
+}
+
+/* Anything on the pipe that is not a job is $TERM. */
+static void
+s_worker (zsock_t *pipe, void *args)
+{
+    (void) args;
+    /* signals are the main loop's business */
+    sigset_t all;
+    sigfillset (&all);
+    pthread_sigmask (SIG_BLOCK, &all, NULL);
+    void *handle = zsock_resolve (pipe);
+    zsock_signal (pipe, 0);
+    sc_broker_job_t *job = NULL;
+    while (s_job_recv (handle, &job, 0) == 1) {
+        sc_broker_job_run (job);
+        if (s_job_send (handle, job, 0))
+            break;
+    }
+}
+
+typedef struct {
+    zactor_t *actor[S_WORKERS_MAX];
+    size_t load[S_WORKERS_MAX];         /* jobs out at each worker        */
+    size_t count;
+} s_workers_t;
+
+/* sc_broker_offload_fn: to the worker with the fewest jobs. The pipes
+   have no high-water mark (zsys_set_pipehwm (0)): the number of jobs is
+   bounded by the logins in progress. */
+static int
+s_offload (void *arg, sc_broker_job_t *job)
+{
+    s_workers_t *self = arg;
+    size_t best = 0;
+    for (size_t i = 1; i < self->count; i++)
+        if (self->load[i] < self->load[best])
+            best = i;
+    if (self->count == 0 || s_job_send (zsock_resolve (self->actor[best]), job, ZMQ_DONTWAIT))
+        return -1;                      /* the core runs it itself */
+    self->load[best]++;
+    return 0;
+}
+
+/* Every job worker i has finished. */
+static void
+s_collect (s_workers_t *self, size_t i, sc_broker_t *broker)
+{
+    void *handle = zsock_resolve (self->actor[i]);
+    sc_broker_job_t *job = NULL;
+    while (s_job_recv (handle, &job, ZMQ_DONTWAIT) == 1) {
+        if (self->load[i] > 0)
+            self->load[i]--;
+        sc_broker_job_done (broker, job, zclock_mono ());
+    }
+}
+
+static int
+s_workers_start (s_workers_t *self, long count)
+{
+    memset (self, 0, sizeof *self);
+    zsys_set_pipehwm (0);
+    for (long i = 0; i < count; i++) {
+        self->actor[i] = zactor_new (s_worker, NULL);
+        if (!self->actor[i])
+            return -1;
+        self->count++;
     }
     return 0;
+}
+
+/* Take back every job still out (their sessions go on or are dropped),
+   then stop the workers. */
+static void
+s_workers_stop (s_workers_t *self, sc_broker_t *broker)
+{
+    int64_t deadline = zclock_mono () + 5000;
+    while (sc_broker_jobs (broker) > 0 && zclock_mono () < deadline) {
+        zmq_pollitem_t items[S_WORKERS_MAX];
+        for (size_t i = 0; i < self->count; i++)
+            items[i] = (zmq_pollitem_t) { zsock_resolve (self->actor[i]), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (items, (int) self->count, 100) > 0)
+            for (size_t i = 0; i < self->count; i++)
+                if (items[i].revents & ZMQ_POLLIN)
+                    s_collect (self, i, broker);
+    }
+    for (size_t i = 0; i < self->count; i++)
+        zactor_destroy (&self->actor[i]);
+    self->count = 0;
 }
 
 static zsock_t *
@@ -171,6 +298,10 @@ s_bind (const s_args_t *args)
     zsock_set_linger (router, 1000);
     zsock_set_sndhwm (router, 10000);
     zsock_set_rcvhwm (router, 10000);
+    /* Many clients connecting at once overflow ZeroMQ's default listen
+       queue (100): the kernel drops their SYNs and they retry only after
+       a second or more. The kernel caps this at net.core.somaxconn. */
+    zsock_set_backlog (router, 4096);
     /* ZMTP heartbeats let libzmq close dead TCP connections itself. */
     zsock_set_heartbeat_ivl (router, (int) args->heartbeat_ms);
     zsock_set_heartbeat_timeout (router, (int) (3 * args->heartbeat_ms));
@@ -225,27 +356,40 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     opts.heartbeat_ms = args->heartbeat_ms;
     opts.handshake_ms = args->login_timeout_ms;
     sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, handle);
-    if (!broker) {
+    s_workers_t workers;
+    if (!broker || s_workers_start (&workers, args->workers)) {
+        sc_log (SC_LOG_ERROR, "cannot start the broker's core or its workers");
+        if (broker)
+            s_workers_stop (&workers, broker);
+        sc_broker_destroy (&broker);
         zsock_destroy (&router);
         return 1;
     }
+    if (workers.count)
+        sc_broker_set_offload (broker, s_offload, &workers);
     printf ("secbroker listening on %s\n", zsock_endpoint (router));
     fflush (stdout);
     if (sc_notify ("READY=1") < 0)
         sc_log (SC_LOG_WARNING, "cannot notify systemd: %s", strerror (errno));
-    sc_log (SC_LOG_INFO, "listening on %s, %zu users registered",
-            zsock_endpoint (router), sc_registry_size (registry));
+    sc_log (SC_LOG_INFO, "listening on %s, %zu users registered, %zu login workers",
+            zsock_endpoint (router), sc_registry_size (registry), workers.count);
 
     int64_t next_tick = zclock_mono () + S_TICK_MS;
+    zmq_pollitem_t items[1 + S_WORKERS_MAX];
+    items[0] = (zmq_pollitem_t) { handle, 0, ZMQ_POLLIN, 0 };
+    for (size_t i = 0; i < workers.count; i++)
+        items[1 + i] = (zmq_pollitem_t) { zsock_resolve (workers.actor[i]), 0, ZMQ_POLLIN, 0 };
     while (!zsys_interrupted) {
-        zmq_pollitem_t item = { handle, 0, ZMQ_POLLIN, 0 };
         long timeout = (long) (next_tick - zclock_mono ());
-        int rc = zmq_poll (&item, 1, timeout > 0 ? timeout : 0);
+        int rc = zmq_poll (items, 1 + (int) workers.count, timeout > 0 ? timeout : 0);
         if (rc < 0 && zmq_errno () != EINTR) {
             sc_log (SC_LOG_ERROR, "poll failed: %s", zmq_strerror (zmq_errno ()));
             break;
         }
-        if (rc > 0)
+        for (size_t i = 0; rc > 0 && i < workers.count; i++)
+            if (items[1 + i].revents & ZMQ_POLLIN)
+                s_collect (&workers, i, broker);
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_drain (broker, handle);
         if (s_reload) {
             s_reload = 0;
@@ -264,6 +408,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     sc_notify ("STOPPING=1");
     sc_log (SC_LOG_INFO, "stopping: %zu sessions", sc_broker_sessions (broker));
     sc_broker_shutdown (broker);
+    s_workers_stop (&workers, broker);
     sc_broker_destroy (&broker);
     zsock_destroy (&router);
     return 0;

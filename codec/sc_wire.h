@@ -42,6 +42,12 @@ int sc_wire_seal_raw (sc_channel_t *ch, uint8_t opcode,
                       uint8_t **out, size_t *out_len) SC_MUST_CHECK;
 int sc_wire_open_raw (sc_channel_t *ch, const uint8_t *buf, size_t len,
                       uint8_t *opcode, uint8_t **body, size_t *body_len) SC_MUST_CHECK;
+/* open_raw into the caller's buffer of body_max bytes (SC_ENVELOPE_MAX
+   always suffices; less than the body needs: SC_CODEC_ESIZE, and the
+   envelope is not accepted). The caller wipes what it no longer needs. */
+int sc_wire_open_into (sc_channel_t *ch, const uint8_t *buf, size_t len,
+                       uint8_t *opcode, uint8_t *body, size_t body_max,
+                       size_t *body_len) SC_MUST_CHECK;
 
 /* Peek at an envelope's opcode and seq without opening it (-1 if it is
    not a well-formed envelope). */

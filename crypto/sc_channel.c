@@ -15,6 +15,8 @@
 
 struct _sc_channel_t {
     sc_session_keys_t keys;
+    sc_aead_t *seal;            /* k_send, set up once                     */
+    sc_aead_t *open;            /* k_recv, set up once                     */
     uint64_t sent;              /* seq of the last envelope sealed         */
     uint64_t received;          /* seq of the last envelope accepted       */
     uint64_t limit;             /* no seq reaches this                     */
@@ -27,6 +29,10 @@ sc_channel_new (const sc_session_keys_t *keys)
     if (self) {
         self->keys = *keys;
         self->limit = S_SEQ_LIMIT;
+        self->seal = sc_aead_new (keys->k_send);
+        self->open = sc_aead_new (keys->k_recv);
+        if (!self->seal || !self->open)
+            sc_channel_destroy (&self);
     }
     return self;
 }
@@ -35,6 +41,8 @@ void
 sc_channel_destroy (sc_channel_t **self_p)
 {
     if (self_p && *self_p) {
+        sc_aead_destroy (&(*self_p)->seal);
+        sc_aead_destroy (&(*self_p)->open);
         sc_wipe (*self_p, sizeof **self_p);
         free (*self_p);
         *self_p = NULL;
@@ -63,7 +71,7 @@ sc_channel_seal (sc_channel_t *self, uint8_t version, uint8_t opcode,
     uint8_t nonce[SC_NONCE_LEN], ad[S_AD_LEN];
     sc_aead_nonce (next, nonce);
     s_ad (self, version, opcode, next, ad);
-    if (sc_aead_seal (self->keys.k_send, nonce, ad, sizeof ad, pt, len, out))
+    if (sc_aead_seal_with (self->seal, nonce, ad, sizeof ad, pt, len, out))
         return SC_CHANNEL_EINTERNAL;
     self->sent = next;
     *seq = next;
@@ -83,7 +91,7 @@ sc_channel_open (sc_channel_t *self, uint8_t version, uint8_t opcode,
     uint8_t nonce[SC_NONCE_LEN], ad[S_AD_LEN];
     sc_aead_nonce (seq, nonce);
     s_ad (self, version, opcode, seq, ad);
-    if (sc_aead_open (self->keys.k_recv, nonce, ad, sizeof ad, ct, len, out))
+    if (sc_aead_open_with (self->open, nonce, ad, sizeof ad, ct, len, out))
         return SC_CHANNEL_EAUTH;
     self->received = seq;
     return SC_CHANNEL_OK;

@@ -13,6 +13,7 @@
 #include "sc_crypto.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,60 @@ s_fail (void)
 {
     ERR_clear_error ();
     return -1;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Algorithms, fetched once
+//
+//  Naming an algorithm on each use (EVP_sha256 (), EVP_MAC_fetch (NULL,
+//  "HMAC", NULL)...) makes OpenSSL 3 look it up in its provider tables
+//  every time: the broker paid that on every envelope and every login
+//  step. Each one is fetched once instead, by the first thread that needs
+//  one (pthread_once), and shared: a fetched algorithm is immutable, so
+//  any number of threads may use it at once. They live as long as the
+//  process. Contexts stay per call: they hold keys.
+
+typedef struct {
+    EVP_MD *sha256;
+    EVP_MD *sha512;
+    EVP_MAC *hmac;
+    EVP_MAC_CTX *hmac_sha256;          //  HMAC-SHA256 without a key, to copy
+    EVP_KDF *hkdf;
+    EVP_CIPHER *aead;                  //  ChaCha20-Poly1305
+} s_algs_t;
+
+static s_algs_t s_algs;
+static bool s_algs_ok = false;
+static pthread_once_t s_algs_once = PTHREAD_ONCE_INIT;
+
+static void
+s_algs_fetch (void)
+{
+    OSSL_PARAM params [] = {
+        OSSL_PARAM_construct_utf8_string (OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
+        OSSL_PARAM_construct_end ()
+    };
+    s_algs.sha256 = EVP_MD_fetch (NULL, "SHA256", NULL);
+    s_algs.sha512 = EVP_MD_fetch (NULL, "SHA512", NULL);
+    s_algs.hmac = EVP_MAC_fetch (NULL, "HMAC", NULL);
+    s_algs.hmac_sha256 = s_algs.hmac ? EVP_MAC_CTX_new (s_algs.hmac) : NULL;
+    s_algs.hkdf = EVP_KDF_fetch (NULL, "HKDF", NULL);
+    s_algs.aead = EVP_CIPHER_fetch (NULL, "ChaCha20-Poly1305", NULL);
+    s_algs_ok = s_algs.sha256 && s_algs.sha512 && s_algs.hmac_sha256
+             && s_algs.hkdf && s_algs.aead
+             && EVP_MAC_CTX_set_params (s_algs.hmac_sha256, params) == 1;
+    if (!s_algs_ok)
+        ERR_clear_error ();
+}
+
+//  The algorithms, or NULL when OpenSSL cannot provide one of them.
+static const s_algs_t *
+s_alg (void)
+{
+    if (pthread_once (&s_algs_once, s_algs_fetch) != 0 || !s_algs_ok)
+        return NULL;
+    return &s_algs;
 }
 
 void
@@ -86,9 +141,10 @@ int
 sc_sha256 (const uint8_t *data, size_t len, uint8_t out [static SC_HASH_LEN])
 {
     unsigned int out_len = 0;
-    if (!data && len)
+    const s_algs_t *alg = s_alg ();
+    if ((!data && len) || !alg)
         return -1;
-    if (EVP_Digest (s_nonnull (data), len, out, &out_len, EVP_sha256 (), NULL) != 1
+    if (EVP_Digest (s_nonnull (data), len, out, &out_len, alg->sha256, NULL) != 1
     ||  out_len != SC_HASH_LEN) {
         sc_wipe (out, SC_HASH_LEN);
         return s_fail ();
@@ -103,12 +159,13 @@ struct _sc_hash_t {
 sc_hash_t *
 sc_hash_new (void)
 {
-    sc_hash_t *self = calloc (1, sizeof (sc_hash_t));
+    const s_algs_t *alg = s_alg ();
+    sc_hash_t *self = alg ? calloc (1, sizeof (sc_hash_t)) : NULL;
     if (!self)
         return NULL;
     self->ctx = EVP_MD_CTX_new ();
     if (!self->ctx
-    ||  EVP_DigestInit_ex (self->ctx, EVP_sha256 (), NULL) != 1) {
+    ||  EVP_DigestInit_ex (self->ctx, alg->sha256, NULL) != 1) {
         sc_hash_destroy (&self);
         ERR_clear_error ();
     }
@@ -170,24 +227,20 @@ sc_hmac (const uint8_t key [static SC_KEY_LEN],
          const uint8_t *data, size_t len,
          uint8_t out [static SC_HASH_LEN])
 {
-    if (!data && len)
+    const s_algs_t *alg = s_alg ();
+    if ((!data && len) || !alg)
         return -1;
-    EVP_MAC *mac = EVP_MAC_fetch (NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new (mac) : NULL;
-    OSSL_PARAM params [] = {
-        OSSL_PARAM_construct_utf8_string (OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
-        OSSL_PARAM_construct_end ()
-    };
+    //  A copy of the keyless HMAC-SHA256 context: no digest lookup.
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup (alg->hmac_sha256);
     size_t out_len = 0;
     int rc = -1;
     if (ctx
-    &&  EVP_MAC_init (ctx, key, SC_KEY_LEN, params) == 1
+    &&  EVP_MAC_init (ctx, key, SC_KEY_LEN, NULL) == 1
     &&  EVP_MAC_update (ctx, s_nonnull (data), len) == 1
     &&  EVP_MAC_final (ctx, out, &out_len, SC_HASH_LEN) == 1
     &&  out_len == SC_HASH_LEN)
         rc = 0;
     EVP_MAC_CTX_free (ctx);            //  wipes the keyed state
-    EVP_MAC_free (mac);
     if (rc) {
         sc_wipe (out, SC_HASH_LEN);
         ERR_clear_error ();
@@ -242,13 +295,12 @@ s_hkdf (int mode,
                                                           (void *) info, info_len);
     params [n] = OSSL_PARAM_construct_end ();
 
-    EVP_KDF *kdf = EVP_KDF_fetch (NULL, "HKDF", NULL);
-    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new (kdf) : NULL;
+    const s_algs_t *alg = s_alg ();
+    EVP_KDF_CTX *ctx = alg ? EVP_KDF_CTX_new (alg->hkdf) : NULL;
     int rc = -1;
     if (ctx && EVP_KDF_derive (ctx, out, out_len, params) == 1)
         rc = 0;
     EVP_KDF_CTX_free (ctx);            //  wipes the copies of key and salt
-    EVP_KDF_free (kdf);
     if (rc) {
         sc_wipe (out, out_len);
         ERR_clear_error ();
@@ -344,14 +396,43 @@ sc_x25519_public (const uint8_t priv [static SC_KEY_LEN],
 //    zeros is rejected: the peer could then force a known "secret".
 //    OpenSSL 3 already fails the derivation in that case; we check again
 //    ourselves so the guarantee does not depend on the provider.
+//
+//  Given a private key alone, OpenSSL computes its public key: a whole
+//  scalar multiplication, as costly as the exchange itself, for a value
+//  the exchange never reads (it uses our scalar and the peer's point).
+//  s_x25519_own hands it a placeholder public key instead, so a login
+//  costs the broker two multiplications, not three. The key object never
+//  leaves sc_x25519.
+static EVP_PKEY *
+s_x25519_own (const uint8_t priv [static SC_KEY_LEN])
+{
+    static const uint8_t placeholder [SC_PUB_LEN] = { 0 };
+    OSSL_PARAM params [] = {
+        OSSL_PARAM_construct_octet_string (OSSL_PKEY_PARAM_PRIV_KEY,
+                                           (void *) priv, SC_KEY_LEN),
+        OSSL_PARAM_construct_octet_string (OSSL_PKEY_PARAM_PUB_KEY,
+                                           (void *) placeholder, SC_PUB_LEN),
+        OSSL_PARAM_construct_end ()
+    };
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name (NULL, "X25519", NULL);
+    EVP_PKEY *pkey = NULL;
+    if (!ctx
+    ||  EVP_PKEY_fromdata_init (ctx) != 1
+    ||  EVP_PKEY_fromdata (ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1) {
+        EVP_PKEY_free (pkey);
+        pkey = NULL;
+    }
+    EVP_PKEY_CTX_free (ctx);
+    return pkey;
+}
+
 int
 sc_x25519 (const uint8_t priv [static SC_KEY_LEN],
            const uint8_t peer_pub [static SC_PUB_LEN],
            uint8_t shared [static SC_KEY_LEN])
 {
     static const uint8_t zero [SC_KEY_LEN] = { 0 };
-    EVP_PKEY *own = EVP_PKEY_new_raw_private_key (EVP_PKEY_X25519, NULL,
-                                                  priv, SC_KEY_LEN);
+    EVP_PKEY *own = s_x25519_own (priv);
     EVP_PKEY *peer = EVP_PKEY_new_raw_public_key (EVP_PKEY_X25519, NULL,
                                                   peer_pub, SC_PUB_LEN);
     EVP_PKEY_CTX *ctx = own ? EVP_PKEY_CTX_new_from_pkey (NULL, own, NULL) : NULL;
@@ -385,21 +466,20 @@ s_aead_len_ok (size_t ad_len, size_t len)
     return ad_len <= INT_MAX && len <= (size_t) INT_MAX - SC_TAG_LEN;
 }
 
-int
-sc_aead_seal (const uint8_t key [static SC_KEY_LEN],
-              const uint8_t nonce [static SC_NONCE_LEN],
-              const uint8_t *ad, size_t ad_len,
-              const uint8_t *pt, size_t len,
-              uint8_t *out)
+//  Seal with ctx: the cipher and key (both NULL when ctx is keyed
+//  already), the nonce, the associated data, the text, the tag. On
+//  failure out is wiped.
+static int
+s_aead_seal_ctx (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *key,
+                 const uint8_t nonce [static SC_NONCE_LEN],
+                 const uint8_t *ad, size_t ad_len,
+                 const uint8_t *pt, size_t len, uint8_t *out)
 {
-    if (!out || (!ad && ad_len) || (!pt && len) || !s_aead_len_ok (ad_len, len))
-        return -1;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
     int out_len = 0;
     int rc = -1;
     //  The default IV length of chacha20-poly1305 is 12: no need to set it.
     if (ctx
-    &&  EVP_EncryptInit_ex (ctx, EVP_chacha20_poly1305 (), NULL, key, nonce) == 1
+    &&  EVP_EncryptInit_ex2 (ctx, cipher, key, nonce, NULL) == 1
     &&  (ad_len == 0 || EVP_EncryptUpdate (ctx, NULL, &out_len, ad, (int) ad_len) == 1)
     &&  (len == 0 || (EVP_EncryptUpdate (ctx, out, &out_len, pt, (int) len) == 1
                       && (size_t) out_len == len))
@@ -407,7 +487,6 @@ sc_aead_seal (const uint8_t key [static SC_KEY_LEN],
     &&  out_len == 0
     &&  EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_AEAD_GET_TAG, SC_TAG_LEN, out + len) == 1)
         rc = 0;
-    EVP_CIPHER_CTX_free (ctx);         //  wipes the key schedule
     if (rc) {
         sc_wipe (out, len + SC_TAG_LEN);
         ERR_clear_error ();
@@ -415,9 +494,56 @@ sc_aead_seal (const uint8_t key [static SC_KEY_LEN],
     return rc;
 }
 
-//  OpenSSL decrypts as it goes and only checks the tag in Final: the
-//  plaintext is written into out first, and wiped there if the tag fails,
-//  so the caller never sees unauthenticated bytes.
+int
+sc_aead_seal (const uint8_t key [static SC_KEY_LEN],
+              const uint8_t nonce [static SC_NONCE_LEN],
+              const uint8_t *ad, size_t ad_len,
+              const uint8_t *pt, size_t len,
+              uint8_t *out)
+{
+    const s_algs_t *alg = s_alg ();
+    if (!out || (!ad && ad_len) || (!pt && len) || !s_aead_len_ok (ad_len, len) || !alg)
+        return -1;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
+    int rc = s_aead_seal_ctx (ctx, alg->aead, key, nonce, ad, ad_len, pt, len, out);
+    EVP_CIPHER_CTX_free (ctx);         //  wipes the key schedule
+    return rc;
+}
+
+//  Open with ctx, as s_aead_seal_ctx seals. OpenSSL decrypts as it goes
+//  and only checks the tag in Final: the plaintext is written into out
+//  first, and wiped there if the tag fails, so the caller never sees
+//  unauthenticated bytes.
+static int
+s_aead_open_ctx (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *key,
+                 const uint8_t nonce [static SC_NONCE_LEN],
+                 const uint8_t *ad, size_t ad_len,
+                 const uint8_t *in, size_t in_len, uint8_t *out)
+{
+    size_t len = in_len - SC_TAG_LEN;
+    //  Copy the tag first: out may overlap in (in-place decryption), and
+    //  the ctrl wants a non-const pointer.
+    uint8_t tag [SC_TAG_LEN];
+    memcpy (tag, in + len, SC_TAG_LEN);
+    int out_len = 0;
+    uint8_t final_block [16];
+    int rc = -1;
+    if (ctx
+    &&  EVP_DecryptInit_ex2 (ctx, cipher, key, nonce, NULL) == 1
+    &&  EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_AEAD_SET_TAG, SC_TAG_LEN, tag) == 1
+    &&  (ad_len == 0 || EVP_DecryptUpdate (ctx, NULL, &out_len, ad, (int) ad_len) == 1)
+    &&  (len == 0 || (EVP_DecryptUpdate (ctx, out, &out_len, in, (int) len) == 1
+                      && (size_t) out_len == len))
+    &&  EVP_DecryptFinal_ex (ctx, final_block, &out_len) == 1
+    &&  out_len == 0)
+        rc = 0;
+    if (rc) {
+        sc_wipe (out, len);
+        ERR_clear_error ();
+    }
+    return rc;
+}
+
 int
 sc_aead_open (const uint8_t key [static SC_KEY_LEN],
               const uint8_t nonce [static SC_NONCE_LEN],
@@ -428,31 +554,103 @@ sc_aead_open (const uint8_t key [static SC_KEY_LEN],
     if (!in || in_len < SC_TAG_LEN)
         return -1;
     size_t len = in_len - SC_TAG_LEN;
-    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len))
+    const s_algs_t *alg = s_alg ();
+    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len) || !alg)
         return -1;
-    //  Copy the tag first: out may overlap in (in-place decryption), and
-    //  the ctrl wants a non-const pointer.
-    uint8_t tag [SC_TAG_LEN];
-    memcpy (tag, in + len, SC_TAG_LEN);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
-    int out_len = 0;
-    uint8_t final_block [16];
-    int rc = -1;
-    if (ctx
-    &&  EVP_DecryptInit_ex (ctx, EVP_chacha20_poly1305 (), NULL, key, nonce) == 1
-    &&  EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_AEAD_SET_TAG, SC_TAG_LEN, tag) == 1
-    &&  (ad_len == 0 || EVP_DecryptUpdate (ctx, NULL, &out_len, ad, (int) ad_len) == 1)
-    &&  (len == 0 || (EVP_DecryptUpdate (ctx, out, &out_len, in, (int) len) == 1
-                      && (size_t) out_len == len))
-    &&  EVP_DecryptFinal_ex (ctx, final_block, &out_len) == 1
-    &&  out_len == 0)
-        rc = 0;
+    int rc = s_aead_open_ctx (ctx, alg->aead, key, nonce, ad, ad_len, in, in_len, out);
     EVP_CIPHER_CTX_free (ctx);
-    if (rc) {
-        sc_wipe (out, len);
-        ERR_clear_error ();
-    }
     return rc;
+}
+
+//  A key used many times. Setting a cipher context up (provider context,
+//  key) costs about a third of sealing 300 bytes: it is done once per
+//  direction here, and a later call passes only the nonce, which restarts
+//  the message (ChaCha20 counter, Poly1305 key and lengths). One context
+//  per direction, made on first use: a channel's sending key only ever
+//  seals, its receiving key only opens.
+struct _sc_aead_t {
+    uint8_t key [SC_KEY_LEN];
+    EVP_CIPHER_CTX *seal;
+    EVP_CIPHER_CTX *open;
+};
+
+sc_aead_t *
+sc_aead_new (const uint8_t key [static SC_KEY_LEN])
+{
+    sc_aead_t *self = calloc (1, sizeof (sc_aead_t));
+    if (self)
+        memcpy (self->key, key, SC_KEY_LEN);
+    return self;
+}
+
+void
+sc_aead_destroy (sc_aead_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sc_aead_t *self = *self_p;
+    EVP_CIPHER_CTX_free (self->seal);  //  wipes the key schedules
+    EVP_CIPHER_CTX_free (self->open);
+    sc_wipe (self, sizeof *self);
+    free (self);
+    *self_p = NULL;
+}
+
+//  The context of one direction, keyed; NULL when OpenSSL fails.
+static EVP_CIPHER_CTX *
+s_aead_keyed (sc_aead_t *self, EVP_CIPHER_CTX **ctx_p, const EVP_CIPHER *cipher, int enc)
+{
+    if (!*ctx_p) {
+        EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
+        if (!ctx || EVP_CipherInit_ex2 (ctx, cipher, self->key, NULL, enc, NULL) != 1) {
+            EVP_CIPHER_CTX_free (ctx);
+            ERR_clear_error ();
+            return NULL;
+        }
+        *ctx_p = ctx;
+    }
+    return *ctx_p;
+}
+
+int
+sc_aead_seal_with (sc_aead_t *self,
+                   const uint8_t nonce [static SC_NONCE_LEN],
+                   const uint8_t *ad, size_t ad_len,
+                   const uint8_t *pt, size_t len,
+                   uint8_t *out)
+{
+    const s_algs_t *alg = s_alg ();
+    if (!self || !out || (!ad && ad_len) || (!pt && len) || !s_aead_len_ok (ad_len, len)
+    ||  !alg)
+        return -1;
+    EVP_CIPHER_CTX *ctx = s_aead_keyed (self, &self->seal, alg->aead, 1);
+    if (!ctx) {
+        sc_wipe (out, len + SC_TAG_LEN);
+        return -1;
+    }
+    return s_aead_seal_ctx (ctx, NULL, NULL, nonce, ad, ad_len, pt, len, out);
+}
+
+int
+sc_aead_open_with (sc_aead_t *self,
+                   const uint8_t nonce [static SC_NONCE_LEN],
+                   const uint8_t *ad, size_t ad_len,
+                   const uint8_t *in, size_t in_len,
+                   uint8_t *out)
+{
+    if (!self || !in || in_len < SC_TAG_LEN)
+        return -1;
+    size_t len = in_len - SC_TAG_LEN;
+    const s_algs_t *alg = s_alg ();
+    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len) || !alg)
+        return -1;
+    EVP_CIPHER_CTX *ctx = s_aead_keyed (self, &self->open, alg->aead, 0);
+    if (!ctx) {
+        sc_wipe (out, len);
+        return -1;
+    }
+    return s_aead_open_ctx (ctx, NULL, NULL, nonce, ad, ad_len, in, in_len, out);
 }
 
 void
@@ -617,7 +815,9 @@ s_safety_hash (const uint8_t *pub_a, const uint8_t *pub_b, uint8_t hash [64])
     memcpy (input + SC_SAFETY_LABEL_LEN + 1, lo, SC_PUB_LEN);
     memcpy (input + SC_SAFETY_LABEL_LEN + 1 + SC_PUB_LEN, hi, SC_PUB_LEN);
     unsigned int hash_len = 0;
-    if (EVP_Digest (input, sizeof input, hash, &hash_len, EVP_sha512 (), NULL) != 1
+    const s_algs_t *alg = s_alg ();
+    if (!alg
+    ||  EVP_Digest (input, sizeof input, hash, &hash_len, alg->sha512, NULL) != 1
     ||  hash_len != 64)
         return s_fail ();
     return 0;
@@ -659,7 +859,7 @@ sc_hkdf_expand_label (const uint8_t prk [static SC_HASH_LEN], const char *label,
     size_t ll = strlen (label);
     if (ll + ctx_len > sizeof info)
         return -1;
-    memcpy (info, label, ll);
+    memcpy (info, label, ll);   // NOLINT(bugprone-not-null-terminated-result): KDF info, not a string
     if (ctx_len)
         memcpy (info + ll, ctx, ctx_len);
     return sc_hkdf_expand (prk, info, ll + ctx_len, out, SC_KEY_LEN);

@@ -114,6 +114,25 @@ int sc_aead_open (const uint8_t key[static SC_KEY_LEN],
 /* The nonce for counter n: 4 zero bytes then n as 64-bit big-endian. */
 void sc_aead_nonce (uint64_t counter, uint8_t nonce[static SC_NONCE_LEN]);
 
+/* The same AEAD under a key that is used many times (a session's
+   direction): the cipher is set up with the key once, on first use, and
+   each call only sets the nonce. Same bytes, same results and the same
+   failures as sc_aead_seal / sc_aead_open. The object keeps the key,
+   wiped when destroyed; one thread at a time. */
+typedef struct _sc_aead_t sc_aead_t;
+sc_aead_t *sc_aead_new (const uint8_t key[static SC_KEY_LEN]);
+void sc_aead_destroy (sc_aead_t **self_p);
+int sc_aead_seal_with (sc_aead_t *self,
+                       const uint8_t nonce[static SC_NONCE_LEN],
+                       const uint8_t *ad, size_t ad_len,
+                       const uint8_t *pt, size_t len,
+                       uint8_t *out) SC_MUST_CHECK;
+int sc_aead_open_with (sc_aead_t *self,
+                       const uint8_t nonce[static SC_NONCE_LEN],
+                       const uint8_t *ad, size_t ad_len,
+                       const uint8_t *in, size_t in_len,
+                       uint8_t *out) SC_MUST_CHECK;
+
 /* ---- Ed25519 on raw keys (RFC 8032) --------------------------------- */
 /* Strict verification: rejects non-canonical S (S >= L), wrong lengths,
    and malformed public keys. 0 when valid, -1 otherwise. */

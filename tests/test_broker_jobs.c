@@ -1,0 +1,392 @@
+/*  Tests of the broker core's login jobs (sc_broker_set_offload): the
+    costly login steps handed over, run on another thread, given back
+    later, and what happens when the session changed meanwhile. The
+    broker is driven without sockets, as in test_sc_broker.c.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <czmq.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "sc_broker.h"
+#include "sc_handshake.h"
+#include "sc_log.h"
+#include "sc_testkeys.h"
+#include "sc_wire.h"
+
+#define S_JOBS_MAX 16
+
+static struct {
+    sc_testkeys_t *keys;
+    sc_key_t *broker_key;
+    uint8_t *cert;
+    size_t cert_len;
+    sc_ca_t *ca;
+    sc_registry_t *registry;
+    sc_broker_t *broker;
+    int64_t now;
+    /* the last frame the broker sent, per client (rid[4] = 1 or 2) */
+    uint8_t *frame[3];
+    size_t len[3];
+    size_t sent[3];
+    /* jobs handed over */
+    sc_broker_job_t *jobs[S_JOBS_MAX];
+    size_t njobs;
+    bool refuse;                /* the offload function says no */
+} T;
+
+static int
+s_capture (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t len)
+{
+    (void) arg;
+    assert_int_equal (rid_len, 5);
+    assert_true (rid[4] >= 1 && rid[4] <= 2);
+    free (T.frame[rid[4]]);
+    T.frame[rid[4]] = frame;
+    T.len[rid[4]] = len;
+    T.sent[rid[4]]++;
+    return 0;
+}
+
+static int
+s_offload (void *arg, sc_broker_job_t *job)
+{
+    assert_ptr_equal (arg, &T);
+    if (T.refuse)
+        return -1;
+    assert_true (T.njobs < S_JOBS_MAX);
+    T.jobs[T.njobs++] = job;
+    return 0;
+}
+
+static void *
+s_run_jobs (void *arg)
+{
+    (void) arg;
+    for (size_t i = 0; i < T.njobs; i++)
+        sc_broker_job_run (T.jobs[i]);
+    return NULL;
+}
+
+/* Run every job handed over on another thread, then give them back. */
+static void
+s_work (void)
+{
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_run_jobs, NULL), 0);
+    assert_int_equal (pthread_join (thread, NULL), 0);
+    for (size_t i = 0; i < T.njobs; i++)
+        sc_broker_job_done (T.broker, T.jobs[i], T.now);
+    T.njobs = 0;
+}
+
+/* ---- A client ------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t rid[5];
+    sc_key_t *key;
+    sc_handshake_t *hs;
+    sc_channel_t *ch;
+} client_t;
+
+static void
+s_client_init (client_t *c, uint8_t n, const char *user, const char *claimed)
+{
+    memset (c, 0, sizeof *c);
+    c->rid[4] = n;
+    c->key = sc_testkeys_user_key (T.keys, user);
+    assert_non_null (c->key);
+    c->hs = sc_handshake_new_client (c->key, claimed, T.ca, "secbroker");
+    assert_non_null (c->hs);
+}
+
+static void
+s_client_fini (client_t *c)
+{
+    sc_handshake_destroy (&c->hs);
+    sc_channel_destroy (&c->ch);
+    sc_key_destroy (&c->key);
+}
+
+static void
+s_deliver_plain (client_t *c, const sc_msg_t *msg)
+{
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal (sc_wire_plain (msg, &frame, &len), 0);
+    sc_broker_handle (T.broker, c->rid, sizeof c->rid, frame, len, T.now);
+    free (frame);
+}
+
+static void
+s_hello (client_t *c)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_HELLO);
+    assert_int_equal (sc_handshake_client_hello (c->hs, &msg.suite, msg.nonce, msg.eph), 0);
+    s_deliver_plain (c, &msg);
+    sc_msg_reset (&msg);
+}
+
+/* The broker's last frame to c, a plaintext message. */
+static void
+s_last_plain (client_t *c, sc_msg_t *msg)
+{
+    assert_non_null (T.frame[c->rid[4]]);
+    assert_int_equal (sc_wire_open_plain (T.frame[c->rid[4]], T.len[c->rid[4]], msg), 0);
+}
+
+/* AUTH_BROKER in, AUTH_CLIENT out; the channel ready for WELCOME. */
+static void
+s_auth (client_t *c)
+{
+    sc_msg_t msg;
+    s_last_plain (c, &msg);
+    assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
+    uint8_t box[SC_HS_BOX_MAX];
+    size_t box_len = 0;
+    assert_int_equal (sc_handshake_client_auth (c->hs, msg.nonce, msg.eph, msg.data, msg.data_len,
+                                                msg.sig, msg.mac, box, &box_len, NULL), 0);
+    sc_msg_reset (&msg);
+    sc_msg_init (&msg, SC_OP_AUTH_CLIENT);
+    assert_int_equal (sc_msg_set_data (&msg, box, box_len), 0);
+    s_deliver_plain (c, &msg);
+    sc_msg_reset (&msg);
+    sc_session_keys_t keys;
+    assert_int_equal (sc_handshake_keys (c->hs, &keys), 0);
+    c->ch = sc_channel_new (&keys);
+    sc_wipe (&keys, sizeof keys);
+    assert_non_null (c->ch);
+}
+
+static void
+s_expect_welcome (client_t *c, const char *name)
+{
+    sc_msg_t msg;
+    assert_int_equal (sc_wire_open (c->ch, T.frame[c->rid[4]], T.len[c->rid[4]], &msg), 0);
+    assert_int_equal (msg.opcode, SC_OP_WELCOME);
+    assert_string_equal (msg.name, name);
+    sc_msg_reset (&msg);
+}
+
+static void
+s_expect_plain_error (client_t *c, uint32_t code)
+{
+    sc_msg_t msg;
+    s_last_plain (c, &msg);
+    assert_int_equal (msg.opcode, SC_OP_ERROR);
+    assert_int_equal (msg.code, code);
+    sc_msg_reset (&msg);
+}
+
+/* ---- Fixture ------------------------------------------------------------------ */
+
+static int
+s_group_setup (void **state)
+{
+    (void) state;
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    sc_log_set_level ("error");
+    T.keys = sc_testkeys_new (NULL, "alice", "bob", NULL);
+    if (!T.keys)
+        return -1;
+    int err = 0;
+    T.broker_key = sc_key_load_private (sc_testkeys_path (T.keys, "broker.key"), NULL, &err);
+    T.ca = sc_ca_load (sc_testkeys_path (T.keys, "ca.pem"), &err);
+    T.registry = sc_registry_new (sc_testkeys_path (T.keys, "users"));
+    if (!T.broker_key || !T.ca || !T.registry
+        || sc_cert_load_der (sc_testkeys_path (T.keys, "broker.crt"), &T.cert, &T.cert_len))
+        return -1;
+    return 0;
+}
+
+static int
+s_group_teardown (void **state)
+{
+    (void) state;
+    sc_registry_destroy (&T.registry);
+    sc_ca_destroy (&T.ca);
+    sc_key_destroy (&T.broker_key);
+    free (T.cert);
+    sc_testkeys_destroy (&T.keys);
+    return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    T.now = 1000000;
+    T.njobs = 0;
+    T.refuse = false;
+    T.broker = sc_broker_new (T.broker_key, T.cert, T.cert_len, T.registry, NULL,
+                              s_capture, NULL);
+    if (!T.broker)
+        return -1;
+    sc_broker_set_offload (T.broker, s_offload, &T);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    s_work ();              /* no job left out */
+    sc_broker_destroy (&T.broker);
+    for (int i = 0; i < 3; i++) {
+        free (T.frame[i]);
+        T.frame[i] = NULL;
+        T.sent[i] = 0;
+    }
+    return 0;
+}
+
+/* ---- Tests -------------------------------------------------------------------------- */
+
+/* Each costly step waits for its job; the login ends as it would inline. */
+static void
+test_login_through_jobs (void **state)
+{
+    (void) state;
+    client_t alice;
+    s_client_init (&alice, 1, "alice", "alice");
+    s_hello (&alice);
+    assert_int_equal (T.sent[1], 0);           /* no answer before the job */
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    assert_int_equal (sc_broker_handshakes (T.broker), 1);
+    s_work ();
+    assert_int_equal (sc_broker_jobs (T.broker), 0);
+    assert_int_equal (T.sent[1], 1);
+    s_auth (&alice);
+    assert_int_equal (T.sent[1], 1);           /* WELCOME waits for the check */
+    assert_int_equal (sc_broker_sessions (T.broker), 0);
+    s_work ();
+    assert_int_equal (T.sent[1], 2);
+    s_expect_welcome (&alice, "alice");
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    s_client_fini (&alice);
+}
+
+/* Two logins interleaved, their jobs given back in the other order. */
+static void
+test_jobs_back_in_any_order (void **state)
+{
+    (void) state;
+    client_t alice, bob;
+    s_client_init (&alice, 1, "alice", "alice");
+    s_client_init (&bob, 2, "bob", "bob");
+    s_hello (&alice);
+    s_hello (&bob);
+    assert_int_equal (T.njobs, 2);
+    sc_broker_job_t *first = T.jobs[0];
+    T.jobs[0] = T.jobs[1];
+    T.jobs[1] = first;
+    s_work ();
+    s_auth (&bob);
+    s_auth (&alice);
+    s_work ();
+    s_expect_welcome (&alice, "alice");
+    s_expect_welcome (&bob, "bob");
+    assert_int_equal (sc_broker_sessions (T.broker), 2);
+    s_client_fini (&alice);
+    s_client_fini (&bob);
+}
+
+/* A login that times out while its job is out: the job is dropped. */
+static void
+test_job_of_timed_out_login (void **state)
+{
+    (void) state;
+    client_t alice;
+    s_client_init (&alice, 1, "alice", "alice");
+    s_hello (&alice);
+    T.now += 10001;
+    sc_broker_tick (T.broker, T.now);
+    s_expect_plain_error (&alice, SC_ERR_TIMEOUT);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    size_t sent = T.sent[1];
+    s_work ();
+    assert_int_equal (T.sent[1], sent);        /* no AUTH_BROKER after all */
+    assert_int_equal (sc_broker_jobs (T.broker), 0);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    s_client_fini (&alice);
+}
+
+/* A client that does not wait for the broker's answer is dropped. */
+static void
+test_message_while_job_out (void **state)
+{
+    (void) state;
+    client_t alice;
+    s_client_init (&alice, 1, "alice", "alice");
+    s_hello (&alice);
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_AUTH_CLIENT);
+    uint8_t box[40] = { 0 };
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    s_deliver_plain (&alice, &msg);
+    sc_msg_reset (&msg);
+    s_expect_plain_error (&alice, SC_ERR_STATE);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    size_t sent = T.sent[1];
+    s_work ();
+    assert_int_equal (T.sent[1], sent);
+    s_client_fini (&alice);
+}
+
+/* A wrong signature found by the job: ERROR AUTH, nothing kept. */
+static void
+test_wrong_key_through_jobs (void **state)
+{
+    (void) state;
+    client_t mallory;
+    s_client_init (&mallory, 1, "alice", "bob");    /* alice's key, bob's name */
+    s_hello (&mallory);
+    s_work ();
+    s_auth (&mallory);
+    s_work ();
+    s_expect_plain_error (&mallory, SC_ERR_AUTH);
+    assert_int_equal (sc_broker_sessions (T.broker), 0);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    s_client_fini (&mallory);
+}
+
+/* An offload function that refuses a job: the core runs it at once. */
+static void
+test_refused_job_runs_inline (void **state)
+{
+    (void) state;
+    T.refuse = true;
+    client_t alice;
+    s_client_init (&alice, 1, "alice", "alice");
+    s_hello (&alice);
+    assert_int_equal (T.sent[1], 1);
+    s_auth (&alice);
+    s_expect_welcome (&alice, "alice");
+    assert_int_equal (sc_broker_jobs (T.broker), 0);
+    s_client_fini (&alice);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_login_through_jobs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_jobs_back_in_any_order, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_job_of_timed_out_login, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_message_while_job_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_wrong_key_through_jobs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_refused_job_runs_inline, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
+}

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -379,6 +380,25 @@ test_broker_restart_mid_chat (void **state)
     assert_int_equal (sc_testproc_wait (bob, t), 0);
 }
 
+/* Print every DIR/PREFIX.PID file a sanitizer wrote (its log_path). */
+static void
+s_show_sanitizer_logs (const char *dir, const char *prefix)
+{
+    DIR *d = opendir (dir);
+    if (!d)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (d)))
+        if (strncmp (entry->d_name, prefix, strlen (prefix)) == 0) {
+            char *path = sc_testdir_path (dir, entry->d_name);
+            char *text = path ? sc_testdir_slurp (path, NULL) : NULL;
+            fprintf (stderr, "== %s\n%s\n", entry->d_name, text ? text : "(unreadable)");
+            free (text);
+            free (path);
+        }
+    closedir (d);
+}
+
 static void
 test_broker_log_on_a_full_disk (void **state)
 {
@@ -391,8 +411,18 @@ test_broker_log_on_a_full_disk (void **state)
     snprintf (users, sizeof users, "%s/users", T.keys);
     const char *const argv[] = { broker_bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
                                  "--key", key, "--users", users, "--log-level", "debug", NULL };
-    /* every log line the broker writes fails with ENOSPC */
+    /* every log line the broker writes fails with ENOSPC; so would a
+       sanitizer's report (SANITIZE=1): those go to a file instead, shown
+       if the broker does not end cleanly */
+    char *san_log = sc_testdir_path (T.dir, "broker-sanitizer");
+    assert_non_null (san_log);
+    char san_opts[600];
+    snprintf (san_opts, sizeof san_opts, "log_path=%s:print_stacktrace=1", san_log);
+    setenv ("ASAN_OPTIONS", san_opts, 1);
+    setenv ("UBSAN_OPTIONS", san_opts, 1);
     sc_testproc_t *broker = sc_testproc_new ("broker", argv, "/dev/full");
+    unsetenv ("ASAN_OPTIONS");
+    unsetenv ("UBSAN_OPTIONS");
     assert_non_null (broker);
     const char *line = sc_testproc_expect_prefix (broker, "secbroker listening on ",
                                                   sc_testproc_timeout (10000));
@@ -415,7 +445,11 @@ test_broker_log_on_a_full_disk (void **state)
     assert_int_equal (sc_testproc_wait (alice, sc_testproc_timeout (10000)), 0);
     assert_int_equal (sc_testproc_wait (bob, sc_testproc_timeout (10000)), 0);
     assert_int_equal (sc_testproc_signal (broker, SIGTERM), 0);
-    assert_int_equal (sc_testproc_wait (broker, sc_testproc_timeout (10000)), 0);
+    int status = sc_testproc_wait (broker, sc_testproc_timeout (10000));
+    if (status != 0)
+        s_show_sanitizer_logs (T.dir, "broker-sanitizer");
+    free (san_log);
+    assert_int_equal (status, 0);
 }
 
 int

@@ -55,6 +55,7 @@ struct _sc_broker_t {
     sc_registry_t *registry;
     sc_broker_opts_t opts;
     sc_broker_send_fn *send;
+    sc_broker_forward_fn *forward;  /* sends the frame being handled      */
     void *arg;
     zhashx_t *sessions;         /* hex rid -> s_session_t (owner)         */
     zhashx_t *by_name;          /* name -> s_session_t (logged in)        */
@@ -799,9 +800,40 @@ s_on_leave (sc_broker_t *self, s_session_t *s)
         s_error (self, s, SC_ERR_STATE, "no chat or request to leave");
 }
 
+/* The envelope being handled, opened where it lies. With in_place, its
+   buffer is the core's to rewrite and, through the forward function, to
+   send as it is; sent says it went (and is no longer the core's). */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    bool in_place;
+    bool sent;
+} s_frame_t;
+
+/* Re-seal the body for the peer: in the frame itself when it can, then
+   the frame goes as it is; else into a new one. */
+static int
+s_reseal (sc_broker_t *self, s_session_t *peer, uint8_t opcode, s_frame_t *frame,
+          const uint8_t *body, size_t len)
+{
+    if (frame->in_place && self->forward) {
+        int rc = sc_wire_reseal_inplace (peer->ch, opcode, frame->data, frame->len, len);
+        if (rc == 0) {
+            rc = self->forward (self->arg, peer->rid, peer->rid_len);
+            frame->sent = rc == 0;
+        }
+        if (rc != 1)
+            return rc;
+    }
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    int rc = sc_wire_seal_raw (peer->ch, opcode, body, len, &out, &out_len);
+    return rc ? rc : s_send_frame (self, peer->rid, peer->rid_len, out, out_len);
+}
+
 /* MESSAGE and the E2E handshake: checked, then relayed as they are. */
 static void
-s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode,
+s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode, s_frame_t *frame,
             const uint8_t *body, size_t len)
 {
     if (s->chat != C_CHAT || !s->peer) {
@@ -809,15 +841,11 @@ s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode,
         return;
     }
     s_session_t *peer = s->peer;
-    uint8_t *frame = NULL;
-    size_t flen = 0;
-    int rc = peer->dead ? -1 : sc_wire_seal_raw (peer->ch, opcode, body, len, &frame, &flen);
+    int rc = peer->dead ? -1 : s_reseal (self, peer, opcode, frame, body, len);
     if (rc == SC_CHANNEL_ELIMIT) {
         s_mark_dead (self, peer, "session counter exhausted", SC_NOTIFY_LOST);
         rc = SC_BROKER_GONE;
     }
-    if (rc == 0)
-        rc = s_send_frame (self, peer->rid, peer->rid_len, frame, flen);
     if (rc) {
         sc_log (SC_LOG_INFO, "relay %s -> %s: undelivered", s->name, peer->name);
         s_error (self, s, SC_ERR_UNDELIVERED, rc == SC_BROKER_FULL
@@ -829,7 +857,7 @@ s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode,
 }
 
 static void
-s_dispatch (sc_broker_t *self, s_session_t *s, uint8_t opcode,
+s_dispatch (sc_broker_t *self, s_session_t *s, uint8_t opcode, s_frame_t *frame,
             const uint8_t *body, size_t len)
 {
     sc_msg_t msg;
@@ -873,7 +901,7 @@ s_dispatch (sc_broker_t *self, s_session_t *s, uint8_t opcode,
         case SC_OP_CC_SESSION:
         case SC_OP_CC_REPLY:
         case SC_OP_CC_FINISH:
-            s_on_relay (self, s, opcode, body, len);
+            s_on_relay (self, s, opcode, frame, body, len);
             break;
         default:
             s_error (self, s, SC_ERR_STATE, "not a client request");
@@ -883,12 +911,11 @@ s_dispatch (sc_broker_t *self, s_session_t *s, uint8_t opcode,
 }
 
 static void
-s_on_online (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
+s_on_online (sc_broker_t *self, s_session_t *s, s_frame_t *frame)
 {
-    /* an envelope is at most SC_ENVELOPE_MAX bytes, its body less */
-    uint8_t opcode = 0, body[SC_ENVELOPE_MAX];
+    uint8_t opcode = 0, *body = NULL;
     size_t body_len = 0;
-    int rc = sc_wire_open_into (s->ch, data, len, &opcode, body, sizeof body, &body_len);
+    int rc = sc_wire_open_inplace (s->ch, frame->data, frame->len, &opcode, &body, &body_len);
     if (rc == SC_CHANNEL_ELIMIT) {
         /* the client's counter ran out: it must log in again */
         s_error (self, s, SC_ERR_TIMEOUT, "session counter exhausted: log in again");
@@ -902,17 +929,16 @@ s_on_online (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
         return;
     }
     s->last_seen = self->now;
-    s_dispatch (self, s, opcode, body, body_len);
-    sc_wipe (body, body_len);
+    s_dispatch (self, s, opcode, frame, body, body_len);
+    if (!frame->sent)
+        sc_wipe (body, body_len);       /* else: the peer's ciphertext, gone */
 }
 
-void
-sc_broker_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
-                  const uint8_t *data, size_t len, int64_t now_ms)
+static void
+s_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len, s_frame_t *frame)
 {
-    self->now = now_ms;
-    if (!rid || rid_len == 0 || rid_len > 255)
-        return;
+    const uint8_t *data = frame->data;
+    size_t len = frame->len;
     char key[2 * 255 + 1];
     s_hex_into (rid, rid_len, key);
     s_session_t *s = (s_session_t *) zhashx_lookup (self->sessions, key);
@@ -925,8 +951,48 @@ sc_broker_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     if (s->phase == S_HANDSHAKE)
         s_on_handshake (self, s, data, len);
     else
-        s_on_online (self, s, data, len);
+        s_on_online (self, s, frame);
     s_purge (self);
+}
+
+void
+sc_broker_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+                  const uint8_t *data, size_t len, int64_t now_ms)
+{
+    self->now = now_ms;
+    if (!rid || rid_len == 0 || rid_len > 255)
+        return;
+    /* opened in a copy: data stays as it was (an oversized one is
+       refused, but with an answer, like any other) */
+    uint8_t stack[SC_ENVELOPE_MAX];
+    uint8_t *copy = len <= sizeof stack ? stack : malloc (len);
+    if (!copy)
+        return;
+    if (len)
+        memcpy (copy, data, len);
+    s_frame_t frame = { copy, len, false, false };
+    s_handle (self, rid, rid_len, &frame);
+    sc_wipe (copy, len);
+    if (copy != stack)
+        free (copy);
+}
+
+int
+sc_broker_handle_frame (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+                        uint8_t *data, size_t len, int64_t now_ms)
+{
+    self->now = now_ms;
+    if (!rid || rid_len == 0 || rid_len > 255)
+        return 0;
+    s_frame_t frame = { data, len, true, false };
+    s_handle (self, rid, rid_len, &frame);
+    return frame.sent ? 1 : 0;
+}
+
+void
+sc_broker_set_forward (sc_broker_t *self, sc_broker_forward_fn *forward)
+{
+    self->forward = forward;
 }
 
 void

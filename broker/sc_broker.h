@@ -57,6 +57,20 @@ void sc_broker_destroy (sc_broker_t **self_p);
    logged, and changes nothing else. */
 void sc_broker_handle (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
                        const uint8_t *data, size_t len, int64_t now_ms);
+/* The same, without copies: data is the caller's to overwrite, and the
+   core opens the envelope where it lies (no plaintext is left in it on
+   return). With a forward function set, a relayed envelope is sealed
+   for the peer in place (when its header for the peer has the same
+   length: nearly always) and handed to the forward function to be sent
+   as it is. Returns 1 when it was (data is then the sender's to let go,
+   no longer the caller's), 0 otherwise. */
+int sc_broker_handle_frame (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
+                            uint8_t *data, size_t len, int64_t now_ms);
+/* Send the frame being handled by sc_broker_handle_frame, rewritten
+   for rid, as it is (same arg and results as the send function); the
+   shell can give ZeroMQ the very message it received. */
+typedef int (sc_broker_forward_fn) (void *arg, const uint8_t *rid, size_t rid_len);
+void sc_broker_set_forward (sc_broker_t *self, sc_broker_forward_fn *forward);
 /* Expire handshakes and silent sessions. Call a few times a second. */
 void sc_broker_tick (sc_broker_t *self, int64_t now_ms);
 /* Tell every logged-in client the broker stops (ERROR SHUTDOWN). */

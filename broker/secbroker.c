@@ -157,10 +157,15 @@ s_raise_nofile (void)
    handed over without a copy it would cost a second allocation (ZeroMQ's
    reference count) and be freed in the I/O thread, against this one's
    allocator lock; the copy costs less than either. */
+typedef struct {
+    void *handle;               /* the ROUTER                             */
+    zmq_msg_t *current;         /* the envelope being handled             */
+} s_shell_t;
+
 static int
 s_send (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t len)
 {
-    void *handle = arg;
+    void *handle = ((s_shell_t *) arg)->handle;
     if (zmq_send (handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         free (frame);
         return zmq_errno () == EAGAIN ? SC_BROKER_FULL : SC_BROKER_GONE;
@@ -169,6 +174,18 @@ s_send (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t le
     int rc = zmq_send (handle, frame, len, ZMQ_DONTWAIT) < 0 ? SC_BROKER_FULL : 0;
     free (frame);
     return rc;
+}
+
+/* sc_broker_forward_fn: the envelope the core re-sealed in place goes as
+   the message it came in, without a copy; ZeroMQ frees it once written,
+   as the raw relay's messages are. */
+static int
+s_forward (void *arg, const uint8_t *rid, size_t rid_len)
+{
+    s_shell_t *shell = arg;
+    if (zmq_send (shell->handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return zmq_errno () == EAGAIN ? SC_BROKER_FULL : SC_BROKER_GONE;
+    return zmq_msg_send (shell->current, shell->handle, ZMQ_DONTWAIT) < 0 ? SC_BROKER_FULL : 0;
 }
 
 /* ---- Login workers ---------------------------------------------------- */
@@ -317,8 +334,9 @@ s_bind (const s_args_t *args)
    to the core. Messages that are not exactly [rid][envelope] are
    dropped. */
 static void
-s_drain (sc_broker_t *broker, void *handle)
+s_drain (sc_broker_t *broker, s_shell_t *shell)
 {
+    void *handle = shell->handle;
     for (int i = 0; i < 1000; i++) {
         zmq_msg_t rid, body;
         zmq_msg_init (&rid);
@@ -333,9 +351,13 @@ s_drain (sc_broker_t *broker, void *handle)
             while (zmq_msg_more (&body) && zmq_msg_recv (&body, handle, 0) >= 0)
                 ;   /* drain the extra frames */
         }
-        if (ok && zmq_msg_size (&body) > 0)
-            sc_broker_handle (broker, zmq_msg_data (&rid), zmq_msg_size (&rid),
-                              zmq_msg_data (&body), zmq_msg_size (&body), zclock_mono ());
+        if (ok && zmq_msg_size (&body) > 0) {
+            shell->current = &body;
+            (void) sc_broker_handle_frame (broker, zmq_msg_data (&rid), zmq_msg_size (&rid),
+                                           zmq_msg_data (&body), zmq_msg_size (&body),
+                                           zclock_mono ());
+            shell->current = NULL;
+        }
         else
             sc_log (SC_LOG_DEBUG, "dropped a message with a wrong frame count");
         zmq_msg_close (&body);
@@ -355,7 +377,8 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     sc_broker_opts_default (&opts);
     opts.heartbeat_ms = args->heartbeat_ms;
     opts.handshake_ms = args->login_timeout_ms;
-    sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, handle);
+    s_shell_t shell = { handle, NULL };
+    sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, &shell);
     s_workers_t workers;
     if (!broker || s_workers_start (&workers, args->workers)) {
         sc_log (SC_LOG_ERROR, "cannot start the broker's core or its workers");
@@ -365,6 +388,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         zsock_destroy (&router);
         return 1;
     }
+    sc_broker_set_forward (broker, s_forward);
     if (workers.count)
         sc_broker_set_offload (broker, s_offload, &workers);
     printf ("secbroker listening on %s\n", zsock_endpoint (router));
@@ -390,7 +414,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             if (items[1 + i].revents & ZMQ_POLLIN)
                 s_collect (&workers, i, broker);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
-            s_drain (broker, handle);
+            s_drain (broker, &shell);
         if (s_reload) {
             s_reload = 0;
             sc_notify_reloading ();

@@ -167,6 +167,48 @@ sc_wire_open_into (sc_channel_t *ch, const uint8_t *buf, size_t len,
 }
 
 int
+sc_wire_open_inplace (sc_channel_t *ch, uint8_t *buf, size_t len,
+                      uint8_t *opcode, uint8_t **body, size_t *body_len)
+{
+    sc_envelope_t env;
+    int rc = sc_envelope_decode (buf, len, &env);
+    if (rc)
+        return rc;
+    if (env.body_len < SC_TAG_LEN)
+        return SC_CHANNEL_EAUTH;
+    /* env.body points into buf: decrypt where the ciphertext is */
+    uint8_t *at = buf + (env.body - buf);
+    rc = sc_channel_open (ch, env.version, env.opcode, env.seq, at, env.body_len, at);
+    if (rc)
+        return rc;
+    *opcode = env.opcode;
+    *body = at;
+    *body_len = env.body_len - SC_TAG_LEN;
+    return 0;
+}
+
+int
+sc_wire_reseal_inplace (sc_channel_t *ch, uint8_t opcode, uint8_t *buf, size_t len,
+                        size_t body_len)
+{
+    s_header_t header;
+    size_t ct_len = body_len + SC_TAG_LEN;
+    uint64_t next = sc_channel_sent (ch) + 1;
+    if (ct_len > len || !sc_opcode_known (opcode)
+        || s_header (opcode, next, ct_len, &header) || header.len != len - ct_len)
+        return 1;                       /* does not fit: the caller copies */
+    uint64_t seq = 0;
+    uint8_t *at = buf + header.len;
+    int rc = sc_channel_seal (ch, SC_PROTO_VERSION, opcode, at, body_len, &seq, at);
+    if (rc == 0 && seq != next)
+        rc = SC_CHANNEL_EINTERNAL;      /* the channel counts one by one */
+    if (rc)
+        return rc;
+    memcpy (buf, header.bytes, header.len);
+    return 0;
+}
+
+int
 sc_wire_open_raw (sc_channel_t *ch, const uint8_t *buf, size_t len,
                   uint8_t *opcode, uint8_t **body, size_t *body_len)
 {

@@ -49,6 +49,19 @@ int sc_wire_open_into (sc_channel_t *ch, const uint8_t *buf, size_t len,
                        uint8_t *opcode, uint8_t *body, size_t body_max,
                        size_t *body_len) SC_MUST_CHECK;
 
+/* The relay path without copies, in the caller's buffer. open_inplace
+   opens the envelope in buf where its ciphertext is: *body then points
+   into buf, at the plaintext (the caller wipes it when done). When that
+   plaintext is what the peer gets, reseal_inplace turns buf into the
+   peer's envelope of the same length: the ciphertext sealed under ch
+   over the plaintext, the header for ch's next seq before it. It returns
+   1, touching nothing, when the peer's header has another length than
+   the sender's (a seq of another width): the caller then seals a copy
+   with seal_raw. On any failure seal_raw's codes. */
+int sc_wire_open_inplace (sc_channel_t *ch, uint8_t *buf, size_t len,
+                          uint8_t *opcode, uint8_t **body, size_t *body_len) SC_MUST_CHECK;
+int sc_wire_reseal_inplace (sc_channel_t *ch, uint8_t opcode, uint8_t *buf,
+                            size_t len, size_t body_len) SC_MUST_CHECK;
 /* Peek at an envelope's opcode and seq without opening it (-1 if it is
    not a well-formed envelope). */
 int sc_wire_peek (const uint8_t *buf, size_t len, uint8_t *opcode, uint64_t *seq) SC_MUST_CHECK;

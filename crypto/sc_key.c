@@ -73,7 +73,7 @@ sc_key_strerror (int err)
         case SC_KEY_EIO:
             return "cannot open or read the file";
         case SC_KEY_EBADPASS:
-            return "wrong password for the private key (or none given for an encrypted key)";
+            return "wrong password for the private key (or none given for an encrypted key, or the key file is damaged)";
         case SC_KEY_EFORMAT:
             return "not a PEM key or certificate that secchat can read";
         case SC_KEY_ETYPE:
@@ -179,14 +179,25 @@ s_key_wrap (EVP_PKEY *pkey, bool has_private, int *err)
     return self;
 }
 
-//  OpenSSL asks for the password through this; u is the caller's password
-//  or NULL. We copy it into OpenSSL's buffer (which OpenSSL wipes) and
-//  keep nothing. -1 means "no password": the decryption then fails.
+//  What s_password_cb gets: the caller's password or NULL, and whether
+//  OpenSSL asked for it (the key is encrypted).
+typedef struct {
+    const char *password;
+    bool asked;
+} s_password_t;
+
+//  OpenSSL asks for the password through this; u is an s_password_t, or
+//  NULL where no password is expected. We copy it into OpenSSL's buffer
+//  (which OpenSSL wipes) and keep nothing. -1 means "no password": the
+//  decryption then fails.
 static int
 s_password_cb (char *buf, int size, int rwflag, void *u)
 {
     (void) rwflag;
-    const char *password = u;
+    s_password_t *ask = u;
+    if (ask)
+        ask->asked = true;
+    const char *password = ask ? ask->password : NULL;
     if (!password || size < 0)
         return -1;
     size_t len = strlen (password);
@@ -236,11 +247,19 @@ sc_key_private_from_pem (const char *pem, size_t len,
     BIO *bio = BIO_new_mem_buf (pem, (int) len);
     if (!bio)
         return s_fail (err, SC_KEY_EINTERNAL);
-    EVP_PKEY *pkey = PEM_read_bio_PrivateKey (bio, NULL, s_password_cb,
-                                              (void *) password);
+    s_password_t ask = { password, false };
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey (bio, NULL, s_password_cb, &ask);
     BIO_free (bio);
+    //  A wrong password usually fails the padding check of the decryption
+    //  (a password error), but about once in 256 the padding happens to be
+    //  right and the garbage fails to parse instead: once a password was
+    //  asked for, a key that does not come out is a wrong password (or a
+    //  damaged file, which no password opens either).
+    int code = pkey ? SC_KEY_OK : s_parse_error ();
+    if (!pkey && ask.asked)
+        code = SC_KEY_EBADPASS;
     if (!pkey)
-        return s_fail (err, s_parse_error ());
+        return s_fail (err, code);
     return s_key_wrap (pkey, true, err);
 }
 

@@ -292,6 +292,27 @@ test_encrypted_pbes2 (void **state)
     s_load_fails ("cbc.key", PASSWORD " ", SC_KEY_EBADPASS);
 }
 
+//  A wrong password leaves the PKCS#7 padding of the decrypted key right
+//  about once in 256 tries: the garbage then fails to parse, and that is
+//  still a wrong password, never "not a key". 1,500 wrong passwords (about
+//  1 s): without that rule, this fails unless all of them missed the 1 in
+//  256 (a chance of 0.3 %).
+static void
+test_wrong_password_with_good_padding (void **state)
+{
+    (void) state;
+    const char *path = s_path ("cbc.key");
+    for (int i = 0; i < 1500; i++) {
+        char wrong[32];
+        snprintf (wrong, sizeof wrong, "wrong %d", i);
+        int err = 12345;
+        sc_key_t *key = sc_key_load_private (path, wrong, &err);
+        if (key || err != SC_KEY_EBADPASS)
+            fail_msg ("password \"%s\": key %p, error %d", wrong, (void *) key, err);
+        assert_int_equal (ERR_peek_error (), 0);
+    }
+}
+
 static void
 test_encrypted_scrypt (void **state)
 {
@@ -721,6 +742,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_strerror),
         cmocka_unit_test (test_encrypted_pbes2),
+        cmocka_unit_test (test_wrong_password_with_good_padding),
         cmocka_unit_test (test_encrypted_scrypt),
         cmocka_unit_test (test_empty_password),
         cmocka_unit_test (test_unencrypted),

@@ -188,9 +188,10 @@ FUZZ_CFLAGS   = $(CSTD) $(WARN) $(WERROR) -O1 -g -fno-omit-frame-pointer \
                 $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(INCLUDES) -MMD -MP \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # The modules (as a library: a target links what it uses), the key helper
+# (with sc_testproc for its temporary directory)
 # and the shared harness code, instrumented.
 FUZZ_LIB      = $(FUZZ_DIR)/libsecchat.a
-FUZZ_LIB_OBJ  = $(FUZZ_DIR)/tests/sc_testkeys.o $(FUZZ_DIR)/tests/fuzz/sc_fuzz.o $(FUZZ_LIB)
+FUZZ_LIB_OBJ  = $(FUZZ_DIR)/tests/sc_testkeys.o $(FUZZ_DIR)/tests/sc_testproc.o $(FUZZ_DIR)/tests/fuzz/sc_fuzz.o $(FUZZ_LIB)
 FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_MK_OBJ   = $(FUZZ_DIR)/tests/fuzz/mkcorpus.o \
                 $(FUZZ_DIR)/tests/fuzz/fuzz_broker.nomain.o \

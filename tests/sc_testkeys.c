@@ -4,21 +4,38 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-#define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "sc_testkeys.h"
+#include "sc_testproc.h"
 
 struct _sc_testkeys_t {
-    char dir[64];
+    char *dir;                  //  sc_testdir_new's
     char path[512];
 };
+
+//  sh keys/secchat-keys [-b broker_name] dir users, its summary to
+//  /dev/null; users is "" or " name name...". 0 when it exited 0.
+static int
+s_script (const char *dir, const char *broker_name, const char *users)
+{
+    char cmd[2048];
+    int n = snprintf (cmd, sizeof cmd, "sh keys/secchat-keys %s%s %s%s >/dev/null",
+                      broker_name ? "-b " : "", broker_name ? broker_name : "",
+                      dir, users);
+    if (n <= 0 || (size_t) n >= sizeof cmd)
+        return -1;
+    int status = system (cmd);
+    if (status == -1 || !WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+        fprintf (stderr, "sc_testkeys: '%s' failed\n", cmd);
+        return -1;
+    }
+    return 0;
+}
 
 sc_testkeys_t *
 sc_testkeys_new (const char *broker_name, ...)
@@ -26,31 +43,22 @@ sc_testkeys_new (const char *broker_name, ...)
     sc_testkeys_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    strcpy (self->dir, "/tmp/sc-testkeys-XXXXXX");
-    if (!mkdtemp (self->dir)) {
+    self->dir = sc_testdir_new ("keys");
+    if (!self->dir) {
         free (self);
         return NULL;
     }
-    char cmd[2048];
-    int n = snprintf (cmd, sizeof cmd, "sh keys/secchat-keys %s%s %s",
-                      broker_name ? "-b " : "", broker_name ? broker_name : "",
-                      self->dir);
-    va_list users;
-    va_start (users, broker_name);
+    char users[1024] = "";
+    int n = 0;
+    va_list args;
+    va_start (args, broker_name);
     const char *user;
-    while ((user = va_arg (users, const char *)) && n > 0 && (size_t) n < sizeof cmd)
-        n += snprintf (cmd + n, sizeof cmd - (size_t) n, " %s", user);
-    va_end (users);
-    if (n <= 0 || (size_t) n + 16 >= sizeof cmd) {
+    while ((user = va_arg (args, const char *)) && n >= 0 && (size_t) n < sizeof users)
+        n += snprintf (users + n, sizeof users - (size_t) n, " %s", user);
+    va_end (args);
+    if (n < 0 || (size_t) n >= sizeof users
+        || s_script (self->dir, broker_name, users))
         sc_testkeys_destroy (&self);
-        return NULL;
-    }
-    strcat (cmd, " >/dev/null");
-    int status = system (cmd);
-    if (status == -1 || !WIFEXITED (status) || WEXITSTATUS (status) != 0) {
-        fprintf (stderr, "sc_testkeys: '%s' failed\n", cmd);
-        sc_testkeys_destroy (&self);
-    }
     return self;
 }
 
@@ -58,10 +66,17 @@ void
 sc_testkeys_destroy (sc_testkeys_t **self_p)
 {
     if (self_p && *self_p) {
-        sc_test_rmtree ((*self_p)->dir);
+        sc_testdir_remove ((*self_p)->dir);
+        free ((*self_p)->dir);
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+int
+sc_testkeys_reissue (sc_testkeys_t *self, const char *broker_name)
+{
+    return s_script (self->dir, broker_name, "");
 }
 
 const char *
@@ -96,17 +111,11 @@ sc_testkeys_user_key (sc_testkeys_t *self, const char *user)
     return key;
 }
 
-static int
-s_unlink (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+sc_key_t *
+sc_testkeys_user_pub (sc_testkeys_t *self, const char *user)
 {
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path);
-}
-
-int
-sc_test_rmtree (const char *path)
-{
-    return nftw (path, s_unlink, 16, FTW_DEPTH | FTW_PHYS);
+    char path[512];
+    snprintf (path, sizeof path, "%s/users/%s.pub", self->dir, user);
+    int err = 0;
+    return sc_key_load_public (path, &err);
 }

@@ -17,35 +17,24 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-//  nftw() is an X/Open interface; the build only asks for POSIX.
-#ifndef _XOPEN_SOURCE
-#define _XOPEN_SOURCE 700
-#endif
-
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "sc_channel.h"
 #include "sc_crypto.h"
 #include "sc_handshake.h"
 #include "sc_key.h"
+#include "sc_testkeys.h"
 
 #define SUITE 1
 #define BROKER "secbroker"
-#define KEYS_SCRIPT "keys/secchat-keys"
 
 //  The X25519 public key encodings that give an all-zero shared secret
 //  with every private key: the Wycheproof x25519 vectors whose shared
@@ -81,128 +70,10 @@ s_unhex (const char *hex, uint8_t *out, size_t len)
 }
 
 
-//  ---------------------------------------------------------------------
-//  Key directories made by the key script
-
-static int
-s_rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path);
-}
-
-//  Removes dir recursively, frees it.
-static void
-s_keydir_remove (char **dir_p)
-{
-    if (*dir_p) {
-        if (nftw (*dir_p, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-            fprintf (stderr, "test_sc_handshake: cannot remove %s\n", *dir_p);
-        free (*dir_p);
-        *dir_p = NULL;
-    }
-}
-
-//  sh keys/secchat-keys [-b broker] dir users... (NULL-terminated), the
-//  summary to /dev/null. 0 when it exited 0.
-static int
-s_keys_script (const char *dir, const char *broker, const char *const *users)
-{
-    const char *argv [16];
-    size_t argc = 0;
-    argv [argc++] = "sh";
-    argv [argc++] = KEYS_SCRIPT;
-    if (broker) {
-        argv [argc++] = "-b";
-        argv [argc++] = broker;
-    }
-    argv [argc++] = dir;
-    for (; users && *users && argc < 15; users++)
-        argv [argc++] = *users;
-    argv [argc] = NULL;
-    pid_t pid = fork ();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int devnull = open ("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2 (devnull, STDOUT_FILENO);
-        execvp ("sh", (char *const *) argv);
-        _exit (127);
-    }
-    int status;
-    while (waitpid (pid, &status, 0) < 0)
-        ;
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0) {
-        fprintf (stderr, "test_sc_handshake: %s %s failed\n", KEYS_SCRIPT, dir);
-        return -1;
-    }
-    return 0;
-}
-
-//  A new key directory: mkdtemp, then the script.
-static char *
-s_keydir_new (const char *broker, const char *const *users)
-{
-    const char *tmp = getenv ("TMPDIR");
-    char templ [512];
-    int n = snprintf (templ, sizeof templ, "%s/sc-test-hs-XXXXXX",
-                      tmp && *tmp ? tmp : "/tmp");
-    if (n < 0 || (size_t) n >= sizeof templ || !mkdtemp (templ))
-        return NULL;
-    char *dir = strdup (templ);
-    if (!dir)
-        return NULL;
-    if (s_keys_script (dir, broker, users)) {
-        s_keydir_remove (&dir);
-        return NULL;
-    }
-    return dir;
-}
-
-static const char *
-s_path (const char *dir, const char *rel)
-{
-    static char path [1024];
-    int n = snprintf (path, sizeof path, "%s/%s", dir, rel);
-    assert_true (n > 0 && (size_t) n < sizeof path);
-    return path;
-}
-
-static sc_key_t *
-s_load_user (const char *dir, const char *user)
-{
-    char rel [128], pass [256] = "";
-    snprintf (rel, sizeof rel, "clients/%s.pass", user);
-    FILE *file = fopen (s_path (dir, rel), "r");
-    if (!file)
-        return NULL;
-    if (!fgets (pass, sizeof pass, file))
-        pass [0] = 0;
-    fclose (file);
-    pass [strcspn (pass, "\r\n")] = 0;
-    snprintf (rel, sizeof rel, "clients/%s.key", user);
-    int err = 0;
-    sc_key_t *key = sc_key_load_private (s_path (dir, rel), pass, &err);
-    sc_wipe (pass, sizeof pass);
-    return key;
-}
-
-static sc_key_t *
-s_load_pub (const char *dir, const char *user)
-{
-    char rel [128];
-    snprintf (rel, sizeof rel, "users/%s.pub", user);
-    int err = 0;
-    return sc_key_load_public (s_path (dir, rel), &err);
-}
-
 //  Everything the tests use, made once for the group.
 typedef struct {
-    char *dir;                  //  CA 1: broker "secbroker", alice, bob
-    char *dir2;                 //  CA 2: broker "secbroker"
+    sc_testkeys_t *keys;        //  CA 1: broker "secbroker", alice, bob
+    sc_testkeys_t *keys2;       //  CA 2: broker "secbroker"
     sc_ca_t *ca;                //  CA 1
     sc_key_t *broker;           //  CA 1's broker key (private)
     uint8_t broker_pub [SC_PUB_LEN];
@@ -234,8 +105,8 @@ group_teardown (void **state)
         free (F->cert);
         free (F->cert_other);
         free (F->cert2);
-        s_keydir_remove (&F->dir);
-        s_keydir_remove (&F->dir2);
+        sc_testkeys_destroy (&F->keys);
+        sc_testkeys_destroy (&F->keys2);
         free (F);
         F = NULL;
     }
@@ -245,31 +116,31 @@ group_teardown (void **state)
 static int
 group_setup (void **state)
 {
-    static const char *const users [] = { "alice", "bob", NULL };
     F = calloc (1, sizeof *F);
     if (!F)
         return -1;
     int err = 0;
-    F->dir = s_keydir_new (NULL, users);
-    F->dir2 = s_keydir_new (NULL, NULL);
-    if (!F->dir || !F->dir2)
+    F->keys = sc_testkeys_new (NULL, "alice", "bob", NULL);
+    F->keys2 = sc_testkeys_new (NULL, NULL);
+    if (!F->keys || !F->keys2)
         goto failed;
-    F->ca = sc_ca_load (s_path (F->dir, "ca.pem"), &err);
-    F->broker = sc_key_load_private (s_path (F->dir, "broker.key"), NULL, &err);
-    F->broker2 = sc_key_load_private (s_path (F->dir2, "broker.key"), NULL, &err);
-    F->alice = s_load_user (F->dir, "alice");
-    F->bob = s_load_user (F->dir, "bob");
-    F->alice_pub = s_load_pub (F->dir, "alice");
-    F->bob_pub = s_load_pub (F->dir, "bob");
+    F->ca = sc_ca_load (sc_testkeys_path (F->keys, "ca.pem"), &err);
+    F->broker = sc_key_load_private (sc_testkeys_path (F->keys, "broker.key"), NULL, &err);
+    F->broker2 = sc_key_load_private (sc_testkeys_path (F->keys2, "broker.key"), NULL, &err);
+    F->alice = sc_testkeys_user_key (F->keys, "alice");
+    F->bob = sc_testkeys_user_key (F->keys, "bob");
+    F->alice_pub = sc_testkeys_user_pub (F->keys, "alice");
+    F->bob_pub = sc_testkeys_user_pub (F->keys, "bob");
     if (!F->ca || !F->broker || !F->broker2 || !F->alice || !F->bob
         || !F->alice_pub || !F->bob_pub
         || sc_key_public_raw (F->broker, F->broker_pub)
-        || sc_cert_load_der (s_path (F->dir, "broker.crt"), &F->cert, &F->cert_len)
-        || sc_cert_load_der (s_path (F->dir2, "broker.crt"), &F->cert2, &F->cert2_len))
+        || sc_cert_load_der (sc_testkeys_path (F->keys, "broker.crt"), &F->cert, &F->cert_len)
+        || sc_cert_load_der (sc_testkeys_path (F->keys2, "broker.crt"), &F->cert2,
+                             &F->cert2_len))
         goto failed;
     //  The same CA and broker key, the certificate reissued for "other".
-    if (s_keys_script (F->dir, "other", NULL)
-        || sc_cert_load_der (s_path (F->dir, "broker.crt"), &F->cert_other,
+    if (sc_testkeys_reissue (F->keys, "other")
+        || sc_cert_load_der (sc_testkeys_path (F->keys, "broker.crt"), &F->cert_other,
                              &F->cert_other_len))
         goto failed;
     return 0;

@@ -47,4 +47,11 @@ int sc_testvec_hex (const sc_testvec_t *self, const char *column,
    or -1 when it is not hex or too long. Aborts nothing: tests assert. */
 long sc_testvec_unhex (const char *hex, uint8_t *out, size_t max);
 
+/* The X25519 public key encodings that give an all-zero shared secret
+   with every private key: the Wycheproof x25519 vectors whose shared
+   secret is zero (0, 1, the two points of order 8, p - 1, p, p + 1, each
+   also with the top bit set, which X25519 ignores). Hex, 32 bytes each. */
+#define SC_TESTVEC_LOW_ORDER 14
+extern const char *const sc_testvec_low_order [SC_TESTVEC_LOW_ORDER];
+
 #endif

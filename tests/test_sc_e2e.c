@@ -27,41 +27,16 @@
 #include "sc_crypto.h"
 #include "sc_e2e.h"
 #include "sc_key.h"
+#include "sc_testvec.h"
 
 #define SUITE 1
 #define MSG_MAX 256
 
-//  The X25519 public key encodings that give an all-zero shared secret
-//  with every private key: the Wycheproof x25519 vectors whose shared
-//  secret is zero (0, 1, the two points of order 8, p - 1, p, p + 1, each
-//  also with the top bit set, which X25519 ignores).
-static const char *const s_low_order [] = {
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000000000080",
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "0100000000000000000000000000000000000000000000000000000000000080",
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880",
-    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-};
-#define LOW_ORDER_COUNT (sizeof s_low_order / sizeof s_low_order [0])
-
+//  Decodes a hex literal that must be exactly len bytes long.
 static void
 s_unhex (const char *hex, uint8_t *out, size_t len)
 {
-    assert_int_equal (strlen (hex), 2 * len);
-    for (size_t i = 0; i < len; i++) {
-        unsigned int byte;
-        assert_int_equal (sscanf (hex + 2 * i, "%2x", &byte), 1);
-        out [i] = (uint8_t) byte;
-    }
+    assert_int_equal (sc_testvec_unhex (hex, out, len), (long) len);
 }
 
 //  The three identities, made once for the group.
@@ -1072,12 +1047,12 @@ static void
 test_low_order_responder (void **state)
 {
     (void) state;
-    for (size_t k = 0; k < LOW_ORDER_COUNT; k++) {
+    for (size_t k = 0; k < SC_TESTVEC_LOW_ORDER; k++) {
         sc_e2e_t *b = sc_e2e_new (K->bob, "bob", K->alice_pub, "alice", false);
         assert_non_null (b);
         flight_t fl;
         assert_int_equal (sc_random (fl.nonce_i, SC_RANDOM_LEN), 0);
-        s_unhex (s_low_order [k], fl.eph_i, SC_PUB_LEN);
+        s_unhex (sc_testvec_low_order [k], fl.eph_i, SC_PUB_LEN);
         assert_int_equal (sc_e2e_reply (b, SUITE, fl.nonce_i, fl.eph_i, fl.nonce_r,
                                         fl.eph_r, fl.sig_r, fl.mac_r), SC_E2E_EKEY);
         assert_false (sc_e2e_ready (b));
@@ -1093,14 +1068,14 @@ static void
 test_low_order_initiator (void **state)
 {
     (void) state;
-    for (size_t k = 0; k < LOW_ORDER_COUNT; k++) {
+    for (size_t k = 0; k < SC_TESTVEC_LOW_ORDER; k++) {
         sc_e2e_t *a = sc_e2e_new (K->alice, "alice", K->bob_pub, "bob", true);
         assert_non_null (a);
         flight_t fl;
         spec_t s;
         assert_int_equal (sc_e2e_start (a, &fl.suite, fl.nonce_i, fl.eph_i), SC_E2E_OK);
         assert_int_equal (sc_random (fl.nonce_r, SC_RANDOM_LEN), 0);
-        s_unhex (s_low_order [k], fl.eph_r, SC_PUB_LEN);
+        s_unhex (sc_testvec_low_order [k], fl.eph_r, SC_PUB_LEN);
         memset (s.ss, 0, sizeof s.ss);
         s_spec_te1 ("alice", K->alice_pub, "bob", K->bob_pub, &fl, s.te1);
         s_spec_schedule (&s);

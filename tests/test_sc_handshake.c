@@ -32,41 +32,16 @@
 #include "sc_handshake.h"
 #include "sc_key.h"
 #include "sc_testkeys.h"
+#include "sc_testvec.h"
 
 #define SUITE 1
 #define BROKER "secbroker"
 
-//  The X25519 public key encodings that give an all-zero shared secret
-//  with every private key: the Wycheproof x25519 vectors whose shared
-//  secret is zero (0, 1, the two points of order 8, p - 1, p, p + 1, each
-//  also with the top bit set, which X25519 ignores).
-static const char *const s_low_order [] = {
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000000000080",
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "0100000000000000000000000000000000000000000000000000000000000080",
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880",
-    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-};
-#define LOW_ORDER_COUNT (sizeof s_low_order / sizeof s_low_order [0])
-
+//  Decodes a hex literal that must be exactly len bytes long.
 static void
 s_unhex (const char *hex, uint8_t *out, size_t len)
 {
-    assert_int_equal (strlen (hex), 2 * len);
-    for (size_t i = 0; i < len; i++) {
-        unsigned int byte;
-        assert_int_equal (sscanf (hex + 2 * i, "%2x", &byte), 1);
-        out [i] = (uint8_t) byte;
-    }
+    assert_int_equal (sc_testvec_unhex (hex, out, len), (long) len);
 }
 
 
@@ -773,13 +748,13 @@ static void
 test_low_order_hello (void **state)
 {
     (void) state;
-    for (size_t k = 0; k < LOW_ORDER_COUNT; k++) {
+    for (size_t k = 0; k < SC_TESTVEC_LOW_ORDER; k++) {
         sc_handshake_t *broker = sc_handshake_new_broker (F->broker, F->cert, F->cert_len);
         assert_non_null (broker);
         flight_t fl;
         memset (&fl, 0, sizeof fl);
         assert_int_equal (sc_random (fl.nonce_c, SC_RANDOM_LEN), 0);
-        s_unhex (s_low_order [k], fl.eph_c, SC_PUB_LEN);
+        s_unhex (sc_testvec_low_order [k], fl.eph_c, SC_PUB_LEN);
         assert_int_equal (sc_handshake_broker_hello (broker, SUITE, fl.nonce_c, fl.eph_c,
                                                      fl.nonce_b, fl.eph_b, fl.sig_b,
                                                      fl.mac_b), SC_HS_EKEY);
@@ -798,7 +773,7 @@ static void
 test_low_order_auth_broker (void **state)
 {
     (void) state;
-    for (size_t k = 0; k < LOW_ORDER_COUNT; k++) {
+    for (size_t k = 0; k < SC_TESTVEC_LOW_ORDER; k++) {
         pair_t p;
         s_pair_default (&p);
         flight_t *fl = &p.fl;
@@ -806,7 +781,7 @@ test_low_order_auth_broker (void **state)
                                                      fl->eph_c), SC_HS_OK);
         spec_t s;
         assert_int_equal (sc_random (fl->nonce_b, SC_RANDOM_LEN), 0);
-        s_unhex (s_low_order [k], fl->eph_b, SC_PUB_LEN);
+        s_unhex (sc_testvec_low_order [k], fl->eph_b, SC_PUB_LEN);
         memset (s.ss, 0, sizeof s.ss);
         s_spec_auth_broker (&s, fl);
         assert_int_equal (s_client_auth (&p, F->cert, F->cert_len, NULL), SC_HS_EKEY);

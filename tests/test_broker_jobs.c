@@ -19,18 +19,13 @@
 #include "sc_broker.h"
 #include "sc_handshake.h"
 #include "sc_log.h"
-#include "sc_testkeys.h"
+#include "sc_testbroker.h"
 #include "sc_wire.h"
 
 #define S_JOBS_MAX 16
 
 static struct {
-    sc_testkeys_t *keys;
-    sc_key_t *broker_key;
-    uint8_t *cert;
-    size_t cert_len;
-    sc_ca_t *ca;
-    sc_registry_t *registry;
+    sc_testbroker_keys_t k;
     sc_broker_t *broker;
     int64_t now;
     /* the last frame the broker sent, per client (rid[4] = 1 or 2) */
@@ -102,9 +97,9 @@ s_client_init (client_t *c, uint8_t n, const char *user, const char *claimed)
 {
     memset (c, 0, sizeof *c);
     c->rid[4] = n;
-    c->key = sc_testkeys_user_key (T.keys, user);
+    c->key = sc_testkeys_user_key (T.k.keys, user);
     assert_non_null (c->key);
-    c->hs = sc_handshake_new_client (c->key, claimed, T.ca, "secbroker");
+    c->hs = sc_handshake_new_client (c->key, claimed, T.k.ca, "secbroker");
     assert_non_null (c->hs);
 }
 
@@ -116,24 +111,30 @@ s_client_fini (client_t *c)
     sc_key_destroy (&c->key);
 }
 
+/* Hands frame to the broker as from c, and frees it. */
+static void
+s_deliver (client_t *c, uint8_t *frame, size_t len)
+{
+    sc_broker_handle (T.broker, c->rid, sizeof c->rid, frame, len, T.now);
+    free (frame);
+}
+
 static void
 s_deliver_plain (client_t *c, const sc_msg_t *msg)
 {
     uint8_t *frame;
     size_t len;
     assert_int_equal (sc_wire_plain (msg, &frame, &len), 0);
-    sc_broker_handle (T.broker, c->rid, sizeof c->rid, frame, len, T.now);
-    free (frame);
+    s_deliver (c, frame, len);
 }
 
 static void
 s_hello (client_t *c)
 {
-    sc_msg_t msg;
-    sc_msg_init (&msg, SC_OP_HELLO);
-    assert_int_equal (sc_handshake_client_hello (c->hs, &msg.suite, msg.nonce, msg.eph), 0);
-    s_deliver_plain (c, &msg);
-    sc_msg_reset (&msg);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (c->hs, &frame, &len);
+    s_deliver (c, frame, len);
 }
 
 /* The broker's last frame to c, a plaintext message. */
@@ -148,23 +149,11 @@ s_last_plain (client_t *c, sc_msg_t *msg)
 static void
 s_auth (client_t *c)
 {
-    sc_msg_t msg;
-    s_last_plain (c, &msg);
-    assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
-    uint8_t box[SC_HS_BOX_MAX];
-    size_t box_len = 0;
-    assert_int_equal (sc_handshake_client_auth (c->hs, msg.nonce, msg.eph, msg.data, msg.data_len,
-                                                msg.sig, msg.mac, box, &box_len, NULL), 0);
-    sc_msg_reset (&msg);
-    sc_msg_init (&msg, SC_OP_AUTH_CLIENT);
-    assert_int_equal (sc_msg_set_data (&msg, box, box_len), 0);
-    s_deliver_plain (c, &msg);
-    sc_msg_reset (&msg);
-    sc_session_keys_t keys;
-    assert_int_equal (sc_handshake_keys (c->hs, &keys), 0);
-    c->ch = sc_channel_new (&keys);
-    sc_wipe (&keys, sizeof keys);
-    assert_non_null (c->ch);
+    assert_non_null (T.frame[c->rid[4]]);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_auth (c->hs, T.frame[c->rid[4]], T.len[c->rid[4]], &frame, &len, &c->ch);
+    s_deliver (c, frame, len);
 }
 
 static void
@@ -196,28 +185,14 @@ s_group_setup (void **state)
     zsys_init ();
     zsys_set_logstream (stderr);
     sc_log_set_level ("error");
-    T.keys = sc_testkeys_new (NULL, "alice", "bob", NULL);
-    if (!T.keys)
-        return -1;
-    int err = 0;
-    T.broker_key = sc_key_load_private (sc_testkeys_path (T.keys, "broker.key"), NULL, &err);
-    T.ca = sc_ca_load (sc_testkeys_path (T.keys, "ca.pem"), &err);
-    T.registry = sc_registry_new (sc_testkeys_path (T.keys, "users"));
-    if (!T.broker_key || !T.ca || !T.registry
-        || sc_cert_load_der (sc_testkeys_path (T.keys, "broker.crt"), &T.cert, &T.cert_len))
-        return -1;
-    return 0;
+    return sc_testbroker_keys_load (&T.k, sc_testkeys_new (NULL, "alice", "bob", NULL));
 }
 
 static int
 s_group_teardown (void **state)
 {
     (void) state;
-    sc_registry_destroy (&T.registry);
-    sc_ca_destroy (&T.ca);
-    sc_key_destroy (&T.broker_key);
-    free (T.cert);
-    sc_testkeys_destroy (&T.keys);
+    sc_testbroker_keys_free (&T.k);
     return 0;
 }
 
@@ -228,7 +203,7 @@ s_setup (void **state)
     T.now = 1000000;
     T.njobs = 0;
     T.refuse = false;
-    T.broker = sc_broker_new (T.broker_key, T.cert, T.cert_len, T.registry, NULL,
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, NULL,
                               s_capture, NULL);
     if (!T.broker)
         return -1;

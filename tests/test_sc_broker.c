@@ -17,7 +17,7 @@
 #include "sc_broker.h"
 #include "sc_handshake.h"
 #include "sc_log.h"
-#include "sc_testkeys.h"
+#include "sc_testbroker.h"
 #include "sc_wire.h"
 
 /* ---- What the broker sent ------------------------------------------------- */
@@ -82,12 +82,7 @@ typedef struct {
 } client_t;
 
 static struct {
-    sc_testkeys_t *keys;
-    sc_key_t *broker_key;
-    uint8_t *cert;
-    size_t cert_len;
-    sc_ca_t *ca;
-    sc_registry_t *registry;
+    sc_testbroker_keys_t k;
     sc_broker_t *broker;
     int64_t now;
     uint8_t next_rid;
@@ -101,7 +96,7 @@ s_client_new (const char *name)
     strcpy (c->name, name);
     c->rid[0] = 0;
     c->rid[4] = ++T.next_rid;
-    c->key = sc_testkeys_user_key (T.keys, name);
+    c->key = sc_testkeys_user_key (T.k.keys, name);
     assert_non_null (c->key);
     return c;
 }
@@ -183,37 +178,27 @@ s_expect_nothing (client_t *c)
 static int
 s_login_as (client_t *c, const char *claimed_name, uint32_t *error_code)
 {
-    sc_handshake_t *hs = sc_handshake_new_client (c->key, claimed_name, T.ca, "secbroker");
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, claimed_name, T.k.ca, "secbroker");
     assert_non_null (hs);
-    sc_msg_t msg;
-    sc_msg_init (&msg, SC_OP_HELLO);
-    assert_int_equal (sc_handshake_client_hello (hs, &msg.suite, msg.nonce, msg.eph), 0);
-    s_send_plain (c, &msg);
-    sc_msg_reset (&msg);
-
-    s_recv_plain (c, &msg);
-    assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
-    uint8_t box[SC_HS_BOX_MAX];
-    size_t box_len = 0;
-    assert_int_equal (sc_handshake_client_auth (hs, msg.nonce, msg.eph, msg.data, msg.data_len,
-                                                msg.sig, msg.mac, box, &box_len, NULL), 0);
-    sc_msg_reset (&msg);
-    sc_msg_init (&msg, SC_OP_AUTH_CLIENT);
-    assert_int_equal (sc_msg_set_data (&msg, box, box_len), 0);
-    s_send_plain (c, &msg);
-    sc_msg_reset (&msg);
-
-    sc_session_keys_t keys;
-    assert_int_equal (sc_handshake_keys (hs, &keys), 0);
-    sc_handshake_destroy (&hs);
-    sc_channel_destroy (&c->ch);
-    c->ch = sc_channel_new (&keys);
-    assert_non_null (c->ch);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (c, frame, len);
+    free (frame);
 
     sent_t *sent = s_pop (c->rid, sizeof c->rid);
     assert_non_null (sent);
+    sc_testbroker_auth (hs, sent->frame, sent->len, &frame, &len, &c->ch);
+    s_sent_free (&sent);
+    sc_handshake_destroy (&hs);
+    s_deliver (c, frame, len);
+    free (frame);
+
+    sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
     uint8_t opcode = 0;
     uint64_t seq = 0;
+    sc_msg_t msg;
     assert_int_equal (sc_wire_peek (sent->frame, sent->len, &opcode, &seq), 0);
     if (opcode == SC_OP_ERROR) {
         assert_int_equal (seq, 0);      /* handshake errors are plaintext */
@@ -302,28 +287,15 @@ s_group_setup (void **state)
     zsys_init ();
     zsys_set_logstream (stderr);
     sc_log_set_level ("error");
-    T.keys = sc_testkeys_new (NULL, "alice", "bob", "carol", "dave", NULL);
-    if (!T.keys)
-        return -1;
-    int err = 0;
-    T.broker_key = sc_key_load_private (sc_testkeys_path (T.keys, "broker.key"), NULL, &err);
-    T.ca = sc_ca_load (sc_testkeys_path (T.keys, "ca.pem"), &err);
-    T.registry = sc_registry_new (sc_testkeys_path (T.keys, "users"));
-    if (!T.broker_key || !T.ca || !T.registry
-        || sc_cert_load_der (sc_testkeys_path (T.keys, "broker.crt"), &T.cert, &T.cert_len))
-        return -1;
-    return 0;
+    return sc_testbroker_keys_load (&T.k, sc_testkeys_new (NULL, "alice", "bob", "carol",
+                                                           "dave", NULL));
 }
 
 static int
 s_group_teardown (void **state)
 {
     (void) state;
-    sc_registry_destroy (&T.registry);
-    sc_ca_destroy (&T.ca);
-    sc_key_destroy (&T.broker_key);
-    free (T.cert);
-    sc_testkeys_destroy (&T.keys);
+    sc_testbroker_keys_free (&T.k);
     return 0;
 }
 
@@ -334,7 +306,7 @@ s_setup (void **state)
     s_outbox = zlistx_new ();
     s_fail_rid = NULL;
     T.now = 1000000;
-    T.broker = sc_broker_new (T.broker_key, T.cert, T.cert_len, T.registry, NULL,
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, NULL,
                               s_capture, NULL);
     return T.broker && s_outbox ? 0 : -1;
 }
@@ -604,7 +576,7 @@ test_handshake_timeout (void **state)
 {
     (void) state;
     client_t *c = s_client_new ("alice");
-    sc_handshake_t *hs = sc_handshake_new_client (c->key, "alice", T.ca, "secbroker");
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, "alice", T.k.ca, "secbroker");
     sc_msg_t msg;
     sc_msg_init (&msg, SC_OP_HELLO);
     assert_int_equal (sc_handshake_client_hello (hs, &msg.suite, msg.nonce, msg.eph), 0);
@@ -791,7 +763,7 @@ test_counter_exhausted_ends_session (void **state)
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
     opts.seq_limit = 5;
-    T.broker = sc_broker_new (T.broker_key, T.cert, T.cert_len, T.registry, &opts,
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
                               s_capture, NULL);
     assert_non_null (T.broker);
     client_t *alice = s_login ("alice");

@@ -284,6 +284,7 @@ s_exits (sc_testproc_t *p, int status, const char *file, int lineno)
 #define LOGIN_AS(user, name)    s_login_as ((user), (name), __FILE__, __LINE__)
 #define QUIT(p)                 s_quit ((p), NULL, __FILE__, __LINE__)
 #define QUIT_CHAT(p, peer)      s_quit ((p), (peer), __FILE__, __LINE__)
+#define QUIT_BOTH(a, na, b, nb) s_quit_both ((a), (na), (b), (nb), __FILE__, __LINE__)
 #define SEE_CHAT(a, na, b, nb)  s_see_chat ((a), (na), (b), (nb), __FILE__, __LINE__)
 #define OPEN_CHAT(a, na, b, nb) s_open_chat ((a), (na), (b), (nb), __FILE__, __LINE__)
 #define MESSAGE(a, na, b, text) s_message ((a), (na), (b), (text), __FILE__, __LINE__)
@@ -307,17 +308,25 @@ s_stop_broker (int sig, const char *file, int lineno)
     s_exits (g_broker, 0, AT);
 }
 
+//  A client started with these options; the key directory defaults to
+//  the test's, the work directory and the endpoint are the test's.
+static sc_testproc_t *
+s_client_with (sc_testclient_t client)
+{
+    if (!client.keys)
+        client.keys = g_keys;
+    client.workdir = g_work;
+    client.endpoint = g_endpoint;
+    sc_testproc_t *p = sc_testproc_client_new (&client);
+    assert_non_null (p);
+    return p;
+}
+
 //  A client of user as process `name` (default: the user's name).
 static sc_testproc_t *
 s_client (const char *user, const char *name)
 {
-    sc_testclient_t client = {
-        .keys = g_keys, .workdir = g_work, .endpoint = g_endpoint,
-        .user = user, .name = name
-    };
-    sc_testproc_t *p = sc_testproc_client_new (&client);
-    assert_non_null (p);
-    return p;
+    return s_client_with ((sc_testclient_t) { .user = user, .name = name });
 }
 
 static sc_testproc_t *
@@ -343,6 +352,16 @@ s_quit (sc_testproc_t *p, const char *peer, const char *file, int lineno)
     if (sc_testproc_expect_eof (p, T_EXIT) != 0)
         _fail (AT);
     s_exits (p, 0, AT);
+}
+
+//  a quits in a chat with b: b sees "closed", then quits too.
+static void
+s_quit_both (sc_testproc_t *a, const char *name_a, sc_testproc_t *b, const char *name_b,
+             const char *file, int lineno)
+{
+    s_quit (a, name_b, AT);
+    s_see (b, J ("closed ", name_a), AT);
+    s_quit (b, NULL, AT);
 }
 
 //  After b accepted a's request: both see "chat" with the same safety
@@ -586,9 +605,7 @@ test_request_accept_and_messages (void **state)
     }
     SEE_NOTHING (alice);
     SEE_NOTHING (bob);
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -605,9 +622,7 @@ test_control_characters (void **state)
     SEE (bob, "msg alice tab?here");
     SAY (alice, "escape \x1b[2J\x1b[H done");
     SEE (bob, "msg alice escape ?[2J?[H done");
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -643,9 +658,7 @@ test_too_long_and_bad_utf8 (void **state)
     MESSAGE (alice, "alice", bob, "after the bad lines");
     SEE_NOTHING (bob);
     MESSAGE (bob, "bob", alice, "all fine here");
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -670,9 +683,7 @@ test_refuse (void **state)
     SEE_CHAT (alice, "alice", bob, "bob");
     MESSAGE (alice, "alice", bob, "second time lucky");
     MESSAGE (bob, "bob", alice, "indeed");
-    QUIT_CHAT (bob, "alice");
-    SEE (alice, "closed bob");
-    QUIT (alice);
+    QUIT_BOTH (bob, "bob", alice, "alice");
     STOP_BROKER (SIGTERM);
 }
 
@@ -713,9 +724,7 @@ test_busy (void **state)
     SEE_NOTHING (carol);
 
     QUIT (carol);
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -739,9 +748,7 @@ test_not_found (void **state)
     sc_testproc_t *carol = LOGIN ("carol");
     OPEN_CHAT (alice, "alice", carol, "carol");
     MESSAGE (carol, "carol", alice, "found you");
-    QUIT_CHAT (carol, "alice");
-    SEE (alice, "closed carol");
-    QUIT (alice);
+    QUIT_BOTH (carol, "carol", alice, "alice");
     STOP_BROKER (SIGTERM);
 }
 
@@ -758,9 +765,7 @@ test_self_request (void **state)
     SEE (alice, "users bob");
     SEE_NOTHING (bob);
     OPEN_CHAT (alice, "alice", bob, "bob");
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -804,9 +809,7 @@ test_leave (void **state)
     SEE_NOTHING (bob);
 
     QUIT (bob);
-    QUIT_CHAT (alice, "carol");
-    SEE (carol, "closed alice");
-    QUIT (carol);
+    QUIT_BOTH (alice, "alice", carol, "carol");
     STOP_BROKER (SIGTERM);
 }
 
@@ -978,9 +981,7 @@ test_three_pairs (void **state)
     SAY (users [0][0], "/list");
     SEE (users [0][0], "users bob carol dave erin frank");
     for (int i = 0; i < PAIRS; i++) {
-        QUIT_CHAT (users [i][0], names [i][1]);
-        SEE (users [i][1], J ("closed ", names [i][0]));
-        QUIT (users [i][1]);
+        QUIT_BOTH (users [i][0], names [i][0], users [i][1], names [i][1]);
     }
     STOP_BROKER (SIGTERM);
 }
@@ -1023,9 +1024,7 @@ test_second_login_replaces (void **state)
     OPEN_CHAT (bob, "bob", second, "alice");
     MESSAGE (bob, "bob", second, "are you the second alice?");
     MESSAGE (second, "alice", bob, "I am");
-    QUIT_CHAT (second, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (second, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -1047,12 +1046,9 @@ test_login_wrong_password (void **state)
     (void) state;
     s_start_broker (0);
     const char *wrong = J (g_keys, "/clients/bob.pass");
-    sc_testclient_t client = {
-        .keys = g_keys, .workdir = g_work, .endpoint = g_endpoint,
+    sc_testproc_t *p = s_client_with ((sc_testclient_t) {
         .user = "alice", .password_file = wrong
-    };
-    sc_testproc_t *p = sc_testproc_client_new (&client);
-    assert_non_null (p);
+    });
     LOGIN_FAILS (p, NULL);
     NORMAL_LOGIN_WORKS ();
     STOP_BROKER (SIGTERM);
@@ -1064,12 +1060,9 @@ test_login_other_ca (void **state)
     (void) state;
     s_start_broker (0);
     const char *ca = J (g_other, "/ca.pem");
-    sc_testclient_t client = {
-        .keys = g_keys, .workdir = g_work, .endpoint = g_endpoint,
+    sc_testproc_t *p = s_client_with ((sc_testclient_t) {
         .user = "alice", .ca_file = ca
-    };
-    sc_testproc_t *p = sc_testproc_client_new (&client);
-    assert_non_null (p);
+    });
     LOGIN_FAILS (p, "certificate");
     NORMAL_LOGIN_WORKS ();
     STOP_BROKER (SIGTERM);
@@ -1080,12 +1073,9 @@ test_login_wrong_broker_name (void **state)
 {
     (void) state;
     s_start_broker (0);
-    sc_testclient_t client = {
-        .keys = g_keys, .workdir = g_work, .endpoint = g_endpoint,
+    sc_testproc_t *p = s_client_with ((sc_testclient_t) {
         .user = "alice", .broker_name = "other"
-    };
-    sc_testproc_t *p = sc_testproc_client_new (&client);
-    assert_non_null (p);
+    });
     LOGIN_FAILS (p, "certificate");
     NORMAL_LOGIN_WORKS ();
     STOP_BROKER (SIGTERM);
@@ -1099,20 +1089,14 @@ test_login_unregistered (void **state)
     (void) state;
     s_start_broker (0);
     const char *ca = J (g_keys, "/ca.pem");
-    sc_testclient_t mallory = {
-        .keys = g_other, .workdir = g_work, .endpoint = g_endpoint,
-        .user = "mallory", .ca_file = ca
-    };
-    sc_testproc_t *p = sc_testproc_client_new (&mallory);
-    assert_non_null (p);
+    sc_testproc_t *p = s_client_with ((sc_testclient_t) {
+        .keys = g_other, .user = "mallory", .ca_file = ca
+    });
     LOGIN_FAILS (p, NULL);
 
-    sc_testclient_t impostor = {
-        .keys = g_other, .workdir = g_work, .endpoint = g_endpoint,
-        .user = "alice", .name = "alice-impostor", .ca_file = ca
-    };
-    p = sc_testproc_client_new (&impostor);
-    assert_non_null (p);
+    p = s_client_with ((sc_testclient_t) {
+        .keys = g_other, .user = "alice", .name = "alice-impostor", .ca_file = ca
+    });
     LOGIN_FAILS (p, NULL);
     NORMAL_LOGIN_WORKS ();
     STOP_BROKER (SIGTERM);
@@ -1140,13 +1124,8 @@ test_login_unreachable (void **state)
 {
     (void) state;
     snprintf (g_endpoint, sizeof g_endpoint, "tcp://127.0.0.1:%d", s_free_port ());
-    sc_testclient_t client = {
-        .keys = g_keys, .workdir = g_work, .endpoint = g_endpoint,
-        .user = "alice", .timeout = "2"
-    };
     int64_t start = sc_testproc_now_ms ();
-    sc_testproc_t *p = sc_testproc_client_new (&client);
-    assert_non_null (p);
+    sc_testproc_t *p = s_client_with ((sc_testclient_t) { .user = "alice", .timeout = "2" });
     LOGIN_FAILS (p, NULL);
     int64_t took = sc_testproc_now_ms () - start;
     fprintf (stderr, "test_login_unreachable: gave up after %lld ms\n", (long long) took);
@@ -1175,9 +1154,7 @@ test_fingerprint (void **state)
     SEE (alice, J ("fingerprint ", fp_alice, " bob ", fp_bob, " ", safety));
     SAY (bob, "/fingerprint");
     SEE (bob, J ("fingerprint ", fp_bob, " alice ", fp_alice, " ", safety));
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -1198,9 +1175,7 @@ test_broker_log_has_no_text (void **state)
     MESSAGE (alice, "alice", bob, secrets [0]);
     MESSAGE (bob, "bob", alice, secrets [1]);
     MESSAGE (alice, "alice", bob, secrets [2]);
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 
     char *log = sc_testdir_slurp (sc_testproc_log_path (g_broker), NULL);
@@ -1269,9 +1244,7 @@ test_message_during_key_agreement (void **state)
     SEE_CHAT (alice, "alice", bob, "bob");
     SEE (bob, "msg alice typed before the chat line");
     MESSAGE (bob, "bob", alice, "got it");
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
 }
 
@@ -1301,9 +1274,7 @@ test_key_changed (void **state)
     sc_testproc_t *alice = LOGIN ("alice");
     sc_testproc_t *bob = LOGIN ("bob");
     OPEN_CHAT (bob, "bob", alice, "alice");
-    QUIT_CHAT (alice, "bob");
-    SEE (bob, "closed alice");
-    QUIT (bob);
+    QUIT_BOTH (alice, "alice", bob, "bob");
     STOP_BROKER (SIGTERM);
     sc_testproc_destroy_all ();
 
@@ -1319,12 +1290,10 @@ test_key_changed (void **state)
     free (mixed);
     assert_non_null (g_broker);
 
-    sc_testclient_t other_alice = {
-        .keys = g_other, .workdir = g_work, .endpoint = g_endpoint,
-        .user = "alice", .name = "alice-new-key", .ca_file = J (g_keys, "/ca.pem")
-    };
-    alice = sc_testproc_client_new (&other_alice);
-    assert_non_null (alice);
+    alice = s_client_with ((sc_testclient_t) {
+        .keys = g_other, .user = "alice", .name = "alice-new-key",
+        .ca_file = J (g_keys, "/ca.pem")
+    });
     SEE (alice, "ready alice");
     bob = LOGIN ("bob");
     SAY (bob, "/talk alice");

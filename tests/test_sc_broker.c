@@ -237,6 +237,18 @@ s_send_named (client_t *c, uint8_t opcode, const char *name, uint32_t code)
     sc_msg_reset (&msg);
 }
 
+/* A MESSAGE from c: this counter and E2E box. */
+static void
+s_send_message (client_t *c, uint64_t counter, const uint8_t *box, size_t len)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_MESSAGE);
+    msg.counter = counter;
+    assert_int_equal (sc_msg_set_data (&msg, box, len), 0);
+    s_send (c, &msg);
+    sc_msg_reset (&msg);
+}
+
 static void
 s_expect_named (client_t *c, uint8_t opcode, const char *name)
 {
@@ -251,6 +263,18 @@ s_expect_error (client_t *c, uint32_t code)
 {
     sc_msg_t msg;
     s_recv (c, &msg, SC_OP_ERROR);
+    assert_int_equal (msg.code, code);
+    sc_msg_reset (&msg);
+}
+
+/* The next message to c is NOTIFY with this code (and name, unless NULL). */
+static void
+s_expect_notify (client_t *c, const char *name, uint32_t code)
+{
+    sc_msg_t msg;
+    s_recv (c, &msg, SC_OP_NOTIFY);
+    if (name)
+        assert_string_equal (msg.name, name);
     assert_int_equal (msg.code, code);
     sc_msg_reset (&msg);
 }
@@ -429,14 +453,10 @@ test_request_accept_relay_leave (void **state)
     s_open_chat (alice, bob);
 
     /* an E2E box is relayed unchanged (the broker cannot read it) */
-    sc_msg_t msg;
-    sc_msg_init (&msg, SC_OP_MESSAGE);
-    msg.counter = 7;
     uint8_t box[40];
     memset (box, 0xab, sizeof box);
-    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
-    s_send (alice, &msg);
-    sc_msg_reset (&msg);
+    s_send_message (alice, 7, box, sizeof box);
+    sc_msg_t msg;
     s_recv (bob, &msg, SC_OP_MESSAGE);
     assert_int_equal (msg.counter, 7);
     assert_int_equal (msg.data_len, sizeof box);
@@ -445,18 +465,10 @@ test_request_accept_relay_leave (void **state)
     s_expect_nothing (alice);
 
     s_send_named (bob, SC_OP_LEAVE, NULL, 0);
-    sc_msg_t notify;
-    s_recv (alice, &notify, SC_OP_NOTIFY);
-    assert_string_equal (notify.name, "bob");
-    assert_int_equal (notify.code, SC_NOTIFY_LEFT);
-    sc_msg_reset (&notify);
+    s_expect_notify (alice, "bob", SC_NOTIFY_LEFT);
 
     /* no chat any more: relay refused */
-    sc_msg_init (&msg, SC_OP_MESSAGE);
-    msg.counter = 8;
-    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
-    s_send (alice, &msg);
-    sc_msg_reset (&msg);
+    s_send_message (alice, 8, box, sizeof box);
     s_expect_error (alice, SC_ERR_NO_CHAT);
     s_expect_nothing (bob);
 
@@ -526,20 +538,14 @@ test_withdraw_and_quit (void **state)
     s_send_named (alice, SC_OP_RTT, "bob", 0);
     s_expect_named (bob, SC_OP_RTT, "alice");
     s_send_named (alice, SC_OP_LEAVE, NULL, 0);
-    sc_msg_t msg;
-    s_recv (bob, &msg, SC_OP_NOTIFY);
-    assert_int_equal (msg.code, SC_NOTIFY_CANCELLED);
-    sc_msg_reset (&msg);
+    s_expect_notify (bob, NULL, SC_NOTIFY_CANCELLED);
     /* leaving with nothing to leave */
     s_send_named (alice, SC_OP_LEAVE, NULL, 0);
     s_expect_error (alice, SC_ERR_STATE);
 
     s_open_chat (alice, bob);
     s_send_named (alice, SC_OP_QUIT, NULL, 0);
-    s_recv (bob, &msg, SC_OP_NOTIFY);
-    assert_string_equal (msg.name, "alice");
-    assert_int_equal (msg.code, SC_NOTIFY_QUIT);
-    sc_msg_reset (&msg);
+    s_expect_notify (bob, "alice", SC_NOTIFY_QUIT);
     assert_int_equal (sc_broker_sessions (T.broker), 1);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
@@ -561,11 +567,7 @@ test_heartbeat_timeout (void **state)
         sc_msg_reset (&pong);
         sc_broker_tick (T.broker, T.now);
     }
-    sc_msg_t msg;
-    s_recv (bob, &msg, SC_OP_NOTIFY);
-    assert_string_equal (msg.name, "alice");
-    assert_int_equal (msg.code, SC_NOTIFY_LOST);
-    sc_msg_reset (&msg);
+    s_expect_notify (bob, "alice", SC_NOTIFY_LOST);
     assert_int_equal (sc_broker_sessions (T.broker), 1);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
@@ -605,10 +607,7 @@ test_second_login_replaces (void **state)
     s_open_chat (alice1, bob);
     client_t *alice2 = s_login ("alice");
     s_expect_error (alice1, SC_ERR_REPLACED);
-    sc_msg_t msg;
-    s_recv (bob, &msg, SC_OP_NOTIFY);
-    assert_int_equal (msg.code, SC_NOTIFY_REPLACED);
-    sc_msg_reset (&msg);
+    s_expect_notify (bob, NULL, SC_NOTIFY_REPLACED);
     assert_int_equal (sc_broker_sessions (T.broker), 2);
     /* the new session works, the old one is gone */
     s_open_chat (bob, alice2);
@@ -698,23 +697,18 @@ test_peer_queue_full (void **state)
     client_t *alice = s_login ("alice");
     client_t *bob = s_login ("bob");
     s_open_chat (alice, bob);
-    sc_msg_t msg;
-    sc_msg_init (&msg, SC_OP_MESSAGE);
-    msg.counter = 1;
     uint8_t box[20] = { 0 };
-    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
     /* bob reads too slowly: alice is told, bob keeps his session */
     s_fail_rid = bob->rid;
     s_fail_code = SC_BROKER_FULL;
-    s_send (alice, &msg);
+    s_send_message (alice, 1, box, sizeof box);
     s_fail_rid = NULL;
     s_expect_error (alice, SC_ERR_UNDELIVERED);
     s_expect_nothing (alice);
     assert_int_equal (sc_broker_sessions (T.broker), 2);
     /* and the next message goes through */
-    msg.counter = 2;
-    s_send (alice, &msg);
-    sc_msg_reset (&msg);
+    s_send_message (alice, 2, box, sizeof box);
+    sc_msg_t msg;
     s_recv (bob, &msg, SC_OP_MESSAGE);
     assert_int_equal (msg.counter, 2);
     sc_msg_reset (&msg);
@@ -746,9 +740,7 @@ test_undelivered (void **state)
     s_fail_rid = NULL;
     free (frame);
     s_expect_error (alice, SC_ERR_UNDELIVERED);
-    s_recv (alice, &msg, SC_OP_NOTIFY);
-    assert_int_equal (msg.code, SC_NOTIFY_LOST);
-    sc_msg_reset (&msg);
+    s_expect_notify (alice, NULL, SC_NOTIFY_LOST);
     assert_int_equal (sc_broker_sessions (T.broker), 1);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
@@ -778,10 +770,7 @@ test_counter_exhausted_ends_session (void **state)
     /* the next would be seq 5: never sent under this key, the session ends */
     s_send_named (alice, SC_OP_PING, NULL, 0);
     s_expect_nothing (alice);
-    s_recv (bob, &msg, SC_OP_NOTIFY);
-    assert_string_equal (msg.name, "alice");
-    assert_int_equal (msg.code, SC_NOTIFY_LOST);
-    sc_msg_reset (&msg);
+    s_expect_notify (bob, "alice", SC_NOTIFY_LOST);
     assert_int_equal (sc_broker_sessions (T.broker), 1);
     /* a new login gets fresh keys and counters */
     client_t *again = s_login ("alice");

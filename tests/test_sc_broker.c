@@ -72,6 +72,25 @@ s_pop (const uint8_t *rid, size_t rid_len)
     return NULL;
 }
 
+/* sc_broker_forward_fn: the frame being handled (s_frame) goes to rid as
+   it is; recorded like any other send, or failed like s_capture. */
+static uint8_t *s_frame;
+static size_t s_frame_len;
+static size_t s_forwarded;
+
+static int
+s_forward (void *arg, const uint8_t *rid, size_t rid_len)
+{
+    assert_non_null (s_frame);
+    uint8_t *copy = malloc (s_frame_len);
+    assert_non_null (copy);
+    memcpy (copy, s_frame, s_frame_len);
+    int rc = s_capture (arg, rid, rid_len, copy, s_frame_len);
+    if (rc == 0)
+        s_forwarded++;
+    return rc;
+}
+
 /* ---- Fake clients ------------------------------------------------------------ */
 
 typedef struct {
@@ -444,6 +463,129 @@ test_list (void **state)
     s_client_destroy (&carol);
 }
 
+/* c's MESSAGE handed over as a ZeroMQ frame would be: in a buffer the
+   core may rewrite and forward. Returns what sc_broker_handle_frame does;
+   the buffer (what is left in it) in *frame, *len, the caller frees it. */
+static int
+s_send_message_frame (client_t *c, uint64_t counter, const uint8_t *box, size_t box_len,
+                      uint8_t **frame, size_t *len)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_MESSAGE);
+    msg.counter = counter;
+    assert_int_equal (sc_msg_set_data (&msg, box, box_len), 0);
+    assert_int_equal (sc_wire_seal (c->ch, &msg, frame, len), 0);
+    sc_msg_reset (&msg);
+    s_frame = *frame;
+    s_frame_len = *len;
+    int rc = sc_broker_handle_frame (T.broker, c->rid, sizeof c->rid, *frame, *len, T.now);
+    s_frame = NULL;
+    return rc;
+}
+
+static bool
+s_contains (const uint8_t *hay, size_t hay_len, const uint8_t *needle, size_t len)
+{
+    for (size_t i = 0; i + len <= hay_len; i++)
+        if (memcmp (hay + i, needle, len) == 0)
+            return true;
+    return false;
+}
+
+/* bob gets a MESSAGE with this counter and box. */
+static void
+s_expect_message (client_t *c, uint64_t counter, const uint8_t *box, size_t len)
+{
+    sc_msg_t msg;
+    s_recv (c, &msg, SC_OP_MESSAGE);
+    assert_int_equal (msg.counter, counter);
+    assert_int_equal (msg.data_len, len);
+    assert_memory_equal (msg.data, box, len);
+    sc_msg_reset (&msg);
+}
+
+/* The relay without copies: the sender's frame re-sealed in place for
+   the peer and forwarded as it is; when the peer's header has another
+   length (seqs of different msgpack widths), a new frame, and no
+   plaintext left in the old one; a forward that fails is told. */
+static void
+test_relay_in_place (void **state)
+{
+    (void) state;
+    sc_broker_set_forward (T.broker, s_forward);
+    s_forwarded = 0;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);
+    uint8_t box[300];
+    for (size_t i = 0; i < sizeof box; i++)
+        box[i] = (uint8_t) (i * 7 + 1);
+
+    /* both seqs fit one byte: forwarded in place, and bob opens it */
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    assert_int_equal (s_send_message_frame (alice, 1, box, sizeof box, &frame, &len), 1);
+    assert_int_equal (s_forwarded, 1);
+    sent_t *sent = zlistx_last (s_outbox);
+    assert_non_null (sent);
+    assert_int_equal (sent->len, len);
+    assert_memory_equal (sent->frame, frame, len);  /* the very bytes */
+    free (frame);
+    s_expect_message (bob, 1, box, sizeof box);
+    s_expect_nothing (alice);
+
+    /* and back the other way */
+    assert_int_equal (s_send_message_frame (bob, 2, box, 100, &frame, &len), 1);
+    free (frame);
+    s_expect_message (alice, 2, box, 100);
+    assert_int_equal (s_forwarded, 2);
+
+    /* alice's seq past 127 (two bytes in msgpack), bob's still one byte:
+       the header does not fit, a new frame goes, and the plaintext in
+       alice's frame is wiped */
+    sc_msg_t ping;
+    sc_msg_init (&ping, SC_OP_PING);
+    while (sc_channel_sent (alice->ch) < 130) {
+        s_send (alice, &ping);
+        sc_msg_t pong;
+        s_recv (alice, &pong, SC_OP_PONG);
+        sc_msg_reset (&pong);
+    }
+    sc_msg_reset (&ping);
+    assert_int_equal (s_send_message_frame (alice, 3, box, sizeof box, &frame, &len), 0);
+    assert_int_equal (s_forwarded, 2);
+    assert_false (s_contains (frame, len, box, 32));
+    free (frame);
+    s_expect_message (bob, 3, box, sizeof box);
+
+    /* bob's seq past 127 too: his frames fit alice's header again */
+    while (sc_channel_sent (bob->ch) < 130) {
+        sc_msg_t p, pong;
+        sc_msg_init (&p, SC_OP_PING);
+        s_send (bob, &p);
+        sc_msg_reset (&p);
+        s_recv (bob, &pong, SC_OP_PONG);
+        sc_msg_reset (&pong);
+    }
+    assert_int_equal (s_send_message_frame (bob, 4, box, 50, &frame, &len), 1);
+    free (frame);
+    s_expect_message (alice, 4, box, 50);
+    assert_int_equal (s_forwarded, 3);
+
+    /* a forward that fails: bob is told, nothing reaches alice */
+    s_fail_rid = alice->rid;
+    s_fail_code = SC_BROKER_FULL;
+    size_t before = zlistx_size (s_outbox);
+    assert_int_equal (s_send_message_frame (bob, 5, box, 50, &frame, &len), 0);
+    free (frame);
+    s_fail_rid = NULL;
+    assert_int_equal (zlistx_size (s_outbox), before + 1);
+    s_expect_error (bob, SC_ERR_UNDELIVERED);
+    s_expect_nothing (alice);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
 static void
 test_request_accept_relay_leave (void **state)
 {
@@ -792,6 +934,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_first_message_must_be_hello, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_list, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_request_accept_relay_leave, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_relay_in_place, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refuse_busy_self_notfound, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_withdraw_and_quit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_heartbeat_timeout, s_setup, s_teardown),

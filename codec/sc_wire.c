@@ -145,25 +145,14 @@ sc_wire_seal (sc_channel_t *ch, const sc_msg_t *msg, uint8_t **out, size_t *out_
     return rc;
 }
 
-int
-sc_wire_open_into (sc_channel_t *ch, const uint8_t *buf, size_t len,
-                   uint8_t *opcode, uint8_t *body, size_t body_max, size_t *body_len)
+/* The start of every open: an envelope whose body can hold a tag. */
+static int
+s_sealed_envelope (const uint8_t *buf, size_t len, sc_envelope_t *env)
 {
-    sc_envelope_t env;
-    int rc = sc_envelope_decode (buf, len, &env);
-    if (rc)
-        return rc;
-    if (env.body_len < SC_TAG_LEN)
-        return SC_CHANNEL_EAUTH;
-    size_t pt_len = env.body_len - SC_TAG_LEN;
-    if (pt_len > body_max)
-        return SC_CODEC_ESIZE;
-    rc = sc_channel_open (ch, env.version, env.opcode, env.seq, env.body, env.body_len, body);
-    if (rc)
-        return rc;
-    *opcode = env.opcode;
-    *body_len = pt_len;
-    return 0;
+    int rc = sc_envelope_decode (buf, len, env);
+    if (rc == 0 && env->body_len < SC_TAG_LEN)
+        rc = SC_CHANNEL_EAUTH;
+    return rc;
 }
 
 int
@@ -171,11 +160,9 @@ sc_wire_open_inplace (sc_channel_t *ch, uint8_t *buf, size_t len,
                       uint8_t *opcode, uint8_t **body, size_t *body_len)
 {
     sc_envelope_t env;
-    int rc = sc_envelope_decode (buf, len, &env);
+    int rc = s_sealed_envelope (buf, len, &env);
     if (rc)
         return rc;
-    if (env.body_len < SC_TAG_LEN)
-        return SC_CHANNEL_EAUTH;
     /* env.body points into buf: decrypt where the ciphertext is */
     uint8_t *at = buf + (env.body - buf);
     rc = sc_channel_open (ch, env.version, env.opcode, env.seq, at, env.body_len, at);
@@ -214,11 +201,9 @@ sc_wire_open_raw (sc_channel_t *ch, const uint8_t *buf, size_t len,
 {
     sc_envelope_t env;
     *body = NULL;
-    int rc = sc_envelope_decode (buf, len, &env);
+    int rc = s_sealed_envelope (buf, len, &env);
     if (rc)
         return rc;
-    if (env.body_len < SC_TAG_LEN)
-        return SC_CHANNEL_EAUTH;
     size_t pt_len = env.body_len - SC_TAG_LEN;
     uint8_t *pt = malloc (pt_len ? pt_len : 1);
     if (!pt)

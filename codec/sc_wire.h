@@ -42,13 +42,6 @@ int sc_wire_seal_raw (sc_channel_t *ch, uint8_t opcode,
                       uint8_t **out, size_t *out_len) SC_MUST_CHECK;
 int sc_wire_open_raw (sc_channel_t *ch, const uint8_t *buf, size_t len,
                       uint8_t *opcode, uint8_t **body, size_t *body_len) SC_MUST_CHECK;
-/* open_raw into the caller's buffer of body_max bytes (SC_ENVELOPE_MAX
-   always suffices; less than the body needs: SC_CODEC_ESIZE, and the
-   envelope is not accepted). The caller wipes what it no longer needs. */
-int sc_wire_open_into (sc_channel_t *ch, const uint8_t *buf, size_t len,
-                       uint8_t *opcode, uint8_t *body, size_t body_max,
-                       size_t *body_len) SC_MUST_CHECK;
-
 /* The relay path without copies, in the caller's buffer. open_inplace
    opens the envelope in buf where its ciphertext is: *body then points
    into buf, at the plaintext (the caller wipes it when done). When that

@@ -1,8 +1,8 @@
 /*  Tests of sc_wire's relay path: sc_wire_seal_raw writes the envelope
     header itself and seals in place behind it, so its bytes are checked
     against the two-step way (sc_channel_seal, then sc_envelope_encode)
-    across every msgpack width the header can take; sc_wire_open_into
-    opens into the caller's buffer.
+    across every msgpack width the header can take; sc_wire_open_inplace
+    and sc_wire_reseal_inplace open and re-seal in the frame itself.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -130,41 +130,110 @@ s_peer (void)
     return ch;
 }
 
+/* A copy of frame that the in-place functions may rewrite. */
+static uint8_t *
+s_dup (const uint8_t *frame, size_t len)
+{
+    uint8_t *copy = malloc (len);
+    assert_non_null (copy);
+    memcpy (copy, frame, len);
+    return copy;
+}
+
 static void
-test_open_into (void **state)
+test_open_inplace (void **state)
 {
     (void) state;
     sc_channel_t *tx = sc_channel_new (&s_keys), *rx = s_peer ();
     assert_non_null (tx);
-    uint8_t *frame = NULL, opcode = 0, out[SC_ENVELOPE_MAX];
-    size_t len = 0, out_len = 0;
+    uint8_t *frame = NULL, *copy = NULL, *body = NULL, opcode = 0;
+    size_t len = 0, body_len = 0;
     for (size_t i = 0; i < 300; i++)
         s_body[i] = (uint8_t) i;
 
     assert_int_equal (sc_wire_seal_raw (tx, SC_OP_MESSAGE, s_body, 300, &frame, &len), 0);
-    /* a buffer too small: refused, and the envelope not taken */
-    assert_int_equal (sc_wire_open_into (rx, frame, len, &opcode, out, 299, &out_len),
-                      SC_CODEC_ESIZE);
-    assert_int_equal (sc_channel_received (rx), 0);
-    assert_int_equal (sc_wire_open_into (rx, frame, len, &opcode, out, sizeof out, &out_len), 0);
+    copy = s_dup (frame, len);
+    assert_int_equal (sc_wire_open_inplace (rx, copy, len, &opcode, &body, &body_len), 0);
     assert_int_equal (opcode, SC_OP_MESSAGE);
-    assert_int_equal (out_len, 300);
-    assert_memory_equal (out, s_body, 300);
+    assert_int_equal (body_len, 300);
+    /* the plaintext is where the ciphertext was: at the end of the frame */
+    assert_ptr_equal (body, copy + len - 300 - SC_TAG_LEN);
+    assert_memory_equal (body, s_body, 300);
+    free (copy);
     /* the same envelope again is a replay */
-    assert_int_equal (sc_wire_open_into (rx, frame, len, &opcode, out, sizeof out, &out_len),
+    copy = s_dup (frame, len);
+    assert_int_equal (sc_wire_open_inplace (rx, copy, len, &opcode, &body, &body_len),
                       SC_CHANNEL_EREPLAY);
-    /* a flipped byte does not open */
+    free (copy);
+    /* a flipped byte does not open, and no unauthenticated plaintext is
+       left in the frame */
     free (frame);
     assert_int_equal (sc_wire_seal_raw (tx, SC_OP_MESSAGE, s_body, 300, &frame, &len), 0);
     frame[len - 1] ^= 1;
-    assert_int_equal (sc_wire_open_into (rx, frame, len, &opcode, out, sizeof out, &out_len),
+    copy = s_dup (frame, len);
+    assert_int_equal (sc_wire_open_inplace (rx, copy, len, &opcode, &body, &body_len),
                       SC_CHANNEL_EAUTH);
-    /* not an envelope at all */
-    assert_int_equal (sc_wire_open_into (rx, (const uint8_t *) "\xc1", 1, &opcode, out,
-                                         sizeof out, &out_len), SC_CODEC_EPARSE);
+    for (size_t i = 0; i + 32 <= len; i++)
+        assert_true (memcmp (copy + i, s_body, 32) != 0);
+    free (copy);
+    /* not an envelope at all; a body too short for a tag */
+    uint8_t junk[] = { 0xc1 };
+    assert_int_equal (sc_wire_open_inplace (rx, junk, 1, &opcode, &body, &body_len),
+                      SC_CODEC_EPARSE);
+    uint8_t *short_frame = NULL;
+    size_t short_len = 0;
+    assert_int_equal (sc_envelope_encode (SC_OP_MESSAGE, 9, s_body, SC_TAG_LEN - 1,
+                                          &short_frame, &short_len), 0);
+    assert_int_equal (sc_wire_open_inplace (rx, short_frame, short_len, &opcode, &body,
+                                            &body_len), SC_CHANNEL_EAUTH);
+    free (short_frame);
     free (frame);
     sc_channel_destroy (&tx);
     sc_channel_destroy (&rx);
+}
+
+/* Open in place, re-seal in place for a third party: the same bytes as
+   sealing a copy would give; a header of another length is left to the
+   caller (1) with the frame untouched. */
+static void
+test_reseal_inplace (void **state)
+{
+    (void) state;
+    sc_channel_t *a_tx = sc_channel_new (&s_keys), *a_rx = s_peer ();
+    sc_channel_t *b_tx = sc_channel_new (&s_keys), *b_ref = sc_channel_new (&s_keys);
+    assert_true (a_tx && a_rx && b_tx && b_ref);
+    uint8_t *frame = NULL, *body = NULL, *expect = NULL, opcode = 0;
+    size_t len = 0, body_len = 0, expect_len = 0;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal (sc_wire_seal_raw (a_tx, SC_OP_MESSAGE, s_body, 200, &frame, &len), 0);
+        assert_int_equal (sc_wire_open_inplace (a_rx, frame, len, &opcode, &body, &body_len), 0);
+        assert_int_equal (sc_wire_reseal_inplace (b_tx, opcode, frame, len, body_len), 0);
+        assert_int_equal (sc_wire_seal_raw (b_ref, SC_OP_MESSAGE, s_body, 200, &expect,
+                                            &expect_len), 0);
+        assert_int_equal (expect_len, len);
+        assert_memory_equal (frame, expect, len);
+        free (frame);
+        free (expect);
+    }
+    /* b's seq past 127 takes two bytes where a's takes one */
+    while (sc_channel_sent (b_tx) < 200) {
+        uint64_t seq = 0;
+        uint8_t ct[SC_TAG_LEN];
+        assert_int_equal (sc_channel_seal (b_tx, SC_PROTO_VERSION, SC_OP_PING, NULL, 0, &seq,
+                                           ct), 0);
+    }
+    assert_int_equal (sc_wire_seal_raw (a_tx, SC_OP_MESSAGE, s_body, 200, &frame, &len), 0);
+    assert_int_equal (sc_wire_open_inplace (a_rx, frame, len, &opcode, &body, &body_len), 0);
+    uint8_t *before = s_dup (frame, len);
+    assert_int_equal (sc_wire_reseal_inplace (b_tx, opcode, frame, len, body_len), 1);
+    assert_memory_equal (frame, before, len);
+    assert_int_equal (sc_channel_sent (b_tx), 200);       /* no seq spent */
+    free (before);
+    free (frame);
+    sc_channel_destroy (&a_tx);
+    sc_channel_destroy (&a_rx);
+    sc_channel_destroy (&b_tx);
+    sc_channel_destroy (&b_ref);
 }
 
 int
@@ -181,7 +250,8 @@ main (void)
         cmocka_unit_test (test_seal_raw_lengths),
         cmocka_unit_test (test_seal_raw_seq_widths),
         cmocka_unit_test (test_seal_raw_limit),
-        cmocka_unit_test (test_open_into),
+        cmocka_unit_test (test_open_inplace),
+        cmocka_unit_test (test_reseal_inplace),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

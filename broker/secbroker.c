@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 
 #include "sc_broker.h"
+#include "sc_crypto.h"
 #include "sc_log.h"
 #include "sc_notify.h"
 #include "sc_proto.h"
@@ -232,6 +233,11 @@ s_worker (zsock_t *pipe, void *args)
         if (s_job_send (handle, job, 0))
             break;
     }
+    /* CZMQ's actor threads are detached: zactor_destroy returns once
+       this function has, before the thread has exited. OpenSSL's state
+       for this thread goes now, so that the broker's exit never races
+       its destructors. */
+    sc_crypto_thread_stop ();
 }
 
 typedef struct {

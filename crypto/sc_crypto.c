@@ -109,6 +109,12 @@ sc_wipe (void *buf, size_t len)
         OPENSSL_cleanse (buf, len);
 }
 
+void
+sc_crypto_thread_stop (void)
+{
+    OPENSSL_thread_stop ();
+}
+
 int
 sc_random (uint8_t *buf, size_t len)
 {

@@ -33,6 +33,12 @@
 /* Wipe a buffer so the compiler cannot elide it (OPENSSL_cleanse). */
 void sc_wipe (void *buf, size_t len);
 
+/* A thread that is done with cryptography frees what OpenSSL keeps for
+   it (its random generators, its error queue) now, not in a destructor
+   run as the thread exits: a thread that signals "done" and then exits
+   would otherwise race the process's own exit and OpenSSL's clean-up. */
+void sc_crypto_thread_stop (void);
+
 /* Fill buf with len bytes from the CSPRNG. */
 int sc_random (uint8_t *buf, size_t len) SC_MUST_CHECK;
 

@@ -308,4 +308,22 @@ $(BENCH_BIN): $(BENCH_OBJ) $(BUILD)/tests/sc_testproc.o $(LIB)
 bench-run: bench-build
 	@$(BENCH_BIN) --broker $(firstword $(BINS)) $(BENCH_ARGS)
 
--include $(BENCH_OBJ:.o=.d)
+# make bench-micro  single calls on their own, no sockets (tests/bench/micro/):
+#               ns per AEAD seal and open, per body decode, per relayed
+#               message in the broker's core; `name value` lines, the
+#               minimum of several repetitions. Not tests: nothing is timed
+#               against a limit.
+.PHONY: bench-micro bench-micro-build bench-micro-run
+MICRO_SRC   = $(wildcard tests/bench/micro/*.c)
+MICRO_BINS  = $(MICRO_SRC:tests/bench/micro/%.c=$(BUILD)/bench/%)
+
+bench-micro: deps
+	@$(MAKE) --no-print-directory bench-micro-run
+bench-micro-build: $(MICRO_BINS)
+$(BUILD)/bench/bench_%: $(BUILD)/tests/bench/micro/bench_%.o $(TLIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+bench-micro-run: bench-micro-build
+	@for b in $(MICRO_BINS); do $$b || exit 1; done
+
+-include $(BENCH_OBJ:.o=.d) $(MICRO_SRC:%.c=$(BUILD)/%.d)

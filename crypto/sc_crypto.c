@@ -483,6 +483,13 @@ s_aead_seal_ctx (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *k
 {
     int out_len = 0;
     int rc = -1;
+    //  The tag is read as a parameter straight from the provider: what
+    //  EVP_CTRL_AEAD_GET_TAG turns into, without the ctrl's translation.
+    OSSL_PARAM get_tag [] = {
+        OSSL_PARAM_construct_octet_string (OSSL_CIPHER_PARAM_AEAD_TAG,
+                                           out + len, SC_TAG_LEN),
+        OSSL_PARAM_construct_end ()
+    };
     //  The default IV length of chacha20-poly1305 is 12: no need to set it.
     if (ctx
     &&  EVP_EncryptInit_ex2 (ctx, cipher, key, nonce, NULL) == 1
@@ -491,7 +498,7 @@ s_aead_seal_ctx (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *k
                       && (size_t) out_len == len))
     &&  EVP_EncryptFinal_ex (ctx, out + len, &out_len) == 1
     &&  out_len == 0
-    &&  EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_AEAD_GET_TAG, SC_TAG_LEN, out + len) == 1)
+    &&  EVP_CIPHER_CTX_get_params (ctx, get_tag) == 1)
         rc = 0;
     if (rc) {
         sc_wipe (out, len + SC_TAG_LEN);
@@ -528,15 +535,21 @@ s_aead_open_ctx (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *k
 {
     size_t len = in_len - SC_TAG_LEN;
     //  Copy the tag first: out may overlap in (in-place decryption), and
-    //  the ctrl wants a non-const pointer.
+    //  the parameter wants a non-const pointer.
     uint8_t tag [SC_TAG_LEN];
     memcpy (tag, in + len, SC_TAG_LEN);
+    //  The expected tag goes in with the nonce: the init call applies its
+    //  parameters after the nonce (EVP_DecryptInit_ex2), which saves the
+    //  separate EVP_CTRL_AEAD_SET_TAG call and its translation.
+    OSSL_PARAM set_tag [] = {
+        OSSL_PARAM_construct_octet_string (OSSL_CIPHER_PARAM_AEAD_TAG, tag, SC_TAG_LEN),
+        OSSL_PARAM_construct_end ()
+    };
     int out_len = 0;
     uint8_t final_block [16];
     int rc = -1;
     if (ctx
-    &&  EVP_DecryptInit_ex2 (ctx, cipher, key, nonce, NULL) == 1
-    &&  EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_AEAD_SET_TAG, SC_TAG_LEN, tag) == 1
+    &&  EVP_DecryptInit_ex2 (ctx, cipher, key, nonce, set_tag) == 1
     &&  (ad_len == 0 || EVP_DecryptUpdate (ctx, NULL, &out_len, ad, (int) ad_len) == 1)
     &&  (len == 0 || (EVP_DecryptUpdate (ctx, out, &out_len, in, (int) len) == 1
                       && (size_t) out_len == len))

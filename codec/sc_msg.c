@@ -18,6 +18,7 @@
 
 #include <msgpack.h>
 
+#include "sc_crypto.h"
 #include "sc_msg.h"
 
 /* Deepest array nesting any message has is 2 (USERS); 3 leaves room. */
@@ -30,20 +31,13 @@
 
 /* ---- Small helpers ---------------------------------------------------- */
 
-/* A memset the compiler cannot drop: the buffers may hold plaintext. */
-static void
-s_wipe (void *ptr, size_t len)
-{
-    volatile uint8_t *p = (volatile uint8_t *) ptr;
-    for (size_t i = 0; i < len; i++)
-        p [i] = 0;
-}
-
+/* The buffers may hold plaintext: wiped with sc_wipe (OPENSSL_cleanse,
+   which the compiler cannot drop) before they are freed. */
 static void
 s_free_wiped (void *ptr, size_t len)
 {
     if (ptr) {
-        s_wipe (ptr, len);
+        sc_wipe (ptr, len);
         free (ptr);
     }
 }
@@ -253,7 +247,7 @@ sc_msg_reset (sc_msg_t *self)
         s_free_wiped (self->text, strlen (self->text) + 1);
     s_free_wiped (self->names, self->names_count * sizeof *self->names);
     /* Wipe, not just zero: name, keys and nonces go with it. */
-    s_wipe (self, sizeof *self);
+    sc_wipe (self, sizeof *self);
 }
 
 int

@@ -13,6 +13,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -482,21 +483,101 @@ s_prescan (const uint8_t *buf, size_t len)
     return pos == len ? SC_CODEC_OK : SC_CODEC_ETRAILING;
 }
 
-/* Pre-scan, then let msgpack-c build the object tree. The tree's strs and
-   bins point into buf. */
-static int
-s_unpack (const uint8_t *buf, size_t len, msgpack_unpacked *result)
+/* The object tree of one decode. msgpack-c's own entry point
+   (msgpack_unpack_next) gives every decode a fresh 8 KiB zone
+   (MSGPACK_ZONE_CHUNK_SIZE): two mallocs and two frees per decode, for a
+   tree of a few hundred bytes (24 per object). Instead each thread keeps
+   one zone, its first chunk S_ZONE_CHUNK bytes, cleared after each
+   decode: msgpack_zone_clear frees the chunks a long USERS list added and
+   keeps the first, so a thread holds 512 bytes between decodes. The zone
+   only ever holds the tree's skeleton (types, integers, lengths, pointers
+   into the input: msgpack-c's strs and bins are views), never a payload;
+   everything kept is copied out before s_tree_free. A pthread key frees
+   a thread's chunk when the thread exits. Should a decode start while
+   its thread's zone is in use (no caller nests decodes today), or the
+   key be unavailable, the tree gets a zone of its own on the stack. */
+#define S_ZONE_CHUNK    512
+
+static _Thread_local msgpack_zone s_zone;
+static _Thread_local bool s_zone_ready;     /* s_zone initialised */
+static _Thread_local bool s_zone_busy;      /* a tree is in s_zone */
+static pthread_key_t s_zone_key;
+static bool s_zone_key_ok = false;
+static pthread_once_t s_zone_once = PTHREAD_ONCE_INIT;
+
+typedef struct {
+    msgpack_zone own;           /* when the thread's zone cannot serve */
+    msgpack_zone *zone;         /* &s_zone, &own, or NULL: nothing to free */
+    msgpack_object top;
+} s_tree_t;
+
+/* At thread exit (the key's destructor): the thread's first chunk. */
+static void
+s_zone_release (void *zone)
 {
+    msgpack_zone_destroy ((msgpack_zone *) zone);
+    s_zone_ready = false;
+}
+
+static void
+s_zone_key_make (void)
+{
+    s_zone_key_ok = pthread_key_create (&s_zone_key, s_zone_release) == 0;
+}
+
+/* A zone for a new tree: the thread's, made on first use, or its own. */
+static msgpack_zone *
+s_zone_take (s_tree_t *tree)
+{
+    if (!s_zone_ready && !s_zone_busy
+    &&  pthread_once (&s_zone_once, s_zone_key_make) == 0 && s_zone_key_ok
+    &&  msgpack_zone_init (&s_zone, S_ZONE_CHUNK)) {
+        if (pthread_setspecific (s_zone_key, &s_zone) == 0)
+            s_zone_ready = true;
+        else
+            msgpack_zone_destroy (&s_zone);
+    }
+    if (s_zone_ready && !s_zone_busy) {
+        s_zone_busy = true;
+        return &s_zone;
+    }
+    return msgpack_zone_init (&tree->own, S_ZONE_CHUNK) ? &tree->own : NULL;
+}
+
+static void
+s_tree_free (s_tree_t *tree)
+{
+    if (tree->zone == &s_zone) {
+        msgpack_zone_clear (&s_zone);
+        s_zone_busy = false;
+    }
+    else
+    if (tree->zone)
+        msgpack_zone_destroy (tree->zone);
+    tree->zone = NULL;
+}
+
+/* Pre-scan, then let msgpack-c build the object tree in tree's zone
+   (s_tree_free it after, whatever the result). The tree's strs and bins
+   point into buf. */
+static int
+s_unpack (const uint8_t *buf, size_t len, s_tree_t *tree)
+{
+    tree->zone = NULL;
     if (!buf && len > 0)
         return SC_CODEC_EPARSE;
     int rc = s_prescan (buf, len);
     if (rc)
         return rc;
+    tree->zone = s_zone_take (tree);
+    if (!tree->zone)
+        return SC_CODEC_ENOMEM;
     size_t off = 0;
-    switch (msgpack_unpack_next (result, (const char *) buf, len, &off)) {
+    /* msgpack_unpack builds in the caller's zone (msgpack_unpack_next
+       would make its own); SUCCESS or EXTRA_BYTES, the offset tells. */
+    switch (msgpack_unpack ((const char *) buf, len, &off, tree->zone, &tree->top)) {
         case MSGPACK_UNPACK_SUCCESS:
         case MSGPACK_UNPACK_EXTRA_BYTES:
-            /* SUCCESS also when bytes remain: the offset tells. */
             return off == len ? SC_CODEC_OK : SC_CODEC_ETRAILING;
         case MSGPACK_UNPACK_NOMEM_ERROR:
             return SC_CODEC_ENOMEM;
@@ -617,17 +698,16 @@ sc_envelope_decode (const uint8_t *buf, size_t len, sc_envelope_t *env)
     memset (env, 0, sizeof *env);
     if (len > SC_ENVELOPE_MAX)
         return SC_CODEC_ESIZE;
-    msgpack_unpacked result;
-    msgpack_unpacked_init (&result);
-    int rc = s_unpack (buf, len, &result);
+    s_tree_t tree;
+    int rc = s_unpack (buf, len, &tree);
     /* A map or float after another version's number is that version's
        business: report the version, as PROTOCOL.md section 2 asks. */
     if ((rc == SC_CODEC_ETYPE || rc == SC_CODEC_EDEPTH)
     &&  s_other_version (buf, len))
         rc = SC_CODEC_EVERSION;
     if (rc == SC_CODEC_OK)
-        rc = s_envelope_check (&result.data, env);
-    msgpack_unpacked_destroy (&result);
+        rc = s_envelope_check (&tree.top, env);
+    s_tree_free (&tree);
     if (rc)
         memset (env, 0, sizeof *env);
     return rc;
@@ -913,12 +993,11 @@ sc_msg_decode (uint8_t opcode, const uint8_t *buf, size_t len, sc_msg_t *self)
         return SC_CODEC_EOPCODE;
     if (len > SC_ENVELOPE_MAX)
         return SC_CODEC_ESIZE;
-    msgpack_unpacked result;
-    msgpack_unpacked_init (&result);
-    int rc = s_unpack (buf, len, &result);
+    s_tree_t tree;
+    int rc = s_unpack (buf, len, &tree);
     if (rc == SC_CODEC_OK)
-        rc = s_decode_body (&result.data, schema, self);
-    msgpack_unpacked_destroy (&result);
+        rc = s_decode_body (&tree.top, schema, self);
+    s_tree_free (&tree);
     if (rc)
         goto malformed;
     return SC_CODEC_OK;
@@ -995,14 +1074,13 @@ sc_e2e_plain_decode (const uint8_t *buf, size_t len, uint8_t *kind,
     /* The plaintext came out of a box of at most SC_BOX_MAX bytes. */
     if (len > SC_BOX_MAX)
         return SC_CODEC_ESIZE;
-    msgpack_unpacked result;
-    msgpack_unpacked_init (&result);
+    s_tree_t tree;
     uint8_t k = 0;
-    int rc = s_unpack (buf, len, &result);
+    int rc = s_unpack (buf, len, &tree);
     if (rc == SC_CODEC_OK)
-        rc = s_e2e_check (&result.data, &k);
+        rc = s_e2e_check (&tree.top, &k);
     if (rc == SC_CODEC_OK) {
-        const msgpack_object_str *str = &result.data.via.array.ptr [1].via.str;
+        const msgpack_object_str *str = &tree.top.via.array.ptr [1].via.str;
         char *copy = (char *) malloc (str->size + 1);
         if (copy) {
             if (str->size > 0)      /* msgpack-c gives "" a NULL ptr */
@@ -1015,6 +1093,6 @@ sc_e2e_plain_decode (const uint8_t *buf, size_t len, uint8_t *kind,
         else
             rc = SC_CODEC_ENOMEM;
     }
-    msgpack_unpacked_destroy (&result);
+    s_tree_free (&tree);
     return rc;
 }

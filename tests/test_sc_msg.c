@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <malloc.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 #include <msgpack.h>
@@ -1636,6 +1637,77 @@ test_msg_helpers (void **state)
     t_close (&b);
 }
 
+/* Each thread decodes in a zone of its own, kept between decodes and
+   cleared after each (codec/sc_msg.c, s_tree_t): threads decoding at once
+   must not see each other's trees, and a long USERS list, which makes the
+   zone grow, must leave it fit for the next small message. */
+typedef struct {
+    const t_buf_t *users;       /* USERS with SC_USERS_MAX names */
+    const t_buf_t *message;     /* MESSAGE [counter 7, bin of 300 x 0x42] */
+    const t_buf_t *bad;         /* USERS with a bad name: ENAME */
+    int failures;
+} t_thread_job_t;
+
+static void *
+t_decode_loop (void *arg)
+{
+    t_thread_job_t *job = (t_thread_job_t *) arg;
+    for (int i = 0; i < 300; i++) {
+        sc_msg_t msg;
+        if (sc_msg_decode (SC_OP_USERS, t_data (job->users), job->users->sb.size, &msg)
+        ||  msg.names_count != SC_USERS_MAX || strcmp (msg.names [SC_USERS_MAX - 1], "user399"))
+            job->failures++;
+        sc_msg_reset (&msg);
+        if (sc_msg_decode (SC_OP_USERS, t_data (job->bad), job->bad->sb.size, &msg)
+            != SC_CODEC_ENAME)
+            job->failures++;
+        sc_msg_reset (&msg);
+        if (sc_msg_decode (SC_OP_MESSAGE, t_data (job->message), job->message->sb.size, &msg)
+        ||  msg.counter != 7 || msg.data_len != 300 || msg.data [299] != 0x42)
+            job->failures++;
+        sc_msg_reset (&msg);
+    }
+    return NULL;
+}
+
+static void
+test_decode_in_threads (void **state)
+{
+    (void) state;
+    t_buf_t users, message, bad;
+    t_open (&users);
+    t_arr (&users, 2);
+    t_arr (&users, SC_USERS_MAX);
+    for (size_t i = 0; i < SC_USERS_MAX; i++) {
+        char name [32];
+        snprintf (name, sizeof name, "user%zu", i);
+        t_str (&users, name);
+    }
+    t_bool (&users, false);
+    t_open (&message);
+    t_arr (&message, 2); t_uint (&message, 7); t_bin (&message, 300, 0x42);
+    t_open (&bad);
+    t_arr (&bad, 2); t_arr (&bad, 2); t_str (&bad, "ok"); t_str (&bad, "NOT"); t_bool (&bad, true);
+
+    enum { T_THREADS = 4 };
+    pthread_t threads [T_THREADS];
+    t_thread_job_t jobs [T_THREADS];
+    for (int i = 0; i < T_THREADS; i++) {
+        jobs [i] = (t_thread_job_t) { &users, &message, &bad, 0 };
+        assert_int_equal (pthread_create (&threads [i], NULL, t_decode_loop, &jobs [i]), 0);
+    }
+    t_thread_job_t mine = { &users, &message, &bad, 0 };
+    t_decode_loop (&mine);              /* and this thread at the same time */
+    for (int i = 0; i < T_THREADS; i++) {
+        assert_int_equal (pthread_join (threads [i], NULL), 0);
+        assert_int_equal (jobs [i].failures, 0);
+    }
+    assert_int_equal (mine.failures, 0);
+    t_close (&users);
+    t_close (&message);
+    t_close (&bad);
+}
+
 static void
 test_strerror_and_names (void **state)
 {
@@ -1700,6 +1772,7 @@ main (void)
         cmocka_unit_test (test_envelope_size),
         cmocka_unit_test (test_encode_refuses),
         cmocka_unit_test (test_msg_helpers),
+        cmocka_unit_test (test_decode_in_threads),
         cmocka_unit_test (test_strerror_and_names),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -320,9 +320,10 @@ MICRO_BINS  = $(MICRO_SRC:tests/bench/micro/%.c=$(BUILD)/bench/%)
 bench-micro: deps
 	@$(MAKE) --no-print-directory bench-micro-run
 bench-micro-build: $(MICRO_BINS)
+# The tests' helpers, linked as the tests link them (some call cmocka).
 $(BUILD)/bench/bench_%: $(BUILD)/tests/bench/micro/bench_%.o $(TLIB_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $^ $(CMOCKA) $(LDLIBS) -o $@
 bench-micro-run: bench-micro-build
 	@for b in $(MICRO_BINS); do $$b || exit 1; done
 

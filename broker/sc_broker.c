@@ -860,8 +860,12 @@ static void
 s_dispatch (sc_broker_t *self, s_session_t *s, uint8_t opcode, s_frame_t *frame,
             const uint8_t *body, size_t len)
 {
+    /* a relayed body is checked as strictly, but nothing of it is kept */
+    bool relayed = opcode == SC_OP_MESSAGE || opcode == SC_OP_CC_SESSION
+                || opcode == SC_OP_CC_REPLY || opcode == SC_OP_CC_FINISH;
     sc_msg_t msg;
-    int rc = sc_msg_decode (opcode, body, len, &msg);
+    sc_msg_init (&msg, opcode);
+    int rc = relayed ? sc_msg_check (opcode, body, len) : sc_msg_decode (opcode, body, len, &msg);
     if (rc) {
         s_error (self, s, SC_ERR_MALFORMED, sc_codec_strerror (rc));
         sc_msg_reset (&msg);

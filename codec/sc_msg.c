@@ -920,7 +920,7 @@ s_check_blob (const msgpack_object *o, msgpack_object_type type,
 }
 
 static int
-s_decode_field (const msgpack_object *o, const s_field_t *f, sc_msg_t *self)
+s_decode_field (const msgpack_object *o, const s_field_t *f, sc_msg_t *self, bool keep)
 {
     uint8_t *at = (uint8_t *) self + f->offset;
     int rc;
@@ -946,7 +946,7 @@ s_decode_field (const msgpack_object *o, const s_field_t *f, sc_msg_t *self)
             return rc;
         case S_K_DATA:
             rc = s_check_blob (o, MSGPACK_OBJECT_BIN, f->min, f->max);
-            if (rc == SC_CODEC_OK
+            if (rc == SC_CODEC_OK && keep
             &&  sc_msg_set_data (self, (const uint8_t *) o->via.bin.ptr,
                                  o->via.bin.size))
                 rc = SC_CODEC_ENOMEM;
@@ -956,7 +956,7 @@ s_decode_field (const msgpack_object *o, const s_field_t *f, sc_msg_t *self)
             if (rc == SC_CODEC_OK
             &&  !sc_utf8_valid (o->via.str.ptr, o->via.str.size))
                 rc = SC_CODEC_EUTF8;
-            if (rc == SC_CODEC_OK
+            if (rc == SC_CODEC_OK && keep
             &&  s_set_text (self, o->via.str.ptr, o->via.str.size))
                 rc = SC_CODEC_ENOMEM;
             return rc;
@@ -967,7 +967,7 @@ s_decode_field (const msgpack_object *o, const s_field_t *f, sc_msg_t *self)
 
 static int
 s_decode_body (const msgpack_object *top, const s_schema_t *schema,
-               sc_msg_t *self)
+               sc_msg_t *self, bool keep)
 {
     if (top->type != MSGPACK_OBJECT_ARRAY)
         return SC_CODEC_ETYPE;
@@ -975,18 +975,18 @@ s_decode_body (const msgpack_object *top, const s_schema_t *schema,
         return SC_CODEC_EARITY;
     for (size_t i = 0; i < schema->count; i++) {
         int rc = s_decode_field (&top->via.array.ptr [i], &schema->field [i],
-                                 self);
+                                 self, keep);
         if (rc)
             return rc;
     }
     return SC_CODEC_OK;
 }
 
-int
-sc_msg_decode (uint8_t opcode, const uint8_t *buf, size_t len, sc_msg_t *self)
+/* Decode into self; with keep false the data and text fields are
+   checked as strictly but not copied out (self then lacks them). */
+static int
+s_decode (uint8_t opcode, const uint8_t *buf, size_t len, sc_msg_t *self, bool keep)
 {
-    if (!self)
-        return SC_CODEC_EPARSE;
     sc_msg_init (self, opcode);
     const s_schema_t *schema = s_schema (opcode);
     if (!schema)
@@ -996,15 +996,29 @@ sc_msg_decode (uint8_t opcode, const uint8_t *buf, size_t len, sc_msg_t *self)
     s_tree_t tree;
     int rc = s_unpack (buf, len, &tree);
     if (rc == SC_CODEC_OK)
-        rc = s_decode_body (&tree.top, schema, self);
+        rc = s_decode_body (&tree.top, schema, self, keep);
     s_tree_free (&tree);
-    if (rc)
-        goto malformed;
-    return SC_CODEC_OK;
+    if (rc) {
+        sc_msg_reset (self);
+        self->opcode = opcode;
+    }
+    return rc;
+}
 
-malformed:
-    sc_msg_reset (self);
-    self->opcode = opcode;
+int
+sc_msg_decode (uint8_t opcode, const uint8_t *buf, size_t len, sc_msg_t *self)
+{
+    if (!self)
+        return SC_CODEC_EPARSE;
+    return s_decode (opcode, buf, len, self, true);
+}
+
+int
+sc_msg_check (uint8_t opcode, const uint8_t *buf, size_t len)
+{
+    sc_msg_t scratch;
+    int rc = s_decode (opcode, buf, len, &scratch, false);
+    sc_msg_reset (&scratch);
     return rc;
 }
 

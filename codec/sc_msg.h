@@ -114,6 +114,9 @@ int sc_msg_encode (const sc_msg_t *self, uint8_t **out, size_t *out_len) SC_MUST
    sc_msg_reset it after, even on failure). */
 int sc_msg_decode (uint8_t opcode, const uint8_t *buf, size_t len,
                    sc_msg_t *self) SC_MUST_CHECK_CODEC;
+/* The same checks and result as sc_msg_decode, keeping nothing: for a
+   body that is relayed as it is (no copy of its data or text is made). */
+int sc_msg_check (uint8_t opcode, const uint8_t *buf, size_t len) SC_MUST_CHECK_CODEC;
 
 /* ---- The plaintext inside an E2E box ---------------------------------- */
 /* [kind, text]: kind SC_E2E_TEXT carries 1..SC_TEXT_MAX bytes of UTF-8;

@@ -63,6 +63,8 @@ s_body (uint8_t opcode, const uint8_t *body, size_t len)
 {
     sc_msg_t msg;
     int rc = sc_msg_decode (opcode, body, len, &msg);
+    if (sc_msg_check (opcode, body, len) != rc)
+        sc_fuzz_fail ("sc_msg_check and sc_msg_decode disagree");
     if (rc) {
         if (rc > 0 || rc < SC_CODEC_ENOMEM)
             sc_fuzz_fail ("sc_msg_decode: not a codec error code");

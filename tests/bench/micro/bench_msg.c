@@ -1,8 +1,9 @@
 /*  bench_msg: nanoseconds per strict decode in codec/sc_msg.c, what the
     broker does to every relayed MESSAGE besides the AEAD: the envelope
     (sc_envelope_decode) and the body (sc_msg_decode, then sc_msg_reset,
-    which wipes and frees the copy of the box), with boxes of 64, 256,
-    1024 and 4096 bytes.
+    which wipes and frees the copy of the box), and the check the broker
+    makes of a body it relays (sc_msg_check: the same rules, nothing
+    copied), with boxes of 64, 256, 1024 and 4096 bytes.
 
     One `name value` line per figure on stdout: the minimum over the
     repetitions of the mean per call. Not a test: it only checks that
@@ -33,18 +34,25 @@ s_now_ns (void)
 
 //  Mean ns per decode of the envelope (body false) or of the body (true);
 //  -1 when one fails.
+/* What s_run times. */
+enum { S_ENVELOPE, S_DECODE, S_CHECK, S_WAYS };
+static const char *s_names [S_WAYS] = { "envelope_decode", "msg_decode_reset", "msg_check" };
+
 static double
 s_run (const uint8_t *env, size_t env_len, const uint8_t *body, size_t body_len,
-       bool decode_body, long calls)
+       int way, long calls)
 {
     int bad = 0;
     double start = s_now_ns ();
     for (long i = 0; i < calls; i++) {
-        if (decode_body) {
+        if (way == S_DECODE) {
             sc_msg_t msg;
             bad |= sc_msg_decode (SC_OP_MESSAGE, body, body_len, &msg);
             sc_msg_reset (&msg);
         }
+        else
+        if (way == S_CHECK)
+            bad |= sc_msg_check (SC_OP_MESSAGE, body, body_len);
         else {
             sc_envelope_t e;
             bad |= sc_envelope_decode (env, env_len, &e);
@@ -82,12 +90,13 @@ main (int argc, char *argv [])
             return 1;
         }
     }
-    double best [4][2];
+    double best [4][S_WAYS];
     for (size_t s = 0; s < nsizes; s++)
-        best [s][0] = best [s][1] = -1;
+        for (int b = 0; b < S_WAYS; b++)
+            best [s][b] = -1;
     for (int r = 0; r < reps; r++)
         for (size_t s = 0; s < nsizes; s++)
-            for (int b = 0; b < 2; b++) {
+            for (int b = 0; b < S_WAYS; b++) {
                 double ns = s_run (env [s], env_len [s], body [s], body_len [s], b, calls);
                 if (ns < 0) {
                     fprintf (stderr, "bench_msg: a decode failed\n");
@@ -96,10 +105,9 @@ main (int argc, char *argv [])
                 if (best [s][b] < 0 || ns < best [s][b])
                     best [s][b] = ns;
             }
-    for (int b = 0; b < 2; b++)
+    for (int b = 0; b < S_WAYS; b++)
         for (size_t s = 0; s < nsizes; s++)
-            printf ("%s_ns_%zu %.1f\n", b ? "msg_decode_reset" : "envelope_decode",
-                    s_sizes [s], best [s][b]);
+            printf ("%s_ns_%zu %.1f\n", s_names [b], s_sizes [s], best [s][b]);
     for (size_t s = 0; s < nsizes; s++) {
         free (body [s]);
         free (env [s]);

@@ -889,7 +889,7 @@ s_decode_name (const msgpack_object *o, char dest [SC_NAME_MAX + 1])
 }
 
 static int
-s_decode_names (const msgpack_object *o, const s_field_t *f, sc_msg_t *self)
+s_decode_names (const msgpack_object *o, const s_field_t *f, sc_msg_t *self, bool keep)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY)
         return SC_CODEC_ETYPE;
@@ -900,7 +900,7 @@ s_decode_names (const msgpack_object *o, const s_field_t *f, sc_msg_t *self)
         int rc = s_decode_name (&o->via.array.ptr [i], name);
         if (rc)
             return rc;
-        if (sc_msg_add_name (self, name))
+        if (keep && sc_msg_add_name (self, name))
             return SC_CODEC_ENOMEM;
     }
     return SC_CODEC_OK;
@@ -961,7 +961,7 @@ s_decode_field (const msgpack_object *o, const s_field_t *f, sc_msg_t *self, boo
                 rc = SC_CODEC_ENOMEM;
             return rc;
         default:
-            return s_decode_names (o, f, self);
+            return s_decode_names (o, f, self, keep);
     }
 }
 

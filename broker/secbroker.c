@@ -411,7 +411,13 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         items[1 + i] = (zmq_pollitem_t) { zsock_resolve (workers.actor[i]), 0, ZMQ_POLLIN, 0 };
     while (!zsys_interrupted) {
         long timeout = (long) (next_tick - zclock_mono ());
-        int rc = zmq_poll (items, 1 + (int) workers.count, timeout > 0 ? timeout : 0);
+        /* The workers' pipes only while jobs are out: each socket in a
+           zmq_poll costs system calls (ZeroMQ checks its mailbox), and
+           between logins the relay needs only the ROUTER. */
+        int nitems = sc_broker_jobs (broker) > 0 ? 1 + (int) workers.count : 1;
+        for (int i = 1; i < 1 + (int) workers.count; i++)
+            items[i].revents = 0;
+        int rc = zmq_poll (items, nitems, timeout > 0 ? timeout : 0);
         if (rc < 0 && zmq_errno () != EINTR) {
             sc_log (SC_LOG_ERROR, "poll failed: %s", zmq_strerror (zmq_errno ()));
             break;

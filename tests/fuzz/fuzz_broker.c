@@ -1,5 +1,6 @@
-/*  fuzz_broker: the broker's protocol core (sc_broker_handle, _tick) on a
-    script of frames from eight connections, no sockets.
+/*  fuzz_broker: the broker's protocol core (sc_broker_handle_frame, as
+    secbroker calls it, with a forward function, and _tick) on a script of
+    frames from eight connections, no sockets.
 
     Each input gets a fresh broker; alice (connection 0) and bob (1) log
     in for real first, so the script reaches every logged-in path: its
@@ -114,21 +115,49 @@ s_capture (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t
     return rc;
 }
 
+/* sc_broker_forward_fn: the frame being handled, as the core left it,
+   goes through the same checks as any frame the broker sends. */
+static uint8_t *s_current;
+static size_t s_current_len;
+
+static int
+s_forward (void *arg, const uint8_t *rid, size_t rid_len)
+{
+    if (!s_current)
+        sc_fuzz_fail ("a forward outside sc_broker_handle_frame");
+    uint8_t *copy = malloc (s_current_len ? s_current_len : 1);
+    if (!copy)
+        return SC_BROKER_FULL;
+    memcpy (copy, s_current, s_current_len);
+    return s_capture (arg, rid, rid_len, copy, s_current_len);
+}
+
 /* ---- What the connections send ------------------------------------------- */
 
 static void
 s_deliver (s_conn_t *c, const uint8_t *frame, size_t len)
 {
     uint8_t *copy = malloc (len ? len : 1);
-    if (!copy)
+    uint8_t *work = malloc (len ? len : 1);
+    if (!copy || !work) {
+        free (copy);
+        free (work);
         return;
-    if (len)
+    }
+    if (len) {
         memcpy (copy, frame, len);
+        memcpy (work, frame, len);
+    }
     free (c->last);
     c->last = copy;
     c->last_len = len;
     sc_fuzz_record (SC_FUZZ_SEEN_ENVELOPE, frame, len);
-    sc_broker_handle (S.broker, c->rid, sizeof c->rid, frame, len, S.now);
+    /* as secbroker hands it over: bytes the core may rewrite and forward */
+    s_current = work;
+    s_current_len = len;
+    (void) sc_broker_handle_frame (S.broker, c->rid, sizeof c->rid, work, len, S.now);
+    s_current = NULL;
+    free (work);
 }
 
 static void
@@ -299,6 +328,7 @@ sc_fuzz_broker (const uint8_t *data, size_t size)
                               s_keys->registry, &opts, s_capture, NULL);
     if (!S.broker)
         sc_fuzz_fail ("sc_broker_new");
+    sc_broker_set_forward (S.broker, s_forward);
     s_login (SC_FUZZ_ALICE);
     s_login (SC_FUZZ_BOB);
     if (sc_broker_sessions (S.broker) != 2)

@@ -817,12 +817,13 @@ s_reseal (sc_broker_t *self, s_session_t *peer, uint8_t opcode, s_frame_t *frame
           const uint8_t *body, size_t len)
 {
     if (frame->in_place && self->forward) {
-        int rc = sc_wire_reseal_inplace (peer->ch, opcode, frame->data, frame->len, len);
+        int rc = sc_wire_reseal_inplace (peer->ch, opcode, frame->data, frame->len, body, len);
         if (rc == 0) {
             rc = self->forward (self->arg, peer->rid, peer->rid_len);
             frame->sent = rc == 0;
+            return rc;
         }
-        if (rc != 1)
+        if (rc != SC_WIRE_NOFIT)
             return rc;
     }
     uint8_t *out = NULL;

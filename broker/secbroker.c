@@ -152,41 +152,55 @@ s_raise_nofile (void)
     }
 }
 
-/* sc_broker_send_fn over the ROUTER: never blocks; a gone client or a
-   full queue is -1 and the core tells the sender. The frame is copied
-   into ZeroMQ's message and freed here, in the thread that made it:
-   handed over without a copy it would cost a second allocation (ZeroMQ's
-   reference count) and be freed in the I/O thread, against this one's
-   allocator lock; the copy costs less than either. */
 typedef struct {
     void *handle;               /* the ROUTER                             */
     zmq_msg_t *current;         /* the envelope being handled             */
 } s_shell_t;
 
+/* One message to the client with this routing id: the routing frame,
+   then body (which ZeroMQ takes over). Never blocks. The ROUTER refuses
+   a message at its first frame (a full queue: SC_BROKER_FULL; a gone
+   client, ZMQ_ROUTER_MANDATORY: SC_BROKER_GONE); once that frame went,
+   the body can only be interrupted, and is sent again, so that no half
+   message is left for the next one to join. */
+static int
+s_send_routed (void *handle, const uint8_t *rid, size_t rid_len, zmq_msg_t *body)
+{
+    if (zmq_send (handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return zmq_errno () == EAGAIN ? SC_BROKER_FULL : SC_BROKER_GONE;
+    int rc;
+    while ((rc = zmq_msg_send (body, handle, ZMQ_DONTWAIT)) < 0 && zmq_errno () == EINTR)
+        ;
+    return rc < 0 ? SC_BROKER_FULL : 0;
+}
+
+/* sc_broker_send_fn: a frame the core made (a reply, an error, a relayed
+   envelope that did not fit in place) is copied into a ZeroMQ message and
+   freed here, in the thread that allocated it. */
 static int
 s_send (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t len)
 {
-    void *handle = ((s_shell_t *) arg)->handle;
-    if (zmq_send (handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        free (frame);
-        return zmq_errno () == EAGAIN ? SC_BROKER_FULL : SC_BROKER_GONE;
+    zmq_msg_t msg;
+    int rc = zmq_msg_init_size (&msg, len) == 0 ? 0 : SC_BROKER_FULL;
+    if (rc == 0) {
+        memcpy (zmq_msg_data (&msg), frame, len);
+        rc = s_send_routed (((s_shell_t *) arg)->handle, rid, rid_len, &msg);
+        zmq_msg_close (&msg);
     }
-    /* The routing frame went: the body follows on the same pipe. */
-    int rc = zmq_send (handle, frame, len, ZMQ_DONTWAIT) < 0 ? SC_BROKER_FULL : 0;
     free (frame);
     return rc;
 }
 
-/* sc_broker_forward_fn: the envelope the core re-sealed in place goes as
-   the message it came in, without a copy; ZeroMQ frees it once written,
-   as the raw relay's messages are. */
+/* sc_broker_forward_fn: the envelope the core re-sealed in place goes on
+   as the very message it came in, without a copy, as the bench's raw
+   relay forwards its messages; ZeroMQ frees it once written. (Received
+   messages can be slices of ZeroMQ's 8 KiB read buffer, which a message
+   queued to a peer that does not read then keeps: see SECURITY.md.) */
 static int
 s_forward (void *arg, const uint8_t *rid, size_t rid_len)
 {
     s_shell_t *shell = arg;
-    if (zmq_send (shell->handle, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return zmq_errno () == EAGAIN ? SC_BROKER_FULL : SC_BROKER_GONE;
-    return zmq_msg_send (shell->current, shell->handle, ZMQ_DONTWAIT) < 0 ? SC_BROKER_FULL : 0;
+    return s_send_routed (shell->handle, rid, rid_len, shell->current);
 }
 
 /* ---- Login workers ---------------------------------------------------- */

@@ -176,14 +176,15 @@ sc_wire_open_inplace (sc_channel_t *ch, uint8_t *buf, size_t len,
 
 int
 sc_wire_reseal_inplace (sc_channel_t *ch, uint8_t opcode, uint8_t *buf, size_t len,
-                        size_t body_len)
+                        const uint8_t *body, size_t body_len)
 {
     s_header_t header;
     size_t ct_len = body_len + SC_TAG_LEN;
     uint64_t next = sc_channel_sent (ch) + 1;
-    if (ct_len > len || !sc_opcode_known (opcode)
+    /* the body must be where sc_wire_open_inplace left it: the frame's end */
+    if (ct_len > len || body != buf + (len - ct_len) || !sc_opcode_known (opcode)
         || s_header (opcode, next, ct_len, &header) || header.len != len - ct_len)
-        return 1;                       /* does not fit: the caller copies */
+        return SC_WIRE_NOFIT;           /* the caller seals a copy */
     uint64_t seq = 0;
     uint8_t *at = buf + header.len;
     int rc = sc_channel_seal (ch, SC_PROTO_VERSION, opcode, at, body_len, &seq, at);

@@ -47,14 +47,16 @@ int sc_wire_open_raw (sc_channel_t *ch, const uint8_t *buf, size_t len,
    into buf, at the plaintext (the caller wipes it when done). When that
    plaintext is what the peer gets, reseal_inplace turns buf into the
    peer's envelope of the same length: the ciphertext sealed under ch
-   over the plaintext, the header for ch's next seq before it. It returns
-   1, touching nothing, when the peer's header has another length than
-   the sender's (a seq of another width): the caller then seals a copy
-   with seal_raw. On any failure seal_raw's codes. */
+   over the plaintext (body, body_len: what open_inplace gave), the header
+   for ch's next seq before it. It returns SC_WIRE_NOFIT, touching
+   nothing, when the peer's header has another length than the sender's
+   (a seq of another width), or body is not at the end of buf: the caller
+   then seals a copy with seal_raw. On any failure seal_raw's codes. */
+#define SC_WIRE_NOFIT 1
 int sc_wire_open_inplace (sc_channel_t *ch, uint8_t *buf, size_t len,
                           uint8_t *opcode, uint8_t **body, size_t *body_len) SC_MUST_CHECK;
-int sc_wire_reseal_inplace (sc_channel_t *ch, uint8_t opcode, uint8_t *buf,
-                            size_t len, size_t body_len) SC_MUST_CHECK;
+int sc_wire_reseal_inplace (sc_channel_t *ch, uint8_t opcode, uint8_t *buf, size_t len,
+                            const uint8_t *body, size_t body_len) SC_MUST_CHECK;
 /* Peek at an envelope's opcode and seq without opening it (-1 if it is
    not a well-formed envelope). */
 int sc_wire_peek (const uint8_t *buf, size_t len, uint8_t *opcode, uint64_t *seq) SC_MUST_CHECK;

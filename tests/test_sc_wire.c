@@ -207,7 +207,7 @@ test_reseal_inplace (void **state)
     for (int round = 0; round < 3; round++) {
         assert_int_equal (sc_wire_seal_raw (a_tx, SC_OP_MESSAGE, s_body, 200, &frame, &len), 0);
         assert_int_equal (sc_wire_open_inplace (a_rx, frame, len, &opcode, &body, &body_len), 0);
-        assert_int_equal (sc_wire_reseal_inplace (b_tx, opcode, frame, len, body_len), 0);
+        assert_int_equal (sc_wire_reseal_inplace (b_tx, opcode, frame, len, body, body_len), 0);
         assert_int_equal (sc_wire_seal_raw (b_ref, SC_OP_MESSAGE, s_body, 200, &expect,
                                             &expect_len), 0);
         assert_int_equal (expect_len, len);
@@ -225,9 +225,14 @@ test_reseal_inplace (void **state)
     assert_int_equal (sc_wire_seal_raw (a_tx, SC_OP_MESSAGE, s_body, 200, &frame, &len), 0);
     assert_int_equal (sc_wire_open_inplace (a_rx, frame, len, &opcode, &body, &body_len), 0);
     uint8_t *before = s_dup (frame, len);
-    assert_int_equal (sc_wire_reseal_inplace (b_tx, opcode, frame, len, body_len), 1);
+    assert_int_equal (sc_wire_reseal_inplace (b_tx, opcode, frame, len, body, body_len),
+                      SC_WIRE_NOFIT);
     assert_memory_equal (frame, before, len);
     assert_int_equal (sc_channel_sent (b_tx), 200);       /* no seq spent */
+    /* a body that is not at the frame's end is refused the same way */
+    assert_int_equal (sc_wire_reseal_inplace (b_tx, opcode, frame, len, body - 1, body_len),
+                      SC_WIRE_NOFIT);
+    assert_memory_equal (frame, before, len);
     free (before);
     free (frame);
     sc_channel_destroy (&a_tx);

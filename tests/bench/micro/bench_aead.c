@@ -19,20 +19,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "micro.h"
+
 #include "sc_crypto.h"
 
 #define S_AD_LEN    42                 /* sid || version || opcode || seq */
 #define S_MAX_LEN   4096
 
 static const size_t s_sizes [] = { 64, 256, 1024, 4096 };
-
-static double
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e9 + (double) ts.tv_nsec;
-}
 
 typedef enum { S_SEAL_WITH, S_OPEN_WITH, S_SEAL, S_OPEN } s_op_t;
 static const char *s_op_name [] = { "seal_with", "open_with", "seal", "open" };
@@ -53,7 +47,7 @@ s_run (s_bench_t *b, s_op_t op, size_t len, long calls)
     uint8_t nonce [SC_NONCE_LEN];
     sc_aead_nonce (1, nonce);
     int bad = 0;
-    double start = s_now_ns ();
+    double start = micro_now_ns ();
     for (long i = 0; i < calls; i++) {
         switch (op) {
             case S_SEAL_WITH:
@@ -76,19 +70,17 @@ s_run (s_bench_t *b, s_op_t op, size_t len, long calls)
                 break;
         }
     }
-    double ns = (s_now_ns () - start) / (double) calls;
+    double ns = (micro_now_ns () - start) / (double) calls;
     return bad ? -1 : ns;
 }
 
 int
 main (int argc, char *argv [])
 {
-    int reps = argc > 1 ? atoi (argv [1]) : 7;
-    long calls = argc > 2 ? atol (argv [2]) : 20000;
-    if (reps < 1 || calls < 1) {
-        fprintf (stderr, "usage: bench_aead [repetitions [calls]]\n");
+    int reps = 7;
+    long calls = 20000;
+    if (micro_args (argc, argv, "bench_aead", "calls", &reps, &calls))
         return 2;
-    }
     static s_bench_t b;
     uint8_t nonce [SC_NONCE_LEN];
     sc_aead_nonce (1, nonce);

@@ -20,17 +20,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "micro.h"
+
 #include "sc_msg.h"
 
 static const size_t s_sizes [] = { 64, 256, 1024, 4096 };
-
-static double
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e9 + (double) ts.tv_nsec;
-}
 
 //  Mean ns per decode of the envelope (body false) or of the body (true);
 //  -1 when one fails.
@@ -43,7 +37,7 @@ s_run (const uint8_t *env, size_t env_len, const uint8_t *body, size_t body_len,
        int way, long calls)
 {
     int bad = 0;
-    double start = s_now_ns ();
+    double start = micro_now_ns ();
     for (long i = 0; i < calls; i++) {
         if (way == S_DECODE) {
             sc_msg_t msg;
@@ -58,19 +52,17 @@ s_run (const uint8_t *env, size_t env_len, const uint8_t *body, size_t body_len,
             bad |= sc_envelope_decode (env, env_len, &e);
         }
     }
-    double ns = (s_now_ns () - start) / (double) calls;
+    double ns = (micro_now_ns () - start) / (double) calls;
     return bad ? -1 : ns;
 }
 
 int
 main (int argc, char *argv [])
 {
-    int reps = argc > 1 ? atoi (argv [1]) : 7;
-    long calls = argc > 2 ? atol (argv [2]) : 20000;
-    if (reps < 1 || calls < 1) {
-        fprintf (stderr, "usage: bench_msg [repetitions [calls]]\n");
+    int reps = 7;
+    long calls = 20000;
+    if (micro_args (argc, argv, "bench_msg", "calls", &reps, &calls))
         return 2;
-    }
     size_t nsizes = sizeof s_sizes / sizeof s_sizes [0];
     uint8_t *body [4] = { NULL }, *env [4] = { NULL };
     size_t body_len [4], env_len [4];

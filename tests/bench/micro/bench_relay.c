@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "micro.h"
+
 #include <czmq.h>
 
 #include "sc_broker.h"
@@ -50,14 +52,6 @@ typedef struct {
 static s_client_t s_alice = { .rid = { 0, 0, 0, 0, 1 } };
 static s_client_t s_bob = { .rid = { 0, 0, 0, 0, 2 } };
 static sc_broker_t *s_broker;
-
-static double
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec * 1e9 + (double) ts.tv_nsec;
-}
 
 static int
 s_send_cb (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t len)
@@ -191,10 +185,10 @@ s_run (size_t box_len, size_t count, uint8_t **frames, size_t *lens)
     }
     sc_msg_reset (&msg);
     size_t before = s_bob.received;
-    double start = s_now_ns ();
+    double start = micro_now_ns ();
     for (size_t i = 0; i < count; i++)
         s_deliver (&s_alice, frames [i], lens [i]);
-    double ns = (s_now_ns () - start) / (double) count;
+    double ns = (micro_now_ns () - start) / (double) count;
     for (size_t i = 0; i < count; i++)
         free (frames [i]);
     return s_bob.received - before == count ? ns : -1;
@@ -203,12 +197,11 @@ s_run (size_t box_len, size_t count, uint8_t **frames, size_t *lens)
 int
 main (int argc, char *argv [])
 {
-    int reps = argc > 1 ? atoi (argv [1]) : 7;
-    size_t count = argc > 2 ? (size_t) atol (argv [2]) : 4000;
-    if (reps < 1 || count < 1) {
-        fprintf (stderr, "usage: bench_relay [repetitions [messages]]\n");
+    int reps = 7;
+    long messages = 4000;
+    if (micro_args (argc, argv, "bench_relay", "messages", &reps, &messages))
         return 2;
-    }
+    size_t count = (size_t) messages;
     zsys_init ();
     sc_log_set_level ("error");
     int err = 0;

@@ -1,6 +1,7 @@
-/*  secbench: relay throughput and latency against raw ZeroMQ, logins
-    against the crypto bound, and 10,000 idle sessions against a raw
-    ROUTER's connections. Every comparison is made side by side in the
+/*  secbench: relay throughput and latency against raw ZeroMQ (and the
+    throughput against the crypto floor: the raw relay doing the least a
+    re-encrypting relay must do), logins against the crypto bound, and
+    10,000 idle sessions against a raw ROUTER's connections. Every comparison is made side by side in the
     same run (the machines are shared and noisy) and printed as one
     `name value` line per figure on stdout; diagnostics go to stderr.
     docs/PERFORMANCE.md explains each figure and what limits it.
@@ -316,11 +317,25 @@ done:
 
 /* ---- 1. and 4. Relay ------------------------------------------------------------ */
 
-/* One throughput window through one path (mode 1: the broker, 0: raw):
-   messages per second received, or -1. What each side spent is on
-   stderr: the relay's CPU (and its main thread's) and the clients' per
-   message, over the whole run (warm-up and drain included, so a little
-   high), and how idle the machine was. */
+/* The relay paths: raw ZeroMQ, the broker, and the crypto floor (the raw
+   relay doing a seal and an open of every message, bench_raw.c). */
+enum { S_RAW, S_BROKER, S_FLOOR, S_PATHS };
+static const char *const s_path_name[S_PATHS] = { "raw", "broker", "floor" };
+
+/* Turns the raw relay's floor on or off and waits until it says so. */
+static int
+s_floor_set (sc_testproc_t *raw, bool on)
+{
+    if (sc_testproc_signal (raw, on ? SIGUSR1 : SIGUSR2))
+        return -1;
+    return sc_testproc_expect (raw, on ? "raw floor on" : "raw floor off", 10000);
+}
+
+/* One throughput window through one path: messages per second received,
+   or -1. What each side spent is on stderr: the relay's CPU (and its
+   main thread's) and the clients' per message, over the whole run
+   (warm-up and drain included, so a little high), and how idle the
+   machine was. */
 static double
 s_tput (const s_opts_t *o, sc_testproc_t **loads, size_t nl, sc_testproc_t *relay,
         int mode, size_t size)
@@ -334,7 +349,7 @@ s_tput (const s_opts_t *o, sc_testproc_t **loads, size_t nl, sc_testproc_t *rela
     for (size_t i = 0; i < nl; i++)
         load0 += bn_cpu_s (sc_testproc_pid (loads[i]), false);
     for (size_t i = 0; i < nl; i++)
-        s_send (loads[i], "tput %s %zu %lld %lld %lld %zu", mode ? "broker" : "raw",
+        s_send (loads[i], "tput %s %zu %lld %lld %lld %zu", mode == S_BROKER ? "broker" : "raw",
                 size, (long long) t0, (long long) warm, (long long) dur, o->window);
     if (s_answers (loads, nl, replies))
         return -1;
@@ -350,7 +365,7 @@ s_tput (const s_opts_t *o, sc_testproc_t **loads, size_t nl, sc_testproc_t *rela
     double sent = count * (double) (warm + dur) / (double) dur;
     fprintf (stderr, "secbench: relay %4zu B %-6s %7.0f msgs/s; CPU us/msg: relay %.1f"
              " (main thread %.1f), clients %.1f; machine idle %.0f%%\n", size,
-             mode ? "broker" : "raw", count / o->seconds, cpu / sent * 1e6,
+             s_path_name[mode], count / o->seconds, cpu / sent * 1e6,
              main / sent * 1e6, load / sent * 1e6,
              100 * idle / (wall * (double) sysconf (_SC_NPROCESSORS_ONLN)));
     return count / o->seconds;
@@ -380,28 +395,34 @@ s_relay (const s_opts_t *o)
             s_send (loads[i], "prep %zu %d", sizes[s], S_POOL);
         if (s_answers (loads, nl, replies))
             goto done;
-        /* rounds of one window each way, back to back, the order
-           alternating; the figures are medians over the rounds, the ratio
-           the median of each round's own ratio */
-        double rate[2][S_MAX_ROUNDS], ratio[S_MAX_ROUNDS];
+        /* rounds of one window through each path, back to back, the
+           order turning; the figures are medians over the rounds, the
+           ratios the medians of each round's own ratios */
+        double rate[S_PATHS][S_MAX_ROUNDS], ratio[S_MAX_ROUNDS], floor_ratio[S_MAX_ROUNDS];
         for (size_t r = 0; r < o->rounds; r++) {
-            for (int m = 0; m < 2; m++) {
-                int mode = (int) (r % 2) ? 1 - m : m;
-                rate[mode][r] = s_tput (o, loads, nl, mode ? broker : raw, mode, sizes[s]);
+            for (int m = 0; m < S_PATHS; m++) {
+                int mode = (int) ((r + (size_t) m) % S_PATHS);
+                if (mode == S_FLOOR && s_floor_set (raw, true))
+                    goto done;
+                rate[mode][r] = s_tput (o, loads, nl, mode == S_BROKER ? broker : raw, mode,
+                                        sizes[s]);
+                if (mode == S_FLOOR && s_floor_set (raw, false))
+                    goto done;
                 if (rate[mode][r] < 0)
                     goto done;
             }
-            ratio[r] = rate[0][r] > 0 ? rate[1][r] / rate[0][r] : 0;
+            ratio[r] = rate[S_RAW][r] > 0 ? rate[S_BROKER][r] / rate[S_RAW][r] : 0;
+            floor_ratio[r] = rate[S_RAW][r] > 0 ? rate[S_FLOOR][r] / rate[S_RAW][r] : 0;
         }
-        double lo = ratio[0], hi = ratio[0];
-        for (size_t r = 1; r < o->rounds; r++) {
-            lo = ratio[r] < lo ? ratio[r] : lo;
-            hi = ratio[r] > hi ? ratio[r] : hi;
-        }
-        fprintf (stderr, "secbench: relay %zu B: ratio per round %.3f .. %.3f\n", sizes[s], lo, hi);
-        s_figure_sized ("relay_msgs_per_s", sizes[s], bn_median (rate[1], o->rounds));
-        s_figure_sized ("raw_zmq_msgs_per_s", sizes[s], bn_median (rate[0], o->rounds));
+        fprintf (stderr, "secbench: relay %zu B: ratio per round %.3f .. %.3f,"
+                 " floor %.3f .. %.3f\n", sizes[s], bn_percentile (ratio, o->rounds, 0),
+                 bn_percentile (ratio, o->rounds, 100), bn_percentile (floor_ratio, o->rounds, 0),
+                 bn_percentile (floor_ratio, o->rounds, 100));
+        s_figure_sized ("relay_msgs_per_s", sizes[s], bn_median (rate[S_BROKER], o->rounds));
+        s_figure_sized ("raw_zmq_msgs_per_s", sizes[s], bn_median (rate[S_RAW], o->rounds));
         s_figure_sized ("relay_ratio", sizes[s], bn_median (ratio, o->rounds));
+        s_figure_sized ("floor_msgs_per_s", sizes[s], bn_median (rate[S_FLOOR], o->rounds));
+        s_figure_sized ("floor_ratio", sizes[s], bn_median (floor_ratio, o->rounds));
     }
 
     /* Latency at a moderate rate, 256 B, both paths in turns. */

@@ -42,6 +42,14 @@ void bn_sleep_until_ns (int64_t when);
 long bn_rss_kib (pid_t pid);
 /* CPU time (user + system) of a process, or of its main thread, in s. */
 double bn_cpu_s (pid_t pid, bool main_thread);
+/* CPU time of a process's threads so far, in s, from the scheduler's own
+   nanosecond count (/proc/PID/task/TID/schedstat), summed by kind: the
+   main thread, ZeroMQ's threads (named ZMQbg/...), and the others. 0, or
+   -1 if the process cannot be read. */
+typedef struct {
+    double main, zmq, other;
+} bn_threads_cpu_t;
+int bn_threads_cpu (pid_t pid, bn_threads_cpu_t *cpu);
 /* Idle time of all CPUs of the machine so far, in s. */
 double bn_idle_s (void);
 /* Raise RLIMIT_NOFILE to its hard limit; the new soft limit. */

@@ -23,7 +23,9 @@
     logins EP N FIRST / go T0 WINDOW
         N clients u<FIRST>... connect, make their HELLOs; at T0 they log
         in, at most WINDOW at a time. Then the recorded broker signatures
-        are checked. quitall: QUIT and close them.
+        are checked. The answer has the time of the last login (t1) and
+        this process's CPU from T0 to it (cpu, s). quitall: QUIT and close
+        them.
     hold EP N FIRST WINDOW T0
         The scale test: at T0 create N clients, connect, log them in
         (WINDOW at a time), and keep them idle. release: close them.
@@ -43,6 +45,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -584,6 +587,16 @@ s_echo_drain (int epfd, bn_client_t *c, size_t *done, int64_t *t_last)
     }
 }
 
+/* This process's CPU time so far, all its threads, in s. */
+static double
+s_process_cpu_s (void)
+{
+    struct timespec ts;
+    if (clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &ts))
+        return 0;
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 /* Raw ROUTER connections: one frame each, echoed. */
 static int
 s_conns (s_load_t *self, const char *ep, size_t n, int64_t deadline, size_t *done,
@@ -673,13 +686,15 @@ s_command (s_load_t *self, char *line)
         size_t done = 0, failed = 0;
         int64_t t1 = 0;
         bn_sleep_until_ns (t0);
+        double cpu0 = s_process_cpu_s ();
         int rc = s_login_all (self, w, t0 + 60LL * 1000000000, &done, &failed, &t1);
+        double cpu = s_process_cpu_s () - cpu0;     /* the logins, not the checks */
         size_t sigfail = s_check_sigs (self);
         if (rc)
             s_reply ("error go failed");
         else
-            s_reply ("ok done=%zu failed=%zu sigfail=%zu t1=%lld", done, failed, sigfail,
-                     (long long) t1);
+            s_reply ("ok done=%zu failed=%zu sigfail=%zu t1=%lld cpu=%.6f", done, failed,
+                     sigfail, (long long) t1, cpu);
     }
     else
     if (sscanf (line, "hold %511s %zu %zu %zu %lld", a, &n, &m, &w, &t0) == 5) {

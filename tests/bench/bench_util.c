@@ -4,6 +4,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -78,6 +79,44 @@ bn_cpu_s (pid_t pid, bool main_thread)
                       &utime, &stime) != 2)
         return -1;
     return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
+}
+
+int
+bn_threads_cpu (pid_t pid, bn_threads_cpu_t *cpu)
+{
+    char path[96], buf[256];
+    memset (cpu, 0, sizeof *cpu);
+    snprintf (path, sizeof path, "/proc/%d/task", (int) pid);
+    DIR *dir = opendir (path);
+    if (!dir)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir (dir))) {
+        long tid = strtol (e->d_name, NULL, 10);
+        if (tid <= 0)
+            continue;
+        snprintf (path, sizeof path, "/proc/%d/task/%ld/schedstat", (int) pid, tid);
+        ssize_t n = bn_read_file (path, buf, sizeof buf - 1);
+        unsigned long long ns = 0;
+        if (n <= 0)
+            continue;                   /* the thread has just ended */
+        buf[n] = 0;
+        if (sscanf (buf, "%llu", &ns) != 1)
+            continue;
+        snprintf (path, sizeof path, "/proc/%d/task/%ld/comm", (int) pid, tid);
+        n = bn_read_file (path, buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = 0;
+        double s = (double) ns / 1e9;
+        if (tid == (long) pid)
+            cpu->main += s;
+        else
+        if (strncmp (buf, "ZMQbg/", 6) == 0)
+            cpu->zmq += s;
+        else
+            cpu->other += s;
+    }
+    closedir (dir);
+    return 0;
 }
 
 double

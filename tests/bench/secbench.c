@@ -515,35 +515,39 @@ s_logins (const s_opts_t *o)
         if (s_answers (loads, nl, replies))
             goto done;
         int64_t t0 = bn_now_ns () + s_ms (500);       /* let them connect */
-        pid_t bpid = sc_testproc_pid (broker);
-        double cpu0 = bn_cpu_s (bpid, false), main0 = bn_cpu_s (bpid, true);
-        double idle0 = bn_idle_s (), load0 = 0;
-        for (size_t i = 0; i < nl; i++)
-            load0 += bn_cpu_s (sc_testproc_pid (loads[i]), false);
         for (size_t i = 0; i < nl; i++)
             s_send (loads[i], "go %lld %zu", (long long) t0,
                     o->login_window ? o->login_window : o->logins);
+        /* What the broker and the machine spend from T0 on: the logins
+           (the broker is idle once the last is done) */
+        bn_sleep_until_ns (t0);
+        bn_threads_cpu_t b0, b1;
+        double idle0 = bn_idle_s ();
+        if (bn_threads_cpu (sc_testproc_pid (broker), &b0))
+            goto done;
         if (s_answers (loads, nl, replies))
             goto done;
-        double cpu = bn_cpu_s (bpid, false) - cpu0, main = bn_cpu_s (bpid, true) - main0;
-        double idle = bn_idle_s () - idle0, load = -load0;
-        for (size_t i = 0; i < nl; i++)
-            load += bn_cpu_s (sc_testproc_pid (loads[i]), false);
-        double done_n = 0, t1 = (double) t0;
+        double done_n = 0, t1 = (double) t0, clients = 0;
         for (size_t i = 0; i < nl; i++) {
             done_n += bn_kv (replies[i], "done", 0);
+            clients += bn_kv (replies[i], "cpu", 0);
             if (bn_kv (replies[i], "failed", 1) > 0 || bn_kv (replies[i], "sigfail", 1) > 0)
                 goto done;
             if (bn_kv (replies[i], "t1", 0) > t1)
                 t1 = bn_kv (replies[i], "t1", 0);
         }
         double s = (t1 - (double) t0) / 1e9;
-        /* CPU from the go to the answers (a little more than the logins) */
-        double wall = (double) (bn_now_ns () - t0) / 1e9;
-        fprintf (stderr, "secbench: logins round %zu: %.0f in %.3f s: %.0f/s; CPU us/login:"
-                 " broker %.0f (main thread %.0f), clients %.0f; machine idle %.0f%%\n", r + 1,
-                 done_n, s, done_n / s, cpu / done_n * 1e6, main / done_n * 1e6,
-                 load / done_n * 1e6, 100 * idle / (wall * (double) sysconf (_SC_NPROCESSORS_ONLN)));
+        double idle = bn_idle_s () - idle0, wall = (double) (bn_now_ns () - t0) / 1e9;
+        if (bn_threads_cpu (sc_testproc_pid (broker), &b1) || done_n < 1)
+            goto done;
+        double us = 1e6 / done_n;
+        fprintf (stderr, "secbench: logins round %zu: %.0f in %.3f s: %.0f/s; CPU us/login"
+                 " from the start to the last: broker %.0f (main thread %.0f, workers %.0f,"
+                 " ZeroMQ %.0f), clients %.0f; machine idle %.0f%%\n", r + 1, done_n, s,
+                 done_n / s, us * (b1.main + b1.other + b1.zmq - b0.main - b0.other - b0.zmq),
+                 us * (b1.main - b0.main), us * (b1.other - b0.other), us * (b1.zmq - b0.zmq),
+                 us * clients,
+                 100 * idle / (wall * (double) sysconf (_SC_NPROCESSORS_ONLN)));
         for (size_t i = 0; i < nl; i++)
             s_send (loads[i], "quitall");
         if (s_answers (loads, nl, replies))

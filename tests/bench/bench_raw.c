@@ -11,11 +11,14 @@
     for every message it forwards, the least a relay that re-encrypts
     must do: one ChaCha20-Poly1305 seal and one open of the size the
     broker's are (the frame less an envelope's header of about 10 bytes
-    and the tag), under keyed contexts as a channel's, with a channel's 42
-    bytes of associated data (that much of the frame is sealed into a
-    scratch buffer, which is opened again; the frame goes on unchanged).
-    No decoding, no lookup, no copy into the frame. It prints "raw floor on" / "raw
-    floor off" once switched.
+    and the tag), in the frame itself, with a channel's 42 bytes of
+    associated data, under keyed contexts that belong to the receiving
+    session, as a channel's do (each session of a pair has its own key
+    and its own two contexts, made on its first message, as the broker's
+    sessions have theirs): the body is sealed where it lies and opened
+    again, and the tag it overwrites is put back, so the frame goes on
+    unchanged. No decoding, no lookup, no header, no wipe. It prints
+    "raw floor on" / "raw floor off" once switched.
 
     Usage: secbench raw ENDPOINT HEARTBEAT_MS. Prints "raw listening on
     EP" once bound; SIGTERM stops it.
@@ -53,34 +56,77 @@ s_on_usr (int sig)
     s_floor_wanted = sig == SIGUSR1;
 }
 
+#define S_FLOOR_SESSIONS 1024         /* the bench's pairs use 16 to 256  */
+
+/* One receiving session's contexts (the same key in both). */
 typedef struct {
-    bool on;
     sc_aead_t *seal, *open;
     uint64_t seq;
+} s_floor_session_t;
+
+typedef struct {
+    bool on;
     uint8_t ad[S_FLOOR_AD];
-    uint8_t ct[SC_ENVELOPE_MAX + SC_TAG_LEN];
-    uint8_t pt[SC_ENVELOPE_MAX];
+    s_floor_session_t session[S_FLOOR_SESSIONS];
 } s_floor_t;
 
-/* The floor's work for one frame of len bytes: seal len - 26 bytes of it
-   (the body a broker re-seals), open the result. 0, or -1 if either fails
-   (neither can, but both are checked). */
+/* The receiving session with routing id rid ('p', pair, side), keyed on
+   first use; NULL if it cannot be keyed. */
+static s_floor_session_t *
+s_floor_session (s_floor_t *f, const uint8_t rid[5])
+{
+    uint32_t pair = (uint32_t) rid[1] << 16 | (uint32_t) rid[2] << 8 | rid[3];
+    s_floor_session_t *s = &f->session[(2 * pair + (rid[4] & 1)) % S_FLOOR_SESSIONS];
+    if (!s->seal) {
+        uint8_t key[SC_KEY_LEN];
+        if (sc_random (key, sizeof key))
+            return NULL;
+        s->seal = sc_aead_new (key);
+        s->open = sc_aead_new (key);
+        sc_wipe (key, sizeof key);
+        if (!s->seal || !s->open) {
+            sc_aead_destroy (&s->seal);
+            sc_aead_destroy (&s->open);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+/* The floor's work for one frame of len bytes going to rid: seal the
+   len - 26 bytes a broker re-seals where they lie, open them again, put
+   back the 16 bytes the tag overwrote. 0, or -1 if anything fails
+   (nothing should; all is checked). */
 static int
-s_floor (s_floor_t *f, const uint8_t *frame, size_t len)
+s_floor (s_floor_t *f, const uint8_t rid[5], uint8_t *frame, size_t len)
 {
     size_t over = S_FLOOR_HDR + SC_TAG_LEN;
-    size_t pt_len = len > over ? len - over : 0;
-    if (len > SC_ENVELOPE_MAX)
+    if (len < over || len > SC_ENVELOPE_MAX)
         return -1;
-    uint8_t nonce[SC_NONCE_LEN];
-    f->seq++;
-    sc_aead_nonce (f->seq, nonce);
-    memcpy (f->ad + S_FLOOR_AD - 8, &f->seq, 8);
-    if (sc_aead_seal_with (f->seal, nonce, f->ad, sizeof f->ad, frame, pt_len, f->ct)
-        || sc_aead_open_with (f->open, nonce, f->ad, sizeof f->ad, f->ct,
-                              pt_len + SC_TAG_LEN, f->pt))
+    size_t pt_len = len - over;
+    uint8_t *body = frame + S_FLOOR_HDR, tail[SC_TAG_LEN], nonce[SC_NONCE_LEN];
+    s_floor_session_t *s = s_floor_session (f, rid);
+    if (!s)
         return -1;
+    memcpy (tail, frame + len - SC_TAG_LEN, SC_TAG_LEN);
+    s->seq++;
+    sc_aead_nonce (s->seq, nonce);
+    memcpy (f->ad + S_FLOOR_AD - 8, &s->seq, 8);
+    if (sc_aead_seal_with (s->seal, nonce, f->ad, sizeof f->ad, body, pt_len, body)
+        || sc_aead_open_with (s->open, nonce, f->ad, sizeof f->ad, body, pt_len + SC_TAG_LEN,
+                              body))
+        return -1;
+    memcpy (frame + len - SC_TAG_LEN, tail, SC_TAG_LEN);
     return 0;
+}
+
+static void
+s_floor_destroy (s_floor_t *f)
+{
+    for (size_t i = 0; i < S_FLOOR_SESSIONS; i++) {
+        sc_aead_destroy (&f->session[i].seal);
+        sc_aead_destroy (&f->session[i].open);
+    }
 }
 
 static void
@@ -99,7 +145,7 @@ s_drain (void *router, s_floor_t *floor)
         uint8_t *id = zmq_msg_data (&rid);
         if (ok && zmq_msg_size (&rid) == 5 && id[0] == 'p') {
             id[4] ^= 1;             /* the other side of the pair */
-            if (floor->on && s_floor (floor, zmq_msg_data (&body), zmq_msg_size (&body))) {
+            if (floor->on && s_floor (floor, id, zmq_msg_data (&body), zmq_msg_size (&body))) {
                 fprintf (stderr, "secbench raw: the floor's AEAD failed\n");
                 s_stop = 1;
                 ok = false;
@@ -131,17 +177,7 @@ bn_raw_main (int argc, char **argv)
     sigaction (SIGUSR2, &sa, NULL);
     signal (SIGPIPE, SIG_IGN);
 
-    static s_floor_t floor;         /* 128 KiB of buffers: not on the stack */
-    uint8_t key[SC_KEY_LEN];
-    if (sc_random (key, sizeof key))
-        return 1;
-    floor.seal = sc_aead_new (key);
-    floor.open = sc_aead_new (key);
-    sc_wipe (key, sizeof key);
-    if (!floor.seal || !floor.open) {
-        fprintf (stderr, "secbench raw: cannot key the floor's AEAD\n");
-        return 1;
-    }
+    static s_floor_t floor;         /* 24 KiB of pointers: not on the stack */
 
     void *ctx = zmq_ctx_new ();
     void *router = ctx ? zmq_socket (ctx, ZMQ_ROUTER) : NULL;
@@ -174,14 +210,14 @@ bn_raw_main (int argc, char **argv)
             break;
         if (rc > 0)
             s_drain (router, &floor);
-        if (floor.on != (bool) s_floor_wanted) {
-            floor.on = s_floor_wanted;
+        bool wanted = s_floor_wanted;
+        if (floor.on != wanted) {
+            floor.on = wanted;
             printf ("raw floor %s\n", floor.on ? "on" : "off");
             fflush (stdout);
         }
     }
-    sc_aead_destroy (&floor.seal);
-    sc_aead_destroy (&floor.open);
+    s_floor_destroy (&floor);
     linger = 0;
     zmq_setsockopt (router, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close (router);

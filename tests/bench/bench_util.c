@@ -91,6 +91,7 @@ bn_threads_cpu (pid_t pid, bn_threads_cpu_t *cpu)
     if (!dir)
         return -1;
     struct dirent *e;
+    int threads = 0;
     while ((e = readdir (dir))) {
         long tid = strtol (e->d_name, NULL, 10);
         if (tid <= 0)
@@ -103,6 +104,7 @@ bn_threads_cpu (pid_t pid, bn_threads_cpu_t *cpu)
         buf[n] = 0;
         if (sscanf (buf, "%llu", &ns) != 1)
             continue;
+        threads++;
         snprintf (path, sizeof path, "/proc/%d/task/%ld/comm", (int) pid, tid);
         n = bn_read_file (path, buf, sizeof buf - 1);
         buf[n > 0 ? n : 0] = 0;
@@ -116,7 +118,7 @@ bn_threads_cpu (pid_t pid, bn_threads_cpu_t *cpu)
             cpu->other += s;
     }
     closedir (dir);
-    return 0;
+    return threads > 0 ? 0 : -1;    /* no schedstat read: no figure */
 }
 
 double

@@ -45,7 +45,7 @@ double bn_cpu_s (pid_t pid, bool main_thread);
 /* CPU time of a process's threads so far, in s, from the scheduler's own
    nanosecond count (/proc/PID/task/TID/schedstat), summed by kind: the
    main thread, ZeroMQ's threads (named ZMQbg/...), and the others. 0, or
-   -1 if the process cannot be read. */
+   -1 if the process or none of its threads can be read. */
 typedef struct {
     double main, zmq, other;
 } bn_threads_cpu_t;

@@ -88,6 +88,7 @@ typedef struct {
     uint8_t  key[32];          /* CHAT: the peer's Ed25519 public key      */
     uint8_t  sig[64];          /* AUTH_BROKER, CC_REPLY, CC_FINISH         */
     uint8_t  mac[32];          /* same                                     */
+    uint8_t  cookie[SC_COOKIE_LEN];     /* COOKIE, HELLO_COOKIE            */
     uint8_t *data;             /* owned: AUTH_BROKER cert, AUTH_CLIENT and
                                   MESSAGE box                              */
     size_t   data_len;

@@ -21,6 +21,7 @@
 #define SC_LOGIN_BOX_MAX   256   /* AUTH_CLIENT box */
 #define SC_USERS_MAX       400   /* names in one USERS reply */
 #define SC_ENVELOPE_MAX    16384 /* one envelope, the only ZeroMQ frame */
+#define SC_COOKIE_LEN      32    /* COOKIE: an HMAC-SHA256 */
 #define SC_SEQ_LIMIT       (((uint64_t) 1) << 48)   /* a session ends here */
 #define SC_E2E_SKIP_MAX    1000  /* lost E2E messages tolerated at once */
 
@@ -46,7 +47,9 @@ typedef enum {
     SC_OP_CC_FINISH = 17,      /* both  [sig, mac]              (relayed)  */
     SC_OP_HELLO = 32,          /* C->B  [suite, nonce, eph]     plaintext  */
     SC_OP_AUTH_BROKER = 33,    /* B->C  [nonce, eph, cert, sig, mac] plain */
-    SC_OP_AUTH_CLIENT = 34     /* C->B  [box]                   plaintext  */
+    SC_OP_AUTH_CLIENT = 34,    /* C->B  [box]                   plaintext  */
+    SC_OP_COOKIE = 35,         /* B->C  [cookie]                plaintext  */
+    SC_OP_HELLO_COOKIE = 36    /* C->B  [suite, nonce, eph, cookie] plain  */
 } sc_opcode_t;
 
 /* ERROR codes */

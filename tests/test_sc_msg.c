@@ -156,6 +156,8 @@ static const t_schema_t t_schemas [] = {
     { SC_OP_HELLO, 3, { TU (1), TB (32), TB (32) } },
     { SC_OP_AUTH_BROKER, 5, { TB (32), TB (32), TB (300), TB (64), TB (32) } },
     { SC_OP_AUTH_CLIENT, 1, { TB (80) } },
+    { SC_OP_COOKIE, 1, { TB (32) } },
+    { SC_OP_HELLO_COOKIE, 4, { TU (1), TB (32), TB (32), TB (32) } },
 };
 #define T_SCHEMAS (sizeof t_schemas / sizeof t_schemas [0])
 
@@ -373,6 +375,15 @@ t_fill (sc_msg_t *msg, uint8_t opcode)
         case SC_OP_AUTH_CLIENT:
             t_set_data (msg, SC_LOGIN_BOX_MAX, 150);
             break;
+        case SC_OP_COOKIE:
+            t_pattern (msg->cookie, sizeof msg->cookie, 160);
+            break;
+        case SC_OP_HELLO_COOKIE:
+            msg->suite = 255;
+            t_pattern (msg->nonce, sizeof msg->nonce, 170);
+            t_pattern (msg->eph, sizeof msg->eph, 180);
+            t_pattern (msg->cookie, sizeof msg->cookie, 190);
+            break;
         default:
             break;              /* empty bodies */
     }
@@ -392,6 +403,7 @@ t_assert_msg_equal (const sc_msg_t *a, const sc_msg_t *b)
     assert_memory_equal (a->key, b->key, sizeof a->key);
     assert_memory_equal (a->sig, b->sig, sizeof a->sig);
     assert_memory_equal (a->mac, b->mac, sizeof a->mac);
+    assert_memory_equal (a->cookie, b->cookie, sizeof a->cookie);
     assert_int_equal (a->data_len, b->data_len);
     if (a->data_len)
         assert_memory_equal (a->data, b->data, a->data_len);
@@ -409,7 +421,7 @@ t_assert_msg_equal (const sc_msg_t *a, const sc_msg_t *b)
 }
 
 static const uint8_t t_all_opcodes [] = {
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 32, 33, 34
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 32, 33, 34, 35, 36
 };
 #define T_OPCODES (sizeof t_all_opcodes)
 
@@ -783,7 +795,7 @@ test_parse_errors (void **state)
     free (big);
     /* no such opcode */
     const uint8_t empty [] = { 0x90 };
-    const uint8_t unknown [] = { 18, 31, 35, 255 };
+    const uint8_t unknown [] = { 18, 31, 37, 255 };
     for (size_t i = 0; i < sizeof unknown; i++) {
         assert_int_equal (sc_msg_decode (unknown [i], empty, 1, &msg), SC_CODEC_EOPCODE);
         sc_msg_reset (&msg);
@@ -1348,7 +1360,7 @@ static void
 test_envelope_opcode (void **state)
 {
     (void) state;
-    const uint64_t unknown [] = { 18, 31, 35, 255, 256, 65536, UINT64_MAX };
+    const uint64_t unknown [] = { 18, 31, 37, 255, 256, 65536, UINT64_MAX };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown [0]; i++)
         assert_int_equal (t_env (1, unknown [i]), SC_CODEC_EOPCODE);
     for (size_t i = 0; i < T_OPCODES; i++)
@@ -1733,12 +1745,12 @@ test_strerror_and_names (void **state)
     const char *names [] = { "QUIT", "LIST", "RTT", "ACCEPT", "REFUSE",
         "MESSAGE", "CC_SESSION", "USER_NOT_FOUND", "NOTIFY", "LEAVE", "ERROR",
         "PING", "PONG", "CHAT", "USERS", "WELCOME", "CC_REPLY", "CC_FINISH",
-        "HELLO", "AUTH_BROKER", "AUTH_CLIENT" };
+        "HELLO", "AUTH_BROKER", "AUTH_CLIENT", "COOKIE", "HELLO_COOKIE" };
     for (size_t i = 0; i < T_OPCODES; i++) {
         assert_true (sc_opcode_known (t_all_opcodes [i]));
         assert_string_equal (sc_opcode_name (t_all_opcodes [i]), names [i]);
     }
-    const int unknown_ops [] = { -1, 18, 31, 35, 255, 256, 100000 };
+    const int unknown_ops [] = { -1, 18, 31, 37, 255, 256, 100000 };
     for (size_t i = 0; i < sizeof unknown_ops / sizeof unknown_ops [0]; i++) {
         assert_false (sc_opcode_known (unknown_ops [i]));
         assert_null (sc_opcode_name (unknown_ops [i]));

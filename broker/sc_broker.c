@@ -37,6 +37,7 @@ struct _s_session_t {
     char name[SC_NAME_MAX + 1];
     s_chat_t chat;
     s_session_t *peer;          /* the other side of chat/request         */
+    char *source;               /* its address, while in the handshake    */
     int64_t started;
     int64_t last_seen;
     double tokens;              /* rate limit for control requests        */
@@ -65,7 +66,28 @@ struct _sc_broker_t {
     sc_broker_offload_fn *offload;  /* where jobs go (NULL: run inline)   */
     void *offload_arg;
     size_t jobs;                /* handed out, not back yet               */
+    size_t orphans;             /* ...of them, whose session has gone     */
     uint64_t gen;               /* the last session's number              */
+    sc_broker_source_fn *source;    /* the current message's address      */
+    zhashx_t *by_source;        /* address -> logins in progress (size_t) */
+    uint8_t cookie_key[2][SC_KEY_LEN];  /* current and previous secret    */
+    int64_t cookie_since;       /* when the current one was drawn         */
+    zhashx_t *failures;         /* address -> failed logins (size_t)...   */
+    size_t failed;              /* ...and their total...                  */
+    int64_t failed_since;       /* ...since the last summary              */
+};
+
+#define S_COOKIE_ROTATE_MS   120000     /* a cookie lives two of these    */
+#define S_SUMMARY_MS          60000     /* failed logins: one line a minute */
+#define S_SOURCE_UNKNOWN     "unknown"
+
+/* A name with no key is checked against this key (RFC 8032's first test
+   key), so that an unknown name and a wrong signature cost the same and
+   get the same answer. Its result is never used: an unknown name fails. */
+static const uint8_t s_dummy_pub[SC_PUB_LEN] = {
+    0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3,
+    0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25,
+    0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a
 };
 
 void
@@ -74,6 +96,8 @@ sc_broker_opts_default (sc_broker_opts_t *opts)
     opts->heartbeat_ms = 5000;
     opts->handshake_ms = 10000;
     opts->max_handshakes = 4096;
+    opts->max_per_source = 1024;
+    opts->cookie_at = 256;
     opts->rate_burst = 20;
     opts->rate_per_s = 10;
     opts->seq_limit = 0;
@@ -86,6 +110,7 @@ s_session_free (s_session_t **self_p)
         s_session_t *self = *self_p;
         sc_handshake_destroy (&self->hs);
         sc_channel_destroy (&self->ch);
+        free (self->source);
         free (self->key);
         free (self->rid);
         free (self);
@@ -97,6 +122,44 @@ static void
 s_session_destructor (void **item)
 {
     s_session_free ((s_session_t **) item);
+}
+
+/* Counts per source address: a malloc'd size_t each. */
+static void
+s_count_destructor (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static size_t
+s_count (zhashx_t *counts, const char *key)
+{
+    size_t *n = (size_t *) zhashx_lookup (counts, key);
+    return n ? *n : 0;
+}
+
+/* Add delta (+1 or -1) to key's count; a count that reaches 0 goes. */
+static void
+s_count_add (zhashx_t *counts, const char *key, int delta)
+{
+    size_t *n = (size_t *) zhashx_lookup (counts, key);
+    if (!n && delta > 0) {
+        n = calloc (1, sizeof *n);
+        if (!n || zhashx_insert (counts, key, n)) {
+            free (n);
+            return;
+        }
+    }
+    if (!n)
+        return;
+    if (delta > 0)
+        (*n)++;
+    else
+    if (*n > 0)
+        (*n)--;
+    if (*n == 0)
+        zhashx_delete (counts, key);
 }
 
 sc_broker_t *
@@ -120,11 +183,17 @@ sc_broker_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len,
     self->sessions = zhashx_new ();
     self->by_name = zhashx_new ();
     self->dead = zlist_new ();
-    if (!self->sessions || !self->by_name || !self->dead) {
+    self->by_source = zhashx_new ();
+    self->failures = zhashx_new ();
+    if (!self->sessions || !self->by_name || !self->dead || !self->by_source
+        || !self->failures || sc_random (self->cookie_key[0], SC_KEY_LEN)
+        || sc_random (self->cookie_key[1], SC_KEY_LEN)) {
         sc_broker_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->sessions, s_session_destructor);
+    zhashx_set_destructor (self->by_source, s_count_destructor);
+    zhashx_set_destructor (self->failures, s_count_destructor);
     return self;
 }
 
@@ -136,6 +205,9 @@ sc_broker_destroy (sc_broker_t **self_p)
         zhashx_destroy (&self->by_name);
         zhashx_destroy (&self->sessions);
         zlist_destroy (&self->dead);
+        zhashx_destroy (&self->by_source);
+        zhashx_destroy (&self->failures);
+        sc_wipe (self->cookie_key, sizeof self->cookie_key);
         free (self);
         *self_p = NULL;
     }
@@ -151,6 +223,18 @@ size_t
 sc_broker_handshakes (const sc_broker_t *self)
 {
     return self->handshakes;
+}
+
+size_t
+sc_broker_logins (const sc_broker_t *self)
+{
+    return self->handshakes + self->orphans;
+}
+
+void
+sc_broker_set_source (sc_broker_t *self, sc_broker_source_fn *source)
+{
+    self->source = source;
 }
 
 /* ---- Sending ---------------------------------------------------------- */
@@ -271,12 +355,37 @@ s_end_link (sc_broker_t *self, s_session_t *s, uint32_t reason)
     (void) s_send_named (self, other, SC_OP_NOTIFY, s->name, reason);
 }
 
+/* A session leaves the handshake (online, or gone): one login fewer in
+   progress, for the broker and for its source. */
+static void
+s_handshake_left (sc_broker_t *self, s_session_t *s)
+{
+    if (self->handshakes > 0)
+        self->handshakes--;
+    if (s->source)
+        s_count_add (self->by_source, s->source, -1);
+    free (s->source);
+    s->source = NULL;
+}
+
+/* A failed login: told at debug level, counted for the summary. */
+static void
+s_login_failed (sc_broker_t *self, const s_session_t *s, const char *name, const char *why)
+{
+    sc_log (SC_LOG_DEBUG, "login failed%s%s from %s: %s", *name ? " for " : "", name,
+            s->source ? s->source : S_SOURCE_UNKNOWN, why);
+    self->failed++;
+    s_count_add (self->failures, s->source ? s->source : S_SOURCE_UNKNOWN, 1);
+}
+
 static void
 s_remove (sc_broker_t *self, s_session_t *s, uint32_t reason)
 {
     s_end_link (self, s, reason);
-    if (s->phase == S_HANDSHAKE && self->handshakes > 0)
-        self->handshakes--;
+    if (s->phase == S_HANDSHAKE)
+        s_handshake_left (self, s);
+    if (s->busy)
+        self->orphans++;    /* its job still counts until it is back */
     if (s->phase == S_ONLINE && zhashx_lookup (self->by_name, s->name) == s)
         zhashx_delete (self->by_name, s->name);
     zlist_remove (self->dead, s);
@@ -346,6 +455,7 @@ struct _sc_broker_job_t {
     /* J_VERIFY: the claimed name and its registered key in, keys out */
     char name[SC_HS_NAME_MAX + 1];
     uint8_t user_pub[SC_PUB_LEN];
+    bool unknown;                   /* not registered: user_pub is a dummy */
     bool keys_ok;
     sc_session_keys_t keys;
 };
@@ -422,19 +532,82 @@ s_login_refused (sc_broker_t *self, s_session_t *s, const char *name,
                  uint32_t code, const char *why)
 {
     sc_handshake_destroy (&s->hs);
-    sc_log (SC_LOG_WARNING, "login refused%s%s: %s", *name ? " for " : "", name, why);
+    s_login_failed (self, s, name, why);
     s_error_plain (self, s->rid, s->rid_len, code, why);
     s_remove (self, s, SC_NOTIFY_LOST);
 }
 
+/* The cookie for this connection and HELLO under one of the secrets:
+   HMAC (secret, u8(len(rid)) || rid || u8(suite) || nonce || eph). */
+static int
+s_cookie (const uint8_t key[static SC_KEY_LEN], const uint8_t *rid, size_t rid_len,
+          const sc_msg_t *hello, uint8_t out[static SC_COOKIE_LEN])
+{
+    uint8_t data[1 + 255 + 1 + SC_RANDOM_LEN + SC_PUB_LEN];
+    size_t n = 0;
+    data[n++] = (uint8_t) rid_len;
+    memcpy (data + n, rid, rid_len);
+    n += rid_len;
+    data[n++] = hello->suite;
+    memcpy (data + n, hello->nonce, SC_RANDOM_LEN);
+    n += SC_RANDOM_LEN;
+    memcpy (data + n, hello->eph, SC_PUB_LEN);
+    n += SC_PUB_LEN;
+    return sc_hmac (key, data, n, out);
+}
+
+/* A HELLO_COOKIE's cookie was made for this connection and this HELLO,
+   under the current secret or the one before. */
+static bool
+s_cookie_valid (sc_broker_t *self, const uint8_t *rid, size_t rid_len, const sc_msg_t *hello)
+{
+    bool valid = false;
+    for (int i = 0; i < 2 && !valid; i++) {
+        uint8_t expected[SC_COOKIE_LEN];
+        valid = s_cookie (self->cookie_key[i], rid, rid_len, hello, expected) == 0
+             && sc_equal (expected, hello->cookie, SC_COOKIE_LEN);
+        sc_wipe (expected, sizeof expected);
+    }
+    return valid;
+}
+
+/* Under load: no login without proof that the client reads what is sent
+   to its connection. Nothing is kept. */
+static void
+s_send_cookie (sc_broker_t *self, const uint8_t *rid, size_t rid_len, const sc_msg_t *hello)
+{
+    sc_msg_t reply;
+    sc_msg_init (&reply, SC_OP_COOKIE);
+    if (s_cookie (self->cookie_key[0], rid, rid_len, hello, reply.cookie) == 0)
+        (void) s_send_plain (self, rid, rid_len, &reply);
+    sc_msg_reset (&reply);
+}
+
+/* A new login: checked against the load and the caps, then its first
+   job. */
 static void
 s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
             const sc_msg_t *hello)
 {
-    if (self->handshakes >= self->opts.max_handshakes) {
-        sc_log (SC_LOG_WARNING, "login refused: %zu handshakes in progress",
-                self->handshakes);
-        s_error_plain (self, rid, rid_len, SC_ERR_INTERNAL, "too many logins in progress, retry");
+    size_t logins = sc_broker_logins (self);
+    if (logins >= self->opts.cookie_at
+        && (hello->opcode != SC_OP_HELLO_COOKIE || !s_cookie_valid (self, rid, rid_len, hello))) {
+        s_send_cookie (self, rid, rid_len, hello);
+        return;
+    }
+    const char *source = self->source ? self->source (self->arg) : NULL;
+    if (!source || !*source)
+        source = S_SOURCE_UNKNOWN;
+    if (logins >= self->opts.max_handshakes) {
+        sc_log (SC_LOG_DEBUG, "login refused from %s: %zu logins in progress", source, logins);
+        s_error_plain (self, rid, rid_len, SC_ERR_RATE, "too many logins in progress, retry later");
+        return;
+    }
+    if (s_count (self->by_source, source) >= self->opts.max_per_source) {
+        sc_log (SC_LOG_DEBUG, "login refused from %s: too many logins in progress from there",
+                source);
+        s_error_plain (self, rid, rid_len, SC_ERR_RATE,
+                       "too many logins in progress from your address, retry later");
         return;
     }
     s_session_t *s = calloc (1, sizeof *s);
@@ -442,11 +615,13 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
         return;
     s->key = s_hex (rid, rid_len);
     s->rid = malloc (rid_len);
+    s->source = strdup (source);
     s->gen = ++self->gen;
     sc_broker_job_t *job = s->key ? s_job_new (s, J_HELLO) : NULL;
     if (job)
         job->hs = sc_handshake_new_broker (self->key, self->cert, self->cert_len);
-    if (!s->rid || !job || !job->hs || zhashx_insert (self->sessions, s->key, s) != 0) {
+    if (!s->rid || !s->source || !job || !job->hs
+        || zhashx_insert (self->sessions, s->key, s) != 0) {
         s_job_free (&job);
         s_session_free (&s);
         return;
@@ -456,6 +631,7 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     s->phase = S_HANDSHAKE;
     s->started = s->last_seen = self->now;
     self->handshakes++;
+    s_count_add (self->by_source, s->source, 1);
     job->suite = hello->suite;
     memcpy (job->nonce_c, hello->nonce, SC_RANDOM_LEN);
     memcpy (job->eph_c, hello->eph, SC_PUB_LEN);
@@ -470,7 +646,7 @@ s_hello_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     job->hs = NULL;
     int rc = job->rc;
     if (rc) {
-        sc_log (SC_LOG_INFO, "login refused: %s", sc_hs_strerror (rc));
+        s_login_failed (self, s, "", sc_hs_strerror (rc));
         s_error_plain (self, s->rid, s->rid_len,
                        rc == SC_HS_ESUITE ? SC_ERR_SUITE : SC_ERR_AUTH, sc_hs_strerror (rc));
         s_remove (self, s, SC_NOTIFY_LOST);
@@ -510,10 +686,11 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
         s_login_refused (self, s, name, SC_ERR_AUTH, sc_hs_strerror (rc));
         return;
     }
-    if (sc_registry_raw (self->registry, name, user_pub)) {
-        s_login_refused (self, s, name, SC_ERR_UNKNOWN_USER, "unknown user");
-        return;
-    }
+    /* an unknown name is checked as a registered one would be, against
+       a key that is not its, and fails the same way */
+    bool unknown = sc_registry_raw (self->registry, name, user_pub) != 0;
+    if (unknown)
+        memcpy (user_pub, s_dummy_pub, SC_PUB_LEN);
     sc_broker_job_t *job = s_job_new (s, J_VERIFY);
     if (!job) {
         s_login_refused (self, s, name, SC_ERR_INTERNAL, "internal error");
@@ -523,6 +700,7 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     s->hs = NULL;
     strcpy (job->name, name);
     memcpy (job->user_pub, user_pub, SC_PUB_LEN);
+    job->unknown = unknown;
     s_job_start (self, s, job);
 }
 
@@ -532,6 +710,9 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
 {
     const char *why = NULL;
     uint32_t code = SC_ERR_AUTH;
+    if (job->unknown || job->rc == SC_HS_ESIG || job->rc == SC_HS_EMAC)
+        why = "authentication failed";     /* one answer: names stay secret */
+    else
     if (job->rc)
         why = sc_hs_strerror (job->rc);
     else
@@ -543,6 +724,8 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     if (s->ch && self->opts.seq_limit)
         sc_channel_set_limit (s->ch, self->opts.seq_limit);
     if (why) {
+        if (job->unknown)
+            sc_log (SC_LOG_DEBUG, "login failed for %s: not registered", job->name);
         s_login_refused (self, s, job->name, code, why);
         return;
     }
@@ -550,8 +733,8 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     if (old)
         s_replace (self, old);
     strcpy (s->name, job->name);
+    s_handshake_left (self, s);
     s->phase = S_ONLINE;
-    self->handshakes--;
     s->tokens = self->opts.rate_burst;
     s->tokens_at = self->now;
     zhashx_update (self->by_name, s->name, s);
@@ -572,7 +755,14 @@ s_job_finish (sc_broker_t *self, sc_broker_job_t *job)
     if (self->jobs > 0)
         self->jobs--;
     s_session_t *s = (s_session_t *) zhashx_lookup (self->sessions, job->key);
-    if (s && s->gen == job->gen && s->busy && !s->dead) {
+    if (!s || s->gen != job->gen || !s->busy) {
+        if (self->orphans > 0)
+            self->orphans--;        /* its session went while it was out */
+    }
+    else
+    if (s->dead)
+        s->busy = false;
+    else {
         s->busy = false;
         if (job->kind == J_HELLO)
             s_hello_done (self, s, job);
@@ -593,24 +783,30 @@ sc_broker_job_done (sc_broker_t *self, sc_broker_job_t *job, int64_t now_ms)
 static void
 s_on_handshake (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t len)
 {
+    /* One job at a time per connection: what comes while it is out is
+       dropped, and so is a repeated HELLO (a retry, or a flood). */
     if (s->busy) {
-        /* only a client that does not wait for the broker's answer */
-        sc_log (SC_LOG_INFO, "login dropped: a message before the broker's answer");
-        s_error_plain (self, s->rid, s->rid_len, SC_ERR_STATE, "expected AUTH_CLIENT");
-        s_remove (self, s, SC_NOTIFY_LOST);
+        sc_log (SC_LOG_DEBUG, "dropped a message during a login's job");
         return;
     }
+    sc_envelope_t env;
     sc_msg_t msg;
-    int rc = sc_wire_open_plain (data, len, &msg);
+    sc_msg_init (&msg, 0);
+    int rc = sc_envelope_decode (data, len, &env);
+    if (rc == 0 && (env.opcode == SC_OP_HELLO || env.opcode == SC_OP_HELLO_COOKIE)) {
+        sc_log (SC_LOG_DEBUG, "dropped a HELLO during a login");
+        return;
+    }
+    if (rc == 0)
+        rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg);
     if (rc) {
-        sc_log (SC_LOG_INFO, "login dropped: %s", sc_codec_strerror (rc));
+        s_login_failed (self, s, "", sc_codec_strerror (rc));
         s_error_plain (self, s->rid, s->rid_len, s_codec_error_code (rc), sc_codec_strerror (rc));
         s_remove (self, s, SC_NOTIFY_LOST);
     }
     else
     if (msg.opcode != SC_OP_AUTH_CLIENT) {
-        sc_log (SC_LOG_INFO, "login dropped: %s during the handshake",
-                sc_opcode_name (msg.opcode));
+        s_login_failed (self, s, "", "not AUTH_CLIENT during the handshake");
         s_error_plain (self, s->rid, s->rid_len, SC_ERR_STATE, "expected AUTH_CLIENT");
         s_remove (self, s, SC_NOTIFY_LOST);
     }
@@ -630,7 +826,7 @@ s_on_new (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     sc_msg_t msg;
     sc_msg_init (&msg, 0);
     int rc = sc_envelope_decode (data, len, &env);
-    if (rc == 0 && env.opcode != SC_OP_HELLO) {
+    if (rc == 0 && env.opcode != SC_OP_HELLO && env.opcode != SC_OP_HELLO_COOKIE) {
         sc_log (SC_LOG_DEBUG, "dropped %s from a client not logged in",
                 sc_opcode_name (env.opcode));
         s_error_plain (self, rid, rid_len, SC_ERR_STATE, "log in first");
@@ -1000,17 +1196,82 @@ sc_broker_set_forward (sc_broker_t *self, sc_broker_forward_fn *forward)
     self->forward = forward;
 }
 
+/* The three sources with the most failed logins, into buf. */
+static void
+s_top_sources (sc_broker_t *self, char *buf, size_t size)
+{
+    const char *top[3] = { NULL, NULL, NULL };
+    size_t count[3] = { 0, 0, 0 };
+    for (size_t *n = (size_t *) zhashx_first (self->failures); n;
+         n = (size_t *) zhashx_next (self->failures)) {
+        const char *source = (const char *) zhashx_cursor (self->failures);
+        for (int i = 0; i < 3; i++)
+            if (*n > count[i]) {
+                for (int j = 2; j > i; j--) {
+                    top[j] = top[j - 1];
+                    count[j] = count[j - 1];
+                }
+                top[i] = source;
+                count[i] = *n;
+                break;
+            }
+    }
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 3 && top[i] && used < size; i++) {
+        int n = snprintf (buf + used, size - used, "%s%s (%zu)", i ? ", " : "", top[i], count[i]);
+        if (n < 0)
+            break;
+        used += (size_t) n;
+    }
+}
+
+/* One line a minute at most, instead of a line per failed login. */
+static void
+s_failures_summary (sc_broker_t *self)
+{
+    if (self->now - self->failed_since < S_SUMMARY_MS)
+        return;
+    if (self->failed > 0) {
+        char top[3 * (64 + 24)];
+        s_top_sources (self, top, sizeof top);
+        sc_log (SC_LOG_INFO, "%zu failed logins in the last minute, top sources %s",
+                self->failed, top);
+        zhashx_purge (self->failures);
+        self->failed = 0;
+    }
+    self->failed_since = self->now;
+}
+
+/* A new cookie secret every S_COOKIE_ROTATE_MS; the one before stays
+   good for as long again. */
+static void
+s_cookie_rotate (sc_broker_t *self)
+{
+    if (self->now - self->cookie_since < S_COOKIE_ROTATE_MS)
+        return;
+    uint8_t fresh[SC_KEY_LEN];
+    if (sc_random (fresh, sizeof fresh) == 0) {
+        memcpy (self->cookie_key[1], self->cookie_key[0], SC_KEY_LEN);
+        memcpy (self->cookie_key[0], fresh, SC_KEY_LEN);
+        self->cookie_since = self->now;
+    }
+    sc_wipe (fresh, sizeof fresh);
+}
+
 void
 sc_broker_tick (sc_broker_t *self, int64_t now_ms)
 {
     self->now = now_ms;
+    s_cookie_rotate (self);
+    s_failures_summary (self);
     int64_t silent = 3 * (int64_t) self->opts.heartbeat_ms;
     for (s_session_t *s = (s_session_t *) zhashx_first (self->sessions); s;
          s = (s_session_t *) zhashx_next (self->sessions)) {
         if (s->dead)
             continue;
         if (s->phase == S_HANDSHAKE && now_ms - s->started > self->opts.handshake_ms) {
-            sc_log (SC_LOG_INFO, "login timed out");
+            s_login_failed (self, s, "", "login timed out");
             s_error_plain (self, s->rid, s->rid_len, SC_ERR_TIMEOUT, "login timed out");
             s_mark_dead (self, s, "login timed out", SC_NOTIFY_LOST);
         }

@@ -34,13 +34,16 @@ typedef int (sc_broker_send_fn) (void *arg, const uint8_t *rid, size_t rid_len,
 typedef struct {
     uint32_t heartbeat_ms;      /* announced; silent 3x this: dropped    */
     uint32_t handshake_ms;      /* a login must finish within this       */
-    size_t   max_handshakes;    /* logins in progress at once            */
+    size_t   max_handshakes;    /* logins in progress at once, counting
+                                   jobs whose session has gone           */
+    size_t   max_per_source;    /* ...of them from one source address    */
+    size_t   cookie_at;         /* from this many on, HELLO needs a cookie */
     uint32_t rate_burst;        /* control requests in a burst...        */
     uint32_t rate_per_s;        /* ...and per second after it            */
     uint64_t seq_limit;         /* session counter limit; 0: 2^48        */
 } sc_broker_opts_t;
 
-/* Defaults: 5000, 10000, 4096, 20, 10, 0. */
+/* Defaults: 5000, 10000, 4096, 1024, 256, 20, 10, 0. */
 void sc_broker_opts_default (sc_broker_opts_t *opts);
 
 typedef struct _sc_broker_t sc_broker_t;
@@ -71,13 +74,22 @@ int sc_broker_handle_frame (sc_broker_t *self, const uint8_t *rid, size_t rid_le
    shell can give ZeroMQ the very message it received. */
 typedef int (sc_broker_forward_fn) (void *arg, const uint8_t *rid, size_t rid_len);
 void sc_broker_set_forward (sc_broker_t *self, sc_broker_forward_fn *forward);
-/* Expire handshakes and silent sessions. Call a few times a second. */
+/* The source address (e.g. "192.0.2.7") of the message being handled,
+   or NULL when it is not known; asked only when a HELLO would start a
+   login. Logins in progress are capped per source. */
+typedef const char *(sc_broker_source_fn) (void *arg);
+void sc_broker_set_source (sc_broker_t *self, sc_broker_source_fn *source);
+/* Expire handshakes and silent sessions, rotate the cookie secret, log
+   the failed logins' summary. Call a few times a second. */
 void sc_broker_tick (sc_broker_t *self, int64_t now_ms);
 /* Tell every logged-in client the broker stops (ERROR SHUTDOWN). */
 void sc_broker_shutdown (sc_broker_t *self);
 
 size_t sc_broker_sessions (const sc_broker_t *self);     /* logged in  */
 size_t sc_broker_handshakes (const sc_broker_t *self);   /* in progress */
+/* Logins in progress that count against max_handshakes: handshakes and
+   the jobs out whose session has gone. */
+size_t sc_broker_logins (const sc_broker_t *self);
 
 /* Logins on other threads. The two costly steps of a login (answering
    HELLO: a key pair, an exchange and a signature; checking the client's
@@ -88,8 +100,10 @@ size_t sc_broker_handshakes (const sc_broker_t *self);   /* in progress */
    (the function returns 0), and whoever took it calls sc_broker_job_run
    on any thread, then gives it back with sc_broker_job_done on the
    core's thread. A job whose session has gone meanwhile (timed out, its
-   client lost) is dropped there. Give every job back before
-   sc_broker_destroy. */
+   client lost) is dropped there; until then it still counts as a login
+   in progress, so the jobs out never exceed max_handshakes. A
+   connection has at most one job out: what it sends meanwhile is
+   dropped. Give every job back before sc_broker_destroy. */
 typedef struct _sc_broker_job_t sc_broker_job_t;
 typedef int (sc_broker_offload_fn) (void *arg, sc_broker_job_t *job);
 void sc_broker_set_offload (sc_broker_t *self, sc_broker_offload_fn *offload, void *arg);

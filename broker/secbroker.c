@@ -31,6 +31,9 @@ typedef struct {
     uint32_t heartbeat_ms;
     uint32_t login_timeout_ms;
     long workers;               /* login worker threads; 0: in the loop  */
+    size_t max_logins;          /* logins in progress at once            */
+    size_t logins_per_source;   /* ...from one address                   */
+    size_t cookie_logins;       /* from this many on, HELLO needs a cookie */
 } s_args_t;
 
 static volatile sig_atomic_t s_reload = 0;
@@ -48,7 +51,8 @@ s_usage (FILE *out)
     fprintf (out,
         "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
-        "                 [--workers N]\n"
+        "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
+        "                 [--cookie-logins N]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -65,6 +69,11 @@ s_usage (FILE *out)
         "  --login-timeout MS a login must complete within this (default 10000)\n"
         "  --workers N        threads for the cryptography of logins, 0..64; 0 does\n"
         "                     it in the main loop (default: one per CPU)\n"
+        "  --max-logins N     logins in progress at once; more are refused with\n"
+        "                     ERROR RATE (default 4096)\n"
+        "  --logins-per-source N  ...of them from one IP address (default 1024)\n"
+        "  --cookie-logins N  from this many logins in progress on, a login must\n"
+        "                     first echo a cookie; 0: always (default 256)\n"
         "  --help             this text\n"
         "\n"
         "When ready it prints 'secbroker listening on ENDPOINT' on stdout.\n"
@@ -84,6 +93,9 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "heartbeat", required_argument, NULL, 'b' },
         { "login-timeout", required_argument, NULL, 't' },
         { "workers", required_argument, NULL, 'w' },
+        { "max-logins", required_argument, NULL, 'M' },
+        { "logins-per-source", required_argument, NULL, 'S' },
+        { "cookie-logins", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -91,7 +103,8 @@ s_parse (int argc, char **argv, s_args_t *args)
     *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
                          "info", 5000, 10000,
-                         cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus };
+                         cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
+                         4096, 1024, 256 };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -122,6 +135,27 @@ s_parse (int argc, char **argv, s_args_t *args)
                     fprintf (stderr, "secbroker: --workers takes 0..%d\n", S_WORKERS_MAX);
                     return -1;
                 }
+                break;
+            }
+            case 'M':
+            case 'S':
+            case 'C': {
+                char *end = NULL;
+                unsigned long n = strtoul (optarg, &end, 10);
+                const char *name = opt == 'M' ? "max-logins"
+                                 : opt == 'S' ? "logins-per-source" : "cookie-logins";
+                unsigned long min = opt == 'C' ? 0 : 1;
+                if (!*optarg || *optarg == '-' || *end || n < min || n > 1000000) {
+                    fprintf (stderr, "secbroker: --%s takes %lu..1000000\n", name, min);
+                    return -1;
+                }
+                if (opt == 'M')
+                    args->max_logins = n;
+                else
+                if (opt == 'S')
+                    args->logins_per_source = n;
+                else
+                    args->cookie_logins = n;
                 break;
             }
             case 'h': s_usage (stdout); return 1;
@@ -203,6 +237,15 @@ s_forward (void *arg, const uint8_t *rid, size_t rid_len)
     return s_send_routed (shell->handle, rid, rid_len, shell->current);
 }
 
+/* sc_broker_source_fn: the IP address libzmq gives for the connection
+   of the message being handled (asked only for a HELLO). */
+static const char *
+s_source (void *arg)
+{
+    s_shell_t *shell = arg;
+    return shell->current ? zmq_msg_gets (shell->current, "Peer-Address") : NULL;
+}
+
 /* ---- Login workers ---------------------------------------------------- */
 
 /* A job travels as one frame holding its pointer. */
@@ -261,8 +304,9 @@ typedef struct {
 } s_workers_t;
 
 /* sc_broker_offload_fn: to the worker with the fewest jobs. The pipes
-   have no high-water mark (zsys_set_pipehwm (0)): the number of jobs is
-   bounded by the logins in progress. */
+   have no high-water mark (zsys_set_pipehwm (0)): the core bounds the
+   jobs out, each counted as a login in progress until it is back, to
+   --max-logins (a job is about 1 KiB). */
 static int
 s_offload (void *arg, sc_broker_job_t *job)
 {
@@ -334,7 +378,10 @@ s_bind (const s_args_t *args)
     zsock_set_router_mandatory (router, 1);
     zsock_set_linger (router, 1000);
     zsock_set_sndhwm (router, 10000);
-    zsock_set_rcvhwm (router, 10000);
+    /* At most 100 messages queued from one connection: past that TCP's
+       flow control holds its sender back, so a connection that floods
+       (HELLOs, say) holds a bounded backlog here (SECURITY.md). */
+    zsock_set_rcvhwm (router, 100);
     /* Many clients connecting at once overflow ZeroMQ's default listen
        queue (100): the kernel drops their SYNs and they retry only after
        a second or more. The kernel caps this at net.core.somaxconn. */
@@ -397,6 +444,9 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     sc_broker_opts_default (&opts);
     opts.heartbeat_ms = args->heartbeat_ms;
     opts.handshake_ms = args->login_timeout_ms;
+    opts.max_handshakes = args->max_logins;
+    opts.max_per_source = args->logins_per_source;
+    opts.cookie_at = args->cookie_logins;
     s_shell_t shell = { handle, NULL };
     sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, &shell);
     s_workers_t workers;
@@ -409,6 +459,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         return 1;
     }
     sc_broker_set_forward (broker, s_forward);
+    sc_broker_set_source (broker, s_source);
     if (workers.count)
         sc_broker_set_offload (broker, s_offload, &workers);
     printf ("secbroker listening on %s\n", zsock_endpoint (router));

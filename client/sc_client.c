@@ -29,6 +29,12 @@
 /* Error texts: one line; a key-changed warning with two fingerprints and
    the pins path is the longest. */
 #define S_TEXT_MAX          1024
+/* COOKIEs answered in one login: a broker under load sends one; more is
+   a broker (or someone on the path) that will never let us in. */
+#define S_COOKIES_MAX       3
+/* After a plaintext ERROR in a session: how long the broker has to
+   prove, with any authenticated envelope, that it still knows us. */
+#define S_PROBE_MS          2000
 
 typedef struct s_line_t {
     struct s_line_t *next;
@@ -55,7 +61,12 @@ struct _sc_client_t {
     bool send_failed;                   /* acted upon before returning     */
     int64_t now;                        /* time of the current entry call  */
     sc_handshake_t *hs;
+    sc_msg_t hello;                     /* this login's HELLO, for a COOKIE */
+    int cookies;                        /* COOKIEs answered in this login  */
     sc_channel_t *channel;
+    int64_t probe_since;                /* plaintext ERROR seen: PING sent
+                                           then (0: none pending)          */
+    char probe_why[S_TEXT_MAX];         /* ...and what it said             */
     uint32_t heartbeat_ms;
     int64_t last_recv, last_ping;
 
@@ -255,6 +266,9 @@ static void
 s_forget_session (sc_client_t *self)
 {
     sc_handshake_destroy (&self->hs);
+    sc_msg_reset (&self->hello);
+    self->cookies = 0;
+    self->probe_since = 0;
     sc_channel_destroy (&self->channel);
     self->heartbeat_ms = 0;
     self->lists_pending = 0;
@@ -397,14 +411,13 @@ sc_client_start (sc_client_t *self, int64_t now_ms)
                                         self->broker_name);
     if (!self->hs)
         return -1;
-    sc_msg_t msg;
-    sc_msg_init (&msg, SC_OP_HELLO);
+    sc_msg_t *msg = &self->hello;
+    sc_msg_init (msg, SC_OP_HELLO);
     int rc = -1;
-    if (sc_handshake_client_hello (self->hs, &msg.suite, msg.nonce, msg.eph) == 0) {
+    if (sc_handshake_client_hello (self->hs, &msg->suite, msg->nonce, msg->eph) == 0) {
         self->state = SC_CLIENT_CONNECTING;
-        rc = s_transmit (self, &msg, false);
+        rc = s_transmit (self, msg, false);
     }
-    sc_msg_reset (&msg);
     if (rc) {
         self->send_failed = false;
         s_forget_session (self);
@@ -425,6 +438,20 @@ s_on_login_error (sc_client_t *self, const sc_msg_t *msg)
                      : "broker refused the login of";
     s_login_failed (self, retry, "%s %s: %s (%s)", what, self->name,
                     s_code_word (msg->code), s_detail (msg));
+}
+
+/* COOKIE: the broker is under load and wants the same HELLO again with
+   the cookie, to know we read what it sends to this connection. */
+static void
+s_on_cookie (sc_client_t *self, const sc_msg_t *msg)
+{
+    if (++self->cookies > S_COOKIES_MAX) {
+        s_login_failed (self, true, "the broker keeps asking for a cookie: retrying later");
+        return;
+    }
+    self->hello.opcode = SC_OP_HELLO_COOKIE;
+    memcpy (self->hello.cookie, msg->cookie, SC_COOKIE_LEN);
+    (void) s_transmit (self, &self->hello, false);
 }
 
 /* AUTH_BROKER: check the broker, prove who we are. */
@@ -475,6 +502,8 @@ s_recv_plain (sc_client_t *self, const uint8_t *data, size_t len)
         s_on_login_error (self, &msg);
     else if (msg.opcode == SC_OP_AUTH_BROKER && self->state == SC_CLIENT_CONNECTING)
         s_on_auth_broker (self, &msg);
+    else if (msg.opcode == SC_OP_COOKIE && self->state == SC_CLIENT_CONNECTING)
+        s_on_cookie (self, &msg);
     else
         s_notice (self, "dropped an unexpected message from the broker during login");
     sc_msg_reset (&msg);
@@ -918,8 +947,10 @@ s_dispatch (sc_client_t *self, const sc_msg_t *msg)
 
 /* A plaintext ERROR after login: a broker that no longer knows our
    session (it restarted, or dropped us) says "log in first". It is not
-   authenticated, but all it can cause is a new, authenticated login,
-   sooner than the heartbeat would. */
+   authenticated, so it ends nothing by itself: the client pings, and
+   only if nothing authenticated comes back within S_PROBE_MS does it
+   take the session as gone (sc_client_tick), sooner than the heartbeat
+   would. A forged ERROR costs one PING. */
 static bool
 s_session_gone (sc_client_t *self, const uint8_t *data, size_t len)
 {
@@ -927,14 +958,17 @@ s_session_gone (sc_client_t *self, const uint8_t *data, size_t len)
     uint64_t seq = 0;
     if (sc_wire_peek (data, len, &opcode, &seq) || seq != 0 || opcode != SC_OP_ERROR)
         return false;
-    sc_msg_t msg;
-    if (sc_wire_open_plain (data, len, &msg) == 0) {
-        char why[S_TEXT_MAX];
-        snprintf (why, sizeof why, "the broker no longer knows this session "
-                  "(%s: %s)", s_code_word (msg.code), s_detail (&msg));
-        s_lost (self, why);
+    if (self->probe_since == 0) {
+        sc_msg_t msg;
+        if (sc_wire_open_plain (data, len, &msg) == 0) {
+            snprintf (self->probe_why, sizeof self->probe_why, "the broker no longer "
+                      "knows this session (%s: %s)", s_code_word (msg.code), s_detail (&msg));
+            self->probe_since = self->now;
+            if (s_send_op (self, SC_OP_PING) == 0)
+                self->last_ping = self->now;
+        }
+        sc_msg_reset (&msg);
     }
-    sc_msg_reset (&msg);
     return true;
 }
 
@@ -952,6 +986,7 @@ s_recv_session (sc_client_t *self, const uint8_t *data, size_t len)
                  sc_wire_strerror (rc));
     else {
         self->last_recv = self->now;
+        self->probe_since = 0;          /* the broker knows us */
         s_dispatch (self, &msg);
     }
     sc_msg_reset (&msg);
@@ -1229,6 +1264,10 @@ sc_client_tick (sc_client_t *self, int64_t now_ms)
         s_lost (self, "no answer from the broker");
         return;
     }
+    if (self->probe_since && now_ms - self->probe_since >= S_PROBE_MS) {
+        s_lost (self, self->probe_why);
+        return;
+    }
     if (now_ms - self->last_ping >= hb) {
         self->last_ping = now_ms;
         s_send_op (self, SC_OP_PING);
@@ -1249,6 +1288,8 @@ sc_client_timeout (const sc_client_t *self, int64_t now_ms)
         due = self->last_recv + 3 * hb;
     if (self->state == SC_CLIENT_KEYX && self->keyx_since + S_KEYX_TIMEOUT_MS < due)
         due = self->keyx_since + S_KEYX_TIMEOUT_MS;
+    if (self->probe_since && self->probe_since + S_PROBE_MS < due)
+        due = self->probe_since + S_PROBE_MS;
     return due > now_ms ? due - now_ms : 0;
 }
 

@@ -66,6 +66,8 @@ typedef struct {
     s_frame_t outq[S_OUTQ_MAX];         /* not yet taken by the socket    */
     size_t outq_head, outq_len;
     int64_t login_deadline;             /* 0: not logging in              */
+    int64_t first_deadline;             /* the first login's, all tries   */
+    bool login_retry;                   /* the last failure may pass      */
     int64_t reconnect_at;               /* 0: not waiting to reconnect    */
     int64_t backoff_ms;
     bool stdin_open;
@@ -388,8 +390,10 @@ static void
 s_on_event (void *arg, const sc_event_t *ev)
 {
     s_app_t *app = arg;
-    if (ev->type == SC_EV_LOGIN_FAILED)
+    if (ev->type == SC_EV_LOGIN_FAILED) {
         snprintf (app->login_error, sizeof app->login_error, "%s", ev->text);
+        app->login_retry = ev->number != 0;
+    }
     if (app->term)
         sc_term_event (app->term, ev);
     else
@@ -503,7 +507,14 @@ s_start_login (s_app_t *app, int64_t now)
     app->reconnect_at = 0;
     app->sock = s_connect (app->opts.endpoint);
     if (app->sock) {
-        app->login_deadline = now + app->opts.timeout_s * 1000;
+        /* the first login has --timeout in all, retries included */
+        if (!sc_client_ever_ready (app->client)) {
+            if (!app->first_deadline)
+                app->first_deadline = now + app->opts.timeout_s * 1000;
+            app->login_deadline = app->first_deadline;
+        }
+        else
+            app->login_deadline = now + app->opts.timeout_s * 1000;
         if (sc_client_start (app->client, now) == 0)
             return;
     }
@@ -558,6 +569,14 @@ s_after (s_app_t *app, int64_t now)
         snprintf (why, sizeof why, "session replaced: a newer login of %s "
                   "took over", app->opts.user);
         s_finish (app, 1, why);
+    }
+    /* a first login the broker refused for now (busy, rate): again,
+       within --timeout */
+    if (state == SC_CLIENT_OFFLINE && !ready && app->sock && app->login_retry
+        && now + app->backoff_ms < app->first_deadline) {
+        fprintf (stderr, "secchat: note: %s: retrying\n", app->login_error);
+        app->login_retry = false;
+        s_schedule_reconnect (app, now);
     }
     if (state == SC_CLIENT_DEAD || (state == SC_CLIENT_OFFLINE && !ready && app->sock))
         s_finish (app, 1, app->login_error[0] ? app->login_error
@@ -719,7 +738,7 @@ s_timers (s_app_t *app, int64_t now)
         if (!sc_client_ever_ready (app->client)) {
             char why[600];
             snprintf (why, sizeof why, "broker unreachable at %s", app->opts.endpoint);
-            s_finish (app, 1, why);
+            s_finish (app, 1, app->login_error[0] ? app->login_error : why);
         }
         sc_client_reset (app->client);
         s_schedule_reconnect (app, now);

@@ -929,6 +929,18 @@ sc_testproc_t *
 sc_testproc_broker_new (const char *keys_dir, const char *workdir, int heartbeat_ms,
                         char *endpoint, size_t endpoint_size)
 {
+    char number [24];
+    snprintf (number, sizeof number, "%d", heartbeat_ms);
+    const char *const extra [] = { "--heartbeat", number, NULL };
+    return sc_testproc_broker_new_with (keys_dir, workdir, heartbeat_ms ? extra : NULL,
+                                        endpoint, endpoint_size);
+}
+
+sc_testproc_t *
+sc_testproc_broker_new_with (const char *keys_dir, const char *workdir,
+                             const char *const extra [],
+                             char *endpoint, size_t endpoint_size)
+{
     s_args_t args = { { NULL }, 0 };
     s_args_program (&args, "secbroker");
     s_args_add (&args, "--endpoint");
@@ -936,12 +948,8 @@ sc_testproc_broker_new (const char *keys_dir, const char *workdir, int heartbeat
     s_args_file (&args, "--cert", keys_dir, "broker.crt");
     s_args_file (&args, "--key", keys_dir, "broker.key");
     s_args_file (&args, "--users", keys_dir, "users");
-    if (heartbeat_ms) {
-        char number [24];
-        snprintf (number, sizeof number, "%d", heartbeat_ms);
-        s_args_add (&args, "--heartbeat");
-        s_args_add (&args, number);
-    }
+    for (size_t i = 0; extra && extra [i]; i++)
+        s_args_add (&args, extra [i]);
     char *log_path = sc_testdir_path (workdir, "broker.log");
     sc_testproc_t *broker = sc_testproc_new ("broker", (const char *const *) args.argv,
                                              log_path);

@@ -144,6 +144,10 @@ int sc_testproc_make_keys (const char *dir, const char *const users []);
 sc_testproc_t *sc_testproc_broker_new (const char *keys_dir, const char *workdir,
                                        int heartbeat_ms,
                                        char *endpoint, size_t endpoint_size);
+//  The same with more options (extra: NULL-terminated, or NULL).
+sc_testproc_t *sc_testproc_broker_new_with (const char *keys_dir, const char *workdir,
+                                            const char *const extra [],
+                                            char *endpoint, size_t endpoint_size);
 
 //  How to start a batch client. Only keys, workdir, endpoint and user are
 //  needed; the rest overrides the defaults.

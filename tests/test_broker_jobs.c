@@ -23,15 +23,17 @@
 #include "sc_wire.h"
 
 #define S_JOBS_MAX 16
+#define S_CLIENTS  8    /* rid[4] = 1..7 */
 
 static struct {
     sc_testbroker_keys_t k;
     sc_broker_t *broker;
     int64_t now;
-    /* the last frame the broker sent, per client (rid[4] = 1 or 2) */
-    uint8_t *frame[3];
-    size_t len[3];
-    size_t sent[3];
+    /* the last frame the broker sent, per client (rid[4] = 1..7) */
+    uint8_t *frame[S_CLIENTS];
+    size_t len[S_CLIENTS];
+    size_t sent[S_CLIENTS];
+    const char *source;         /* the source address the shell gives */
     /* jobs handed over */
     sc_broker_job_t *jobs[S_JOBS_MAX];
     size_t njobs;
@@ -43,12 +45,19 @@ s_capture (void *arg, const uint8_t *rid, size_t rid_len, uint8_t *frame, size_t
 {
     (void) arg;
     assert_int_equal (rid_len, 5);
-    assert_true (rid[4] >= 1 && rid[4] <= 2);
+    assert_true (rid[4] >= 1 && rid[4] < S_CLIENTS);
     free (T.frame[rid[4]]);
     T.frame[rid[4]] = frame;
     T.len[rid[4]] = len;
     T.sent[rid[4]]++;
     return 0;
+}
+
+static const char *
+s_source (void *arg)
+{
+    (void) arg;
+    return T.source;
 }
 
 static int
@@ -203,6 +212,7 @@ s_setup (void **state)
     T.now = 1000000;
     T.njobs = 0;
     T.refuse = false;
+    T.source = NULL;
     T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, NULL,
                               s_capture, NULL);
     if (!T.broker)
@@ -211,13 +221,31 @@ s_setup (void **state)
     return 0;
 }
 
+/* A broker with small limits: logins in progress, per source, cookies. */
+static void
+s_restart (size_t max_logins, size_t per_source, size_t cookie_at)
+{
+    s_work ();
+    sc_broker_destroy (&T.broker);
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.max_handshakes = max_logins;
+    opts.max_per_source = per_source;
+    opts.cookie_at = cookie_at;
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    sc_broker_set_offload (T.broker, s_offload, &T);
+    sc_broker_set_source (T.broker, s_source);
+}
+
 static int
 s_teardown (void **state)
 {
     (void) state;
     s_work ();              /* no job left out */
     sc_broker_destroy (&T.broker);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < S_CLIENTS; i++) {
         free (T.frame[i]);
         T.frame[i] = NULL;
         T.sent[i] = 0;
@@ -311,12 +339,236 @@ test_message_while_job_out (void **state)
     assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
     s_deliver_plain (&alice, &msg);
     sc_msg_reset (&msg);
-    s_expect_plain_error (&alice, SC_ERR_STATE);
-    assert_int_equal (sc_broker_handshakes (T.broker), 0);
-    size_t sent = T.sent[1];
+    /* dropped: no answer, the login and its one job stay as they were */
+    assert_int_equal (T.sent[1], 0);
+    assert_int_equal (sc_broker_handshakes (T.broker), 1);
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
     s_work ();
-    assert_int_equal (T.sent[1], sent);
+    assert_int_equal (T.sent[1], 1);            /* AUTH_BROKER */
+    s_auth (&alice);
+    s_work ();
+    s_expect_welcome (&alice, "alice");
     s_client_fini (&alice);
+}
+
+/* One connection flooding HELLOs (the same one, no crypto on its side)
+   gets one job at a time and costs nothing more: the rest is dropped,
+   before and after the broker's answer. */
+static void
+test_hello_flood_one_connection (void **state)
+{
+    (void) state;
+    client_t mallory;
+    s_client_init (&mallory, 1, "alice", "alice");
+    uint8_t *hello;
+    size_t hello_len;
+    sc_testbroker_hello (mallory.hs, &hello, &hello_len);
+    for (int i = 0; i < 10000; i++)
+        sc_broker_handle (T.broker, mallory.rid, sizeof mallory.rid, hello, hello_len, T.now);
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    assert_int_equal (sc_broker_logins (T.broker), 1);
+    s_work ();
+    assert_int_equal (T.sent[1], 1);            /* one AUTH_BROKER */
+    for (int i = 0; i < 10000; i++)
+        sc_broker_handle (T.broker, mallory.rid, sizeof mallory.rid, hello, hello_len, T.now);
+    assert_int_equal (sc_broker_jobs (T.broker), 0);
+    assert_int_equal (T.sent[1], 1);
+    assert_int_equal (sc_broker_logins (T.broker), 1);
+    free (hello);
+    s_client_fini (&mallory);
+}
+
+/* A job counts against the cap until it is back, whatever became of
+   its session: the jobs out never exceed the cap. */
+static void
+test_job_counts_until_back (void **state)
+{
+    (void) state;
+    s_restart (2, 2, 100);
+    client_t c[3];
+    for (int i = 0; i < 3; i++)
+        s_client_init (&c[i], (uint8_t) (i + 1), "alice", "alice");
+    s_hello (&c[0]);
+    s_hello (&c[1]);
+    T.now += 10001;
+    sc_broker_tick (T.broker, T.now);           /* both time out, jobs out */
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    assert_int_equal (sc_broker_logins (T.broker), 2);
+    s_hello (&c[2]);
+    s_expect_plain_error (&c[2], SC_ERR_RATE);
+    assert_int_equal (sc_broker_jobs (T.broker), 2);
+    s_work ();
+    assert_int_equal (sc_broker_logins (T.broker), 0);
+    sc_handshake_destroy (&c[2].hs);
+    c[2].hs = sc_handshake_new_client (c[2].key, "alice", T.k.ca, "secbroker");
+    s_hello (&c[2]);
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    for (int i = 0; i < 3; i++)
+        s_client_fini (&c[i]);
+}
+
+/* One source address cannot take every login in progress. */
+static void
+test_logins_per_source (void **state)
+{
+    (void) state;
+    s_restart (100, 2, 100);
+    client_t c[4];
+    for (int i = 0; i < 4; i++)
+        s_client_init (&c[i], (uint8_t) (i + 1), "alice", "alice");
+    T.source = "192.0.2.1";
+    s_hello (&c[0]);
+    s_hello (&c[1]);
+    s_hello (&c[2]);
+    s_expect_plain_error (&c[2], SC_ERR_RATE);
+    assert_int_equal (sc_broker_logins (T.broker), 2);
+    T.source = "192.0.2.2";
+    s_hello (&c[3]);
+    assert_int_equal (sc_broker_logins (T.broker), 3);
+    /* a login that ends gives its source's place back */
+    s_work ();
+    s_auth (&c[0]);
+    s_work ();
+    s_expect_welcome (&c[0], "alice");
+    T.source = "192.0.2.1";
+    sc_handshake_destroy (&c[2].hs);
+    c[2].hs = sc_handshake_new_client (c[2].key, "alice", T.k.ca, "secbroker");
+    s_hello (&c[2]);
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    for (int i = 0; i < 4; i++)
+        s_client_fini (&c[i]);
+}
+
+/* A failed login as one of c's (alice's key, bob's name): refused. */
+static void
+s_fail_login (client_t *c)
+{
+    sc_handshake_destroy (&c->hs);
+    sc_channel_destroy (&c->ch);
+    c->hs = sc_handshake_new_client (c->key, "bob", T.k.ca, "secbroker");
+    assert_non_null (c->hs);
+    s_hello (c);
+    s_work ();
+    s_auth (c);
+    s_work ();
+    s_expect_plain_error (c, SC_ERR_AUTH);
+}
+
+/* Failed logins are logged at debug level only, and summed up at info
+   level once a minute with the sources that failed most. */
+static void
+test_failed_logins_summary (void **state)
+{
+    (void) state;
+    s_restart (100, 100, 100);
+    char *log = NULL;
+    size_t log_len = 0;
+    FILE *stream = open_memstream (&log, &log_len);
+    assert_non_null (stream);
+    zsys_set_logstream (stream);
+    sc_log_set_level ("info");
+    sc_broker_tick (T.broker, T.now);
+    client_t c;
+    s_client_init (&c, 1, "alice", "bob");
+    T.source = "192.0.2.1";
+    s_fail_login (&c);
+    s_fail_login (&c);
+    T.source = "192.0.2.2";
+    s_fail_login (&c);
+    T.source = "192.0.2.3";
+    s_fail_login (&c);
+    s_fail_login (&c);
+    s_fail_login (&c);
+    T.now += 59999;
+    sc_broker_tick (T.broker, T.now);
+    fflush (stream);
+    assert_int_equal (log_len, 0);              /* nothing yet, at info */
+    T.now += 1;
+    sc_broker_tick (T.broker, T.now);
+    T.now += 60000;
+    sc_broker_tick (T.broker, T.now);           /* no failures: no line */
+    fflush (stream);
+    zsys_set_logstream (stderr);
+    sc_log_set_level ("error");
+    assert_non_null (strstr (log, "6 failed logins in the last minute, top sources "
+                                  "192.0.2.3 (3), 192.0.2.1 (2), 192.0.2.2 (1)\n"));
+    assert_null (strstr (log, "login failed"));
+    assert_null (strstr (log, "bob"));          /* names at debug only */
+    assert_int_equal (strchr (log, '\n') + 1 - log, (long) log_len);  /* one line */
+    fclose (stream);
+    free (log);
+    s_client_fini (&c);
+}
+
+/* The cookie the broker sent (c's last frame). */
+static void
+s_expect_cookie (client_t *c, uint8_t cookie[static SC_COOKIE_LEN])
+{
+    sc_msg_t msg;
+    s_last_plain (c, &msg);
+    assert_int_equal (msg.opcode, SC_OP_COOKIE);
+    memcpy (cookie, msg.cookie, SC_COOKIE_LEN);
+    sc_msg_reset (&msg);
+}
+
+/* c's HELLO again, with a cookie. */
+static void
+s_hello_cookie (client_t *c, const uint8_t *hello, size_t len, const uint8_t *cookie)
+{
+    sc_msg_t msg;
+    assert_int_equal (sc_wire_open_plain (hello, len, &msg), 0);
+    msg.opcode = SC_OP_HELLO_COOKIE;
+    memcpy (msg.cookie, cookie, SC_COOKIE_LEN);
+    s_deliver_plain (c, &msg);
+    sc_msg_reset (&msg);
+}
+
+/* Under load a HELLO costs the broker a MAC: no job, no state, until it
+   comes back with the cookie for its own connection and HELLO. */
+static void
+test_cookie_under_load (void **state)
+{
+    (void) state;
+    s_restart (100, 100, 1);
+    client_t c[3];
+    uint8_t *hello[3];
+    size_t len[3];
+    for (int i = 0; i < 3; i++) {
+        s_client_init (&c[i], (uint8_t) (i + 1), "alice", "alice");
+        sc_testbroker_hello (c[i].hs, &hello[i], &len[i]);
+    }
+    sc_broker_handle (T.broker, c[0].rid, sizeof c[0].rid, hello[0], len[0], T.now);
+    assert_int_equal (T.sent[1], 0);            /* not under load yet: a job */
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    sc_broker_handle (T.broker, c[1].rid, sizeof c[1].rid, hello[1], len[1], T.now);
+    uint8_t cookie[SC_COOKIE_LEN], other[SC_COOKIE_LEN];
+    s_expect_cookie (&c[1], cookie);
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    assert_int_equal (sc_broker_logins (T.broker), 1);
+    /* the cookie is for c[1]'s connection and HELLO only */
+    s_hello_cookie (&c[2], hello[2], len[2], cookie);
+    s_expect_cookie (&c[2], other);
+    assert_memory_not_equal (cookie, other, SC_COOKIE_LEN);
+    s_hello_cookie (&c[2], hello[1], len[1], cookie);
+    assert_int_equal (T.sent[c[2].rid[4]], 2);  /* another COOKIE */
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    /* still good after one rotation of the secret, not after two */
+    T.now += 120000;
+    sc_broker_tick (T.broker, T.now);
+    s_hello_cookie (&c[1], hello[1], len[1], cookie);
+    assert_int_equal (sc_broker_jobs (T.broker), 2);
+    s_work ();
+    s_auth (&c[1]);
+    s_work ();
+    s_expect_welcome (&c[1], "alice");
+    T.now += 120000;
+    sc_broker_tick (T.broker, T.now);
+    s_hello_cookie (&c[2], hello[2], len[2], other);
+    s_expect_cookie (&c[2], other);
+    for (int i = 0; i < 3; i++) {
+        free (hello[i]);
+        s_client_fini (&c[i]);
+    }
 }
 
 /* A wrong signature found by the job: ERROR AUTH, nothing kept. */
@@ -360,6 +612,11 @@ main (void)
         cmocka_unit_test_setup_teardown (test_jobs_back_in_any_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_job_of_timed_out_login, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_message_while_job_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_flood_one_connection, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_job_counts_until_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_logins_per_source, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cookie_under_load, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_logins_summary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_wrong_key_through_jobs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_job_runs_inline, s_setup, s_teardown),
     };

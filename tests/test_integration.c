@@ -18,6 +18,7 @@
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
 #include "sc_testproc.h"
+#include "sc_wire.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <czmq.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -1102,6 +1104,65 @@ test_login_unregistered (void **state)
     STOP_BROKER (SIGTERM);
 }
 
+//  A broker that wants a cookie before every login: secchat answers it
+//  without the user noticing, and the chat works as ever.
+static void
+test_login_with_cookie (void **state)
+{
+    (void) state;
+    const char *const extra [] = { "--cookie-logins", "0", NULL };
+    g_broker = sc_testproc_broker_new_with (g_keys, g_work, extra,
+                                            g_endpoint, sizeof g_endpoint);
+    assert_non_null (g_broker);
+    sc_testproc_t *alice = LOGIN ("alice");
+    sc_testproc_t *bob = LOGIN ("bob");
+    SAY (alice, "/talk bob");
+    SEE (bob, "request alice");
+    SAY (bob, "/accept");
+    SEE (alice, "accepted bob");
+    SEE_CHAT (alice, "alice", bob, "bob");
+    MESSAGE (alice, "alice", bob, "over the cookie");
+    QUIT_BOTH (alice, "alice", bob, "bob");
+    STOP_BROKER (SIGTERM);
+}
+
+//  A broker with room for one login in progress, taken by a connection
+//  that sends a HELLO and nothing more: secchat's first login gets
+//  ERROR RATE, and tries again (within --timeout) until the other login
+//  times out and its place is free.
+static void
+test_login_retried_when_busy (void **state)
+{
+    (void) state;
+    const char *const extra [] = { "--max-logins", "1", "--login-timeout", "1500", NULL };
+    g_broker = sc_testproc_broker_new_with (g_keys, g_work, extra,
+                                            g_endpoint, sizeof g_endpoint);
+    assert_non_null (g_broker);
+    zsock_t *holder = zsock_new_dealer (g_endpoint);
+    assert_non_null (holder);
+    sc_msg_t hello;
+    sc_msg_init (&hello, SC_OP_HELLO);
+    hello.suite = SC_SUITE_1;
+    memset (hello.eph, 9, sizeof hello.eph);
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_wire_plain (&hello, &frame, &len), 0);
+    zframe_t *out = zframe_new (frame, len);
+    free (frame);
+    assert_non_null (out);
+    assert_int_equal (zframe_send (&out, holder, 0), 0);
+    zsock_set_rcvtimeo (holder, sc_testproc_timeout (5000));
+    zframe_t *answer = zframe_recv (holder);      /* AUTH_BROKER: it is in */
+    assert_non_null (answer);
+    zframe_destroy (&answer);
+    sc_testproc_t *alice = LOGIN ("alice");
+    SAY (alice, "/list");
+    SEE (alice, "users");
+    QUIT (alice);
+    zsock_destroy (&holder);
+    STOP_BROKER (SIGTERM);
+}
+
 //  A local TCP port nobody listens on (free a moment ago).
 static int
 s_free_port (void)
@@ -1337,6 +1398,8 @@ main (void)
         T (test_login_wrong_password),
         T (test_login_other_ca),
         T (test_login_wrong_broker_name),
+        T (test_login_with_cookie),
+        T (test_login_retried_when_busy),
         T (test_login_unregistered),
         T (test_login_unreachable),
         T (test_fingerprint),

@@ -1321,6 +1321,31 @@ test_replaced (void **state)
     broker_destroy (&fb);
 }
 
+/* A plaintext ERROR cannot be authenticated: while the broker still
+   answers (a PONG to the PING it prompts), it ends neither the session
+   nor the chat. */
+static void
+test_forged_plain_error (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    int pings = alice->pings;
+    deliver_error (alice, SC_ERR_STATE, "log in first", true);
+    deliver_error (alice, SC_ERR_SHUTDOWN, "forged", true);
+    pump (fb);
+    assert_int_equal (alice->pings, pings + 1);     /* one probe, answered */
+    for (int i = 0; i < 10; i++)       /* well past the probe's 2 s */
+        tick (alice, g_now + HB);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_CHATTING);
+    expect_nothing (alice);
+    sc_client_command (alice->client, "still here", 10, g_now);
+    pump (fb);
+    expect_line (bob, "msg alice still here");
+    broker_destroy (&fb);
+}
+
 static void
 test_shutdown_and_bad_frames (void **state)
 {
@@ -1335,11 +1360,19 @@ test_shutdown_and_bad_frames (void **state)
     deliver_plain (alice, &msg);
     expect_line (alice, "error malformed *");
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
-    /* A plaintext ERROR after login: the broker forgot the session. */
+    /* A plaintext ERROR after login, and the broker really forgot the
+       session: nothing authenticated comes back, lost after 2 s. */
+    fb->deaf = true;
     deliver_error (alice, SC_ERR_STATE, "log in first", true);
+    expect_nothing (alice);
+    assert_true (sc_client_timeout (alice->client, g_now) <= 2000);
+    tick (alice, g_now + 1999);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    tick (alice, g_now + 1);
     expect_line (alice, "error broker-lost the broker no longer knows this "
                  "session (state: log in first): reconnecting");
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+    fb->deaf = false;
     drop_frames (alice);
     sc_channel_destroy (&alice->ch);
     alice->name[0] = 0;
@@ -1454,6 +1487,7 @@ main (void)
         cmocka_unit_test (test_pin_needs_proof),
         cmocka_unit_test (test_pins_corrupt),
         cmocka_unit_test (test_heartbeat),
+        cmocka_unit_test (test_forged_plain_error),
         cmocka_unit_test (test_replaced),
         cmocka_unit_test (test_shutdown_and_bad_frames),
         cmocka_unit_test (test_format_batch),

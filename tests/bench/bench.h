@@ -11,6 +11,8 @@
       command lines on stdin, answering one line on stdout each.
     - `raw ENDPOINT MODE`: the raw ZeroMQ ROUTER relay the broker is
       compared with: no codec, no crypto.
+    - `flood ENDPOINT SRC CONNS T0 MEASURE_AT END`: one process flooding
+      the broker with HELLOs (bench_flood.c).
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -142,5 +144,6 @@ int bn_chat_open (bn_client_t *a, bn_client_t *b, const bn_ident_t *ident,
 /* ---- Roles ------------------------------------------------------------------ */
 int bn_load_main (int argc, char **argv);
 int bn_raw_main (int argc, char **argv);
+int bn_flood_main (int argc, char **argv);
 
 #endif

@@ -217,6 +217,23 @@ bn_client_login_step (bn_client_t *self, const bn_ident_t *ident,
                      msg.code, msg.text ? msg.text : "");
     }
     else
+    if (self->state == BN_HELLO_SENT && opcode == SC_OP_COOKIE) {
+        /* the broker is under load: the same HELLO again, with the cookie */
+        uint8_t *again = NULL;
+        size_t again_len = 0;
+        sc_msg_t hello;
+        sc_msg_init (&hello, 0);
+        if (sc_wire_open_plain (frame, len, &msg) == 0
+            && sc_wire_open_plain (self->hello, self->hello_len, &hello) == 0) {
+            hello.opcode = SC_OP_HELLO_COOKIE;
+            memcpy (hello.cookie, msg.cookie, SC_COOKIE_LEN);
+            if (sc_wire_plain (&hello, &again, &again_len) == 0
+                && s_send_frame (self, again, again_len) == 0)
+                rc = 0;
+        }
+        sc_msg_reset (&hello);
+    }
+    else
     if (self->state == BN_HELLO_SENT) {
         if (sc_wire_open_plain (frame, len, &msg) == 0 && msg.opcode == SC_OP_AUTH_BROKER
             && s_on_auth_broker (self, ident, &msg) == 0) {

@@ -26,6 +26,10 @@
         are checked. The answer has the time of the last login (t1) and
         this process's CPU from T0 to it (cpu, s). quitall: QUIT and close
         them.
+    paced EP FIRST T0 PERIOD END
+        Honest logins during a flood: one every PERIOD ns from T0 to END,
+        each a new client u<FIRST>... timed from HELLO to WELCOME, then
+        QUIT. The answer has their p50, p99 and max (ms).
     hold EP N FIRST WINDOW T0
         The scale test: at T0 create N clients, connect, log them in
         (WINDOW at a time), and keep them idle. release: close them.
@@ -457,6 +461,36 @@ s_traffic (s_load_t *self, s_run_t *run)
 
 /* ---- Logins ------------------------------------------------------------------ */
 
+/* Honest logins one after the other, one every period from t0 to end,
+   each on a new connection and timed from its HELLO to its WELCOME
+   (a COOKIE's round trip included): their latencies in ms into lat.
+   Each logs out at once. */
+static int
+s_paced (s_load_t *self, const char *ep, size_t first, int64_t t0, int64_t period,
+         int64_t end, double *lat, size_t cap, size_t *n, size_t *failed)
+{
+    *n = *failed = 0;
+    for (int64_t due = t0; due < end && *n + *failed < cap; due += period) {
+        bn_sleep_until_ns (due);
+        char name[SC_NAME_MAX + 1];
+        snprintf (name, sizeof name, "u%05zu", first + *n + *failed);
+        bn_client_t *c = bn_client_new (self->zctx, ep, name, NULL, 0);
+        if (!c || bn_client_prepare (c))
+            return -1;
+        int64_t start = bn_now_ns ();
+        if (bn_client_login (c, &self->ident, 10000) == 0 && bn_client_check_sig (c, &self->ident) == 0)
+            lat[(*n)++] = (double) (bn_now_ns () - start) / 1e6;
+        else
+            (*failed)++;
+        sc_msg_t msg;
+        sc_msg_init (&msg, SC_OP_QUIT);
+        if (c->state == BN_ONLINE)
+            (void) bn_client_send (c, &msg);
+        bn_client_destroy (&c);
+    }
+    return 0;
+}
+
 static void
 s_logins_free (s_load_t *self, bool quit)
 {
@@ -680,6 +714,18 @@ s_command (s_load_t *self, char *line)
             s_reply ("error logins setup failed");
         else
             s_reply ("ok ready=%zu", n);
+    }
+    else
+    if (sscanf (line, "paced %511s %zu %lld %lld %lld", a, &n, &t0, &warm, &dur) == 5) {
+        double lat[4096];
+        size_t done = 0, failed = 0;
+        if (s_paced (self, a, n, t0, warm, dur, lat, 4096, &done, &failed) || done < 1)
+            s_reply ("error paced failed");
+        else {
+            double max = bn_percentile (lat, done, 100);
+            s_reply ("ok done=%zu failed=%zu p50=%.3f p99=%.3f max=%.3f", done, failed,
+                     bn_percentile (lat, done, 50), bn_percentile (lat, done, 99), max);
+        }
     }
     else
     if (sscanf (line, "go %lld %zu", &t0, &w) == 2) {

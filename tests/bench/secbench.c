@@ -9,7 +9,7 @@
     Usage (from the repository root; `make bench` does it):
         secbench [--broker PATH] [--sessions N] [--pairs N] [--seconds S]
                  [--rounds N] [--lat-rate MSGS_PER_S] [--quick]
-                 [--only relay|logins|scale] [--window N] [--workers N]
+                 [--only relay|logins|flood|scale] [--window N] [--workers N]
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -53,7 +53,8 @@ typedef struct {
     size_t login_window;        /* logins in flight per load process     */
     size_t logins;              /* per load process and round            */
     size_t login_rounds;
-    const char *only;           /* one phase: relay, logins or scale     */
+    const char *only;           /* one phase: relay, logins, flood, scale */
+    double flood_seconds;       /* the flood, the first second not counted */
 } s_opts_t;
 
 static void
@@ -574,7 +575,79 @@ done:
     return rc;
 }
 
-/* ---- 3. Scale ------------------------------------------------------------------------- */
+/* ---- 3. Logins under a flood ----------------------------------------------------------- */
+
+/* A flooding process (bench_flood.c: S_FLOOD_CONNS connections from
+   127.0.0.2, HELLOs as fast as it can, every COOKIE echoed) against the
+   broker with its defaults, while one load process from 127.0.0.1 logs
+   honest users in one at a time. After a second the broker is under
+   load: from then on its CPU per flood HELLO, the honest logins'
+   latency, and its memory growth over the whole flood. */
+#define S_FLOOD_CONNS   512
+#define S_FLOOD_SRC     "127.0.0.2"
+
+static int
+s_flood (const s_opts_t *o)
+{
+    char ep[256], reply[512], flood_reply[512];
+    sc_testproc_t *load = NULL, *flood = NULL;
+    sc_testproc_t *broker = s_broker_start (o, "broker-flood", ep, sizeof ep);
+    int rc = -1;
+    if (!broker || s_loads_start (o, &load, 1, "honest"))
+        goto done;
+    bn_sleep_ns (s_ms (500));
+    long rss0 = bn_rss_kib (sc_testproc_pid (broker)), rss_max = rss0;
+    int64_t t0 = bn_now_ns () + s_ms (1500);        /* its connections made */
+    int64_t measure_at = t0 + s_ms (1000), end = t0 + s_ms (o->flood_seconds * 1000);
+    char a0[32], a1[32], a2[32], conns[16];
+    snprintf (a0, sizeof a0, "%lld", (long long) t0);
+    snprintf (a1, sizeof a1, "%lld", (long long) measure_at);
+    snprintf (a2, sizeof a2, "%lld", (long long) end);
+    snprintf (conns, sizeof conns, "%d", S_FLOOD_CONNS);
+    const char *argv[] = { o->self_exe, "flood", ep, S_FLOOD_SRC, conns, a0, a1, a2, NULL };
+    flood = sc_testproc_new ("flood", argv, NULL);
+    if (!flood)
+        goto done;
+    s_send (load, "paced %s 0 %lld %lld %lld", ep, (long long) measure_at,
+            (long long) s_ms (50), (long long) end);
+    bn_sleep_until_ns (measure_at);
+    bn_threads_cpu_t b0, b1;
+    if (bn_threads_cpu (sc_testproc_pid (broker), &b0))
+        goto done;
+    while (bn_now_ns () < end) {
+        bn_sleep_ns (s_ms (100));
+        long rss = bn_rss_kib (sc_testproc_pid (broker));
+        if (rss > rss_max)
+            rss_max = rss;
+    }
+    if (bn_threads_cpu (sc_testproc_pid (broker), &b1)
+        || s_answer (flood, flood_reply, sizeof flood_reply)
+        || s_answer (load, reply, sizeof reply))
+        goto done;
+    double measured = bn_kv (flood_reply, "measured", 0);
+    double seconds = (double) (end - measure_at) / 1e9;
+    double cpu = b1.main + b1.zmq + b1.other - b0.main - b0.zmq - b0.other;
+    fprintf (stderr, "secbench: flood: %s; broker CPU %.2f s (main %.2f, ZeroMQ %.2f, workers"
+             " %.2f) in %.1f s; RSS %ld -> %ld KiB; honest logins: %s\n", flood_reply, cpu,
+             b1.main - b0.main, b1.zmq - b0.zmq, b1.other - b0.other, seconds, rss0, rss_max,
+             reply);
+    if (measured < 1 || bn_kv (reply, "failed", 1) > 0)
+        goto done;
+    s_figure ("flood_hellos_per_s", measured / seconds);
+    s_figure ("flood_broker_us_per_hello", 1e6 * cpu / measured);
+    s_figure ("flood_login_p99_ms", bn_kv (reply, "p99", 0));
+    s_figure ("flood_rss_growth_kib", (double) (rss_max - rss0));
+    rc = 0;
+done:
+    if (flood && rc)
+        sc_testproc_dump_all ();
+    s_stop (&flood);
+    s_loads_stop (&load, 1);
+    s_stop (&broker);
+    return rc;
+}
+
+/* ---- 4. Scale ------------------------------------------------------------------------- */
 
 static int
 s_scale (const s_opts_t *o)
@@ -669,7 +742,9 @@ s_parse (int argc, char **argv, s_opts_t *o)
     };
     *o = (s_opts_t) { .broker_bin = "bin/secbroker", .sessions = 10000, .scale_loads = 4,
                       .pairs = 4, .relay_loads = 2, .seconds = 0.75, .rounds = 4,
-                      .lat_rate = 4000, .window = 128, .logins = 1500, .login_rounds = 4 };
+                      .lat_rate = 4000, .window = 128, .logins = 1500, .login_rounds = 4,
+                      .login_window = 500,
+                      .flood_seconds = 6 };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1)
         switch (opt) {
@@ -689,11 +764,12 @@ s_parse (int argc, char **argv, s_opts_t *o)
                 o->rounds = 2;
                 o->logins = 500;
                 o->login_rounds = 1;
+                o->flood_seconds = 3;
                 break;
             default:
                 fprintf (stderr, "usage: secbench [--broker PATH] [--sessions N] [--pairs N]\n"
                                  "                [--seconds S] [--rounds N] [--lat-rate N] [--quick]\n"
-                                 "                [--only relay|logins|scale] [--window N] [--workers N]\n");
+                                 "                [--only relay|logins|flood|scale] [--window N] [--workers N]\n");
                 return -1;
         }
     if (o->sessions < 4 || o->sessions > 99999 || o->pairs < 1 || o->pairs > 64
@@ -719,6 +795,8 @@ main (int argc, char **argv)
         return bn_load_main (argc, argv);
     if (argc > 1 && strcmp (argv[1], "raw") == 0)
         return bn_raw_main (argc, argv);
+    if (argc > 1 && strcmp (argv[1], "flood") == 0)
+        return bn_flood_main (argc, argv);
     if (argc > 1 && strcmp (argv[1], "bound") == 0) {
         s_figure ("crypto_bound_per_s", s_crypto_bound (2.0));
         return 0;
@@ -747,6 +825,7 @@ main (int argc, char **argv)
     if (s_keys (&o) == 0
         && (*only && strcmp (only, "relay") != 0 ? 0 : s_relay (&o)) == 0
         && (*only && strcmp (only, "logins") != 0 ? 0 : s_logins (&o)) == 0
+        && (*only && strcmp (only, "flood") != 0 ? 0 : s_flood (&o)) == 0
         && (*only && strcmp (only, "scale") != 0 ? 0 : s_scale (&o)) == 0)
         rc = 0;
     fprintf (stderr, "secbench: %s in %.1f s\n", rc ? "FAILED" : "done",

@@ -135,7 +135,10 @@ typedef enum {
     S_K_BYTES,      /* bin of exactly `width` bytes into a fixed array     */
     S_K_DATA,       /* bin of min..max bytes into the owned `data`         */
     S_K_TEXT,       /* str of min..max bytes of UTF-8 into the owned `text`*/
-    S_K_NAMES       /* array of min..max names into the owned `names`      */
+    S_K_NAMES,      /* array of min..max names into the owned `names`      */
+    S_K_PAD         /* bin of zeros after `name`, sized so that the two
+                       always take the same bytes (sc_msg_pad_len); kept
+                       nowhere                                            */
 } s_kind_t;
 
 typedef struct {
@@ -159,6 +162,7 @@ typedef struct {
 #define S_BOOL          S_F (S_K_BOOL, flag, 0, 1)
 #define S_DATA(lo, hi)  S_F (S_K_DATA, data, (lo), (hi))
 #define S_TEXT(lo, hi)  S_F (S_K_TEXT, text, (lo), (hi))
+#define S_PAD           { S_K_PAD, 0, 0, 0, SC_NAME_MAX + 1 }
 /* A list has no fixed width: its field is a pointer to the names. */
 #define S_NAMES         { S_K_NAMES, offsetof (sc_msg_t, names), 0, 0, SC_USERS_MAX }
 
@@ -190,8 +194,8 @@ static const s_schema_t s_schemas [SC_OP_HELLO_COOKIE + 1] = {
                          S_NAME, S_BYTES (key), S_BOOL } },
     [SC_OP_USERS]    = { .name = "USERS", .count = 2, .field = {
                          S_NAMES, S_BOOL } },
-    [SC_OP_WELCOME]  = { .name = "WELCOME", .count = 2, .field = {
-                         S_NAME, S_UINT (code, 100, 600000) } },
+    [SC_OP_WELCOME]  = { .name = "WELCOME", .count = 3, .field = {
+                         S_NAME, S_UINT (code, 100, 600000), S_PAD } },
     [SC_OP_CC_REPLY] = { .name = "CC_REPLY", .count = 4, .field = {
                          S_BYTES (nonce), S_BYTES (eph), S_BYTES (sig),
                          S_BYTES (mac) } },
@@ -720,6 +724,16 @@ sc_envelope_decode (const uint8_t *buf, size_t len, sc_envelope_t *env)
 
 /* ---- Body encoder ----------------------------------------------------- */
 
+size_t
+sc_msg_pad_len (size_t name_len)
+{
+    /* a str of up to 31 bytes has a 1-byte header, of 32 a 2-byte one;
+       a bin of up to 255 bytes a 2-byte one: name and pad take 36 bytes */
+    return name_len >= SC_NAME_MAX ? 0 : SC_NAME_MAX + 1 - name_len;
+}
+
+static const uint8_t s_zeros [SC_NAME_MAX + 1];
+
 static uint64_t
 s_uint_get (const sc_msg_t *self, const s_field_t *f)
 {
@@ -803,6 +817,7 @@ s_field_bound (const sc_msg_t *self, const s_field_t *f)
         case S_K_BYTES: return S_HEAD_MAX + f->width;
         case S_K_DATA:  return S_HEAD_MAX + self->data_len;
         case S_K_TEXT:  return S_HEAD_MAX + s_text_len (self);
+        case S_K_PAD:   return S_HEAD_MAX + f->max;
         default:        return S_HEAD_MAX
                              + self->names_count * (S_HEAD_MAX + SC_NAME_MAX);
     }
@@ -841,6 +856,8 @@ s_pack_field (msgpack_packer *pk, const sc_msg_t *self, const s_field_t *f)
             return s_pack_bin (pk, self->data, self->data_len);
         case S_K_TEXT:
             return s_pack_str (pk, self->text, s_text_len (self));
+        case S_K_PAD:
+            return s_pack_bin (pk, s_zeros, sc_msg_pad_len (strlen (self->name)));
         default:
             if (msgpack_pack_array (pk, self->names_count))
                 return -1;
@@ -965,6 +982,14 @@ s_decode_field (const msgpack_object *o, const s_field_t *f, sc_msg_t *self, boo
             &&  s_set_text (self, o->via.str.ptr, o->via.str.size))
                 rc = SC_CODEC_ENOMEM;
             return rc;
+        case S_K_PAD: {
+            size_t want = sc_msg_pad_len (strlen (self->name));
+            rc = s_check_blob (o, MSGPACK_OBJECT_BIN, want, want);
+            if (rc == SC_CODEC_OK && want
+            &&  memcmp (o->via.bin.ptr, s_zeros, want) != 0)
+                rc = SC_CODEC_ERANGE;
+            return rc;
+        }
         default:
             return s_decode_names (o, f, self, keep);
     }

@@ -108,6 +108,11 @@ int sc_msg_add_name (sc_msg_t *self, const char *name) SC_MUST_CHECK_CODEC;
 /* Set name from a C string; -1 when it is not a valid name. */
 int sc_msg_set_name (sc_msg_t *self, const char *name) SC_MUST_CHECK_CODEC;
 
+/* WELCOME's pad after a name of name_len bytes: 33 - name_len zero
+   bytes, none for a 32-byte name, so that the name and the pad always
+   take 36 bytes of msgpack and WELCOME's size does not tell the name. */
+size_t sc_msg_pad_len (size_t name_len);
+
 /* Encode the body of self->opcode into a new malloc'd buffer. Refuses
    (-1) to encode what the decoder would reject. */
 int sc_msg_encode (const sc_msg_t *self, uint8_t **out, size_t *out_len) SC_MUST_CHECK_CODEC;

@@ -278,12 +278,14 @@ sc_handshake_client_auth (sc_handshake_t *self,
     if ((rc = s_finish (self)))
         return s_fail (self, rc);
 
-    uint8_t pt[1 + SC_HS_NAME_MAX + SC_SIG_LEN + SC_HASH_LEN];
-    size_t pt_len = 1 + len + SC_SIG_LEN + SC_HASH_LEN;
+    /* the name padded with zeros to its maximum: the box's size does not
+       tell the name's length */
+    uint8_t pt[SC_HS_BOX_MAX - SC_TAG_LEN] = { 0 };
+    size_t pt_len = sizeof pt;
     pt[0] = len;
     memcpy (pt + 1, self->name, len);
-    memcpy (pt + 1 + len, self->sig_c, SC_SIG_LEN);
-    memcpy (pt + 1 + len + SC_SIG_LEN, self->mac_c, SC_HASH_LEN);
+    memcpy (pt + 1 + SC_HS_NAME_MAX, self->sig_c, SC_SIG_LEN);
+    memcpy (pt + 1 + SC_HS_NAME_MAX + SC_SIG_LEN, self->mac_c, SC_HASH_LEN);
     uint8_t nonce[SC_NONCE_LEN] = { 0 };
     rc = sc_aead_seal (self->k_box, nonce, self->th2, SC_HASH_LEN, pt, pt_len, box);
     sc_wipe (pt, sizeof pt);
@@ -332,23 +334,22 @@ sc_handshake_broker_open (sc_handshake_t *self, const uint8_t *box,
 {
     if (!self->broker || self->state != S_HELLO_ANSWERED)
         return s_fail (self, SC_HS_ESTATE);
-    if (box_len < SC_TAG_LEN + 1 + 1 + SC_SIG_LEN + SC_HASH_LEN
-        || box_len > SC_HS_BOX_MAX)
+    if (box_len != SC_HS_BOX_MAX)
         return s_fail (self, SC_HS_EBOX);
-    uint8_t pt[SC_HS_BOX_MAX];
+    uint8_t pt[SC_HS_BOX_MAX - SC_TAG_LEN];
     uint8_t nonce[SC_NONCE_LEN] = { 0 };
-    size_t pt_len = box_len - SC_TAG_LEN;
     if (sc_aead_open (self->k_box, nonce, self->th2, SC_HASH_LEN, box, box_len, pt))
         return s_fail (self, SC_HS_EBOX);
     size_t len = pt[0];
+    static const uint8_t zeros[SC_HS_NAME_MAX] = { 0 };
     int rc = SC_HS_EBOX;
     if (len >= 1 && len <= SC_HS_NAME_MAX
-        && pt_len == 1 + len + SC_SIG_LEN + SC_HASH_LEN
-        && sc_name_valid ((const char *) pt + 1, len)) {
+        && sc_name_valid ((const char *) pt + 1, len)
+        && memcmp (pt + 1 + len, zeros, SC_HS_NAME_MAX - len) == 0) {
         memcpy (self->name, pt + 1, len);
         self->name[len] = 0;
-        memcpy (self->sig_c, pt + 1 + len, SC_SIG_LEN);
-        memcpy (self->mac_c, pt + 1 + len + SC_SIG_LEN, SC_HASH_LEN);
+        memcpy (self->sig_c, pt + 1 + SC_HS_NAME_MAX, SC_SIG_LEN);
+        memcpy (self->mac_c, pt + 1 + SC_HS_NAME_MAX + SC_SIG_LEN, SC_HASH_LEN);
         memcpy (name, self->name, len + 1);
         rc = SC_HS_OK;
     }

@@ -23,7 +23,8 @@
 #include "sc_key.h"
 
 #define SC_HS_NAME_MAX 32
-/* The AUTH_CLIENT box: u8 len || name || sig || mac, plus the tag. */
+/* The AUTH_CLIENT box, always this long: u8 len || name padded with
+   zeros to SC_HS_NAME_MAX bytes || sig || mac, plus the tag. */
 #define SC_HS_BOX_MAX  (1 + SC_HS_NAME_MAX + SC_SIG_LEN + SC_HASH_LEN + SC_TAG_LEN)
 
 typedef enum {

@@ -46,6 +46,7 @@ typedef struct {
     pthread_mutex_t lock;
     uint8_t *record;            /* every byte, both directions            */
     size_t record_len, record_cap;
+    size_t open;                /* connections being carried              */
 } proxy_t;
 
 static void
@@ -105,6 +106,9 @@ s_proxy_run (void *arg)
                 pairs[n][0] = client;
                 pairs[n][1] = upstream;
                 n++;
+                pthread_mutex_lock (&self->lock);
+                self->open = n;
+                pthread_mutex_unlock (&self->lock);
             }
             else {
                 if (client >= 0)
@@ -136,6 +140,9 @@ s_proxy_run (void *arg)
                     pairs[i][0] = pairs[n - 1][0];
                     pairs[i][1] = pairs[n - 1][1];
                     n--;
+                    pthread_mutex_lock (&self->lock);
+                    self->open = n;
+                    pthread_mutex_unlock (&self->lock);
                     goto next_round;
                 }
             }
@@ -170,15 +177,38 @@ s_proxy_start (proxy_t *self, int upstream_port)
 }
 
 static void
-s_proxy_stop (proxy_t *self)
+s_proxy_free (proxy_t *self)
 {
-    if (write (self->stop[1], "x", 1) == 1)
-        pthread_join (self->thread, NULL);
     close (self->stop[0]);
     close (self->stop[1]);
     close (self->listener);
     free (self->record);
     pthread_mutex_destroy (&self->lock);
+}
+
+static void
+s_proxy_stop (proxy_t *self)
+{
+    if (write (self->stop[1], "x", 1) == 1)
+        pthread_join (self->thread, NULL);
+    s_proxy_free (self);
+}
+
+/* Once every connection through it has closed (its client exited), the
+   thread stops; what it recorded stays readable until s_proxy_free. */
+static void
+s_proxy_stop_after_close (proxy_t *self)
+{
+    bool done = false;
+    for (int i = 0; i < 500 && !done; i++) {
+        pthread_mutex_lock (&self->lock);
+        done = self->open == 0;
+        pthread_mutex_unlock (&self->lock);
+        if (!done)
+            usleep (10000);
+    }
+    if (write (self->stop[1], "x", 1) == 1)
+        pthread_join (self->thread, NULL);
 }
 
 static bool
@@ -205,7 +235,7 @@ s_group_setup (void **state)
     if (!T.dir)
         return -1;
     T.keys = sc_testdir_path (T.dir, "keys");
-    const char *const users[] = { "alice", "bob", NULL };
+    const char *const users[] = { "alice", "bob", "a-twenty-one-chars-id", NULL };
     return sc_testproc_make_keys (T.keys, users);
 }
 
@@ -326,6 +356,43 @@ test_wire_shows_no_text_and_no_names (void **state)
         if (strstr (log, fragments[i]))
             fail_msg ("'%s' appears in the broker's log", fragments[i]);
     free (log);
+}
+
+/* The bytes of a login through the proxy, both ways: user logs in and
+   quits at once. */
+static size_t
+s_login_bytes (const char *endpoint, const char *user)
+{
+    proxy_t proxy;
+    int port = s_proxy_start (&proxy, s_port (endpoint));
+    assert_true (port > 0);
+    char via[256];
+    snprintf (via, sizeof via, "tcp://127.0.0.1:%d", port);
+    sc_testproc_t *client = s_client (user, via);
+    assert_int_equal (sc_testproc_send (client, "/quit"), 0);
+    assert_int_equal (sc_testproc_wait (client, sc_testproc_timeout (10000)), 0);
+    sc_testproc_destroy (&client);
+    s_proxy_stop_after_close (&proxy);
+    size_t bytes = proxy.record_len;
+    s_proxy_free (&proxy);
+    return bytes;
+}
+
+/* A login's bytes on the wire do not depend on the length of the name
+   that logs in (it is padded in the AUTH_CLIENT box and in WELCOME). */
+static void
+test_login_size_hides_the_name (void **state)
+{
+    (void) state;
+    char endpoint[256];
+    sc_testproc_t *broker = sc_testproc_broker_new (T.keys, T.dir, 0, endpoint, sizeof endpoint);
+    assert_non_null (broker);
+    size_t short_name = s_login_bytes (endpoint, "bob");
+    size_t long_name = s_login_bytes (endpoint, "a-twenty-one-chars-id");
+    if (short_name != long_name)
+        fail_msg ("a login as bob took %zu bytes, as a-twenty-one-chars-id %zu",
+                  short_name, long_name);
+    assert_true (short_name > 300);         /* the certificate went through */
 }
 
 static void
@@ -458,6 +525,7 @@ main (void)
     signal (SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown (test_wire_shows_no_text_and_no_names, s_teardown),
+        cmocka_unit_test_teardown (test_login_size_hides_the_name, s_teardown),
         cmocka_unit_test_teardown (test_broker_restart_mid_chat, s_teardown),
         cmocka_unit_test_teardown (test_broker_log_on_a_full_disk, s_teardown),
     };

@@ -193,7 +193,10 @@ test_body_cases (void **state)
         B ("CHAT: empty key", SC_OP_CHAT, "\x93\xa1\x61\xc4\x00\xc3", SC_CODEC_ESIZE),
         B ("CHAT: initiator as int", SC_OP_CHAT,
            "\x93\xa1\x61\xc4\x20" "0123456789abcdef0123456789abcdef" "\x01", SC_CODEC_ETYPE),
-        B ("WELCOME: heartbeat 99", SC_OP_WELCOME, "\x92\xa1\x61\x63", SC_CODEC_ERANGE),
+        B ("WELCOME: heartbeat 99", SC_OP_WELCOME, "\x93\xa1\x61\x63\xc4\x20"
+           "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+           SC_CODEC_ERANGE),
+        B ("WELCOME: no pad", SC_OP_WELCOME, "\x92\xa1\x61\xcd\x13\x88", SC_CODEC_EARITY),
         B ("PING: not empty", SC_OP_PING, "\x91\xc0", SC_CODEC_EARITY),
         B ("PING: empty input", SC_OP_PING, "", SC_CODEC_EPARSE),
         B ("opcode 18", 18, "\x90", SC_CODEC_EOPCODE),

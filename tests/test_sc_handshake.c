@@ -354,6 +354,7 @@ typedef struct {
     const char *label;          //  the signature label
     bool bad_mac;               //  flip a bit of mac_C
     size_t extra;               //  bytes appended to the plaintext
+    uint8_t pad_byte;           //  what pads the name (normally 0)
     bool bad_nonce;             //  nonce 0..01 instead of 12 zero bytes
     bool bad_ad;                //  AD = TH1 instead of TH2
 } box_opts_t;
@@ -376,12 +377,14 @@ s_spec_box (spec_t *s, const box_opts_t *o, flight_t *fl)
     assert_int_equal (sc_hmac (s->k_fc, s->th3, SC_HASH_LEN, mac_c), 0);
     if (o->bad_mac)
         mac_c [7] ^= 0x10;
-    //  pt = L || n || sig_C || mac_C
+    //  pt = L || n || zeros to 32 bytes || sig_C || mac_C
     uint8_t pt [1 + 64 + SC_SIG_LEN + SC_HASH_LEN + 16];
     size_t n = 0;
     pt [n++] = (uint8_t) o->name_len;
     memcpy (pt + n, o->name, strlen (o->name));
     n += strlen (o->name);
+    for (size_t i = strlen (o->name); i < SC_HS_NAME_MAX; i++)
+        pt [n++] = o->pad_byte;
     memcpy (pt + n, sig_c, SC_SIG_LEN);
     n += SC_SIG_LEN;
     memcpy (pt + n, mac_c, SC_HASH_LEN);
@@ -450,8 +453,9 @@ test_login_success (void **state)
     assert_memory_equal (ck.k_recv, bk.k_send, SC_KEY_LEN);
     assert_memory_equal (ck.sid, bk.sid, SC_HASH_LEN);
     assert_memory_not_equal (ck.k_send, ck.k_recv, SC_KEY_LEN);
-    //  The box is L || n || sig_C || mac_C plus the tag.
-    assert_int_equal (p.fl.box_len, 1 + strlen ("alice") + 96 + SC_TAG_LEN);
+    //  The box is L || n padded to 32 bytes || sig_C || mac_C plus the
+    //  tag, whatever the name's length.
+    assert_int_equal (p.fl.box_len, 1 + 32 + 96 + SC_TAG_LEN);
 
     //  The keys are handed over once.
     sc_session_keys_t again;
@@ -606,7 +610,7 @@ static void
 test_auth_client_box_tampered (void **state)
 {
     (void) state;
-    size_t box_len = 1 + strlen ("alice") + 96 + SC_TAG_LEN;
+    size_t box_len = 1 + 32 + 96 + SC_TAG_LEN;
     char name [SC_HS_NAME_MAX + 1];
     for (size_t pos = 0; pos < box_len; pos++) {
         pair_t p;
@@ -666,6 +670,8 @@ test_auth_client_box_contents (void **state)
         { { .name = "", .name_len = 0, .signed_name = "alice" }, SC_HS_EBOX, 0 },
         //  A byte after mac_C.
         { { .name = "alice", .name_len = 5, .extra = 1 }, SC_HS_EBOX, 0 },
+        //  The padding after the name is not zeros.
+        { { .name = "alice", .name_len = 5, .pad_byte = 1 }, SC_HS_EBOX, 0 },
         //  Not a valid name.
         { { .name = "Alice", .name_len = 5 }, SC_HS_EBOX, 0 },
         { { .name = "al ce", .name_len = 5 }, SC_HS_EBOX, 0 },
@@ -1077,14 +1083,16 @@ test_spec_client_side (void **state)
     assert_int_equal (sc_handshake_client_auth (client, fl.nonce_b, fl.eph_b, F->cert,
                                                 F->cert_len, fl.sig_b, fl.mac_b, fl.box,
                                                 &fl.box_len, NULL), SC_HS_OK);
-    //  box = AEAD(k_box, 12 zero bytes, ad = TH2, L || n || sig_C || mac_C)
-    assert_int_equal (fl.box_len, 1 + 5 + SC_SIG_LEN + SC_HASH_LEN + SC_TAG_LEN);
-    uint8_t pt [SC_HS_BOX_MAX], nonce [SC_NONCE_LEN] = { 0 };
+    //  box = AEAD(k_box, 12 zero bytes, ad = TH2,
+    //             L || n || zeros to 32 bytes || sig_C || mac_C)
+    assert_int_equal (fl.box_len, 1 + 32 + SC_SIG_LEN + SC_HASH_LEN + SC_TAG_LEN);
+    uint8_t pt [SC_HS_BOX_MAX], nonce [SC_NONCE_LEN] = { 0 }, zeros [27] = { 0 };
     assert_int_equal (sc_aead_open (s.k_box, nonce, s.th2, SC_HASH_LEN, fl.box,
                                     fl.box_len, pt), 0);
     assert_int_equal (pt [0], 5);
     assert_memory_equal (pt + 1, "alice", 5);
-    const uint8_t *sig_c = pt + 6, *mac_c = pt + 6 + SC_SIG_LEN;
+    assert_memory_equal (pt + 6, zeros, sizeof zeros);
+    const uint8_t *sig_c = pt + 33, *mac_c = pt + 33 + SC_SIG_LEN;
     //  sig_C = Sign(sk_C, "secchat/1 cb client signature" || 0x00 || TH2 || L || n)
     uint8_t part [SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
     size_t part_len = s_th2_name (s.th2, "alice", 5, part);

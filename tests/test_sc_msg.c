@@ -116,7 +116,7 @@ t_decode (const t_buf_t *b, uint8_t opcode)
 
 /* ---- The schemas again, written independently of the codec ----------- */
 
-typedef enum { T_UINT, T_BOOL, T_NAME, T_BIN, T_TEXT, T_NAMES } t_kind_t;
+typedef enum { T_UINT, T_BOOL, T_NAME, T_BIN, T_TEXT, T_NAMES, T_PAD } t_kind_t;
 
 typedef struct {
     t_kind_t kind;
@@ -133,6 +133,7 @@ typedef struct {
 #define TB(n)   { T_BIN, (n) }
 #define TN      { T_NAME, 0 }
 #define TBOOL   { T_BOOL, 0 }
+#define TPAD    { T_PAD, 28 }   /* after the name "alice" */
 
 static const t_schema_t t_schemas [] = {
     { SC_OP_QUIT, 0, { { 0, 0 } } },
@@ -150,7 +151,7 @@ static const t_schema_t t_schemas [] = {
     { SC_OP_PONG, 0, { { 0, 0 } } },
     { SC_OP_CHAT, 3, { TN, TB (32), TBOOL } },
     { SC_OP_USERS, 2, { { T_NAMES, 0 }, TBOOL } },
-    { SC_OP_WELCOME, 2, { TN, TU (5000) } },
+    { SC_OP_WELCOME, 3, { TN, TU (5000), TPAD } },
     { SC_OP_CC_REPLY, 4, { TB (32), TB (32), TB (64), TB (32) } },
     { SC_OP_CC_FINISH, 2, { TB (64), TB (32) } },
     { SC_OP_HELLO, 3, { TU (1), TB (32), TB (32) } },
@@ -181,6 +182,7 @@ t_pack_valid (t_buf_t *b, const t_field_t *f)
         case T_BIN:   t_bin (b, f->value, 0xab); break;
         case T_TEXT:  t_str (b, "no such user"); break;
         case T_NAMES: t_arr (b, 2); t_str (b, "bob"); t_str (b, "carol"); break;
+        case T_PAD:   t_bin (b, f->value, 0); break;
     }
 }
 
@@ -215,6 +217,7 @@ t_right_type (t_kind_t kind)
         case T_UINT:  return W_UINT;
         case T_BOOL:  return W_TRUE;
         case T_BIN:   return W_BIN;
+        case T_PAD:   return W_BIN;
         case T_NAMES: return W_ARRAY;
         default:      return W_STR;     /* T_NAME, T_TEXT */
     }
@@ -1023,6 +1026,45 @@ test_detail_size_and_utf8 (void **state)
     t_close (&b);
 }
 
+/* WELCOME's size does not depend on the name's length; its pad is
+   exactly as long as that takes, and zeros. */
+static void
+test_welcome_pad (void **state)
+{
+    (void) state;
+    const char *full = "abcdefghijklmnopqrstuvwxyz012345";
+    size_t size = 0;
+    for (size_t len = 1; len <= SC_NAME_MAX; len++) {
+        sc_msg_t msg, back;
+        sc_msg_init (&msg, SC_OP_WELCOME);
+        memcpy (msg.name, full, len);
+        msg.code = 5000;
+        uint8_t *buf;
+        size_t n;
+        assert_int_equal (sc_msg_encode (&msg, &buf, &n), 0);
+        if (len == 1)
+            size = n;
+        assert_int_equal (n, size);
+        assert_int_equal (sc_msg_decode (SC_OP_WELCOME, buf, n, &back), SC_CODEC_OK);
+        assert_string_equal (back.name, msg.name);
+        sc_msg_reset (&back);
+        free (buf);
+    }
+    /* "alice": 28 zeros; 27, 29 or a byte set are refused */
+    const struct { size_t len; uint8_t fill; int want; } cases [] = {
+        { 28, 0, SC_CODEC_OK }, { 27, 0, SC_CODEC_ESIZE }, { 29, 0, SC_CODEC_ESIZE },
+        { 0, 0, SC_CODEC_ESIZE }, { 28, 1, SC_CODEC_ERANGE },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        t_buf_t b;
+        t_open (&b);
+        t_arr (&b, 3); t_str (&b, "alice"); t_uint (&b, 5000);
+        t_bin (&b, cases [i].len, cases [i].fill);
+        assert_int_equal (t_decode (&b, SC_OP_WELCOME), cases [i].want);
+        t_close (&b);
+    }
+}
+
 static void
 t_decode_names (const char *name, size_t len, int want)
 {
@@ -1036,7 +1078,10 @@ t_decode_names (const char *name, size_t len, int want)
         t_arr (&b, schema->count);
         t_strn (&b, name, len);                 /* the name is field 0 */
         for (size_t f = 1; f < schema->count; f++)
-            t_pack_valid (&b, &schema->field [f]);
+            if (schema->field [f].kind == T_PAD)    /* 36 bytes with the name */
+                t_bin (&b, len >= 32 ? 0 : 33 - len, 0);
+            else
+                t_pack_valid (&b, &schema->field [f]);
         int rc = t_decode (&b, named [i]);
         if (rc != want)
             fail_msg ("opcode %d name \"%.*s\": got %d want %d",
@@ -1778,6 +1823,7 @@ main (void)
         cmocka_unit_test (test_bin_sizes),
         cmocka_unit_test (test_detail_size_and_utf8),
         cmocka_unit_test (test_names),
+        cmocka_unit_test (test_welcome_pad),
         cmocka_unit_test (test_users_limits),
         cmocka_unit_test (test_integer_ranges),
         cmocka_unit_test (test_utf8),

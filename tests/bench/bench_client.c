@@ -161,7 +161,7 @@ s_on_auth_broker (bn_client_t *self, const bn_ident_t *ident, const sc_msg_t *ms
     memcpy (signed_part, th2, SC_HASH_LEN);
     signed_part[SC_HASH_LEN] = len;
     memcpy (signed_part + SC_HASH_LEN + 1, self->name, len);
-    size_t pt_len = 1 + len + SC_SIG_LEN + SC_HASH_LEN;
+    size_t pt_len = sizeof pt;          /* the name padded to 32 bytes */
     uint8_t nonce[SC_NONCE_LEN] = { 0 };
     if (sc_key_sign_labelled (ident->user_key, s_label_sig_c, signed_part,
                               SC_HASH_LEN + 1 + len, sig_c)
@@ -169,10 +169,11 @@ s_on_auth_broker (bn_client_t *self, const bn_ident_t *ident, const sc_msg_t *ms
                           sig_c, SC_SIG_LEN, th3)
         || sc_hmac (k_fc, th3, SC_HASH_LEN, mac_c))
         goto done;
+    memset (pt, 0, sizeof pt);
     pt[0] = len;
     memcpy (pt + 1, self->name, len);
-    memcpy (pt + 1 + len, sig_c, SC_SIG_LEN);
-    memcpy (pt + 1 + len + SC_SIG_LEN, mac_c, SC_HASH_LEN);
+    memcpy (pt + 1 + SC_NAME_MAX, sig_c, SC_SIG_LEN);
+    memcpy (pt + 1 + SC_NAME_MAX + SC_SIG_LEN, mac_c, SC_HASH_LEN);
     if (sc_aead_seal (k_box, nonce, th2, SC_HASH_LEN, pt, pt_len, box)
         || sc_hkdf_expand_label (prk, s_label_c2b, th3, SC_HASH_LEN, keys.k_send)
         || sc_hkdf_expand_label (prk, s_label_b2c, th3, SC_HASH_LEN, keys.k_recv))

@@ -444,10 +444,11 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         if (s_reload) {
             s_reload = 0;
             sc_notify_reloading ();
-            if (sc_registry_reload (registry) == 0)
+            char why[512];
+            if (sc_registry_reload (registry, why, sizeof why) == 0)
                 sc_log (SC_LOG_INFO, "registry reloaded: %zu users", sc_registry_size (registry));
             else
-                sc_log (SC_LOG_ERROR, "registry reload failed: keeping the old one");
+                sc_log (SC_LOG_ERROR, "registry reload failed: %s: keeping the old one", why);
             sc_notify ("READY=1");
         }
         if (zclock_mono () >= next_tick) {

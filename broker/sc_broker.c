@@ -35,6 +35,7 @@ struct _s_session_t {
     sc_handshake_t *hs;         /* during the handshake only              */
     sc_channel_t *ch;           /* once logged in                         */
     char name[SC_NAME_MAX + 1];
+    uint8_t pub[SC_PUB_LEN];    /* the key it logged in with              */
     s_chat_t chat;
     s_session_t *peer;          /* the other side of chat/request         */
     char *source;               /* its address, while in the handshake    */
@@ -49,10 +50,53 @@ struct _s_session_t {
     uint32_t notify;            /* ...and the NOTIFY reason for its peer  */
 };
 
-struct _sc_broker_t {
+/* The broker's key and certificate. A login answers HELLO with the
+   identity current then, and its job keeps it until it comes back, so
+   a new identity (sc_broker_set_identity) never changes a login under
+   way; the last holder frees it. Only the core's thread counts. */
+typedef struct {
     const sc_key_t *key;
     const uint8_t *cert;
     size_t cert_len;
+    sc_key_t *own_key;          /* set_identity's: freed with the last... */
+    uint8_t *own_cert;          /* ...holder (sc_broker_new's: borrowed)  */
+    size_t holders;             /* the broker (while current), the jobs   */
+} s_identity_t;
+
+static s_identity_t *
+s_identity_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len)
+{
+    s_identity_t *self = calloc (1, sizeof *self);
+    if (self) {
+        self->key = key;
+        self->cert = cert;
+        self->cert_len = cert_len;
+        self->holders = 1;
+    }
+    return self;
+}
+
+static s_identity_t *
+s_identity_hold (s_identity_t *self)
+{
+    self->holders++;
+    return self;
+}
+
+static void
+s_identity_drop (s_identity_t **self_p)
+{
+    s_identity_t *self = *self_p;
+    if (self && --self->holders == 0) {
+        sc_key_destroy (&self->own_key);
+        free (self->own_cert);
+        free (self);
+    }
+    *self_p = NULL;
+}
+
+struct _sc_broker_t {
+    s_identity_t *id;           /* the current key and certificate        */
     sc_registry_t *registry;
     sc_broker_opts_t opts;
     sc_broker_send_fn *send;
@@ -170,9 +214,7 @@ sc_broker_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len,
     sc_broker_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->key = key;
-    self->cert = cert;
-    self->cert_len = cert_len;
+    self->id = s_identity_new (key, cert, cert_len);
     self->registry = registry;
     self->send = send;
     self->arg = arg;
@@ -185,7 +227,7 @@ sc_broker_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len,
     self->dead = zlist_new ();
     self->by_source = zhashx_new ();
     self->failures = zhashx_new ();
-    if (!self->sessions || !self->by_name || !self->dead || !self->by_source
+    if (!self->id || !self->sessions || !self->by_name || !self->dead || !self->by_source
         || !self->failures || sc_random (self->cookie_key[0], SC_KEY_LEN)
         || sc_random (self->cookie_key[1], SC_KEY_LEN)) {
         sc_broker_destroy (&self);
@@ -208,6 +250,7 @@ sc_broker_destroy (sc_broker_t **self_p)
         zhashx_destroy (&self->by_source);
         zhashx_destroy (&self->failures);
         sc_wipe (self->cookie_key, sizeof self->cookie_key);
+        s_identity_drop (&self->id);
         free (self);
         *self_p = NULL;
     }
@@ -446,6 +489,7 @@ struct _sc_broker_job_t {
     char key[2 * 255 + 1];          /* the session's table key...          */
     uint64_t gen;                   /* ...and generation, to find it again */
     sc_handshake_t *hs;             /* the job's own while it is out       */
+    s_identity_t *id;               /* J_HELLO: the key and cert it uses   */
     int rc;                         /* sc_hs_err_t of the step             */
     /* J_HELLO: HELLO in, AUTH_BROKER out */
     uint8_t suite;
@@ -465,6 +509,7 @@ s_job_free (sc_broker_job_t **job_p)
 {
     if (*job_p) {
         sc_handshake_destroy (&(*job_p)->hs);
+        s_identity_drop (&(*job_p)->id);
         sc_wipe (*job_p, sizeof **job_p);
         free (*job_p);
         *job_p = NULL;
@@ -618,8 +663,10 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     s->source = strdup (source);
     s->gen = ++self->gen;
     sc_broker_job_t *job = s->key ? s_job_new (s, J_HELLO) : NULL;
-    if (job)
-        job->hs = sc_handshake_new_broker (self->key, self->cert, self->cert_len);
+    if (job) {
+        job->id = s_identity_hold (self->id);
+        job->hs = sc_handshake_new_broker (job->id->key, job->id->cert, job->id->cert_len);
+    }
     if (!s->rid || !s->source || !job || !job->hs
         || zhashx_insert (self->sessions, s->key, s) != 0) {
         s_job_free (&job);
@@ -658,7 +705,8 @@ s_hello_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     memcpy (reply.eph, job->eph_b, SC_PUB_LEN);
     memcpy (reply.sig, job->sig, SC_SIG_LEN);
     memcpy (reply.mac, job->mac, SC_HASH_LEN);
-    if (sc_msg_set_data (&reply, self->cert, self->cert_len))
+    /* the certificate the job signed with, whatever is current now */
+    if (sc_msg_set_data (&reply, job->id->cert, job->id->cert_len))
         s_remove (self, s, SC_NOTIFY_LOST);
     else
     if (s_send_plain (self, s->rid, s->rid_len, &reply) == SC_BROKER_GONE)
@@ -704,6 +752,19 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     s_job_start (self, s, job);
 }
 
+/* 0 when pub is still name's key in the registry; else the answer to
+   a login with it: SC_ERR_UNKNOWN_USER (the name was removed) or
+   SC_ERR_AUTH (its key changed). A login whose job checked the
+   signature against a key revoked meanwhile must not come online. */
+static uint32_t
+s_key_current (sc_broker_t *self, const char *name, const uint8_t pub[static SC_PUB_LEN])
+{
+    uint8_t now[SC_PUB_LEN];
+    if (sc_registry_raw (self->registry, name, now))
+        return SC_ERR_UNKNOWN_USER;
+    return memcmp (now, pub, SC_PUB_LEN) == 0 ? 0 : SC_ERR_AUTH;
+}
+
 /* The signature checked out (or not): the session goes online. */
 static void
 s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
@@ -715,6 +776,9 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     else
     if (job->rc)
         why = sc_hs_strerror (job->rc);
+    else
+    if (s_key_current (self, job->name, job->user_pub) != 0)
+        why = "authentication failed";     /* revoked while it was checked */
     else
     if (!job->keys_ok || !(s->ch = sc_channel_new (&job->keys))) {
         why = "internal error";
@@ -734,6 +798,7 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
         s_replace (self, old);
     strcpy (s->name, job->name);
     s_handshake_left (self, s);
+    memcpy (s->pub, job->user_pub, SC_PUB_LEN);
     s->phase = S_ONLINE;
     s->tokens = self->opts.rate_burst;
     s->tokens_at = self->now;
@@ -945,8 +1010,7 @@ s_send_chat (sc_broker_t *self, s_session_t *to, const s_session_t *other,
     sc_msg_init (&msg, SC_OP_CHAT);
     msg.flag = initiator;
     int rc = sc_msg_set_name (&msg, other->name);
-    if (rc == 0)
-        rc = sc_registry_raw (self->registry, other->name, msg.key);
+    memcpy (msg.key, other->pub, SC_PUB_LEN);   /* the key it proved */
     if (rc == 0)
         rc = s_send (self, to, &msg);
     sc_msg_reset (&msg);
@@ -1290,4 +1354,48 @@ sc_broker_shutdown (sc_broker_t *self)
          s = (s_session_t *) zhashx_next (self->sessions))
         if (s->phase == S_ONLINE && !s->dead)
             s_error (self, s, SC_ERR_SHUTDOWN, "the broker is stopping");
+}
+
+/* ---- Revocation and the broker's identity -------------------------------- */
+
+size_t
+sc_broker_revalidate (sc_broker_t *self)
+{
+    size_t revoked = 0;
+    for (s_session_t *s = (s_session_t *) zhashx_first (self->sessions); s;
+         s = (s_session_t *) zhashx_next (self->sessions)) {
+        if (s->phase != S_ONLINE || s->dead)
+            continue;
+        uint32_t code = s_key_current (self, s->name, s->pub);
+        if (code == 0)
+            continue;
+        const char *why = code == SC_ERR_UNKNOWN_USER
+                        ? "your key was removed from the broker's registry"
+                        : "your key was replaced in the broker's registry";
+        sc_log (SC_LOG_INFO, "revoked %s: key %s", s->name,
+                code == SC_ERR_UNKNOWN_USER ? "removed" : "changed");
+        s_error (self, s, SC_ERR_REVOKED, why);
+        s_mark_dead (self, s, "key revoked", SC_NOTIFY_REVOKED);
+        revoked++;
+    }
+    s_purge (self);
+    return revoked;
+}
+
+int
+sc_broker_set_identity (sc_broker_t *self, sc_key_t **key_p, uint8_t **cert_p,
+                        size_t cert_len)
+{
+    if (!key_p || !*key_p || !cert_p || !*cert_p || cert_len == 0 || cert_len > SC_CERT_MAX)
+        return -1;
+    s_identity_t *id = s_identity_new (*key_p, *cert_p, cert_len);
+    if (!id)
+        return -1;
+    id->own_key = *key_p;
+    id->own_cert = *cert_p;
+    *key_p = NULL;
+    *cert_p = NULL;
+    s_identity_drop (&self->id);
+    self->id = id;
+    return 0;
 }

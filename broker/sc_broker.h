@@ -85,6 +85,22 @@ void sc_broker_tick (sc_broker_t *self, int64_t now_ms);
 /* Tell every logged-in client the broker stops (ERROR SHUTDOWN). */
 void sc_broker_shutdown (sc_broker_t *self);
 
+/* After the registry was reloaded: log out every logged-in user whose
+   key left it or changed. Each gets ERROR REVOKED, its chat peer or
+   pending counterpart NOTIFY [name, 5], and it is no longer listed. A
+   login whose signature check is under way is refused when it comes
+   back (sc_broker_job_done compares the key again). Returns how many
+   were logged out. */
+size_t sc_broker_revalidate (sc_broker_t *self);
+/* A new key and certificate (DER, at most SC_CERT_MAX bytes) for the
+   logins from now on; the core takes both over (*key_p and *cert_p
+   become NULL) and frees them once the last login that used them is
+   done. Logins under way finish with the identity they started with.
+   The caller checked that they belong together (sc_cert_check). 0, or
+   -1 (bad arguments, no memory: nothing taken, nothing changed). */
+int sc_broker_set_identity (sc_broker_t *self, sc_key_t **key_p, uint8_t **cert_p,
+                            size_t cert_len);
+
 size_t sc_broker_sessions (const sc_broker_t *self);     /* logged in  */
 size_t sc_broker_handshakes (const sc_broker_t *self);   /* in progress */
 /* Logins in progress that count against max_handshakes: handshakes and

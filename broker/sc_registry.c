@@ -32,55 +32,72 @@ s_user_destroy (void **item)
     }
 }
 
-/* One user from DIR/NAME.pub, or NULL (logged). */
-static s_user_t *
-s_user_load (const char *dir, const char *file, char name[static SC_NAME_MAX + 1])
+/* One user from DIR/FILE into *user_p. 0: loaded; 1: not a key file
+   (no .pub), ignored; -1: a bad key file, *why says why. */
+static int
+s_user_load (const char *dir, const char *file, char name[static SC_NAME_MAX + 1],
+             s_user_t **user_p, const char **why)
 {
+    *user_p = NULL;
     size_t len = strlen (file);
     if (len < 5 || strcmp (file + len - 4, ".pub") != 0)
-        return NULL;                    /* not a key file: ignore quietly */
+        return 1;                       /* not a key file: ignore quietly */
     len -= 4;
     if (!sc_name_valid (file, len)) {
-        zsys_warning ("registry: skipping %s/%s: not a valid user name", dir, file);
-        return NULL;
+        *why = "not a valid user name ([a-z0-9_-]{1,32}.pub)";
+        return -1;
     }
     char path[4096];
-    if (snprintf (path, sizeof path, "%s/%s", dir, file) >= (int) sizeof path)
-        return NULL;
-    int err = 0;
+    if (snprintf (path, sizeof path, "%s/%s", dir, file) >= (int) sizeof path) {
+        *why = "path too long";
+        return -1;
+    }
+    int err = SC_KEY_EINTERNAL;
     s_user_t *user = calloc (1, sizeof *user);
-    if (!user)
-        return NULL;
-    user->key = sc_key_load_public (path, &err);
-    if (!user->key || sc_key_public_raw (user->key, user->raw)) {
-        zsys_warning ("registry: skipping %s: %s", path, sc_key_strerror (err));
+    if (user)
+        user->key = sc_key_load_public (path, &err);
+    if (!user || !user->key || sc_key_public_raw (user->key, user->raw)) {
+        *why = sc_key_strerror (err);
         void *item = user;
         s_user_destroy (&item);
-        return NULL;
+        return -1;
     }
     memcpy (name, file, len);
     name[len] = 0;
-    return user;
+    *user_p = user;
+    return 0;
 }
 
+/* Every user of dir, or NULL when dir cannot be read (*why set). Each
+   bad key file goes to bad (may be NULL) and is counted in *nbad. */
 static zhashx_t *
-s_load (const char *dir)
+s_load (const char *dir, sc_registry_bad_fn *bad, void *arg, size_t *nbad,
+        const char **why)
 {
+    *nbad = 0;
     DIR *d = opendir (dir);
     if (!d) {
-        zsys_error ("registry: cannot read %s: %s", dir, strerror (errno));
+        *why = strerror (errno);
         return NULL;
     }
     zhashx_t *users = zhashx_new ();
     if (!users) {
         closedir (d);
+        *why = "out of memory";
         return NULL;
     }
     zhashx_set_destructor (users, s_user_destroy);
     struct dirent *entry;
     while ((entry = readdir (d))) {
         char name[SC_NAME_MAX + 1];
-        s_user_t *user = s_user_load (dir, entry->d_name, name);
+        s_user_t *user = NULL;
+        const char *bad_why = NULL;
+        int rc = s_user_load (dir, entry->d_name, name, &user, &bad_why);
+        if (rc < 0) {
+            (*nbad)++;
+            if (bad)
+                bad (arg, entry->d_name, bad_why);
+        }
         if (user && zhashx_insert (users, name, user) != 0) {
             void *item = user;
             s_user_destroy (&item);
@@ -90,6 +107,12 @@ s_load (const char *dir)
     return users;
 }
 
+static void
+s_skip (void *arg, const char *file, const char *why)
+{
+    zsys_warning ("registry: skipping %s/%s: %s", (const char *) arg, file, why);
+}
+
 sc_registry_t *
 sc_registry_new (const char *dir)
 {
@@ -97,9 +120,13 @@ sc_registry_new (const char *dir)
     if (!self)
         return NULL;
     self->dir = strdup (dir);
-    self->users = self->dir ? s_load (dir) : NULL;
-    if (!self->users)
+    size_t nbad = 0;
+    const char *why = "out of memory";
+    self->users = self->dir ? s_load (dir, s_skip, self->dir, &nbad, &why) : NULL;
+    if (!self->users) {
+        zsys_error ("registry: cannot read %s: %s", dir, why);
         sc_registry_destroy (&self);
+    }
     return self;
 }
 
@@ -115,15 +142,61 @@ sc_registry_destroy (sc_registry_t **self_p)
     }
 }
 
-int
-sc_registry_reload (sc_registry_t *self)
+/* The first bad file of a reload, for its error. */
+typedef struct {
+    char *why;
+    size_t size;
+    size_t seen;
+} s_first_bad_t;
+
+static void
+s_first_bad (void *arg, const char *file, const char *why)
 {
-    zhashx_t *users = s_load (self->dir);
-    if (!users)
+    s_first_bad_t *first = arg;
+    if (first->seen++ == 0 && first->why)
+        snprintf (first->why, first->size, "%s: %s", file, why);
+}
+
+int
+sc_registry_reload (sc_registry_t *self, char *why, size_t size)
+{
+    s_first_bad_t first = { why, size, 0 };
+    size_t nbad = 0;
+    const char *dir_why = NULL;
+    zhashx_t *users = s_load (self->dir, s_first_bad, &first, &nbad, &dir_why);
+    if (!users) {
+        if (why)
+            snprintf (why, size, "cannot read %s: %s", self->dir, dir_why);
         return -1;
+    }
+    if (nbad) {
+        if (why && nbad > 1) {
+            size_t len = strlen (why);
+            snprintf (why + len, size - len, " (and %zu more bad files)", nbad - 1);
+        }
+        zhashx_destroy (&users);
+        return -1;
+    }
     zhashx_destroy (&self->users);
     self->users = users;
     return 0;
+}
+
+int
+sc_registry_check (const char *dir, sc_registry_bad_fn *bad, void *arg, size_t *users)
+{
+    size_t nbad = 0;
+    const char *why = NULL;
+    zhashx_t *table = s_load (dir, bad, arg, &nbad, &why);
+    if (!table) {
+        if (bad)
+            bad (arg, NULL, why);
+        return -1;
+    }
+    if (users)
+        *users = zhashx_size (table);
+    zhashx_destroy (&table);
+    return nbad > 0 ? -1 : 0;
 }
 
 size_t

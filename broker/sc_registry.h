@@ -1,9 +1,11 @@
 /*  sc_registry: the users the broker knows, by name, with their public
     keys. Loaded from a directory of `NAME.pub` files (SubjectPublicKey
-    PEM, Ed25519), one per user; a file whose name is not a valid user
-    name or whose key does not load is skipped with a log line, so one
-    bad file never locks everybody out. Reloading builds a new table and
-    swaps it in only when the directory could be read.
+    PEM, Ed25519), one per user. At start, a file whose name is not a
+    valid user name or whose key does not load is skipped with a log
+    line, so one bad file never locks everybody out. A reload is all or
+    nothing: it builds a new table and swaps it in only when the
+    directory could be read and every key file in it is good, so a file
+    caught half-written never logs its user out.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -23,8 +25,17 @@ typedef struct _sc_registry_t sc_registry_t;
 sc_registry_t *sc_registry_new (const char *dir);
 void sc_registry_destroy (sc_registry_t **self_p);
 
-/* Read the directory again; on failure the old table stays. 0 / -1. */
-int sc_registry_reload (sc_registry_t *self);
+/* Read the directory again. -1 when it cannot be read or holds a bad
+   key file (a NAME.pub whose name is not valid or whose key does not
+   load): the old table stays, and why (size bytes, may be NULL) says
+   what, naming the first bad file. 0 when swapped in. */
+int sc_registry_reload (sc_registry_t *self, char *why, size_t size);
+/* Check dir as a reload would, keeping nothing: bad (may be NULL) is
+   called with each bad file's name (NULL when dir cannot be read) and
+   why. 0 when all is good, -1 otherwise; *users (may be NULL) gets the
+   number of good keys. */
+typedef void (sc_registry_bad_fn) (void *arg, const char *file, const char *why);
+int sc_registry_check (const char *dir, sc_registry_bad_fn *bad, void *arg, size_t *users);
 
 size_t sc_registry_size (const sc_registry_t *self);
 /* The key of a user (borrowed, valid until the next reload), or NULL. */

@@ -5,7 +5,9 @@
     steps of logins (sc_broker jobs) run on worker actors, one per CPU by
     default: each job goes to a worker by pointer over its pipe and comes
     back the same way to the loop. SIGTERM/SIGINT stop it cleanly, SIGHUP
-    reloads the user registry without dropping sessions.
+    reloads the broker's key, certificate and user registry, all or
+    nothing, and logs out the users whose key was removed or changed.
+    --check validates what it would load and exits.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -16,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "sc_broker.h"
 #include "sc_crypto.h"
@@ -25,6 +28,7 @@
 
 #define S_TICK_MS     100
 #define S_WORKERS_MAX 64
+#define S_CERT_WARN_S (30 * (int64_t) 86400)  /* warn when the certificate ends sooner */
 
 typedef struct {
     const char *endpoint, *cert, *key, *users, *log_level;
@@ -34,6 +38,7 @@ typedef struct {
     size_t max_logins;          /* logins in progress at once            */
     size_t logins_per_source;   /* ...from one address                   */
     size_t cookie_logins;       /* from this many on, HELLO needs a cookie */
+    bool check;                 /* --check: validate the files and exit  */
 } s_args_t;
 
 static volatile sig_atomic_t s_reload = 0;
@@ -52,7 +57,7 @@ s_usage (FILE *out)
         "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
-        "                 [--cookie-logins N]\n"
+        "                 [--cookie-logins N] [--check]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -74,10 +79,17 @@ s_usage (FILE *out)
         "  --logins-per-source N  ...of them from one IP address (default 1024)\n"
         "  --cookie-logins N  from this many logins in progress on, a login must\n"
         "                     first echo a cookie; 0: always (default 256)\n"
+        "  --check            check the key, the certificate and every file in\n"
+        "                     the users folder, name each bad one, and exit\n"
+        "                     (0: all good, 1: not) without binding\n"
         "  --help             this text\n"
         "\n"
+        "It refuses to start when the key is not the certificate's or the\n"
+        "certificate is not valid now, and warns when it ends within 30 days.\n"
         "When ready it prints 'secbroker listening on ENDPOINT' on stdout.\n"
-        "SIGHUP reloads the users; SIGTERM stops it.\n");
+        "SIGHUP reloads the key, the certificate and the users (all or\n"
+        "nothing) and logs out users whose key was removed or changed;\n"
+        "SIGTERM stops it.\n");
 }
 
 /* 0 ok, 1 help printed, -1 bad arguments (usage printed). */
@@ -96,6 +108,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "max-logins", required_argument, NULL, 'M' },
         { "logins-per-source", required_argument, NULL, 'S' },
         { "cookie-logins", required_argument, NULL, 'C' },
+        { "check", no_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -104,7 +117,7 @@ s_parse (int argc, char **argv, s_args_t *args)
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
                          "info", 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
-                         4096, 1024, 256 };
+                         4096, 1024, 256, false };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -158,6 +171,7 @@ s_parse (int argc, char **argv, s_args_t *args)
                     args->cookie_logins = n;
                 break;
             }
+            case 'K': args->check = true; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
         }
@@ -184,6 +198,158 @@ s_raise_nofile (void)
         if (setrlimit (RLIMIT_NOFILE, &rl))
             sc_log (SC_LOG_WARNING, "cannot raise the open files limit: %s", strerror (errno));
     }
+}
+
+/* ---- The broker's identity ------------------------------------------- */
+
+/* A time in seconds since the epoch, for people: "2027-03-05 12:00 UTC". */
+static void
+s_date (int64_t t, char *buf, size_t size)
+{
+    time_t tt = (time_t) t;
+    struct tm tm;
+    if (!gmtime_r (&tt, &tm) || strftime (buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        snprintf (buf, size, "%lld s after the epoch", (long long) t);
+}
+
+typedef struct {
+    sc_key_t *key;
+    uint8_t *cert;              /* DER                                    */
+    size_t cert_len;
+    int64_t not_after;          /* seconds since the epoch                */
+} s_identity_t;
+
+static void
+s_identity_free (s_identity_t *self)
+{
+    sc_key_destroy (&self->key);
+    free (self->cert);
+    self->cert = NULL;
+}
+
+/* Load the key and the certificate and check that they belong together
+   and that the certificate is valid at now. 0, or -1 with why (one
+   line, naming the file) and nothing kept. */
+static int
+s_identity_load (const s_args_t *args, int64_t now, s_identity_t *id,
+                 char *why, size_t size)
+{
+    memset (id, 0, sizeof *id);
+    int err = 0;
+    id->key = sc_key_load_private (args->key, NULL, &err);
+    if (!id->key) {
+        snprintf (why, size, "cannot load key %s: %s", args->key, sc_key_strerror (err));
+        return -1;
+    }
+    err = sc_cert_load_der (args->cert, &id->cert, &id->cert_len);
+    if (err == SC_KEY_OK)
+        err = sc_cert_check (id->cert, id->cert_len, id->key, now, &id->not_after);
+    if (err == SC_KEY_OK)
+        return 0;
+    char date[64];
+    s_date (id->not_after, date, sizeof date);
+    if (err == SC_KEY_EMISMATCH)
+        snprintf (why, size, "key %s does not match certificate %s", args->key, args->cert);
+    else
+    if (err == SC_KEY_EEXPIRED)
+        snprintf (why, size, "certificate %s expired on %s", args->cert, date);
+    else
+    if (err == SC_KEY_ENOTYET)
+        snprintf (why, size, "certificate %s is not valid yet", args->cert);
+    else
+        snprintf (why, size, "cannot load certificate %s: %s", args->cert, sc_key_strerror (err));
+    s_identity_free (id);
+    return -1;
+}
+
+/* The warning when the certificate ends within S_CERT_WARN_S: one line
+   into buf; false when there is nothing to say. */
+static bool
+s_expiry_warning (const s_args_t *args, const s_identity_t *id, int64_t now,
+                  char *buf, size_t size)
+{
+    if (id->not_after - now >= S_CERT_WARN_S)
+        return false;
+    char date[64];
+    s_date (id->not_after, date, sizeof date);
+    long long days = (long long) ((id->not_after - now + 86399) / 86400);  /* started */
+    snprintf (buf, size, "certificate %s expires in %lld day%s (%s): renew it",
+              args->cert, days, days == 1 ? "" : "s", date);
+    return true;
+}
+
+/* --check: each bad file of the users folder, on stderr. */
+static void
+s_check_bad (void *arg, const char *file, const char *why)
+{
+    const char *dir = arg;
+    if (file)
+        fprintf (stderr, "secbroker: %s/%s: %s\n", dir, file, why);
+    else
+        fprintf (stderr, "secbroker: cannot read the user registry %s: %s\n", dir, why);
+}
+
+/* --check: validate all the broker would load, as nginx -t does; never
+   binds. The exit status. */
+static int
+s_check (const s_args_t *args)
+{
+    int64_t now = (int64_t) time (NULL);
+    s_identity_t id;
+    char why[1024];
+    int rc = 0;
+    if (s_identity_load (args, now, &id, why, sizeof why)) {
+        fprintf (stderr, "secbroker: %s\n", why);
+        rc = 1;
+    }
+    else
+    if (s_expiry_warning (args, &id, now, why, sizeof why))
+        fprintf (stderr, "secbroker: warning: %s\n", why);
+    size_t users = 0;
+    if (sc_registry_check (args->users, s_check_bad, (void *) args->users, &users))
+        rc = 1;
+    if (rc == 0) {
+        char date[64];
+        s_date (id.not_after, date, sizeof date);
+        printf ("secbroker: configuration OK: key %s matches certificate %s, valid until %s; "
+                "%zu users in %s\n", args->key, args->cert, date, users, args->users);
+    }
+    else
+        fprintf (stderr, "secbroker: configuration NOT OK\n");
+    s_identity_free (&id);
+    return rc;
+}
+
+/* SIGHUP: the key, the certificate and the registry again, all or
+   nothing; then the users whose key went are logged out. */
+static void
+s_reload_config (const s_args_t *args, sc_broker_t *broker, sc_registry_t *registry)
+{
+    int64_t now = (int64_t) time (NULL);
+    s_identity_t id;
+    char why[1024];
+    if (s_identity_load (args, now, &id, why, sizeof why)
+        || sc_registry_reload (registry, why, sizeof why)) {
+        s_identity_free (&id);
+        sc_log (SC_LOG_ERROR, "reload failed: %s: keeping the old configuration", why);
+        return;
+    }
+    char date[64];
+    s_date (id.not_after, date, sizeof date);
+    bool warn = s_expiry_warning (args, &id, now, why, sizeof why);
+    if (sc_broker_set_identity (broker, &id.key, &id.cert, id.cert_len) == 0)
+        sc_log (SC_LOG_INFO, "registry reloaded: %zu users; certificate valid until %s",
+                sc_registry_size (registry), date);
+    else
+        sc_log (SC_LOG_ERROR, "registry reloaded: %zu users; out of memory: keeping "
+                "the old key and certificate", sc_registry_size (registry));
+    if (warn)
+        sc_log (SC_LOG_WARNING, "%s", why);
+    s_identity_free (&id);
+    size_t revoked = sc_broker_revalidate (broker);
+    if (revoked)
+        sc_log (SC_LOG_INFO, "%zu user%s logged out: key removed or changed",
+                revoked, revoked == 1 ? "" : "s");
 }
 
 typedef struct {
@@ -495,10 +661,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         if (s_reload) {
             s_reload = 0;
             sc_notify_reloading ();
-            if (sc_registry_reload (registry) == 0)
-                sc_log (SC_LOG_INFO, "registry reloaded: %zu users", sc_registry_size (registry));
-            else
-                sc_log (SC_LOG_ERROR, "registry reload failed: keeping the old one");
+            s_reload_config (args, broker, registry);
             sc_notify ("READY=1");
         }
         if (zclock_mono () >= next_tick) {
@@ -522,6 +685,8 @@ main (int argc, char **argv)
     int rc = s_parse (argc, argv, &args);
     if (rc)
         return rc > 0 ? 0 : 2;
+    if (args.check)
+        return s_check (&args);
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("secbroker");
@@ -533,29 +698,23 @@ main (int argc, char **argv)
     sigaction (SIGHUP, &sa, NULL);
     s_raise_nofile ();
 
-    int err = 0;
-    sc_key_t *key = sc_key_load_private (args.key, NULL, &err);
-    if (!key) {
-        fprintf (stderr, "secbroker: cannot load key %s: %s\n", args.key, sc_key_strerror (err));
+    int64_t now = (int64_t) time (NULL);
+    s_identity_t id;
+    char why[1024];
+    if (s_identity_load (&args, now, &id, why, sizeof why)) {
+        fprintf (stderr, "secbroker: %s\n", why);
         return 1;
     }
-    uint8_t *cert = NULL;
-    size_t cert_len = 0;
-    if (sc_cert_load_der (args.cert, &cert, &cert_len)) {
-        fprintf (stderr, "secbroker: cannot load certificate %s\n", args.cert);
-        sc_key_destroy (&key);
-        return 1;
-    }
+    if (s_expiry_warning (&args, &id, now, why, sizeof why))
+        sc_log (SC_LOG_WARNING, "%s", why);
     sc_registry_t *registry = sc_registry_new (args.users);
     if (!registry) {
         fprintf (stderr, "secbroker: cannot read the user registry %s\n", args.users);
-        free (cert);
-        sc_key_destroy (&key);
+        s_identity_free (&id);
         return 1;
     }
-    rc = s_run (&args, registry, key, cert, cert_len);
+    rc = s_run (&args, registry, id.key, id.cert, id.cert_len);
     sc_registry_destroy (&registry);
-    free (cert);
-    sc_key_destroy (&key);
+    s_identity_free (&id);
     return rc;
 }

@@ -360,7 +360,8 @@ s_code_word (uint32_t code)
         [SC_ERR_RATE] = "rate", [SC_ERR_REPLACED] = "replaced",
         [SC_ERR_TIMEOUT] = "timeout", [SC_ERR_INTERNAL] = "internal",
         [SC_ERR_NO_CHAT] = "no-chat", [SC_ERR_UNDELIVERED] = "undelivered",
-        [SC_ERR_SUITE] = "suite", [SC_ERR_SHUTDOWN] = "shutdown"
+        [SC_ERR_SUITE] = "suite", [SC_ERR_SHUTDOWN] = "shutdown",
+        [SC_ERR_REVOKED] = "revoked"
     };
     if (code < sizeof words / sizeof words[0] && words[code])
         return words[code];
@@ -385,7 +386,8 @@ s_code_text (uint32_t code)
         [SC_ERR_NO_CHAT] = "no chat is open",
         [SC_ERR_UNDELIVERED] = "the peer could not be reached: not sent",
         [SC_ERR_SUITE] = "unsupported cipher suite",
-        [SC_ERR_SHUTDOWN] = "the broker is stopping"
+        [SC_ERR_SHUTDOWN] = "the broker is stopping",
+        [SC_ERR_REVOKED] = "this user's key was revoked at the broker"
     };
     if (code < sizeof texts / sizeof texts[0] && texts[code])
         return texts[code];
@@ -866,8 +868,8 @@ s_answered (sc_client_t *self, const sc_msg_t *msg, sc_event_type_t type)
 
    A peer that leaves or quits a chat sends its authenticated E2E close
    first, so a NOTIFY "left" or "quit" that finds the chat still open
-   is the broker's word only: said so. "lost" and "replaced" are the
-   broker's own knowledge, with no close to expect. */
+   is the broker's word only: said so. "lost", "replaced" and "revoked"
+   are the broker's own knowledge, with no close to expect. */
 static void
 s_on_notify (sc_client_t *self, const sc_msg_t *msg)
 {
@@ -887,6 +889,9 @@ s_on_notify (sc_client_t *self, const sc_msg_t *msg)
                      "sent no authenticated close: the broker may have ended "
                      "the chat", self->peer,
                      msg->code == SC_NOTIFY_LEFT ? "left" : "quit", self->peer);
+        if (msg->code == SC_NOTIFY_REVOKED)
+            s_error (self, "revoked", "the broker logged %s out: %s's key was "
+                     "revoked", self->peer, self->peer);
         s_end_chat (self);
     }
 }
@@ -905,6 +910,14 @@ s_on_error (sc_client_t *self, const sc_msg_t *msg)
         case SC_ERR_SHUTDOWN:
         case SC_ERR_TIMEOUT:
             s_go_offline (self);        /* the session is over: log in again */
+            break;
+        case SC_ERR_REVOKED:
+            /* logged out for good: a new login would be refused too */
+            if (s_in_chat (self))
+                s_end_chat (self);
+            self->closing[0] = 0;
+            s_login_failed (self, false, "broker revoked the user %s: %s", self->name,
+                            s_detail (msg));
             break;
         case SC_ERR_SELF:
         case SC_ERR_STATE:

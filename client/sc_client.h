@@ -15,7 +15,8 @@
     Lost broker (nothing received for 3 heartbeats), ERROR SHUTDOWN or
     TIMEOUT: the chat closes and the core goes offline; the caller drops
     the socket and calls sc_client_start again on a new one. ERROR
-    REPLACED and login failures that a retry cannot fix end in `dead`.
+    REPLACED, ERROR REVOKED and login failures that a retry cannot fix
+    end in `dead`.
     /quit ends in `done`.
 
     docs/CLIENT.md says what the user sees; docs/PROTOCOL.md what goes on

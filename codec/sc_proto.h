@@ -67,7 +67,8 @@ typedef enum {
     SC_ERR_NO_CHAT = 11,       /* chat traffic with no chat open           */
     SC_ERR_UNDELIVERED = 12,   /* peer unreachable or too slow: not sent   */
     SC_ERR_SUITE = 13,         /* unsupported cipher suite                 */
-    SC_ERR_SHUTDOWN = 14       /* the broker is stopping                   */
+    SC_ERR_SHUTDOWN = 14,      /* the broker is stopping                   */
+    SC_ERR_REVOKED = 15        /* the user's key left the registry: out    */
 } sc_error_code_t;
 
 /* REFUSE reasons */
@@ -82,10 +83,11 @@ typedef enum {
     SC_NOTIFY_QUIT = 1,        /* QUIT                                     */
     SC_NOTIFY_LOST = 2,        /* heartbeat timeout                        */
     SC_NOTIFY_CANCELLED = 3,   /* request withdrawn before an answer       */
-    SC_NOTIFY_REPLACED = 4     /* peer logged in again elsewhere           */
+    SC_NOTIFY_REPLACED = 4,    /* peer logged in again elsewhere           */
+    SC_NOTIFY_REVOKED = 5      /* peer's key left the registry: logged out */
 } sc_notify_reason_t;
 
 #define SC_REFUSE_REASON_MAX SC_REFUSE_BUSY
-#define SC_NOTIFY_REASON_MAX SC_NOTIFY_REPLACED
+#define SC_NOTIFY_REASON_MAX SC_NOTIFY_REVOKED
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -84,6 +85,12 @@ sc_key_strerror (int err)
             return "the certificate is not for the expected broker name";
         case SC_KEY_EINTERNAL:
             return "internal error (out of memory or OpenSSL failure)";
+        case SC_KEY_EMISMATCH:
+            return "the private key does not match the certificate";
+        case SC_KEY_EEXPIRED:
+            return "the certificate has expired";
+        case SC_KEY_ENOTYET:
+            return "the certificate is not valid yet";
         default:
             return "unknown error";
     }
@@ -637,4 +644,56 @@ sc_cert_verify (const sc_ca_t *ca, const uint8_t *der, size_t der_len,
     if (code != SC_KEY_OK)
         return s_fail (err, code);
     return s_key_wrap (pkey, false, err);
+}
+
+//  Seconds from ref to t (t - ref); 0 or -1.
+static int
+s_time_diff (const ASN1_TIME *ref, const ASN1_TIME *t, int64_t *seconds)
+{
+    int days = 0, secs = 0;
+    if (!ref || !t || ASN1_TIME_diff (&days, &secs, ref, t) != 1)
+        return -1;
+    *seconds = (int64_t) days * 86400 + secs;
+    return 0;
+}
+
+int
+sc_cert_check (const uint8_t *der, size_t der_len, const sc_key_t *key,
+               int64_t now, int64_t *not_after)
+{
+    if (!key || !key->has_private)
+        return SC_KEY_EINTERNAL;
+    if (!der || der_len == 0 || der_len > SC_CERT_DER_MAX)
+        return SC_KEY_EFORMAT;
+    ERR_clear_error ();
+    const unsigned char *p = der;
+    X509 *cert = d2i_X509 (NULL, &p, (long) der_len);
+    if (!cert || p != der + der_len) {
+        X509_free (cert);
+        ERR_clear_error ();
+        return SC_KEY_EFORMAT;
+    }
+    ASN1_TIME *ref = ASN1_TIME_set (NULL, (time_t) now);
+    int64_t to_start = 0, to_end = 0;
+    int rc = SC_KEY_OK;
+    if (s_time_diff (ref, X509_get0_notBefore (cert), &to_start)
+    ||  s_time_diff (ref, X509_get0_notAfter (cert), &to_end))
+        rc = ref ? SC_KEY_EFORMAT : SC_KEY_EINTERNAL;
+    else {
+        if (not_after)
+            *not_after = now + to_end;
+        EVP_PKEY *pub = X509_get0_pubkey (cert);
+        if (!pub || EVP_PKEY_eq (pub, key->pkey) != 1)
+            rc = SC_KEY_EMISMATCH;
+        else
+        if (to_start > 0)
+            rc = SC_KEY_ENOTYET;
+        else
+        if (to_end < 0)
+            rc = SC_KEY_EEXPIRED;
+    }
+    ASN1_TIME_free (ref);
+    X509_free (cert);
+    ERR_clear_error ();
+    return rc;
 }

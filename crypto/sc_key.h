@@ -27,7 +27,10 @@ typedef enum {
     SC_KEY_ETYPE = -4,      /* parsed, but not Ed25519 */
     SC_KEY_ECHAIN = -5,     /* certificate does not chain to the CA */
     SC_KEY_ENAME = -6,      /* certificate is not for the expected name */
-    SC_KEY_EINTERNAL = -7
+    SC_KEY_EINTERNAL = -7,
+    SC_KEY_EMISMATCH = -8,  /* the private key is not the certificate's key */
+    SC_KEY_EEXPIRED = -9,   /* the certificate's validity has ended */
+    SC_KEY_ENOTYET = -10    /* the certificate's validity has not begun */
 } sc_key_err_t;
 
 const char *sc_key_strerror (int err);
@@ -85,5 +88,13 @@ int sc_cert_load_der (const char *path, uint8_t **der, size_t *der_len) SC_MUST_
    otherwise. */
 sc_key_t *sc_cert_verify (const sc_ca_t *ca, const uint8_t *der, size_t der_len,
                           const char *name, int *err);
+/* The broker's own check of its identity: the DER certificate must
+   parse, hold the public half of key (a private key), and be valid at
+   now (seconds since the epoch): SC_KEY_OK, SC_KEY_EFORMAT,
+   SC_KEY_EMISMATCH, SC_KEY_ENOTYET or SC_KEY_EEXPIRED. *not_after (if
+   not NULL) gets the end of the validity, in seconds since the epoch,
+   whenever the certificate parsed. */
+int sc_cert_check (const uint8_t *der, size_t der_len, const sc_key_t *key,
+                   int64_t now, int64_t *not_after) SC_MUST_CHECK;
 
 #endif

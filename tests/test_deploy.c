@@ -398,6 +398,9 @@ test_install_layout (void **state)
     assert_true (s_has_line (unit, "ExecStart=/usr/bin/secbroker --endpoint tcp://*:4242 "
                                    "--cert /etc/secbroker/broker.crt --key %d/broker.key "
                                    "--users /etc/secbroker/users"));
+    assert_true (s_has_line (unit, "ExecStartPre=/usr/bin/secbroker --check "
+                                   "--cert /etc/secbroker/broker.crt --key %d/broker.key "
+                                   "--users /etc/secbroker/users"));
     assert_false (s_contains (unit, "/usr/local/"));
     free (unit);
     free (unit_path);
@@ -492,7 +495,11 @@ s_unit_for_verify (char **destdir_p)
     char *unit = s_read_file (installed);
     char *broker = s_broker_path ();
     char *exec = s_printf ("ExecStart=%s ", broker);
-    char *local = s_replace (unit, "ExecStart=/usr/bin/secbroker ", exec);
+    char *start = s_replace (unit, "ExecStart=/usr/bin/secbroker ", exec);
+    char *exec_pre = s_printf ("ExecStartPre=%s ", broker);
+    char *local = s_replace (start, "ExecStartPre=/usr/bin/secbroker ", exec_pre);
+    free (exec_pre);
+    free (start);
     char *dir = sc_testdir_path (g_work, "unit");
     assert_int_equal (mkdir (dir, 0700), 0);
     char *path = sc_testdir_path (dir, "secbroker.service");

@@ -13,11 +13,13 @@
 
 #include <czmq.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sc_broker.h"
 #include "sc_handshake.h"
 #include "sc_log.h"
 #include "sc_testbroker.h"
+#include "sc_testproc.h"
 #include "sc_wire.h"
 
 /* ---- What the broker sent ------------------------------------------------- */
@@ -937,6 +939,371 @@ test_counter_exhausted_ends_session (void **state)
     s_client_destroy (&bob);
 }
 
+/* ---- Revocation and the broker's identity ------------------------------------ */
+
+/* A users folder of its own, with the key set's NAME.pub of each user,
+   and a broker on a registry of it: a test can then remove or change a
+   key and reload. */
+static struct {
+    char *dir;
+    sc_registry_t *registry;
+} R;
+
+/* dir/NAME.pub gets the key set's users/FROM.pub. */
+static void
+s_users_put (const char *name, const char *from)
+{
+    char rel[64], file[64];
+    snprintf (rel, sizeof rel, "users/%s.pub", from);
+    size_t len = 0;
+    char *pem = sc_testdir_slurp (sc_testkeys_path (T.k.keys, rel), &len);
+    assert_non_null (pem);
+    snprintf (file, sizeof file, "%s.pub", name);
+    char *path = sc_testdir_path (R.dir, file);
+    FILE *out = fopen (path, "w");
+    assert_non_null (out);
+    assert_int_equal (fwrite (pem, 1, len, out), len);
+    assert_int_equal (fclose (out), 0);
+    free (path);
+    free (pem);
+}
+
+static void
+s_users_remove (const char *name)
+{
+    char file[64];
+    snprintf (file, sizeof file, "%s.pub", name);
+    char *path = sc_testdir_path (R.dir, file);
+    assert_int_equal (unlink (path), 0);
+    free (path);
+}
+
+static void
+s_revoke_setup (void)
+{
+    R.dir = sc_testdir_new ("users");
+    assert_non_null (R.dir);
+    s_users_put ("alice", "alice");
+    s_users_put ("bob", "bob");
+    s_users_put ("carol", "carol");
+    R.registry = sc_registry_new (R.dir);
+    assert_non_null (R.registry);
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, R.registry, NULL,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+}
+
+static void
+s_revoke_teardown (void)
+{
+    sc_broker_destroy (&T.broker);
+    sc_registry_destroy (&R.registry);
+    sc_testdir_remove (R.dir);
+    free (R.dir);
+    R.dir = NULL;
+}
+
+static void
+s_reload (void)
+{
+    char why[256] = "";
+    if (sc_registry_reload (R.registry, why, sizeof why))
+        fail_msg ("reload: %s", why);
+}
+
+static void
+s_expect_users (client_t *c, const char *first, const char *second)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_LIST);
+    s_send (c, &msg);
+    s_recv (c, &msg, SC_OP_USERS);
+    assert_int_equal (msg.names_count, (first != NULL) + (second != NULL));
+    if (first)
+        assert_string_equal (msg.names[0], first);
+    if (second)
+        assert_string_equal (msg.names[1], second);
+    sc_msg_reset (&msg);
+}
+
+static void
+test_revoke_removed_user (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    client_t *carol = s_login ("carol");
+    s_open_chat (alice, bob);
+    /* nothing changed: nobody goes */
+    s_reload ();
+    assert_int_equal (sc_broker_revalidate (T.broker), 0);
+    s_expect_nothing (alice);
+    s_expect_nothing (bob);
+
+    s_users_remove ("bob");
+    s_reload ();
+    assert_int_equal (sc_broker_revalidate (T.broker), 1);
+    s_expect_error (bob, SC_ERR_REVOKED);
+    s_expect_nothing (bob);
+    s_expect_notify (alice, "bob", SC_NOTIFY_REVOKED);
+    s_expect_nothing (alice);
+    s_expect_nothing (carol);
+    assert_int_equal (sc_broker_sessions (T.broker), 2);
+    /* no longer listed; the others go on */
+    s_expect_users (carol, "alice", NULL);
+    s_open_chat (carol, alice);
+    /* bob's session is gone: what he sends is answered "log in first" */
+    s_send_named (bob, SC_OP_PING, NULL, 0);
+    sc_msg_t err;
+    s_recv_plain (bob, &err);
+    assert_int_equal (err.code, SC_ERR_STATE);
+    sc_msg_reset (&err);
+    /* and he cannot log in again */
+    client_t *again = s_client_new ("bob");
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (again, "bob", &code), SC_OP_ERROR);
+    assert_int_equal (code, SC_ERR_AUTH);
+    assert_int_equal (sc_broker_revalidate (T.broker), 0);
+    s_client_destroy (&again);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+    s_revoke_teardown ();
+}
+
+static void
+test_revoke_changed_key (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    client_t *alice = s_login ("alice");
+    client_t *carol = s_login ("carol");
+    client_t *bob = s_login ("bob");
+    /* carol's request to alice is pending when carol's key changes (to
+       dave's); bob and alice each are asked about nothing */
+    s_send_named (carol, SC_OP_RTT, "alice", 0);
+    s_expect_named (alice, SC_OP_RTT, "carol");
+    s_users_put ("carol", "dave");
+    s_reload ();
+    assert_int_equal (sc_broker_revalidate (T.broker), 1);
+    s_expect_error (carol, SC_ERR_REVOKED);
+    s_expect_notify (alice, "carol", SC_NOTIFY_REVOKED);
+    s_expect_nothing (bob);
+    s_expect_users (bob, "alice", NULL);
+    /* alice is free again */
+    s_open_chat (bob, alice);
+    /* carol's old key no longer logs in; the holder of the new one does,
+       and a chat hands out the new key */
+    client_t *old = s_client_new ("carol");
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (old, "carol", &code), SC_OP_ERROR);
+    assert_int_equal (code, SC_ERR_AUTH);
+    client_t *dave = s_client_new ("dave");
+    assert_int_equal (s_login_as (dave, "carol", &code), SC_OP_WELCOME);
+    s_send_named (bob, SC_OP_LEAVE, NULL, 0);
+    s_expect_notify (alice, "bob", SC_NOTIFY_LEFT);
+    s_send_named (alice, SC_OP_RTT, "carol", 0);
+    s_expect_named (dave, SC_OP_RTT, "alice");
+    s_send_named (dave, SC_OP_ACCEPT, "alice", 0);
+    sc_msg_t msg;
+    uint8_t pub[SC_PUB_LEN];
+    assert_int_equal (sc_key_public_raw (dave->key, pub), 0);
+    s_recv (alice, &msg, SC_OP_CHAT);
+    assert_string_equal (msg.name, "carol");
+    assert_memory_equal (msg.key, pub, SC_PUB_LEN);
+    sc_msg_reset (&msg);
+    s_client_destroy (&old);
+    s_client_destroy (&dave);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+    s_revoke_teardown ();
+}
+
+/* Jobs held back, to be run and given back when the test says. */
+static sc_broker_job_t *s_held[4];
+static size_t s_nheld;
+
+static int
+s_hold (void *arg, sc_broker_job_t *job)
+{
+    (void) arg;
+    assert_true (s_nheld < 4);
+    s_held[s_nheld++] = job;
+    return 0;
+}
+
+static void
+s_release (void)
+{
+    for (size_t i = 0; i < s_nheld; i++) {
+        sc_broker_job_run (s_held[i]);
+        sc_broker_job_done (T.broker, s_held[i], T.now);
+    }
+    s_nheld = 0;
+}
+
+/* A login up to AUTH_CLIENT: HELLO, the broker's answer (its job run
+   at once unless held), then AUTH_CLIENT; the handshake, or NULL when
+   HELLO's job was held (then call s_login_auth after s_release). */
+static sc_handshake_t *
+s_login_hello (client_t *c, const char *name, const sc_ca_t *ca)
+{
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, name, ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (c, frame, len);
+    free (frame);
+    return hs;
+}
+
+/* The broker's AUTH_BROKER must carry cert (when not NULL) and hs must
+   accept it; AUTH_CLIENT goes back. */
+static void
+s_login_auth (client_t *c, sc_handshake_t **hs, const uint8_t *cert, size_t cert_len)
+{
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    if (cert) {
+        sc_msg_t msg;
+        assert_int_equal (sc_wire_open_plain (sent->frame, sent->len, &msg), 0);
+        assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
+        assert_int_equal (msg.data_len, cert_len);
+        assert_memory_equal (msg.data, cert, cert_len);
+        sc_msg_reset (&msg);
+    }
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_auth (*hs, sent->frame, sent->len, &frame, &len, &c->ch);
+    s_sent_free (&sent);
+    sc_handshake_destroy (hs);
+    s_deliver (c, frame, len);
+    free (frame);
+}
+
+/* The plaintext ERROR code c got, or 0 for WELCOME. */
+static uint32_t
+s_login_answer (client_t *c)
+{
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    sc_msg_t msg;
+    uint32_t code = 0;
+    if (sc_wire_open_plain (sent->frame, sent->len, &msg) == 0) {
+        assert_int_equal (msg.opcode, SC_OP_ERROR);
+        code = msg.code;
+    }
+    else {
+        assert_int_equal (sc_wire_open (c->ch, sent->frame, sent->len, &msg), 0);
+        assert_int_equal (msg.opcode, SC_OP_WELCOME);
+    }
+    sc_msg_reset (&msg);
+    s_sent_free (&sent);
+    return code;
+}
+
+/* A login whose signature check is out when its key is revoked must not
+   come online with it. */
+static void
+test_revoke_job_in_flight (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_client_new ("bob");
+    client_t *carol = s_client_new ("carol");
+    sc_handshake_t *hs_bob = s_login_hello (bob, "bob", T.k.ca);
+    sc_handshake_t *hs_carol = s_login_hello (carol, "carol", T.k.ca);
+    sc_broker_set_offload (T.broker, s_hold, NULL);
+    s_login_auth (bob, &hs_bob, NULL, 0);
+    s_login_auth (carol, &hs_carol, NULL, 0);
+    assert_int_equal (s_nheld, 2);          /* both signature checks out */
+    s_users_remove ("bob");
+    s_users_put ("carol", "dave");
+    s_reload ();
+    assert_int_equal (sc_broker_revalidate (T.broker), 0);     /* not online yet */
+    s_release ();
+    assert_int_equal (s_login_answer (bob), SC_ERR_AUTH);
+    assert_int_equal (s_login_answer (carol), SC_ERR_AUTH);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    assert_int_equal (sc_broker_jobs (T.broker), 0);
+    s_expect_users (alice, NULL, NULL);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+    s_revoke_teardown ();
+}
+
+/* A new key and certificate: logins from then on use them; a login
+   whose answer to HELLO was being made with the old ones gets the old
+   certificate with it, so that it still verifies. */
+static void
+test_new_identity (void **state)
+{
+    (void) state;
+    sc_testbroker_keys_t other;
+    assert_int_equal (sc_testbroker_keys_load (&other, sc_testkeys_new (NULL, "alice", NULL)),
+                      0);
+    sc_broker_set_offload (T.broker, s_hold, NULL);
+    client_t *alice = s_client_new ("alice");
+    sc_handshake_t *hs_alice = s_login_hello (alice, "alice", T.k.ca);
+    assert_int_equal (s_nheld, 1);          /* HELLO's job out */
+
+    sc_key_t *key = sc_key_load_private (sc_testkeys_path (other.keys, "broker.key"), NULL,
+                                         &(int) { 0 });
+    uint8_t *cert = malloc (other.cert_len);
+    assert_non_null (key);
+    assert_non_null (cert);
+    memcpy (cert, other.cert, other.cert_len);
+    uint8_t *bad = NULL;
+    assert_int_equal (sc_broker_set_identity (T.broker, &key, &bad, other.cert_len), -1);
+    assert_non_null (key);
+    assert_int_equal (sc_broker_set_identity (T.broker, &key, &cert, other.cert_len), 0);
+    assert_null (key);
+    assert_null (cert);
+
+    /* bob starts after the change: the new certificate, which his CA
+       (the other key set's) accepts */
+    client_t *bob = s_client_new ("bob");
+    sc_handshake_t *hs_bob = s_login_hello (bob, "bob", other.ca);
+    assert_int_equal (s_nheld, 2);
+    s_release ();
+    sc_broker_set_offload (T.broker, NULL, NULL);
+    s_login_auth (alice, &hs_alice, T.k.cert, T.k.cert_len);
+    assert_int_equal (s_login_answer (alice), 0);
+    s_login_auth (bob, &hs_bob, other.cert, other.cert_len);
+    assert_int_equal (s_login_answer (bob), 0);
+    assert_int_equal (sc_broker_sessions (T.broker), 2);
+    /* and again, while a job holds the second identity: a third one
+       replaces it, the job still finishes with it */
+    sc_broker_set_offload (T.broker, s_hold, NULL);
+    client_t *carol = s_client_new ("carol");
+    sc_handshake_t *hs_carol = s_login_hello (carol, "carol", other.ca);
+    key = sc_key_load_private (sc_testkeys_path (T.k.keys, "broker.key"), NULL, &(int) { 0 });
+    cert = malloc (T.k.cert_len);
+    assert_non_null (key);
+    assert_non_null (cert);
+    memcpy (cert, T.k.cert, T.k.cert_len);
+    assert_int_equal (sc_broker_set_identity (T.broker, &key, &cert, T.k.cert_len), 0);
+    s_release ();
+    sc_broker_set_offload (T.broker, NULL, NULL);
+    s_login_auth (carol, &hs_carol, other.cert, other.cert_len);
+    assert_int_equal (s_login_answer (carol), 0);
+    client_t *dave = s_login ("dave");  /* the first key set's again */
+    assert_int_equal (sc_broker_sessions (T.broker), 4);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+    s_client_destroy (&dave);
+    sc_broker_destroy (&T.broker);
+    sc_testbroker_keys_free (&other);
+}
+
 int
 main (void)
 {
@@ -958,6 +1325,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_undelivered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_counter_exhausted_ends_session, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_revoke_removed_user, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_revoke_changed_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_revoke_job_in_flight, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_new_identity, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

@@ -1321,6 +1321,59 @@ test_replaced (void **state)
     broker_destroy (&fb);
 }
 
+/* ERROR REVOKED: the user's key left the broker's registry. The chat
+   closes, the session is over for good (no new login: it would be
+   refused), and it is said like a failed login. The peer is told why its
+   chat ended. */
+static void
+test_revoked (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    deliver_error (alice, SC_ERR_REVOKED, "your key was removed from the broker's registry",
+                   false);
+    expect_line (alice, "error revoked your key was removed from the broker's registry");
+    expect_line (alice, "closed bob");
+    expect_line (alice, "LOGIN_FAILED broker revoked the user alice: your key was removed "
+                 "from the broker's registry");
+    expect_nothing (alice);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_DEAD);
+    /* nothing more goes to the broker, not even a ping */
+    drop_frames (alice);
+    g_now += 60000;
+    sc_client_tick (alice->client, g_now);
+    assert_int_equal (alice->out_tail - alice->out_head, 0);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_DEAD);
+
+    deliver_named (bob, SC_OP_NOTIFY, "alice", SC_NOTIFY_REVOKED);
+    expect_line (bob, "error revoked the broker logged alice out: alice's key was revoked");
+    expect_line (bob, "closed alice");
+    expect_nothing (bob);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
+    broker_destroy (&fb);
+
+    /* A request pending with a user who is revoked ends the same way;
+       an empty detail gets the code's own text. */
+    fb = broker_new ();
+    alice = login (fb, "alice", NULL);
+    bob = login (fb, "bob", NULL);
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    deliver_named (alice, SC_OP_NOTIFY, "bob", SC_NOTIFY_REVOKED);
+    expect_line (alice, "error revoked the broker logged bob out: bob's key was revoked");
+    expect_line (alice, "closed bob");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    deliver_error (bob, SC_ERR_REVOKED, "", false);
+    expect_line (bob, "error revoked this user's key was revoked at the broker");
+    expect_line (bob, "closed alice");
+    expect_line (bob, "LOGIN_FAILED broker revoked the user bob: this user's key was "
+                 "revoked at the broker");
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_DEAD);
+    broker_destroy (&fb);
+}
+
 /* A plaintext ERROR cannot be authenticated: while the broker still
    answers (a PONG to the PING it prompts), it ends neither the session
    nor the chat. */
@@ -1488,6 +1541,7 @@ main (void)
         cmocka_unit_test (test_pins_corrupt),
         cmocka_unit_test (test_heartbeat),
         cmocka_unit_test (test_forged_plain_error),
+        cmocka_unit_test (test_revoked),
         cmocka_unit_test (test_replaced),
         cmocka_unit_test (test_shutdown_and_bad_frames),
         cmocka_unit_test (test_format_batch),

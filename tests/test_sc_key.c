@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -270,8 +271,8 @@ static void
 test_strerror (void **state)
 {
     (void) state;
-    const char *seen [8];
-    for (int code = 0; code >= SC_KEY_EINTERNAL; code--) {
+    const char *seen [16];
+    for (int code = 0; code >= SC_KEY_ENOTYET; code--) {
         const char *text = sc_key_strerror (code);
         assert_non_null (text);
         assert_true (strlen (text) > 5);
@@ -862,6 +863,87 @@ test_cert_files (void **state)
 }
 
 
+//  The broker's own check: key and certificate belong together and the
+//  certificate is valid at the given time. The fixture's broker.pem was
+//  made just now for 30 days.
+static int
+s_check (const char *cert_name, const char *key_name, int64_t now, int64_t *not_after)
+{
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    assert_int_equal (sc_cert_load_der (s_path (cert_name), &der, &der_len), 0);
+    int err = 12345;
+    sc_key_t *key = sc_key_load_private (s_path (key_name), NULL, &err);
+    assert_non_null (key);
+    int rc = sc_cert_check (der, der_len, key, now, not_after);
+    assert_int_equal (ERR_peek_error (), 0);
+    sc_key_destroy (&key);
+    free (der);
+    return rc;
+}
+
+static void
+test_cert_check (void **state)
+{
+    (void) state;
+    assert_int_equal (s_run ("chmod 600 broker.key"), 0);
+    int64_t now = (int64_t) time (NULL);
+    int64_t not_after = 0;
+    assert_int_equal (s_check ("broker.pem", "broker.key", now, &not_after), SC_KEY_OK);
+    //  Made with -days 30 a moment ago: ends 30 days from now, which the
+    //  broker warns about (it warns under 30 days left).
+    assert_true (not_after > now + 30 * 86400 - 600);
+    assert_true (not_after <= now + 30 * 86400);
+    //  Every certificate of that key, whatever its CA or name.
+    assert_int_equal (s_check ("broker2.pem", "broker.key", now, NULL), SC_KEY_OK);
+    assert_int_equal (s_check ("cn-only.pem", "broker.key", now, NULL), SC_KEY_OK);
+
+    //  Validity, at its edges: the last second is still valid.
+    int64_t end = 0;
+    assert_int_equal (s_check ("broker.pem", "broker.key", not_after, &end), SC_KEY_OK);
+    assert_int_equal (end, not_after);
+    assert_int_equal (s_check ("broker.pem", "broker.key", not_after + 1, &end),
+                      SC_KEY_EEXPIRED);
+    assert_int_equal (end, not_after);
+    assert_int_equal (s_check ("broker.pem", "broker.key", now + 365 * 86400, NULL),
+                      SC_KEY_EEXPIRED);
+    assert_int_equal (s_check ("broker.pem", "broker.key", now - 86400, NULL),
+                      SC_KEY_ENOTYET);
+
+    //  A key that is not the certificate's: another Ed25519 key, or a
+    //  certificate of an RSA key.
+    assert_int_equal (s_check ("broker.pem", "plain.key", now, NULL), SC_KEY_EMISMATCH);
+    assert_int_equal (s_check ("rsa-broker.pem", "broker.key", now, NULL), SC_KEY_EMISMATCH);
+    //  The mismatch is found whatever the dates.
+    assert_int_equal (s_check ("broker.pem", "plain.key", now + 365 * 86400, NULL),
+                      SC_KEY_EMISMATCH);
+
+    //  Not a certificate, trailing bytes, a public key only.
+    int err = 0;
+    sc_key_t *key = sc_key_load_private (s_path ("broker.key"), NULL, &err);
+    assert_non_null (key);
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    assert_int_equal (sc_cert_load_der (s_path ("broker.pem"), &der, &der_len), 0);
+    uint8_t *longer = malloc (der_len + 1);
+    assert_non_null (longer);
+    memcpy (longer, der, der_len);
+    longer [der_len] = 0;
+    assert_int_equal (sc_cert_check (longer, der_len + 1, key, now, NULL), SC_KEY_EFORMAT);
+    assert_int_equal (sc_cert_check (der, der_len - 1, key, now, NULL), SC_KEY_EFORMAT);
+    assert_int_equal (sc_cert_check (der, 0, key, now, NULL), SC_KEY_EFORMAT);
+    assert_int_equal (sc_cert_check (NULL, der_len, key, now, NULL), SC_KEY_EFORMAT);
+    sc_key_t *pub = sc_key_load_public (s_path ("broker.pub"), &err);
+    assert_non_null (pub);
+    assert_int_equal (sc_cert_check (der, der_len, pub, now, NULL), SC_KEY_EINTERNAL);
+    assert_int_equal (ERR_peek_error (), 0);
+    sc_key_destroy (&pub);
+    sc_key_destroy (&key);
+    free (longer);
+    free (der);
+}
+
+
 int
 main (void)
 {
@@ -884,6 +966,7 @@ main (void)
         cmocka_unit_test (test_cert_not_ed25519),
         cmocka_unit_test (test_cert_bad_der),
         cmocka_unit_test (test_cert_files),
+        cmocka_unit_test (test_cert_check),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -771,14 +771,13 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
 {
     const char *why = NULL;
     uint32_t code = SC_ERR_AUTH;
-    if (job->unknown || job->rc == SC_HS_ESIG || job->rc == SC_HS_EMAC)
-        why = "authentication failed";     /* one answer: names stay secret */
-    else
-    if (job->rc)
+    if (job->rc && job->rc != SC_HS_ESIG && job->rc != SC_HS_EMAC)
         why = sc_hs_strerror (job->rc);
     else
-    if (s_key_current (self, job->name, job->user_pub) != 0)
-        why = "authentication failed";     /* revoked while it was checked */
+    /* one answer for a wrong signature or MAC, a name with no key and a
+       key revoked while it was checked: names stay secret */
+    if (job->unknown || job->rc || s_key_current (self, job->name, job->user_pub) != 0)
+        why = "authentication failed";
     else
     if (!job->keys_ok || !(s->ch = sc_channel_new (&job->keys))) {
         why = "internal error";

@@ -947,6 +947,8 @@ s_recv_session (sc_client_t *self, const uint8_t *data, size_t len)
     int rc = sc_wire_open (self->channel, data, len, &msg);
     if (rc == SC_CHANNEL_ELIMIT)
         s_lost (self, "session counter exhausted");
+    else if (rc == SC_CHANNEL_EGAP)
+        s_lost (self, "an envelope from the broker is missing");
     else if (rc)
         s_error (self, "malformed", "dropped a message from the broker: %s",
                  sc_wire_strerror (rc));

@@ -1081,6 +1081,14 @@ s_see_prefix (sc_testproc_t *p, const char *prefix)
     return line + strlen (prefix);
 }
 
+/* Lines each client said (and its peer showed) in the current chat;
+   forgotten with each new run (s_new_run). */
+#define S_SAID_MAX 16
+static struct {
+    sc_testproc_t *p;
+    unsigned long long said;
+} s_said[S_SAID_MAX];
+
 /* A new workdir: fresh config dirs (no pins) for the clients started
    after. */
 static void
@@ -1091,6 +1099,7 @@ s_new_run (void)
     snprintf (name, sizeof name, "run-%d", ++T.runs);
     T.work = sc_testdir_path (T.dir, name);
     assert_int_equal (mkdir (T.work, 0700), 0);
+    memset (s_said, 0, sizeof s_said);
 }
 
 static sc_testproc_t *
@@ -1136,16 +1145,11 @@ s_see_chat (sc_testproc_t *p, const char *peer, const char *safety)
     SEE (p, line);
 }
 
-/* Lines each client said (and its peer showed) in the current chat. */
-static struct {
-    sc_testproc_t *p;
-    unsigned long long said;
-} s_said[4];
 
 static unsigned long long *
 s_said_of (sc_testproc_t *p)
 {
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < S_SAID_MAX; i++)
         if (s_said[i].p == p || !s_said[i].p) {
             s_said[i].p = p;
             return &s_said[i].said;
@@ -1279,7 +1283,6 @@ s_setup (void **state)
         snprintf (T.endpoint, sizeof T.endpoint, "%s", endpoint);
     zstr_free (&endpoint);
     s_new_run ();
-    memset (s_said, 0, sizeof s_said);
     return rc;
 }
 

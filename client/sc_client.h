@@ -12,8 +12,10 @@
           --WELCOME--> idle --/talk--> waiting --CHAT--> keyx --> chatting
                        idle --RTT--> incoming --/accept--> keyx --> chatting
 
-    Lost broker (nothing received for 3 heartbeats), ERROR SHUTDOWN or
-    TIMEOUT: the chat closes and the core goes offline; the caller drops
+    Lost broker (nothing received for 3 heartbeats, or an envelope from
+    it missing), ERROR SHUTDOWN or TIMEOUT: the chat closes (reported as
+    unconfirmed, with the own lines never acknowledged) and the core goes
+    offline; the caller drops
     the socket and calls sc_client_start again on a new one. ERROR
     REPLACED and login failures that a retry cannot fix end in `dead`.
     /quit ends in `done`.

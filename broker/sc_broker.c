@@ -342,9 +342,13 @@ s_send (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     if (rc == SC_BROKER_GONE)
         s_mark_dead (self, s, "connection lost", SC_NOTIFY_LOST);
     else
-    if (rc)
+    if (rc) {
+        /* its seq is spent: the client would see a gap, so the session
+           is over now rather than at its next envelope */
         sc_log (SC_LOG_WARNING, "queue to %s full: %s dropped", s->name,
                 sc_opcode_name (msg->opcode));
+        s_mark_dead (self, s, "queue full: an envelope was dropped", SC_NOTIFY_LOST);
+    }
     return rc;
 }
 
@@ -1111,8 +1115,13 @@ s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode, s_frame_t *frame,
         s_error (self, s, SC_ERR_UNDELIVERED, rc == SC_BROKER_FULL
                  ? "the peer is not reading fast enough: not delivered"
                  : "the peer could not be reached: not delivered");
+        /* a full queue too: the peer's stream now has a hole (a spent
+           seq), which it would find as a gap and end the session */
         if (rc == SC_BROKER_GONE)
             s_mark_dead (self, peer, "connection lost", SC_NOTIFY_LOST);
+        else
+        if (rc == SC_BROKER_FULL)
+            s_mark_dead (self, peer, "queue full: an envelope was dropped", SC_NOTIFY_LOST);
     }
 }
 
@@ -1184,6 +1193,15 @@ s_on_online (sc_broker_t *self, s_session_t *s, s_frame_t *frame)
         /* the client's counter ran out: it must log in again */
         s_error (self, s, SC_ERR_TIMEOUT, "session counter exhausted: log in again");
         s_mark_dead (self, s, "session counter exhausted", SC_NOTIFY_LOST);
+        return;
+    }
+    if (rc == SC_CHANNEL_EGAP) {
+        /* an authentic envelope, but one before it never came: something
+           on the path dropped it, and the session cannot be trusted to
+           be whole any more */
+        s_error (self, s, SC_ERR_TIMEOUT, "an envelope from this session is "
+                 "missing: log in again");
+        s_mark_dead (self, s, "envelope missing (seq gap)", SC_NOTIFY_LOST);
         return;
     }
     if (rc) {

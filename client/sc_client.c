@@ -29,6 +29,17 @@
 /* Error texts: one line; a key-changed warning with two fingerprints and
    the pins path is the longest. */
 #define S_TEXT_MAX          1024
+/* A received chat line is acknowledged this long after it came, unless
+   a message of ours carries the acknowledgement first: one for a burst,
+   well within the second docs/PROTOCOL.md allows. */
+#define S_ACK_DELAY_MS      250
+/* Own lines sent and not yet confirmed by the peer; past this, a line is
+   refused until acknowledgements come (a peer that never acknowledges
+   cannot make us hold every line typed). */
+#define S_UNACKED_MAX       10000
+/* The unconfirmed lines listed by text when a chat ends (the rest are
+   counted). */
+#define S_UNACKED_SHOWN     100
 /* COOKIEs answered in one login: a broker under load sends one; more is
    a broker (or someone on the path) that will never let us in. */
 #define S_COOKIES_MAX       3
@@ -38,6 +49,7 @@
 
 typedef struct s_line_t {
     struct s_line_t *next;
+    uint64_t counter;           /* unacked: the E2E counter it went with  */
     size_t len;
     char text[];
 } s_line_t;
@@ -80,30 +92,60 @@ struct _sc_client_t {
     size_t lists_pending;               /* LIST sent, USERS not yet back   */
     s_queue_t outbox;                   /* typed during key agreement      */
     s_queue_t early;                    /* typed before the first login    */
+
+    /* Acknowledgements in the current chat (docs/PROTOCOL.md section 7) */
+    s_queue_t unacked;                  /* own lines sent, not confirmed   */
+    uint64_t lines_sent;                /* own chat lines sent             */
+    uint64_t lines_acked;               /* of those, confirmed by the peer */
+    uint64_t acked_shown;               /* the last `acked` count reported */
+    uint64_t peer_ack;                  /* highest own counter confirmed   */
+    uint64_t lines_rcvd;                /* peer lines received or lost     */
+    uint64_t recv_ack;                  /* the ack we send: every peer line
+                                           up to this counter arrived      */
+    bool ack_frozen;                    /* a peer line was lost: recv_ack
+                                           stays below it for good         */
+    bool ack_owed;                      /* a line came, not acknowledged   */
+    int64_t ack_at;                     /* when the ACK goes               */
 };
 
 static void s_run_command (sc_client_t *self, const char *line, size_t len);
 
 /* ---- Queues of typed lines --------------------------------------------- */
 
-static int
-s_queue_push (s_queue_t *queue, const char *text, size_t len)
+static s_line_t *
+s_line_new (const char *text, size_t len)
 {
-    if (queue->count >= S_QUEUE_MAX)
-        return -1;
     s_line_t *line = malloc (sizeof *line + len + 1);
-    if (!line)
-        return -1;
-    line->next = NULL;
-    line->len = len;
-    memcpy (line->text, text, len);
-    line->text[len] = 0;
+    if (line) {
+        line->next = NULL;
+        line->counter = 0;
+        line->len = len;
+        memcpy (line->text, text, len);
+        line->text[len] = 0;
+    }
+    return line;
+}
+
+static void
+s_queue_append (s_queue_t *queue, s_line_t *line)
+{
     if (queue->tail)
         queue->tail->next = line;
     else
         queue->head = line;
     queue->tail = line;
     queue->count++;
+}
+
+static int
+s_queue_push (s_queue_t *queue, const char *text, size_t len)
+{
+    if (queue->count >= S_QUEUE_MAX)
+        return -1;
+    s_line_t *line = s_line_new (text, len);
+    if (!line)
+        return -1;
+    s_queue_append (queue, line);
     return 0;
 }
 
@@ -274,13 +316,67 @@ s_forget_session (sc_client_t *self)
     self->lists_pending = 0;
 }
 
+/* `acked NAME N` once N has grown; called as the core is idle again (a
+   tick), so a burst of acknowledgements makes one line. */
+static void
+s_report_acked (sc_client_t *self)
+{
+    if (self->peer[0] && self->lines_acked > self->acked_shown) {
+        self->acked_shown = self->lines_acked;
+        s_event (self, SC_EV_ACKED, self->peer, NULL, self->lines_acked);
+    }
+}
+
+/* The own lines never confirmed, sanitized, one per line, for the user
+   only (the terminal shows them; batch prints the count). NULL when
+   there is no memory: the count is still reported. */
+static char *
+s_unacked_text (const sc_client_t *self)
+{
+    size_t size = 64;
+    size_t shown = 0;
+    for (s_line_t *l = self->unacked.head; l && shown < S_UNACKED_SHOWN; l = l->next, shown++)
+        size += l->len + 1;
+    char *text = malloc (size);
+    if (!text)
+        return NULL;
+    size_t pos = 0;
+    shown = 0;
+    for (s_line_t *l = self->unacked.head; l && shown < S_UNACKED_SHOWN; l = l->next, shown++) {
+        if (pos)
+            text[pos++] = '\n';
+        pos += sc_client_sanitize (l->text, l->len, text + pos);
+    }
+    if (self->unacked.count > shown)
+        snprintf (text + pos, size - pos, "\n(and %zu more)", self->unacked.count - shown);
+    else
+        text[pos] = 0;
+    return text;
+}
+
+/* Forget the acknowledgement state of a chat. */
+static void
+s_acks_clear (sc_client_t *self)
+{
+    s_queue_clear (&self->unacked);
+    self->lines_sent = self->lines_acked = self->acked_shown = 0;
+    self->peer_ack = self->lines_rcvd = self->recv_ack = 0;
+    self->ack_owed = self->ack_frozen = false;
+}
+
 /* The chat or request is over, whoever ended it: say so, drop the E2E
-   keys, and tell about messages that never left. */
+   keys, and tell about messages that never left and about own lines
+   the peer never confirmed. */
 static void
 s_end_chat (sc_client_t *self)
 {
     char peer[SC_NAME_MAX + 1];
     strcpy (peer, self->peer);
+    s_report_acked (self);
+    uint64_t unacked = self->lines_sent - self->lines_acked;
+    char *unacked_text = unacked ? s_unacked_text (self) : NULL;
+    size_t unacked_len = unacked_text ? strlen (unacked_text) : 0;
+    s_acks_clear (self);
     size_t unsent = self->outbox.count;
     s_queue_clear (&self->outbox);
     sc_e2e_destroy (&self->e2e);
@@ -288,6 +384,12 @@ s_end_chat (sc_client_t *self)
     self->talk_deferred = false;
     if (s_logged_in (self))
         self->state = SC_CLIENT_IDLE;
+    if (unacked)
+        s_event (self, SC_EV_UNACKED, peer, unacked_text, unacked);
+    if (unacked_text) {
+        sc_wipe (unacked_text, unacked_len);
+        free (unacked_text);
+    }
     if (peer[0])
         s_event (self, SC_EV_CLOSED, peer, NULL, 0);
     if (unsent)
@@ -296,13 +398,25 @@ s_end_chat (sc_client_t *self)
                  unsent == 1 ? "" : "s", peer, unsent == 1 ? "was" : "were");
 }
 
+/* A chat that ends without the peer's authenticated close covering all
+   its messages: said so (once the chat was open), then ended. */
+static void
+s_end_unconfirmed (sc_client_t *self, const char *why)
+{
+    if (self->state == SC_CLIENT_CHATTING)
+        s_error (self, "unconfirmed-close", "%s (%s): the chat ended without "
+                 "an authenticated close from %s covering all its messages: "
+                 "some may be missing", self->peer, why, self->peer);
+    s_end_chat (self);
+}
+
 /* The connection is gone: close the chat, drop the session, go offline
    so the caller reconnects with a new socket and new keys. */
 static void
-s_go_offline (sc_client_t *self)
+s_go_offline (sc_client_t *self, const char *why)
 {
     if (s_in_chat (self))
-        s_end_chat (self);
+        s_end_unconfirmed (self, why);
     self->closing[0] = 0;
     s_forget_session (self);
     self->state = SC_CLIENT_OFFLINE;
@@ -313,7 +427,7 @@ s_lost (sc_client_t *self, const char *why)
 {
     if (s_logged_in (self))
         s_error (self, "broker-lost", "%s: reconnecting", why);
-    s_go_offline (self);
+    s_go_offline (self, why);
 }
 
 /* Login failures: retry says whether a new attempt may work. */
@@ -569,16 +683,20 @@ s_e2e_fail (sc_client_t *self, const char *what, int err)
     s_error (self, "e2e", "%s with %s: %s: the chat is closed", what,
              self->peer, sc_e2e_strerror (err));
     s_send_op (self, SC_OP_LEAVE);
-    s_end_chat (self);
+    s_end_unconfirmed (self, "it failed end to end");
 }
 
-/* One E2E plaintext [kind, text] out as MESSAGE [n, box]. */
+/* One E2E plaintext out as MESSAGE [n, box]: it carries the highest
+   counter received from the peer, so it settles any acknowledgement
+   owed. *counter gets n. */
 static int
-s_send_e2e (sc_client_t *self, uint8_t kind, const char *text, size_t len)
+s_send_e2e (sc_client_t *self, uint8_t kind, const char *text, size_t len,
+            uint64_t *counter)
 {
     uint8_t *pt = NULL;
     size_t pt_len = 0;
-    if (sc_e2e_plain_encode (kind, text, len, &pt, &pt_len))
+    uint64_t lines = self->lines_sent + (kind == SC_E2E_TEXT ? 1 : 0);
+    if (sc_e2e_plain_encode (kind, self->recv_ack, lines, text, len, &pt, &pt_len))
         return SC_E2E_EINTERNAL;
     sc_msg_t msg;
     sc_msg_init (&msg, SC_OP_MESSAGE);
@@ -587,8 +705,12 @@ s_send_e2e (sc_client_t *self, uint8_t kind, const char *text, size_t len)
                  : SC_E2E_EINTERNAL;
     if (rc == 0 && sc_msg_set_data (&msg, box, pt_len + SC_TAG_LEN))
         rc = SC_E2E_EINTERNAL;
-    if (rc == 0)
+    if (rc == 0) {
         s_send (self, &msg);
+        self->ack_owed = false;
+        if (counter)
+            *counter = msg.counter;
+    }
     sc_wipe (pt, pt_len);
     free (pt);
     free (box);
@@ -596,12 +718,42 @@ s_send_e2e (sc_client_t *self, uint8_t kind, const char *text, size_t len)
     return rc;
 }
 
+/* A chat line: kept (with its counter) until the peer confirms it, so
+   that one never confirmed is reported when the chat ends. */
 static void
 s_send_text (sc_client_t *self, const char *text, size_t len)
 {
-    int rc = s_send_e2e (self, SC_E2E_TEXT, text, len);
-    if (rc)
+    if (self->unacked.count >= S_UNACKED_MAX) {
+        s_error (self, "state", "%zu messages to %s are not confirmed yet: "
+                 "not sent", self->unacked.count, self->peer);
+        return;
+    }
+    s_line_t *line = s_line_new (text, len);
+    if (!line) {
+        s_error (self, "internal", "out of memory: not sent");
+        return;
+    }
+    int rc = s_send_e2e (self, SC_E2E_TEXT, text, len, &line->counter);
+    if (rc) {
+        s_line_free (line);
         s_e2e_fail (self, "cannot seal a message", rc);
+        return;
+    }
+    self->lines_sent++;
+    s_queue_append (&self->unacked, line);
+}
+
+/* The peer has received our messages up to counter ack. */
+static void
+s_on_ack (sc_client_t *self, uint64_t ack)
+{
+    self->peer_ack = ack;
+    s_line_t *line;
+    while (self->unacked.head && self->unacked.head->counter <= ack
+           && (line = s_queue_pop (&self->unacked))) {
+        s_line_free (line);
+        self->lines_acked++;
+    }
 }
 
 /* The first key seen for a peer is pinned once the peer proved it holds
@@ -749,37 +901,84 @@ s_on_cc_finish (sc_client_t *self, const sc_msg_t *msg)
         s_chat_ready (self);
 }
 
-/* A decrypted plaintext: a line to show, or the peer closing. */
 static void
-s_on_plaintext (sc_client_t *self, const uint8_t *pt, size_t len, uint64_t lost)
+s_show_line (sc_client_t *self, const char *text, size_t len)
 {
-    uint8_t kind = 0;
-    char *text = NULL;
-    size_t text_len = 0;
-    if (sc_e2e_plain_decode (pt, len, &kind, &text, &text_len)) {
+    char *clean = malloc (len + 1);
+    if (clean) {
+        size_t clean_len = sc_client_sanitize (text, len, clean);
+        s_event (self, SC_EV_MSG, self->peer, clean, 0);
+        sc_wipe (clean, clean_len);
+        free (clean);
+    }
+    else
+        s_error (self, "internal", "out of memory: a message from %s "
+                 "could not be shown", self->peer);
+}
+
+/* A decrypted plaintext (skipped: how many counters before it never
+   came): a line to show, an acknowledgement, or the peer closing. Its
+   counts must agree with what came before: lines only grow, by at most
+   one per counter, and ack confirms only what we sent, never less than
+   before. */
+static void
+s_on_plaintext (sc_client_t *self, const uint8_t *pt, size_t len, uint64_t skipped)
+{
+    sc_e2e_plain_t plain;
+    if (sc_e2e_plain_decode (pt, len, &plain)) {
         s_e2e_fail (self, "a message does not decode", SC_E2E_EAUTH);
         return;
     }
+    uint64_t expect = self->lines_rcvd + (plain.kind == SC_E2E_TEXT ? 1 : 0);
+    if (plain.lines < expect || plain.lines - expect > skipped
+        || plain.ack < self->peer_ack || plain.ack > sc_e2e_sent (self->e2e)) {
+        s_e2e_fail (self, "a message's counters contradict earlier ones", SC_E2E_EAUTH);
+        goto done;
+    }
+    uint64_t lost = plain.lines - expect;
+    self->lines_rcvd = plain.lines;
+    /* A lost line is never confirmed, nor is anything after it: the
+       peer then knows its lines from there on may be missing. Lost
+       acknowledgements (a gap with no line in it) cost nothing. */
+    if (lost)
+        self->ack_frozen = true;
+    if (!self->ack_frozen)
+        self->recv_ack = sc_e2e_expected (self->e2e) - 1;
+    s_on_ack (self, plain.ack);
     if (lost)
         s_event (self, SC_EV_LOST, self->peer, NULL, lost);
-    if (kind == SC_E2E_CLOSE) {
-        strcpy (self->closing, self->peer);
-        s_end_chat (self);
+    if (plain.kind == SC_E2E_TEXT) {
+        s_show_line (self, plain.text, plain.text_len);
+        if (!self->ack_owed && !self->ack_frozen) {
+            self->ack_owed = true;
+            self->ack_at = self->now + S_ACK_DELAY_MS;
+        }
     }
-    else {
-        char *clean = malloc (text_len + 1);
-        if (clean) {
-            size_t clean_len = sc_client_sanitize (text, text_len, clean);
-            s_event (self, SC_EV_MSG, self->peer, clean, 0);
-            sc_wipe (clean, clean_len);
-            free (clean);
+    else
+    if (plain.kind == SC_E2E_CLOSE) {
+        strcpy (self->closing, self->peer);
+        if (lost) {
+            char why[S_TEXT_MAX];
+            snprintf (why, sizeof why, "its close says %llu of its messages "
+                      "never arrived", (unsigned long long) lost);
+            s_end_unconfirmed (self, why);
         }
         else
-            s_error (self, "internal", "out of memory: a message from %s "
-                     "could not be shown", self->peer);
+            s_end_chat (self);
     }
-    sc_wipe (text, text_len);
-    free (text);
+done:
+    sc_wipe (plain.text, plain.text_len);
+    free (plain.text);
+}
+
+/* No message of ours carried the acknowledgement in time: an ACK of its
+   own (never itself acknowledged). */
+static void
+s_send_ack (sc_client_t *self)
+{
+    int rc = s_send_e2e (self, SC_E2E_ACK, "", 0, NULL);
+    if (rc)
+        s_e2e_fail (self, "cannot seal an acknowledgement", rc);
 }
 
 static void
@@ -867,9 +1066,9 @@ s_answered (sc_client_t *self, const sc_msg_t *msg, sc_event_type_t type)
    sends it, and sends it before any NOTIFY of a later chat.
 
    A peer that leaves or quits a chat sends its authenticated E2E close
-   first, so a NOTIFY "left" or "quit" that finds the chat still open
-   is the broker's word only: said so. "lost", "replaced" and "revoked"
-   are the broker's own knowledge, with no close to expect. */
+   first, so any NOTIFY that finds the chat still open (left, quit, lost,
+   replaced, revoked, or another reason) ends it on the broker's word
+   only: said so, as unconfirmed. */
 static void
 s_on_notify (sc_client_t *self, const sc_msg_t *msg)
 {
@@ -883,16 +1082,23 @@ s_on_notify (sc_client_t *self, const sc_msg_t *msg)
         }
     }
     else if (s_in_chat (self) && strcmp (msg->name, self->peer) == 0) {
-        if (self->state == SC_CLIENT_CHATTING
-            && (msg->code == SC_NOTIFY_LEFT || msg->code == SC_NOTIFY_QUIT))
-            s_error (self, "unconfirmed-close", "the broker says %s %s, but %s "
-                     "sent no authenticated close: the broker may have ended "
-                     "the chat", self->peer,
-                     msg->code == SC_NOTIFY_LEFT ? "left" : "quit", self->peer);
+        static const char *said[] = {
+            [SC_NOTIFY_LEFT] = "left", [SC_NOTIFY_QUIT] = "quit",
+            [SC_NOTIFY_LOST] = "was lost", [SC_NOTIFY_CANCELLED] = "withdrew",
+            [SC_NOTIFY_REPLACED] = "logged in elsewhere",
+            [SC_NOTIFY_REVOKED] = "was logged out (key revoked)"
+        };
         if (msg->code == SC_NOTIFY_REVOKED)
             s_error (self, "revoked", "the broker logged %s out: %s's key was "
                      "revoked", self->peer, self->peer);
-        s_end_chat (self);
+        char why[S_TEXT_MAX];
+        if (msg->code < sizeof said / sizeof said[0] && said[msg->code])
+            snprintf (why, sizeof why, "the broker says %s %s", self->peer,
+                      said[msg->code]);
+        else
+            snprintf (why, sizeof why, "the broker ended the chat, reason %u",
+                      (unsigned) msg->code);
+        s_end_unconfirmed (self, why);
     }
 }
 
@@ -903,18 +1109,19 @@ s_on_error (sc_client_t *self, const sc_msg_t *msg)
     switch (msg->code) {
         case SC_ERR_REPLACED:
             if (s_in_chat (self))
-                s_end_chat (self);
+                s_end_unconfirmed (self, "this session was replaced by a newer login");
             s_forget_session (self);
             self->state = SC_CLIENT_DEAD;
             break;
         case SC_ERR_SHUTDOWN:
         case SC_ERR_TIMEOUT:
-            s_go_offline (self);        /* the session is over: log in again */
+            /* the session is over: log in again */
+            s_go_offline (self, "the broker ended the session");
             break;
         case SC_ERR_REVOKED:
             /* logged out for good: a new login would be refused too */
             if (s_in_chat (self))
-                s_end_chat (self);
+                s_end_unconfirmed (self, "your key was revoked");
             self->closing[0] = 0;
             s_login_failed (self, false, "broker revoked the user %s: %s", self->name,
                             s_detail (msg));
@@ -994,6 +1201,8 @@ s_recv_session (sc_client_t *self, const uint8_t *data, size_t len)
     int rc = sc_wire_open (self->channel, data, len, &msg);
     if (rc == SC_CHANNEL_ELIMIT)
         s_lost (self, "session counter exhausted");
+    else if (rc == SC_CHANNEL_EGAP)
+        s_lost (self, "an envelope from the broker is missing");
     else if (rc)
         s_error (self, "malformed", "dropped a message from the broker: %s",
                  sc_wire_strerror (rc));
@@ -1121,7 +1330,7 @@ static void
 s_leave (sc_client_t *self, uint8_t opcode)
 {
     if (self->state == SC_CLIENT_CHATTING)
-        s_send_e2e (self, SC_E2E_CLOSE, "", 0);
+        s_send_e2e (self, SC_E2E_CLOSE, "", 0, NULL);
     if (opcode == SC_OP_LEAVE && self->state == SC_CLIENT_INCOMING)
         s_send_named (self, SC_OP_REFUSE, self->peer, SC_REFUSE_DECLINED);
     else if (!(opcode == SC_OP_LEAVE && self->talk_deferred))
@@ -1287,6 +1496,10 @@ sc_client_tick (sc_client_t *self, int64_t now_ms)
     }
     if (self->state == SC_CLIENT_KEYX && now_ms - self->keyx_since >= S_KEYX_TIMEOUT_MS)
         s_e2e_fail (self, "key agreement timed out", SC_E2E_ESTATE);
+    if (self->state == SC_CLIENT_CHATTING && self->ack_owed && now_ms >= self->ack_at)
+        s_send_ack (self);
+    if (self->state == SC_CLIENT_CHATTING)
+        s_report_acked (self);
     s_after (self);
 }
 
@@ -1301,6 +1514,10 @@ sc_client_timeout (const sc_client_t *self, int64_t now_ms)
         due = self->last_recv + 3 * hb;
     if (self->state == SC_CLIENT_KEYX && self->keyx_since + S_KEYX_TIMEOUT_MS < due)
         due = self->keyx_since + S_KEYX_TIMEOUT_MS;
+    if (self->state == SC_CLIENT_CHATTING && self->ack_owed && self->ack_at < due)
+        due = self->ack_at;
+    if (self->state == SC_CLIENT_CHATTING && self->lines_acked > self->acked_shown)
+        due = now_ms;
     if (self->probe_since && self->probe_since + S_PROBE_MS < due)
         due = self->probe_since + S_PROBE_MS;
     return due > now_ms ? due - now_ms : 0;
@@ -1310,7 +1527,7 @@ void
 sc_client_reset (sc_client_t *self)
 {
     if (self->state != SC_CLIENT_DONE && self->state != SC_CLIENT_DEAD)
-        s_go_offline (self);
+        s_go_offline (self, "the connection to the broker was lost");
 }
 
 /* ---- Object ---------------------------------------------------------------- */
@@ -1354,6 +1571,7 @@ sc_client_destroy (sc_client_t **self_p)
         sc_e2e_destroy (&self->e2e);
         s_queue_clear (&self->outbox);
         s_queue_clear (&self->early);
+        s_queue_clear (&self->unacked);
         sc_pins_destroy (&self->pins);
         free (self->broker_name);
         sc_wipe (self, sizeof *self);
@@ -1389,7 +1607,8 @@ sc_client_ever_ready (const sc_client_t *self)
 size_t
 sc_client_pending (const sc_client_t *self)
 {
-    return self->lists_pending + (self->state == SC_CLIENT_WAITING ? 1 : 0);
+    size_t unacked = self->state == SC_CLIENT_CHATTING ? self->unacked.count : 0;
+    return self->lists_pending + (self->state == SC_CLIENT_WAITING ? 1 : 0) + unacked;
 }
 
 uint32_t
@@ -1456,6 +1675,14 @@ sc_event_format_batch (const sc_event_t *ev, char *buf, size_t size)
             break;
         case SC_EV_LOST:
             n = snprintf (buf, size, "lost %s %llu\n", s_or (ev->name),
+                          (unsigned long long) ev->number);
+            break;
+        case SC_EV_ACKED:
+            n = snprintf (buf, size, "acked %s %llu\n", s_or (ev->name),
+                          (unsigned long long) ev->number);
+            break;
+        case SC_EV_UNACKED:
+            n = snprintf (buf, size, "unacked %s %llu\n", s_or (ev->name),
                           (unsigned long long) ev->number);
             break;
         case SC_EV_FINGERPRINT:

@@ -12,8 +12,10 @@
           --WELCOME--> idle --/talk--> waiting --CHAT--> keyx --> chatting
                        idle --RTT--> incoming --/accept--> keyx --> chatting
 
-    Lost broker (nothing received for 3 heartbeats), ERROR SHUTDOWN or
-    TIMEOUT: the chat closes and the core goes offline; the caller drops
+    Lost broker (nothing received for 3 heartbeats, or an envelope from
+    it missing), ERROR SHUTDOWN or TIMEOUT: the chat closes (reported as
+    unconfirmed, with the own lines never acknowledged) and the core goes
+    offline; the caller drops
     the socket and calls sc_client_start again on a new one. ERROR
     REPLACED, ERROR REVOKED and login failures that a retry cannot fix
     end in `dead`.
@@ -66,6 +68,11 @@ typedef enum {
     SC_EV_MSG,          /* name; text: the message, controls shown as '?' */
     SC_EV_CLOSED,       /* name                                           */
     SC_EV_LOST,         /* name; number: messages that never arrived      */
+    SC_EV_ACKED,        /* name; number: how many of own lines the peer
+                           confirmed in this chat (reported as it grows)  */
+    SC_EV_UNACKED,      /* name; number: own lines never confirmed as the
+                           chat ended; text: the first of them, sanitized,
+                           one per line (for the user only), or NULL      */
     SC_EV_FINGERPRINT,  /* fpr: own; in a chat also name, peer_fpr, safety */
     SC_EV_ERROR,        /* code: one word (docs/CLIENT.md); text          */
     SC_EV_BYE,
@@ -131,8 +138,9 @@ const char *sc_client_peer (const sc_client_t *self);
 const char *sc_client_name (const sc_client_t *self);
 /* True once a login has completed (later losses are reconnects). */
 bool sc_client_ever_ready (const sc_client_t *self);
-/* Requests whose answer has not come yet (a /list, a /talk): what the
-   user would miss if the caller quit now. */
+/* Requests whose answer has not come yet (a /list, a /talk) and own
+   chat lines the peer has not confirmed yet: what the user would miss
+   if the caller quit now. */
 size_t sc_client_pending (const sc_client_t *self);
 /* The heartbeat interval the broker announced (0 before WELCOME). */
 uint32_t sc_client_heartbeat (const sc_client_t *self);

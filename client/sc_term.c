@@ -320,6 +320,31 @@ s_show_message (sc_term_t *self, const sc_event_t *ev)
     }
 }
 
+/* Own lines never confirmed: which ones, so the user can send them again. */
+static void
+s_show_unacked (sc_term_t *self, const sc_event_t *ev)
+{
+    char head[128];
+    snprintf (head, sizeof head, "!! %llu of your messages to %s %s never confirmed%s",
+              (unsigned long long) ev->number, ev->name,
+              ev->number == 1 ? "was" : "were", ev->text ? ":" : "");
+    sc_term_print (self, SC_TERM_ERROR, head);
+    const char *line = ev->text;
+    while (line) {
+        const char *end = strchr (line, '\n');
+        size_t len = end ? (size_t) (end - line) : strlen (line);
+        size_t size = len + 8;
+        char *shown = malloc (size);
+        if (shown) {
+            snprintf (shown, size, "!!   %.*s", (int) len, line);
+            sc_term_print (self, SC_TERM_ERROR, shown);
+            sc_wipe (shown, size);
+            free (shown);
+        }
+        line = end ? end + 1 : NULL;
+    }
+}
+
 static void
 s_show_fingerprint (sc_term_t *self, const sc_event_t *ev)
 {
@@ -378,6 +403,12 @@ sc_term_event (sc_term_t *self, const sc_event_t *ev)
                     (unsigned long long) ev->number, ev->number == 1 ? "" : "s",
                     ev->name);
             break;
+        case SC_EV_ACKED:
+            s_info (self, "-- delivered: %s has your first %llu message%s",
+                    ev->name, (unsigned long long) ev->number,
+                    ev->number == 1 ? "" : "s");
+            break;
+        case SC_EV_UNACKED:     s_show_unacked (self, ev); break;
         case SC_EV_FINGERPRINT: s_show_fingerprint (self, ev); break;
         case SC_EV_ERROR:       s_show_error (self, ev); break;
         case SC_EV_BYE:         s_info (self, "-- bye"); break;

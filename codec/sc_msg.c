@@ -1054,85 +1054,124 @@ sc_msg_check (uint8_t opcode, const uint8_t *buf, size_t len)
 
 /* ---- E2E plaintext ---------------------------------------------------- */
 
+/* The pad element's bin8 header: 0xc4, then its length. */
+#define S_PAD_HEAD 2
+
 static bool
-s_e2e_len_valid (uint8_t kind, size_t len)
+s_e2e_len_valid (uint64_t kind, size_t len)
 {
     return kind == SC_E2E_TEXT ? len >= 1 && len <= SC_TEXT_MAX : len == 0;
 }
 
 int
-sc_e2e_plain_encode (uint8_t kind, const char *text, size_t len,
-                     uint8_t **out, size_t *out_len)
+sc_e2e_plain_encode (uint8_t kind, uint64_t ack, uint64_t lines,
+                     const char *text, size_t len, uint8_t **out, size_t *out_len)
 {
     if (!out || !out_len)
         return -1;
     *out = NULL;
     *out_len = 0;
-    if (kind > SC_E2E_CLOSE || (!text && len > 0)
+    if (kind > SC_E2E_ACK || (!text && len > 0)
+    ||  ack >= SC_E2E_COUNT_LIMIT || lines >= SC_E2E_COUNT_LIMIT
     ||  !s_e2e_len_valid (kind, len) || !sc_utf8_valid (text, len))
         return -1;
     msgpack_sbuffer sbuf;
     msgpack_packer pk;
-    if (s_sbuf_open (&sbuf, &pk, 1 + S_UINT_MAX_LEN + S_HEAD_MAX + len))
+    if (s_sbuf_open (&sbuf, &pk, 1 + 3 * S_UINT_MAX_LEN + S_HEAD_MAX + len
+                                 + S_PAD_HEAD + SC_E2E_BUCKET))
         return -1;
     int rc = 0;
-    if (msgpack_pack_array (&pk, 2)
+    if (msgpack_pack_array (&pk, 5)
     ||  msgpack_pack_uint8 (&pk, kind)
+    ||  msgpack_pack_uint64 (&pk, ack)
+    ||  msgpack_pack_uint64 (&pk, lines)
     ||  s_pack_str (&pk, text, len))
         rc = -1;
+    if (rc == 0) {
+        /* the shortest pad that ends the whole on a bucket boundary */
+        size_t used = sbuf.size + S_PAD_HEAD;
+        size_t pad = (SC_E2E_BUCKET - used % SC_E2E_BUCKET) % SC_E2E_BUCKET;
+        static const char zeros[SC_E2E_BUCKET];
+        if (msgpack_pack_bin (&pk, pad) || msgpack_pack_bin_body (&pk, zeros, pad))
+            rc = -1;
+    }
     return s_sbuf_close (&sbuf, rc, out, out_len);
 }
 
 static int
-s_e2e_check (const msgpack_object *top, uint8_t *kind)
+s_e2e_count (const msgpack_object *o, uint64_t *value)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return SC_CODEC_ETYPE;
+    if (o->via.u64 >= SC_E2E_COUNT_LIMIT)
+        return SC_CODEC_ERANGE;
+    *value = o->via.u64;
+    return SC_CODEC_OK;
+}
+
+/* The layout, then the padding: a bin8 of zeros that is the last thing
+   in buf and makes its length the smallest multiple of the bucket. */
+static int
+s_e2e_check (const msgpack_object *top, const uint8_t *buf, size_t len,
+             sc_e2e_plain_t *plain)
 {
     if (top->type != MSGPACK_OBJECT_ARRAY)
         return SC_CODEC_ETYPE;
-    if (top->via.array.size != 2)
+    if (top->via.array.size != 5)
         return SC_CODEC_EARITY;
-    const msgpack_object *k = &top->via.array.ptr [0];
-    const msgpack_object *t = &top->via.array.ptr [1];
-    if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    const msgpack_object *f = top->via.array.ptr;
+    if (f [0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return SC_CODEC_ETYPE;
-    if (k->via.u64 > SC_E2E_CLOSE)
+    if (f [0].via.u64 > SC_E2E_ACK)
         return SC_CODEC_ERANGE;
-    *kind = (uint8_t) k->via.u64;
-    if (t->type != MSGPACK_OBJECT_STR)
+    plain->kind = (uint8_t) f [0].via.u64;
+    int rc;
+    if ((rc = s_e2e_count (&f [1], &plain->ack))
+    ||  (rc = s_e2e_count (&f [2], &plain->lines)))
+        return rc;
+    if (f [3].type != MSGPACK_OBJECT_STR)
         return SC_CODEC_ETYPE;
-    if (!s_e2e_len_valid (*kind, t->via.str.size))
+    if (!s_e2e_len_valid (plain->kind, f [3].via.str.size))
         return SC_CODEC_ESIZE;
-    if (!sc_utf8_valid (t->via.str.ptr, t->via.str.size))
+    if (!sc_utf8_valid (f [3].via.str.ptr, f [3].via.str.size))
         return SC_CODEC_EUTF8;
+    if (f [4].type != MSGPACK_OBJECT_BIN)
+        return SC_CODEC_ETYPE;
+    size_t pad = f [4].via.bin.size;
+    if (len % SC_E2E_BUCKET != 0 || pad >= SC_E2E_BUCKET
+    ||  len < pad + S_PAD_HEAD || buf [len - pad - 2] != 0xc4
+    ||  buf [len - pad - 1] != pad)
+        return SC_CODEC_ESIZE;
+    for (size_t i = 0; i < pad; i++)
+        if (buf [len - pad + i] != 0)
+            return SC_CODEC_ERANGE;
     return SC_CODEC_OK;
 }
 
 int
-sc_e2e_plain_decode (const uint8_t *buf, size_t len, uint8_t *kind,
-                     char **text, size_t *text_len)
+sc_e2e_plain_decode (const uint8_t *buf, size_t len, sc_e2e_plain_t *plain)
 {
-    if (!kind || !text || !text_len)
+    if (!plain)
         return SC_CODEC_EPARSE;
-    *kind = 0;
-    *text = NULL;
-    *text_len = 0;
+    memset (plain, 0, sizeof *plain);
     /* The plaintext came out of a box of at most SC_BOX_MAX bytes. */
     if (len > SC_BOX_MAX)
         return SC_CODEC_ESIZE;
     s_tree_t tree;
-    uint8_t k = 0;
+    sc_e2e_plain_t got = { 0 };
     int rc = s_unpack (buf, len, &tree);
     if (rc == SC_CODEC_OK)
-        rc = s_e2e_check (&tree.top, &k);
+        rc = s_e2e_check (&tree.top, buf, len, &got);
     if (rc == SC_CODEC_OK) {
-        const msgpack_object_str *str = &tree.top.via.array.ptr [1].via.str;
+        const msgpack_object_str *str = &tree.top.via.array.ptr [3].via.str;
         char *copy = (char *) malloc (str->size + 1);
         if (copy) {
             if (str->size > 0)      /* msgpack-c gives "" a NULL ptr */
                 memcpy (copy, str->ptr, str->size);
             copy [str->size] = 0;
-            *kind = k;
-            *text = copy;
-            *text_len = str->size;
+            got.text = copy;
+            got.text_len = str->size;
+            *plain = got;
         }
         else
             rc = SC_CODEC_ENOMEM;

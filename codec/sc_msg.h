@@ -125,14 +125,30 @@ int sc_msg_decode (uint8_t opcode, const uint8_t *buf, size_t len,
 int sc_msg_check (uint8_t opcode, const uint8_t *buf, size_t len) SC_MUST_CHECK_CODEC;
 
 /* ---- The plaintext inside an E2E box ---------------------------------- */
-/* [kind, text]: kind SC_E2E_TEXT carries 1..SC_TEXT_MAX bytes of UTF-8;
-   SC_E2E_CLOSE carries "" and says the sender ends the chat. */
-typedef enum { SC_E2E_TEXT = 0, SC_E2E_CLOSE = 1 } sc_e2e_kind_t;
+/* [kind, ack, lines, text, pad] (docs/PROTOCOL.md section 7):
+   kind SC_E2E_TEXT carries 1..SC_TEXT_MAX bytes of UTF-8, SC_E2E_CLOSE
+   (the sender ends the chat) and SC_E2E_ACK (it only acknowledges)
+   carry "". ack: the highest message counter the sender has accepted
+   from its peer (0: none yet); lines: how many chat lines the sender has
+   sent in this chat, this one included; both below SC_E2E_COUNT_LIMIT.
+   pad: a bin8 of zero bytes that makes the whole a multiple of
+   SC_E2E_BUCKET bytes, as short as it can be (0..255 bytes). */
+typedef enum { SC_E2E_TEXT = 0, SC_E2E_CLOSE = 1, SC_E2E_ACK = 2 } sc_e2e_kind_t;
 
-int sc_e2e_plain_encode (uint8_t kind, const char *text, size_t len,
+typedef struct {
+    uint8_t kind;
+    uint64_t ack;
+    uint64_t lines;
+    char *text;         /* decode: malloc'd, NUL-terminated (wipe, free) */
+    size_t text_len;
+} sc_e2e_plain_t;
+
+int sc_e2e_plain_encode (uint8_t kind, uint64_t ack, uint64_t lines,
+                         const char *text, size_t len,
                          uint8_t **out, size_t *out_len) SC_MUST_CHECK_CODEC;
-/* *text is malloc'd and NUL-terminated (the caller wipes and frees it). */
-int sc_e2e_plain_decode (const uint8_t *buf, size_t len, uint8_t *kind,
-                         char **text, size_t *text_len) SC_MUST_CHECK_CODEC;
+/* Strict: any other layout, padding or length is refused. On success
+   the caller wipes and frees plain->text; on failure nothing is kept. */
+int sc_e2e_plain_decode (const uint8_t *buf, size_t len,
+                         sc_e2e_plain_t *plain) SC_MUST_CHECK_CODEC;
 
 #endif

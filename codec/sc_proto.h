@@ -24,6 +24,8 @@
 #define SC_COOKIE_LEN      32    /* COOKIE: an HMAC-SHA256 */
 #define SC_SEQ_LIMIT       (((uint64_t) 1) << 48)   /* a session ends here */
 #define SC_E2E_SKIP_MAX    1000  /* lost E2E messages tolerated at once */
+#define SC_E2E_BUCKET      256   /* E2E plaintexts are padded to multiples */
+#define SC_E2E_COUNT_LIMIT (((uint64_t) 1) << 32)   /* E2E counters stay below */
 
 /* Opcodes. 0-8 keep the numbers of the seed documents. */
 typedef enum {

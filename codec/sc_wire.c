@@ -55,6 +55,7 @@ sc_wire_strerror (int err)
         case SC_CHANNEL_EREPLAY:   return "replayed or reordered envelope";
         case SC_CHANNEL_ELIMIT:    return "session counter exhausted";
         case SC_CHANNEL_EINTERNAL: return "internal crypto error";
+        case SC_CHANNEL_EGAP:      return "envelopes missing before this one";
         default:                   return sc_codec_strerror (err);
     }
 }

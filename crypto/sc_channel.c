@@ -84,17 +84,22 @@ sc_channel_open (sc_channel_t *self, uint8_t version, uint8_t opcode,
 {
     if (seq <= self->received)
         return SC_CHANNEL_EREPLAY;
-    if (seq >= self->limit)
-        return SC_CHANNEL_ELIMIT;
     if (len < SC_TAG_LEN)
         return SC_CHANNEL_EAUTH;
+    /* Authenticate first: what the counter says is acted on only for an
+       envelope made with the key. */
     uint8_t nonce[SC_NONCE_LEN], ad[S_AD_LEN];
     sc_aead_nonce (seq, nonce);
     s_ad (self, version, opcode, seq, ad);
     if (sc_aead_open_with (self->open, nonce, ad, sizeof ad, ct, len, out))
         return SC_CHANNEL_EAUTH;
-    self->received = seq;
-    return SC_CHANNEL_OK;
+    int rc = seq >= self->limit ? SC_CHANNEL_ELIMIT
+           : seq != self->received + 1 ? SC_CHANNEL_EGAP : SC_CHANNEL_OK;
+    if (rc)
+        sc_wipe (out, len - SC_TAG_LEN);
+    else
+        self->received = seq;
+    return rc;
 }
 
 void

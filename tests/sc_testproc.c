@@ -52,6 +52,8 @@ struct _sc_testproc_t {
     size_t lines_cap;
     bool ended;                     //  reaped; status is valid
     int status;
+    char acked [64];                //  NAME of the last "acked NAME N"
+    unsigned long long acked_n;     //  and its N (0: none since "closed")
     sc_testproc_t *next;            //  registry of live processes
 };
 
@@ -455,8 +457,9 @@ s_take_line (sc_testproc_t *self, size_t len, bool skip)
     return line;
 }
 
-int
-sc_testproc_read_line (sc_testproc_t *self, int timeout_ms, const char **line)
+//  The next line, whatever it is (sc_testproc_read_line's results).
+static int
+s_read_any (sc_testproc_t *self, int timeout_ms, const char **line)
 {
     int64_t deadline = sc_testproc_now_ms () + timeout_ms;
     while (true) {
@@ -478,6 +481,59 @@ sc_testproc_read_line (sc_testproc_t *self, int timeout_ms, const char **line)
         if (rc == 0)
             return 0;
     }
+}
+
+static void s_fail (sc_testproc_t *self, int rc, const char *line, int64_t waited_ms);
+
+//  Notes an "acked NAME N" line (true), and forgets it when the chat
+//  with NAME closes.
+static bool
+s_note_acked (sc_testproc_t *self, const char *line)
+{
+    char name [64];
+    unsigned long long n = 0;
+    if (strncmp (line, "acked ", 6) == 0
+        && sscanf (line + 6, "%63s %llu", name, &n) == 2) {
+        snprintf (self->acked, sizeof self->acked, "%s", name);
+        self->acked_n = n;
+        return true;
+    }
+    if (strncmp (line, "closed ", 7) == 0 && strcmp (line + 7, self->acked) == 0)
+        self->acked_n = 0;
+    return false;
+}
+
+int
+sc_testproc_read_line (sc_testproc_t *self, int timeout_ms, const char **line)
+{
+    int64_t deadline = sc_testproc_now_ms () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - sc_testproc_now_ms ();
+        int rc = s_read_any (self, left > 0 ? (int) left : 0, line);
+        if (rc != 1 || !s_note_acked (self, *line))
+            return rc;
+    }
+}
+
+int
+sc_testproc_expect_acked (sc_testproc_t *self, const char *name, unsigned long long n,
+                          int timeout_ms)
+{
+    int64_t start = sc_testproc_now_ms ();
+    int64_t deadline = start + timeout_ms;
+    const char *line = NULL;
+    int rc = 1;
+    while (!(self->acked_n >= n && strcmp (self->acked, name) == 0)) {
+        int64_t left = deadline - sc_testproc_now_ms ();
+        rc = s_read_any (self, left > 0 ? (int) left : 0, &line);
+        if (rc != 1 || !s_note_acked (self, line)) {
+            fprintf (stderr, "\nsc_testproc: [%s] expected \"acked %s %llu\" (or more) "
+                     "within %d ms\n", self->name, name, n, timeout_ms);
+            s_fail (self, rc, line, sc_testproc_now_ms () - start);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 //  Prints a line shortened to what a log reader needs.

@@ -65,7 +65,10 @@ int sc_testproc_close_input (sc_testproc_t *self);
 
 //  Next stdout line, without its newline: 1 and *line set (borrowed, valid
 //  until the process is destroyed), 0 when none came within timeout_ms,
-//  -1 at the end of the output.
+//  -1 at the end of the output. A secchat "acked NAME N" line (a delivery
+//  report, which comes whenever the peer's acknowledgement does) is never
+//  returned, here or by the expect functions: it is noted, for
+//  sc_testproc_expect_acked.
 int sc_testproc_read_line (sc_testproc_t *self, int timeout_ms, const char **line);
 
 //  The next line must be exactly `line` and come within timeout_ms. 0, or
@@ -80,6 +83,11 @@ const char *sc_testproc_expect_prefix (sc_testproc_t *self, const char *prefix,
 int sc_testproc_expect_none (sc_testproc_t *self, int quiet_ms);
 //  The output must end within timeout_ms with no further line. 0 or -1.
 int sc_testproc_expect_eof (sc_testproc_t *self, int timeout_ms);
+//  "acked NAME N'" with N' >= n has come (since the last "closed NAME"),
+//  or comes within timeout_ms before any other line. 0, or -1 with the
+//  diagnostics.
+int sc_testproc_expect_acked (sc_testproc_t *self, const char *name,
+                              unsigned long long n, int timeout_ms);
 //  Skips lines until one equals `line`. For clean-ups that do not check
 //  the lines before; tests use sc_testproc_expect. 0 or -1.
 int sc_testproc_skip_to (sc_testproc_t *self, const char *line, int timeout_ms);

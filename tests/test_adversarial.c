@@ -318,13 +318,14 @@ test_replay_and_tamper (void **state)
     assert_int_equal (sc_testpeer_seal (alice, &ping, &first, &first_len), 0);
     assert_int_equal (sc_testpeer_seal (alice, &ping, &second, &second_len), 0);
 
-    /* reordered: the second one first, then the first is old */
-    assert_int_equal (sc_testpeer_send_raw (alice, second, second_len), 0);
+    /* the same envelope twice, then an older one after a newer one */
+    assert_int_equal (sc_testpeer_send_raw (alice, first, first_len), 0);
     s_expect (alice, SC_OP_PONG);
     assert_int_equal (sc_testpeer_send_raw (alice, first, first_len), 0);
     assert_int_equal (sc_testpeer_expect_error (alice, s_timeout (5000)), SC_ERR_AUTH);
-    /* the same envelope twice */
     assert_int_equal (sc_testpeer_send_raw (alice, second, second_len), 0);
+    s_expect (alice, SC_OP_PONG);
+    assert_int_equal (sc_testpeer_send_raw (alice, first, first_len), 0);
     assert_int_equal (sc_testpeer_expect_error (alice, s_timeout (5000)), SC_ERR_AUTH);
     /* alice's envelope injected into bob's session */
     assert_int_equal (sc_testpeer_send_raw (bob, first, first_len), 0);
@@ -346,6 +347,13 @@ test_replay_and_tamper (void **state)
             frame[where == 1 ? len - SC_TAG_LEN - 1 : len - 1] ^= 0x01;
         assert_int_equal (sc_testpeer_send_raw (alice, frame, len), 0);
         assert_int_equal (sc_testpeer_expect_error (alice, s_timeout (5000)), SC_ERR_AUTH);
+        /* it changed nothing: the genuine envelope is still the next */
+        if (where == 0)
+            frame[2] = SC_OP_PING;
+        else
+            frame[where == 1 ? len - SC_TAG_LEN - 1 : len - 1] ^= 0x01;
+        assert_int_equal (sc_testpeer_send_raw (alice, frame, len), 0);
+        s_expect (alice, SC_OP_PONG);
         free (frame);
     }
     /* tags truncated to 0..15 bytes: rebuild the envelope around a short body */
@@ -362,7 +370,22 @@ test_replay_and_tamper (void **state)
                                               &cut, &cut_len), 0);
         assert_int_equal (sc_testpeer_send_raw (alice, cut, cut_len), 0);
         assert_int_equal (sc_testpeer_expect_error (alice, s_timeout (5000)), SC_ERR_AUTH);
+        assert_int_equal (sc_testpeer_send_raw (alice, frame, len), 0);
+        s_expect (alice, SC_OP_PONG);
         free (cut);
+        free (frame);
+    }
+    /* seq 2^48 (and others) with a random body: answered as any envelope
+       that does not open, and nothing ends */
+    static const uint64_t forged_seqs[] = { ((uint64_t) 1) << 48, UINT64_MAX, 1000 };
+    for (size_t i = 0; i < sizeof forged_seqs / sizeof forged_seqs[0]; i++) {
+        uint8_t body[48], *frame;
+        size_t len;
+        assert_int_equal (sc_random (body, sizeof body), 0);
+        assert_int_equal (sc_envelope_encode (SC_OP_PING, forged_seqs[i], body, sizeof body,
+                                              &frame, &len), 0);
+        assert_int_equal (sc_testpeer_send_raw (alice, frame, len), 0);
+        assert_int_equal (sc_testpeer_expect_error (alice, s_timeout (5000)), SC_ERR_AUTH);
         free (frame);
     }
     /* after all that, alice's session still works */
@@ -371,6 +394,29 @@ test_replay_and_tamper (void **state)
     sc_msg_reset (&ping);
     sc_testpeer_destroy (&alice);
     sc_testpeer_destroy (&bob);
+    s_honest_chat ();
+}
+
+/* An envelope dropped on the path: the next one, authentic, shows a gap
+   in seq, and the broker ends the session (ERROR TIMEOUT, sealed); the
+   connection then has no session. */
+static void
+test_seq_gap_ends_session (void **state)
+{
+    (void) state;
+    sc_testpeer_t *alice = s_logged_in ("alice");
+    sc_msg_t ping;
+    sc_msg_init (&ping, SC_OP_PING);
+    uint8_t *dropped;
+    size_t dropped_len;
+    assert_int_equal (sc_testpeer_seal (alice, &ping, &dropped, &dropped_len), 0);
+    free (dropped);
+    assert_int_equal (sc_testpeer_send (alice, &ping), 0);
+    assert_int_equal (sc_testpeer_expect_error (alice, s_timeout (5000)), SC_ERR_TIMEOUT);
+    assert_int_equal (sc_testpeer_send (alice, &ping), 0);
+    assert_int_equal (sc_testpeer_expect_plain_error (alice, s_timeout (5000)), SC_ERR_STATE);
+    sc_msg_reset (&ping);
+    sc_testpeer_destroy (&alice);
     s_honest_chat ();
 }
 
@@ -590,6 +636,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_garbage_frames, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_opcodes_out_of_state, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replay_and_tamper, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_seq_gap_ends_session, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handshake_attacks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_flood_is_rate_limited, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_half_open_handshakes, s_setup, s_teardown),

@@ -406,14 +406,22 @@ test_broker_restart_mid_chat (void **state)
     sc_testproc_t *bob = s_client ("bob", endpoint);
     s_open_chat (alice, bob);
     s_say (alice, bob, "alice", "before the crash");
+    int t = sc_testproc_timeout (10000);
+    assert_int_equal (sc_testproc_expect_acked (alice, "bob", 1, t), 0);
 
     assert_int_equal (sc_testproc_kill (broker), SC_TESTPROC_SIGNALED + SIGKILL);
     sc_testproc_destroy (&broker);
-    int t = sc_testproc_timeout (10000);
-    /* both notice: the broker is lost and the chat with it */
+    /* a line typed just after the broker died goes nowhere: it is never
+       confirmed, and alice is told so when the broker is found lost */
+    assert_int_equal (sc_testproc_send (alice, "into the void"), 0);
+    /* both notice: the broker is lost and the chat with it, which ended
+       without the peer's close */
     assert_non_null (sc_testproc_expect_prefix (alice, "error broker-lost ", t));
+    assert_non_null (sc_testproc_expect_prefix (alice, "error unconfirmed-close bob (", t));
+    assert_int_equal (sc_testproc_expect (alice, "unacked bob 1", t), 0);
     assert_int_equal (sc_testproc_expect (alice, "closed bob", t), 0);
     assert_non_null (sc_testproc_expect_prefix (bob, "error broker-lost ", t));
+    assert_non_null (sc_testproc_expect_prefix (bob, "error unconfirmed-close alice (", t));
     assert_int_equal (sc_testproc_expect (bob, "closed alice", t), 0);
     /* a message typed while disconnected is refused, not dropped */
     assert_int_equal (sc_testproc_send (bob, "are you there?"), 0);

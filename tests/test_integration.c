@@ -290,6 +290,7 @@ s_exits (sc_testproc_t *p, int status, const char *file, int lineno)
 #define SEE_CHAT(a, na, b, nb)  s_see_chat ((a), (na), (b), (nb), __FILE__, __LINE__)
 #define OPEN_CHAT(a, na, b, nb) s_open_chat ((a), (na), (b), (nb), __FILE__, __LINE__)
 #define MESSAGE(a, na, b, text) s_message ((a), (na), (b), (text), __FILE__, __LINE__)
+#define SETTLE(p, peer)         s_settle ((p), (peer), __FILE__, __LINE__)
 #define ONE_STDERR_LINE(p, say) s_one_stderr_line ((p), (say), __FILE__, __LINE__)
 #define LOGIN_FAILS(p, say)     s_login_fails ((p), (say), __FILE__, __LINE__)
 
@@ -388,11 +389,42 @@ s_see_chat (sc_testproc_t *a, const char *name_a, sc_testproc_t *b, const char *
     }
 }
 
+//  Lines each client said (and its peer showed) in its current chat.
+enum { SAID_MAX = 16 };
+static struct {
+    sc_testproc_t *p;
+    unsigned long long said;
+} g_said [SAID_MAX];
+
+static unsigned long long *
+s_said_of (sc_testproc_t *p)
+{
+    for (size_t i = 0; i < SAID_MAX; i++)
+        if (g_said [i].p == p || !g_said [i].p) {
+            g_said [i].p = p;
+            return &g_said [i].said;
+        }
+    fail_msg ("more than %d clients", SAID_MAX);
+    return &g_said [0].said;        //  not reached
+}
+
+//  p's peer has confirmed every line p said in this chat ("acked"): so
+//  that a chat ended now leaves nothing unacknowledged.
+static void
+s_settle (sc_testproc_t *p, const char *peer, const char *file, int lineno)
+{
+    unsigned long long said = *s_said_of (p);
+    if (said && sc_testproc_expect_acked (p, peer, said, T_LINE) != 0)
+        _fail (AT);
+}
+
 //  a asks b, b accepts, a hears "accepted", the chat opens.
 static void
 s_open_chat (sc_testproc_t *a, const char *name_a, sc_testproc_t *b, const char *name_b,
              const char *file, int lineno)
 {
+    *s_said_of (a) = 0;
+    *s_said_of (b) = 0;
     s_say (a, J ("/talk ", name_b), AT);
     s_see (b, J ("request ", name_a), AT);
     s_say (b, "/accept", AT);
@@ -407,6 +439,7 @@ s_message (sc_testproc_t *a, const char *name_a, sc_testproc_t *b, const char *t
 {
     s_say (a, text, AT);
     s_see (b, J ("msg ", name_a, " ", text), AT);
+    (*s_said_of (a))++;
 }
 
 //  A client that ended in failure said so in exactly one line on stderr
@@ -502,6 +535,7 @@ s_setup (void **state)
     g_work = sc_testdir_path (g_root, number);
     g_broker = NULL;
     g_endpoint [0] = 0;
+    memset (g_said, 0, sizeof g_said);
     return mkdir (g_work, 0700);
 }
 
@@ -708,6 +742,7 @@ test_busy (void **state)
     //  The next thing alice and bob see is each other, not carol.
     MESSAGE (bob, "bob", alice, "still there?");
     MESSAGE (alice, "alice", bob, "yes");
+    SETTLE (alice, "bob");
     SAY (alice, "/leave");
     SEE (alice, "closed bob");
     SEE (bob, "closed alice");
@@ -784,6 +819,7 @@ test_leave (void **state)
 
     OPEN_CHAT (alice, "alice", bob, "bob");
     MESSAGE (alice, "alice", bob, "bye for now");
+    SETTLE (alice, "bob");
     SAY (alice, "/leave");
     SEE (alice, "closed bob");
     SEE (bob, "closed alice");
@@ -796,6 +832,7 @@ test_leave (void **state)
     OPEN_CHAT (bob, "bob", alice, "alice");
     MESSAGE (bob, "bob", alice, "back again");
     MESSAGE (alice, "alice", bob, "welcome back");
+    SETTLE (bob, "alice");
     SAY (bob, "/leave");
     SEE (bob, "closed alice");
     SEE (alice, "closed bob");
@@ -898,10 +935,14 @@ test_lost_client (void **state)
     sc_testproc_t *bob = LOGIN ("bob");
     OPEN_CHAT (alice, "alice", bob, "bob");
     MESSAGE (alice, "alice", bob, "about to vanish");
+    SETTLE (alice, "bob");
 
     int64_t start = sc_testproc_now_ms ();
     assert_int_equal (sc_testproc_kill (alice), SC_TESTPROC_SIGNALED + SIGKILL);
     int limit = sc_testproc_timeout (2000);
+    //  the broker's word only: no authenticated close came
+    assert_non_null (sc_testproc_expect_prefix (bob, "error unconfirmed-close alice (the "
+                                                "broker says alice was lost)", limit));
     assert_int_equal (sc_testproc_expect (bob, "closed alice", limit), 0);
     int64_t took = sc_testproc_now_ms () - start;
     fprintf (stderr, "test_lost_client: bob heard after %lld ms\n", (long long) took);
@@ -999,21 +1040,24 @@ test_second_login_replaces (void **state)
     sc_testproc_t *first = LOGIN_AS ("alice", "alice-first");
     OPEN_CHAT (first, "alice", bob, "bob");
     MESSAGE (first, "alice", bob, "I am the first alice");
+    SETTLE (first, "bob");
 
     sc_testproc_t *second = LOGIN_AS ("alice", "alice-second");
     //  "error replaced ...", then the end of the output. docs/CLIENT.md
-    //  does not say whether "closed bob" comes too, nor in which order.
+    //  does not say whether "closed bob" comes too, nor in which order;
+    //  the chat's end is not bob's close, which it may say.
     const char *line = NULL;
     int replaced = 0, closed = 0, other = 0, rc;
     while ((rc = sc_testproc_read_line (first, T_LINE, &line)) == 1)
-        if (strcmp (line, "closed bob") == 0)
+        if (strcmp (line, "closed bob") == 0
+            || strncmp (line, "error unconfirmed-close bob (", 29) == 0)
             closed++;
         else
         if (strncmp (line, "error replaced", 14) == 0 && (line [14] == 0 || line [14] == ' '))
             replaced++;
         else
             other++;
-    if (rc != -1 || replaced != 1 || closed > 1 || other) {
+    if (rc != -1 || replaced != 1 || closed > 2 || other) {
         fprintf (stderr, "\n[alice-first] expected \"error replaced ...\" (and maybe "
                  "\"closed bob\"), then the end of the output\n");
         sc_testproc_dump_all ();
@@ -1021,6 +1065,7 @@ test_second_login_replaces (void **state)
     }
     EXITS (first, 1);
     ONE_STDERR_LINE (first, NULL);
+    SEE_PREFIX (bob, "error unconfirmed-close alice (the broker says alice logged in elsewhere)");
     SEE (bob, "closed alice");
 
     OPEN_CHAT (bob, "bob", second, "alice");

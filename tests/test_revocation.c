@@ -232,6 +232,7 @@ test_revoked_user_is_logged_out (void **state)
     s_open_chat (alice, bob);
     assert_int_equal (sc_testproc_send (bob, "before"), 0);
     assert_int_equal (sc_testproc_expect (alice, "msg bob before", T_LINE), 0);
+    assert_int_equal (sc_testproc_expect_acked (bob, "alice", 1, T_LINE), 0);
 
     char *pub = s_key_path ("users/bob.pub");
     assert_int_equal (unlink (pub), 0);
@@ -241,6 +242,7 @@ test_revoked_user_is_logged_out (void **state)
     /* bob is told, his chat closes, he exits 1 without trying again */
     assert_int_equal (sc_testproc_expect (bob, "error revoked your key was removed from "
                                           "the broker's registry", T_LINE), 0);
+    assert_non_null (sc_testproc_expect_prefix (bob, "error unconfirmed-close alice (your key was revoked)", T_LINE));
     assert_int_equal (sc_testproc_expect (bob, "closed alice", T_LINE), 0);
     assert_int_equal (sc_testproc_expect_eof (bob, T_LINE), 0);
     assert_int_equal (sc_testproc_wait (bob, T_EXIT), 1);
@@ -252,6 +254,7 @@ test_revoked_user_is_logged_out (void **state)
     /* alice's chat with him ends, and she is told why */
     assert_int_equal (sc_testproc_expect (alice, "error revoked the broker logged bob out: "
                                           "bob's key was revoked", T_LINE), 0);
+    assert_non_null (sc_testproc_expect_prefix (alice, "error unconfirmed-close bob (the broker says bob was logged out (key revoked))", T_LINE));
     assert_int_equal (sc_testproc_expect (alice, "closed bob", T_LINE), 0);
     assert_int_equal (s_wait_log ("registry reloaded: 2 users"), 0);
     assert_int_equal (s_wait_log ("revoked bob: key removed"), 0);

@@ -594,8 +594,9 @@ test_relay_in_place (void **state)
     assert_int_equal (s_send_message_frame (bob, 5, box, 50, &frame, &len), 0);
     free (frame);
     s_fail_rid = NULL;
-    assert_int_equal (zlistx_size (s_outbox), before + 1);
+    assert_int_equal (zlistx_size (s_outbox), before + 2);
     s_expect_error (bob, SC_ERR_UNDELIVERED);
+    s_expect_notify (bob, "alice", SC_NOTIFY_LOST);
     s_expect_nothing (alice);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
@@ -801,6 +802,11 @@ test_replay_and_tamper (void **state)
     frame[len - 1] ^= 1;
     s_deliver (alice, frame, len);
     s_expect_error (alice, SC_ERR_AUTH);
+    /* it changed nothing: the genuine one is still the next */
+    frame[len - 1] ^= 1;
+    s_deliver (alice, frame, len);
+    s_recv (alice, &msg, SC_OP_PONG);
+    sc_msg_reset (&msg);
     free (frame);
     /* a malformed body, properly sealed */
     const uint8_t bad_body[] = { 0x91, 0xc0 };      /* [nil] as RTT */
@@ -855,19 +861,21 @@ test_peer_queue_full (void **state)
     client_t *bob = s_login ("bob");
     s_open_chat (alice, bob);
     uint8_t box[20] = { 0 };
-    /* bob reads too slowly: alice is told, bob keeps his session */
+    /* bob reads too slowly: alice is told it was not delivered, and as
+       bob's stream now has a hole (a seq spent on an envelope that never
+       went), bob's session ends as a lost one */
     s_fail_rid = bob->rid;
     s_fail_code = SC_BROKER_FULL;
     s_send_message (alice, 1, box, sizeof box);
     s_fail_rid = NULL;
     s_expect_error (alice, SC_ERR_UNDELIVERED);
+    s_expect_notify (alice, "bob", SC_NOTIFY_LOST);
     s_expect_nothing (alice);
-    assert_int_equal (sc_broker_sessions (T.broker), 2);
-    /* and the next message goes through */
-    s_send_message (alice, 2, box, sizeof box);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    /* alice's session goes on */
     sc_msg_t msg;
-    s_recv (bob, &msg, SC_OP_MESSAGE);
-    assert_int_equal (msg.counter, 2);
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_recv (alice, &msg, SC_OP_PONG);
     sc_msg_reset (&msg);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
@@ -936,6 +944,64 @@ test_counter_exhausted_ends_session (void **state)
     sc_msg_reset (&msg);
     s_client_destroy (&alice);
     s_client_destroy (&again);
+    s_client_destroy (&bob);
+}
+
+/* An envelope that authenticates but whose seq skips one (dropped on the
+   path) ends the session as a lost one: ERROR TIMEOUT to the client, its
+   chat peer told NOTIFY lost. */
+static void
+test_seq_gap_ends_session (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_PING);
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal (sc_wire_seal (alice->ch, &msg, &frame, &len), 0);
+    free (frame);                       /* dropped on the way */
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_expect_error (alice, SC_ERR_TIMEOUT);
+    s_expect_nothing (alice);
+    s_expect_notify (bob, "alice", SC_NOTIFY_LOST);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+/* Authenticate first: an envelope with seq 2^48 (or any seq) and a body
+   that does not open is answered as any envelope that does not open
+   (ERROR AUTH) and changes nothing: no session ends, nobody is told. */
+static void
+test_forged_seq_changes_nothing (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    s_open_chat (alice, bob);
+    static const uint64_t seqs[] = { ((uint64_t) 1) << 48, UINT64_MAX, 3, 1000 };
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        uint8_t body[64];
+        assert_int_equal (sc_random (body, sizeof body), 0);
+        uint8_t *frame;
+        size_t len;
+        assert_int_equal (sc_envelope_encode (SC_OP_PING, seqs[i], body, sizeof body,
+                                              &frame, &len), 0);
+        s_deliver (alice, frame, len);
+        free (frame);
+        s_expect_error (alice, SC_ERR_AUTH);
+        s_expect_nothing (alice);
+        s_expect_nothing (bob);
+    }
+    assert_int_equal (sc_broker_sessions (T.broker), 2);
+    sc_msg_t msg;
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_recv (alice, &msg, SC_OP_PONG);
+    sc_msg_reset (&msg);
+    s_client_destroy (&alice);
     s_client_destroy (&bob);
 }
 
@@ -1325,6 +1391,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_undelivered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_counter_exhausted_ends_session, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_seq_gap_ends_session, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_forged_seq_changes_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_removed_user, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_changed_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_job_in_flight, s_setup, s_teardown),

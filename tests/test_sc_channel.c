@@ -223,15 +223,16 @@ test_spec_byte_layout (void **state)
         assert_int_equal (env.len, sizeof expected);
         assert_memory_equal (env.body, expected, sizeof expected);
     }
-    //  And the receiving side opens what a spec-following peer sealed,
-    //  including a seq far ahead (a gap is allowed).
+    //  And the receiving side opens what a spec-following peer sealed.
     uint8_t body [sizeof text - 1 + SC_TAG_LEN], out [sizeof text];
-    s_spec_seal (&f->keys, f->keys.k_send, VERSION, OP_LIST, 1000,
-                 (const uint8_t *) text, len, body);
-    assert_int_equal (sc_channel_open (f->broker, VERSION, OP_LIST, 1000,
-                                       body, sizeof body, out), SC_CHANNEL_OK);
-    assert_memory_equal (out, text, len);
-    assert_int_equal (sc_channel_received (f->broker), 1000);
+    for (uint64_t i = 1; i <= 2; i++) {
+        s_spec_seal (&f->keys, f->keys.k_send, VERSION, OP_LIST, i,
+                     (const uint8_t *) text, len, body);
+        assert_int_equal (sc_channel_open (f->broker, VERSION, OP_LIST, i,
+                                           body, sizeof body, out), SC_CHANNEL_OK);
+        assert_memory_equal (out, text, len);
+        assert_int_equal (sc_channel_received (f->broker), i);
+    }
 }
 
 
@@ -270,25 +271,56 @@ test_replay_rejected (void **state)
     sc_channel_destroy (&fresh);
 }
 
+//  seq must be exactly one more than the last accepted: a gap is a
+//  dropped envelope, reported (EGAP: the caller ends the session) once
+//  the envelope has authenticated; nothing of it is released and the
+//  channel's state does not move.
 static void
-test_gap_accepted_then_late_rejected (void **state)
+test_gap_ends (void **state)
 {
     fixture_t *f = *state;
-    env_t e1, e2, e3, e4;
+    env_t e1, e2, e3;
     s_seal (f->client, OP_MSG, "1", &e1);
     s_seal (f->client, OP_MSG, "2", &e2);
     s_seal (f->client, OP_MSG, "3", &e3);
-    s_seal (f->client, OP_MSG, "4", &e4);
     s_open_ok (f->broker, &e1, "1");
-    //  Skip 2, deliver 3: accepted.
-    s_open_ok (f->broker, &e3, "3");
-    assert_int_equal (sc_channel_received (f->broker), 3);
-    //  2 arriving late is older than the last accepted.
+    //  Skip 2, deliver 3: authentic, but 2 is missing.
     uint8_t out [16];
-    assert_int_equal (s_open (f->broker, &e2, out), SC_CHANNEL_EREPLAY);
-    s_open_ok (f->broker, &e4, "4");
+    memset (out, 0, sizeof out);
+    assert_int_equal (s_open (f->broker, &e3, out), SC_CHANNEL_EGAP);
+    s_assert_no_plaintext (out, "3");
+    assert_int_equal (sc_channel_received (f->broker), 1);
+    //  A forged envelope with a gap is not a gap: it does not open.
+    env_t forged = e3;
+    forged.body [0] ^= 1;
+    assert_int_equal (s_open (f->broker, &forged, out), SC_CHANNEL_EAUTH);
+    //  The state did not move: 2 then 3 are still the next ones.
+    s_open_ok (f->broker, &e2, "2");
+    s_open_ok (f->broker, &e3, "3");
 }
 
+//  Authenticate first: an envelope that does not open changes nothing,
+//  whatever its seq says (2^48, far ahead, the next one), and is told
+//  apart from a limit or a gap only by the key.
+static void
+test_forged_seq_changes_nothing (void **state)
+{
+    fixture_t *f = *state;
+    env_t e1;
+    s_seal (f->client, OP_MSG, "1", &e1);
+    s_open_ok (f->broker, &e1, "1");
+    static const uint64_t seqs [] = { SEQ_LIMIT, SEQ_LIMIT + 1, UINT64_MAX, 2, 1000 };
+    uint8_t body [40 + SC_TAG_LEN], out [40];
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs [0]; i++) {
+        assert_int_equal (sc_random (body, sizeof body), 0);
+        assert_int_equal (sc_channel_open (f->broker, VERSION, OP_MSG, seqs [i],
+                                           body, sizeof body, out), SC_CHANNEL_EAUTH);
+        assert_int_equal (sc_channel_received (f->broker), 1);
+    }
+    env_t e2;
+    s_seal (f->client, OP_MSG, "2", &e2);
+    s_open_ok (f->broker, &e2, "2");
+}
 
 //  ---------------------------------------------------------------------
 //  Tampering: body, tag and every header field are authenticated
@@ -483,9 +515,10 @@ test_nonce_uniqueness (void **state)
 //  ---------------------------------------------------------------------
 //  The counter limit
 
-//  "A side whose counter reaches 2^48 ends the session": seq 2^48 - 1
-//  is the last one; a seq of 2^48 or more is refused as exhausted, even
-//  with a valid tag, and changes nothing.
+//  "A side whose counter reaches 2^48 ends the session": an authentic
+//  envelope with a seq of 2^48 or more is refused as exhausted, and one
+//  below it but not next as a gap; neither changes anything or releases
+//  its plaintext.
 static void
 test_seq_limit (void **state)
 {
@@ -496,16 +529,23 @@ test_seq_limit (void **state)
     for (size_t i = 0; i < 3; i++) {
         s_spec_seal (&f->keys, f->keys.k_send, VERSION, OP_MSG, too_big [i],
                      (const uint8_t *) text, 1, body);
+        out [0] = 0;
         assert_int_equal (sc_channel_open (f->broker, VERSION, OP_MSG, too_big [i],
                                            body, sizeof body, out), SC_CHANNEL_ELIMIT);
+        assert_int_not_equal (out [0], 'x');
         assert_int_equal (sc_channel_received (f->broker), 0);
     }
     s_spec_seal (&f->keys, f->keys.k_send, VERSION, OP_MSG, SEQ_LIMIT - 1,
                  (const uint8_t *) text, 1, body);
     assert_int_equal (sc_channel_open (f->broker, VERSION, OP_MSG, SEQ_LIMIT - 1,
+                                       body, sizeof body, out), SC_CHANNEL_EGAP);
+    assert_int_equal (sc_channel_received (f->broker), 0);
+    s_spec_seal (&f->keys, f->keys.k_send, VERSION, OP_MSG, 1,
+                 (const uint8_t *) text, 1, body);
+    assert_int_equal (sc_channel_open (f->broker, VERSION, OP_MSG, 1,
                                        body, sizeof body, out), SC_CHANNEL_OK);
     assert_int_equal (out [0], 'x');
-    assert_int_equal (sc_channel_received (f->broker), SEQ_LIMIT - 1);
+    assert_int_equal (sc_channel_received (f->broker), 1);
 }
 
 //  A lowered limit: the sender stops before it, the receiver refuses it.
@@ -545,7 +585,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_keys_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown (test_spec_byte_layout, setup, teardown),
         cmocka_unit_test_setup_teardown (test_replay_rejected, setup, teardown),
-        cmocka_unit_test_setup_teardown (test_gap_accepted_then_late_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_gap_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_forged_seq_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown (test_tampered_body_and_tag, setup, teardown),
         cmocka_unit_test_setup_teardown (test_tampered_header, setup, teardown),
         cmocka_unit_test_setup_teardown (test_truncated_tag, setup, teardown),

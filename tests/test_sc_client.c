@@ -85,6 +85,7 @@ struct fake_broker_t {
     int drop_messages;              /* relayed MESSAGEs to drop          */
     int replay_messages;            /* relayed MESSAGEs to send twice    */
     int flip_messages;              /* relayed MESSAGEs to corrupt       */
+    int messages;                   /* MESSAGEs relayed (or dropped)     */
     bool busy;                      /* answer RTT with REFUSE busy       */
     const char *welcome_name;       /* WELCOME another name              */
     bool deaf;                      /* handle nothing                    */
@@ -397,6 +398,8 @@ broker_relay (conn_t *conn, uint8_t opcode, uint8_t *body, size_t len)
         return;
     }
     conn_t *peer = &fb->conns[conn->peer];
+    if (opcode == SC_OP_MESSAGE)
+        fb->messages++;
     if (opcode == SC_OP_MESSAGE && fb->drop_messages > 0) {
         fb->drop_messages--;
         return;
@@ -902,11 +905,14 @@ test_forged_box (void **state)
     fb->flip_messages = 1;
     type (alice, "secret");
     expect_line (bob, "error e2e *");
+    expect_line (bob, "error unconfirmed-close alice (it failed end to end)*");
     expect_line (bob, "closed alice");
     expect_nothing (bob);
     /* bob left without an E2E close (its chain is not to be trusted):
-       alice hears it from the broker alone, and is told so. */
-    expect_line (alice, "error unconfirmed-close the broker says bob left, *");
+       alice hears it from the broker alone, and is told so, and that
+       her line was never confirmed. */
+    expect_line (alice, "error unconfirmed-close bob (the broker says bob left)*");
+    expect_line (alice, "unacked bob 1");
     expect_line (alice, "closed bob");
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
     assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
@@ -962,6 +968,7 @@ test_leave_and_notify (void **state)
     skip_lines (alice);
     skip_lines (bob);
     deliver_named (alice, SC_OP_NOTIFY, "bob", SC_NOTIFY_LOST);
+    expect_line (alice, "error unconfirmed-close bob (the broker says bob was lost)*");
     expect_line (alice, "closed bob");
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
     /* A stale NOTIFY changes nothing. */
@@ -970,19 +977,21 @@ test_leave_and_notify (void **state)
     broker_destroy (&fb);
 }
 
-/* A NOTIFY "left" or "quit" with no E2E close before it is the broker's
-   word only: reported. "lost" and "replaced" expect no close. */
+/* Any NOTIFY that finds the chat open (no E2E close came before it) is
+   the broker's word only: reported as unconfirmed, before the close,
+   whatever its reason. */
 static void
 test_unconfirmed_close (void **state)
 {
     (void) state;
     static const struct { uint32_t reason; const char *warning; } cases[] = {
-        { SC_NOTIFY_LEFT, "error unconfirmed-close the broker says alice left, but "
-          "alice sent no authenticated close: the broker may have ended the chat" },
-        { SC_NOTIFY_QUIT, "error unconfirmed-close the broker says alice quit, but "
-          "alice sent no authenticated close: the broker may have ended the chat" },
-        { SC_NOTIFY_LOST, NULL },
-        { SC_NOTIFY_REPLACED, NULL },
+        { SC_NOTIFY_LEFT, "error unconfirmed-close alice (the broker says alice left): "
+          "the chat ended without an authenticated close from alice covering all "
+          "its messages: some may be missing" },
+        { SC_NOTIFY_QUIT, "error unconfirmed-close alice (the broker says alice quit)*" },
+        { SC_NOTIFY_LOST, "error unconfirmed-close alice (the broker says alice was lost)*" },
+        { SC_NOTIFY_REPLACED, "error unconfirmed-close alice (the broker says alice "
+          "logged in elsewhere)*" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fake_broker_t *fb = broker_new ();
@@ -991,8 +1000,7 @@ test_unconfirmed_close (void **state)
         type (alice, "still typing");
         expect_line (bob, "msg alice still typing");
         deliver_named (bob, SC_OP_NOTIFY, "alice", cases[i].reason);
-        if (cases[i].warning)
-            expect_line (bob, cases[i].warning);
+        expect_line (bob, cases[i].warning);
         expect_line (bob, "closed alice");
         expect_nothing (bob);
         assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
@@ -1017,8 +1025,10 @@ test_unconfirmed_close (void **state)
     broker_destroy (&fb);
 }
 
-/* The E2E close carries its counter: messages missing before it are
-   reported, then the close. */
+/* The E2E close carries both counts: the lines its sender sent (so
+   lines missing before it are reported, and the close is unconfirmed)
+   and the highest counter it received (so the closer's own lines that
+   never arrived are reported to it). */
 static void
 test_close_after_loss (void **state)
 {
@@ -1028,15 +1038,246 @@ test_close_after_loss (void **state)
     open_chat (fb, &alice, &bob, NULL);
     type (alice, "one");
     expect_line (bob, "msg alice one");
+    tick (bob, g_now + 300);            /* bob acknowledges "one" */
+    tick (alice, g_now);
+    expect_line (alice, "acked bob 1");
     fb->drop_messages = 1;
     type (alice, "two");
     expect_nothing (bob);
     type (alice, "/leave");
+    expect_line (alice, "unacked bob 1");
     expect_line (alice, "closed bob");
     expect_line (bob, "lost alice 1");
+    expect_line (bob, "error unconfirmed-close alice (its close says 1 of its "
+                 "messages never arrived)*");
     expect_line (bob, "closed alice");
     expect_nothing (bob);
     expect_nothing (alice);
+    broker_destroy (&fb);
+}
+
+/* A close that covers every message is no news: just closed, on both
+   sides, and nothing unacknowledged. */
+static void
+test_close_covering_all (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    type (alice, "one");
+    type (bob, "two");
+    expect_line (bob, "msg alice one");
+    expect_line (alice, "msg bob two");
+    /* bob's "two" carried the ack of "one"; alice's close acks "two" */
+    tick (alice, g_now);
+    expect_line (alice, "acked bob 1");
+    type (alice, "/leave");
+    expect_line (alice, "closed bob");
+    expect_line (bob, "acked alice 1");
+    expect_line (bob, "closed alice");
+    expect_nothing (alice);
+    expect_nothing (bob);
+    broker_destroy (&fb);
+}
+
+/* A client that received lines and has nothing to send acknowledges
+   them within a second, with one ACK for the lot; an ACK is never itself
+   acknowledged. The sender prints `acked` once for it. */
+static void
+test_acks_coalesced (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    int64_t t0 = g_now;
+    type (alice, "one");
+    type (alice, "two");
+    type (alice, "three");
+    expect_line (bob, "msg alice one");
+    expect_line (bob, "msg alice two");
+    expect_line (bob, "msg alice three");
+    assert_int_equal (fb->messages, 3);
+    int64_t due = sc_client_timeout (bob->client, t0);
+    assert_true (due > 0 && due < 1000);
+    tick (bob, t0 + due - 1);
+    assert_int_equal (fb->messages, 3);         /* not yet */
+    tick (bob, t0 + due);
+    assert_int_equal (fb->messages, 4);         /* one ACK for three */
+    expect_nothing (alice);                     /* reported at the tick */
+    assert_int_equal (sc_client_timeout (alice->client, g_now), 0);
+    tick (alice, g_now);
+    expect_line (alice, "acked bob 3");
+    expect_nothing (alice);
+    /* no ping-pong: nothing acknowledges the ACK, and nothing repeats */
+    tick (alice, g_now + 900);
+    tick (bob, g_now + 900);
+    assert_int_equal (fb->messages, 4);
+    expect_nothing (alice);
+    expect_nothing (bob);
+    /* lines that both sides send carry the acks: none of their own */
+    type (alice, "a");
+    type (bob, "b");                            /* acks "a" */
+    type (alice, "c");                          /* acks "b" */
+    type (bob, "d");                            /* acks "c" */
+    assert_int_equal (fb->messages, 8);
+    tick (alice, g_now);
+    expect_line (alice, "msg bob b");
+    expect_line (alice, "msg bob d");
+    expect_line (alice, "acked bob 5");         /* one line for two acks */
+    expect_nothing (alice);
+    tick (alice, g_now + 900);                 /* alice owes "d" an ACK */
+    assert_int_equal (fb->messages, 9);
+    tick (bob, g_now);
+    expect_line (bob, "msg alice a");
+    expect_line (bob, "msg alice c");
+    expect_line (bob, "acked alice 2");
+    expect_nothing (bob);
+    tick (bob, g_now + 900);
+    assert_int_equal (fb->messages, 9);
+    broker_destroy (&fb);
+}
+
+/* Every way the chat ends on the connection's side without the peer's
+   close: reported as unconfirmed, with the own lines never confirmed,
+   before the close. */
+static void
+test_unconfirmed_on_session_end (void **state)
+{
+    (void) state;
+    static const uint32_t codes[] = { SC_ERR_SHUTDOWN, SC_ERR_TIMEOUT };
+    for (size_t i = 0; i < 2; i++) {
+        fake_broker_t *fb = broker_new ();
+        conn_t *alice, *bob;
+        open_chat (fb, &alice, &bob, NULL);
+        fb->drop_messages = 1;
+        type (alice, "into the void");
+        deliver_error (alice, codes[i], "going", false);
+        expect_line (alice, codes[i] == SC_ERR_SHUTDOWN ? "error shutdown going"
+                                                        : "error timeout going");
+        expect_line (alice, "error unconfirmed-close bob (the broker ended the session)*");
+        expect_line (alice, "unacked bob 1");
+        expect_line (alice, "closed bob");
+        expect_nothing (alice);
+        assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+        broker_destroy (&fb);
+    }
+    /* the connection reset by the caller */
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    sc_client_reset (alice->client);
+    expect_line (alice, "error unconfirmed-close bob (the connection to the broker was lost)*");
+    expect_line (alice, "closed bob");
+    expect_nothing (alice);
+    broker_destroy (&fb);
+}
+
+/* The session channel: an envelope from the broker that authenticates
+   but skips a seq (one was dropped) is a lost broker; one that does not
+   authenticate, whatever its seq (2^48), changes nothing. */
+static void
+test_channel_gap_and_forgery (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    uint8_t body[40];
+    assert_int_equal (sc_random (body, sizeof body), 0);
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal (sc_envelope_encode (SC_OP_PONG, ((uint64_t) 1) << 48, body,
+                                          sizeof body, &frame, &len), 0);
+    sc_client_recv (alice->client, frame, len, g_now);
+    free (frame);
+    expect_line (alice, "error malformed dropped a message from the broker: "
+                 "envelope does not authenticate");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_CHATTING);
+    /* still in step: a genuine envelope goes through */
+    type (bob, "hi");
+    expect_line (alice, "msg bob hi");
+    /* the broker's next envelope is lost on the way */
+    sc_msg_t pong;
+    sc_msg_init (&pong, SC_OP_PONG);
+    assert_int_equal (sc_wire_seal (alice->ch, &pong, &frame, &len), 0);
+    free (frame);
+    deliver (alice, &pong);
+    expect_line (alice, "error broker-lost an envelope from the broker is missing: reconnecting");
+    expect_line (alice, "error unconfirmed-close bob (an envelope from the broker is missing)*");
+    expect_line (alice, "closed bob");
+    expect_nothing (alice);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+    broker_destroy (&fb);
+}
+
+/* After one of the peer's lines was lost, nothing more is confirmed:
+   the sender learns its lines from the lost one on may not have come. */
+static void
+test_ack_stops_at_loss (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    type (alice, "one");
+    expect_line (bob, "msg alice one");
+    tick (bob, g_now + 300);
+    tick (alice, g_now);
+    expect_line (alice, "acked bob 1");
+    int sent = fb->messages;
+    fb->drop_messages = 1;
+    type (alice, "two");
+    type (alice, "three");
+    expect_line (bob, "lost alice 1");
+    expect_line (bob, "msg alice three");
+    tick (bob, g_now + 900);            /* no ACK: it would confirm nothing */
+    assert_int_equal (fb->messages, sent + 2);
+    type (bob, "did you say something?");
+    expect_line (alice, "msg bob did you say something?");
+    tick (alice, g_now);
+    expect_nothing (alice);             /* still 1 */
+    type (alice, "/leave");
+    expect_line (alice, "unacked bob 2");
+    expect_line (alice, "closed bob");
+    expect_line (bob, "acked alice 1"); /* alice's close confirms bob's line */
+    expect_line (bob, "closed alice");
+    broker_destroy (&fb);
+}
+
+/* Padding: a 1-byte and a 200-byte line, an ACK and a close are frames of
+   the same size; a 300-byte line is one bucket (256 bytes) more. */
+static void
+test_wire_size_hides_length (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    char text[301];
+    memset (text, 'x', 300);
+    static const size_t lens[] = { 1, 200, 300 };
+    size_t sizes[3];
+    for (size_t i = 0; i < 3; i++) {
+        text[lens[i]] = 0;
+        sc_client_command (alice->client, text, lens[i], g_now);
+        assert_int_equal (alice->out_tail - alice->out_head, 1);
+        sizes[i] = alice->out[alice->out_tail - 1].len;
+        pump (fb);
+        text[lens[i]] = 'x';
+    }
+    assert_int_equal (sizes[0], sizes[1]);
+    assert_int_equal (sizes[2], sizes[0] + 256);
+    skip_lines (bob);
+    sc_client_tick (bob->client, g_now + 900);
+    assert_int_equal (bob->out_tail - bob->out_head, 1);    /* the ACK */
+    assert_int_equal (bob->out[bob->out_tail - 1].len, sizes[0]);
+    pump (fb);
+    sc_client_command (bob->client, "/leave", 6, g_now + 900);
+    assert_true (bob->out_tail - bob->out_head >= 1);       /* close, LEAVE */
+    assert_int_equal (bob->out[bob->out_head].len, sizes[0]);
+    pump (fb);
     broker_destroy (&fb);
 }
 
@@ -1281,6 +1522,7 @@ test_heartbeat (void **state)
     expect_nothing (alice);
     tick (alice, t0 + 4 * HB);
     expect_line (alice, "error broker-lost *");
+    expect_line (alice, "error unconfirmed-close bob (no answer from the broker)*");
     expect_line (alice, "closed bob");
     expect_nothing (alice);
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
@@ -1316,6 +1558,7 @@ test_replaced (void **state)
     open_chat (fb, &alice, &bob, NULL);
     deliver_error (alice, SC_ERR_REPLACED, "", false);
     expect_line (alice, "error replaced a newer login of this user took over the session");
+    expect_line (alice, "error unconfirmed-close bob (this session was replaced *");
     expect_line (alice, "closed bob");
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_DEAD);
     broker_destroy (&fb);
@@ -1335,6 +1578,7 @@ test_revoked (void **state)
     deliver_error (alice, SC_ERR_REVOKED, "your key was removed from the broker's registry",
                    false);
     expect_line (alice, "error revoked your key was removed from the broker's registry");
+    expect_line (alice, "error unconfirmed-close bob (your key was revoked)*");
     expect_line (alice, "closed bob");
     expect_line (alice, "LOGIN_FAILED broker revoked the user alice: your key was removed "
                  "from the broker's registry");
@@ -1349,6 +1593,7 @@ test_revoked (void **state)
 
     deliver_named (bob, SC_OP_NOTIFY, "alice", SC_NOTIFY_REVOKED);
     expect_line (bob, "error revoked the broker logged alice out: alice's key was revoked");
+    expect_line (bob, "error unconfirmed-close alice (the broker says alice was logged out (key revoked))*");
     expect_line (bob, "closed alice");
     expect_nothing (bob);
     assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
@@ -1534,6 +1779,12 @@ main (void)
         cmocka_unit_test (test_leave_and_notify),
         cmocka_unit_test (test_unconfirmed_close),
         cmocka_unit_test (test_close_after_loss),
+        cmocka_unit_test (test_close_covering_all),
+        cmocka_unit_test (test_acks_coalesced),
+        cmocka_unit_test (test_unconfirmed_on_session_end),
+        cmocka_unit_test (test_channel_gap_and_forgery),
+        cmocka_unit_test (test_ack_stops_at_loss),
+        cmocka_unit_test (test_wire_size_hides_length),
         cmocka_unit_test (test_quit_in_chat),
         cmocka_unit_test (test_queued_during_keyx),
         cmocka_unit_test (test_pins),

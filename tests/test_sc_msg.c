@@ -832,15 +832,12 @@ test_huge_headers_fail_fast (void **state)
         double start = t_now ();
         sc_msg_t msg;
         sc_envelope_t env;
-        uint8_t kind;
-        char *text;
-        size_t text_len;
+        sc_e2e_plain_t plain;
         assert_int_equal (sc_msg_decode (SC_OP_USERS, inputs [i], 5, &msg), SC_CODEC_EPARSE);
         sc_msg_reset (&msg);
         assert_int_equal (sc_envelope_decode (inputs [i], 5, &env), SC_CODEC_EPARSE);
-        assert_int_equal (sc_e2e_plain_decode (inputs [i], 5, &kind, &text, &text_len),
-                          SC_CODEC_EPARSE);
-        assert_null (text);
+        assert_int_equal (sc_e2e_plain_decode (inputs [i], 5, &plain), SC_CODEC_EPARSE);
+        assert_null (plain.text);
         assert_true (t_now () - start < 1.0);
     }
     /* Counts that each fit in the bytes left but together do not (the
@@ -1237,14 +1234,25 @@ test_utf8 (void **state)
 static int
 t_e2e_decode (const t_buf_t *b)
 {
-    uint8_t kind;
-    char *text;
-    size_t len;
-    int rc = sc_e2e_plain_decode (t_data (b), b->sb.size, &kind, &text, &len);
+    sc_e2e_plain_t plain;
+    int rc = sc_e2e_plain_decode (t_data (b), b->sb.size, &plain);
     if (rc)
-        assert_null (text);
-    free (text);
+        assert_null (plain.text);
+    free (plain.text);
     return rc;
+}
+
+/* [kind, ack, lines, text] then the pad the spec asks for, changed by
+   pad_extra bytes (a pad too long or too short), its bytes `fill`. */
+static void
+t_e2e_pack (t_buf_t *b, uint64_t kind, uint64_t ack, uint64_t lines,
+            const char *text, size_t len, int pad_extra, uint8_t fill)
+{
+    t_arr (b, 5); t_uint (b, kind); t_uint (b, ack); t_uint (b, lines);
+    t_strn (b, text, len);
+    size_t used = b->sb.size + 2;
+    size_t pad = (256 - used % 256) % 256;
+    t_bin (b, (size_t) ((long) pad + pad_extra), fill);
 }
 
 static int
@@ -1252,7 +1260,7 @@ t_e2e_raw (uint64_t kind, const char *text, size_t len)
 {
     t_buf_t b;
     t_open (&b);
-    t_arr (&b, 2); t_uint (&b, kind); t_strn (&b, text, len);
+    t_e2e_pack (&b, kind, 0, kind == SC_E2E_TEXT ? 1 : 0, text, len, 0, 0);
     int rc = t_e2e_decode (&b);
     t_close (&b);
     return rc;
@@ -1265,26 +1273,42 @@ test_e2e_plain (void **state)
     const char *line = "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xf0\x9f\x98\x80";
     uint8_t *buf;
     size_t len;
-    uint8_t kind;
-    char *text;
-    size_t text_len;
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, line, strlen (line), &buf, &len), 0);
-    assert_int_equal (sc_e2e_plain_decode (buf, len, &kind, &text, &text_len), SC_CODEC_OK);
-    assert_int_equal (kind, SC_E2E_TEXT);
-    assert_int_equal (text_len, strlen (line));
-    assert_string_equal (text, line);
-    free (text);
+    sc_e2e_plain_t plain;
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, 7, 3, line, strlen (line),
+                                           &buf, &len), 0);
+    assert_int_equal (len, 256);
+    assert_int_equal (sc_e2e_plain_decode (buf, len, &plain), SC_CODEC_OK);
+    assert_int_equal (plain.kind, SC_E2E_TEXT);
+    assert_int_equal (plain.ack, 7);
+    assert_int_equal (plain.lines, 3);
+    assert_int_equal (plain.text_len, strlen (line));
+    assert_string_equal (plain.text, line);
+    free (plain.text);
     free (buf);
 
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_CLOSE, NULL, 0, &buf, &len), 0);
-    const uint8_t close_bytes [] = { 0x92, 0x01, 0xa0 };
+    /* the close and the ack, byte for byte (docs/PROTOCOL.md section 7):
+       [1, 5, 2, "", bin8 of 249 zeros] is 256 bytes */
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_CLOSE, 5, 2, NULL, 0, &buf, &len), 0);
+    uint8_t close_bytes [256] = { 0x95, 0x01, 0x05, 0x02, 0xa0, 0xc4, 249 };
     assert_int_equal (len, sizeof close_bytes);
     assert_memory_equal (buf, close_bytes, sizeof close_bytes);
-    assert_int_equal (sc_e2e_plain_decode (buf, len, &kind, &text, &text_len), SC_CODEC_OK);
-    assert_int_equal (kind, SC_E2E_CLOSE);
-    assert_int_equal (text_len, 0);
-    assert_string_equal (text, "");
-    free (text);
+    assert_int_equal (sc_e2e_plain_decode (buf, len, &plain), SC_CODEC_OK);
+    assert_int_equal (plain.kind, SC_E2E_CLOSE);
+    assert_int_equal (plain.ack, 5);
+    assert_int_equal (plain.lines, 2);
+    assert_int_equal (plain.text_len, 0);
+    assert_string_equal (plain.text, "");
+    free (plain.text);
+    free (buf);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_ACK, 70000, 0, "", 0, &buf, &len), 0);
+    uint8_t ack_bytes [256] = { 0x95, 0x02, 0xce, 0x00, 0x01, 0x11, 0x70, 0x00, 0xa0,
+                                0xc4, 245 };
+    assert_int_equal (len, sizeof ack_bytes);
+    assert_memory_equal (buf, ack_bytes, sizeof ack_bytes);
+    assert_int_equal (sc_e2e_plain_decode (buf, len, &plain), SC_CODEC_OK);
+    assert_int_equal (plain.kind, SC_E2E_ACK);
+    assert_int_equal (plain.ack, 70000);
+    free (plain.text);
     free (buf);
 
     char *big = malloc (SC_TEXT_MAX + 1);
@@ -1292,49 +1316,149 @@ test_e2e_plain (void **state)
     memset (big, 'x', SC_TEXT_MAX + 1);
     assert_int_equal (t_e2e_raw (SC_E2E_TEXT, big, SC_TEXT_MAX), SC_CODEC_OK);
     assert_int_equal (t_e2e_raw (SC_E2E_TEXT, big, SC_TEXT_MAX + 1), SC_CODEC_ESIZE);
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, big, SC_TEXT_MAX, &buf, &len), 0);
+    /* the largest: counters at their maximum, 4096 bytes of text */
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, SC_E2E_COUNT_LIMIT - 1,
+                                           SC_E2E_COUNT_LIMIT - 1, big, SC_TEXT_MAX,
+                                           &buf, &len), 0);
+    assert_int_equal (len, 4352);       /* 17 buckets, see PROTOCOL.md section 10 */
+    assert_true (len + 16 <= SC_BOX_MAX);    /* with the AEAD tag */
     free (buf);
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, big, SC_TEXT_MAX + 1, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, 0, 1, big, SC_TEXT_MAX + 1,
+                                           &buf, &len), -1);
     assert_null (buf);
     free (big);
 
-    assert_int_equal (t_e2e_raw (2, "hi", 2), SC_CODEC_ERANGE);
+    assert_int_equal (t_e2e_raw (3, "", 0), SC_CODEC_ERANGE);
     assert_int_equal (t_e2e_raw (UINT64_MAX, "hi", 2), SC_CODEC_ERANGE);
     assert_int_equal (t_e2e_raw (SC_E2E_TEXT, "", 0), SC_CODEC_ESIZE);
     assert_int_equal (t_e2e_raw (SC_E2E_CLOSE, "bye", 3), SC_CODEC_ESIZE);
+    assert_int_equal (t_e2e_raw (SC_E2E_ACK, "ok", 2), SC_CODEC_ESIZE);
     assert_int_equal (t_e2e_raw (SC_E2E_TEXT, "\xc0\xaf", 2), SC_CODEC_EUTF8);
     assert_int_equal (t_e2e_raw (SC_E2E_TEXT, "a\0b", 3), SC_CODEC_EUTF8);
 
     t_buf_t b;
+    t_open (&b);            /* counters at 2^32 */
+    t_e2e_pack (&b, 0, SC_E2E_COUNT_LIMIT, 1, "hi", 2, 0, 0);
+    assert_int_equal (t_e2e_decode (&b), SC_CODEC_ERANGE);
+    t_close (&b);
+    t_open (&b);
+    t_e2e_pack (&b, 0, 1, SC_E2E_COUNT_LIMIT, "hi", 2, 0, 0);
+    assert_int_equal (t_e2e_decode (&b), SC_CODEC_ERANGE);
+    t_close (&b);
     t_open (&b);            /* text as bin */
-    t_arr (&b, 2); t_uint (&b, 0); t_bin (&b, 2, 'h');
+    t_arr (&b, 5); t_uint (&b, 0); t_uint (&b, 0); t_uint (&b, 1); t_bin (&b, 2, 'h');
+    t_bin (&b, 246, 0);
     assert_int_equal (t_e2e_decode (&b), SC_CODEC_ETYPE);
     t_close (&b);
     t_open (&b);            /* negative kind */
-    t_arr (&b, 2); t_int (&b, -1); t_str (&b, "hi");
+    t_arr (&b, 5); t_int (&b, -1); t_uint (&b, 0); t_uint (&b, 1); t_str (&b, "hi");
+    t_bin (&b, 246, 0);
     assert_int_equal (t_e2e_decode (&b), SC_CODEC_ETYPE);
     t_close (&b);
-    t_open (&b);            /* arity */
-    t_arr (&b, 3); t_uint (&b, 0); t_str (&b, "hi"); t_nil (&b);
+    t_open (&b);            /* the old layout, unpadded */
+    t_arr (&b, 2); t_uint (&b, 0); t_str (&b, "hi");
     assert_int_equal (t_e2e_decode (&b), SC_CODEC_EARITY);
     t_close (&b);
-    t_open (&b);
-    t_arr (&b, 1); t_uint (&b, 0);
+    t_open (&b);            /* arity: no pad */
+    t_arr (&b, 4); t_uint (&b, 0); t_uint (&b, 0); t_uint (&b, 1); t_str (&b, "hi");
     assert_int_equal (t_e2e_decode (&b), SC_CODEC_EARITY);
     t_close (&b);
-    t_open (&b);            /* trailing */
-    t_arr (&b, 2); t_uint (&b, 0); t_str (&b, "hi"); t_nil (&b);
+    t_open (&b);            /* the pad as a str */
+    t_arr (&b, 5); t_uint (&b, 0); t_uint (&b, 0); t_uint (&b, 1); t_str (&b, "hi");
+    char zeros [247] = { 0 };
+    t_strn (&b, zeros, 247);
+    assert_int_equal (t_e2e_decode (&b), SC_CODEC_ETYPE);
+    t_close (&b);
+    t_open (&b);            /* trailing bytes after a right one */
+    t_e2e_pack (&b, 0, 0, 1, "hi", 2, 0, 0);
+    t_nil (&b);
     assert_int_equal (t_e2e_decode (&b), SC_CODEC_ETRAILING);
     t_close (&b);
 
+    /* the padding, strictly: short, long by a bucket or a byte, not
+       zeros, or in a longer header than bin8 */
+    static const int extras [] = { -1, 1, 256 };
+    for (size_t i = 0; i < sizeof extras / sizeof extras [0]; i++) {
+        t_open (&b);
+        t_e2e_pack (&b, 0, 0, 1, "hi", 2, extras [i], 0);
+        assert_int_equal (t_e2e_decode (&b), SC_CODEC_ESIZE);
+        t_close (&b);
+    }
+    t_open (&b);            /* one more bucket than needed (bin16: 246 + 256 zeros) */
+    t_arr (&b, 5); t_uint (&b, 0); t_uint (&b, 0); t_uint (&b, 1); t_str (&b, "hi");
+    t_raw (&b, "\xc5\x01\xf6", 3);
+    uint8_t pad_long [502] = { 0 };
+    t_raw (&b, pad_long, 502);
+    assert_int_equal (b.sb.size, 512);
+    assert_int_equal (t_e2e_decode (&b), SC_CODEC_ESIZE);
+    t_close (&b);
+    t_open (&b);            /* right length, bin16 header for the pad */
+    t_arr (&b, 5); t_uint (&b, 0); t_uint (&b, 0); t_uint (&b, 1); t_str (&b, "hi");
+    t_raw (&b, "\xc5\x00\xf6", 3);
+    t_raw (&b, pad_long, 246);
+    assert_int_equal (b.sb.size, 256);
+    assert_int_equal (t_e2e_decode (&b), SC_CODEC_ESIZE);
+    t_close (&b);
+    t_open (&b);            /* a pad byte that is not zero */
+    t_e2e_pack (&b, 0, 0, 1, "hi", 2, 0, 0x01);
+    assert_int_equal (t_e2e_decode (&b), SC_CODEC_ERANGE);
+    t_close (&b);
+    t_open (&b);            /* the right one, for contrast */
+    t_e2e_pack (&b, 0, 0, 1, "hi", 2, 0, 0);
+    assert_int_equal (b.sb.size, 256);
+    assert_int_equal (t_e2e_decode (&b), SC_CODEC_OK);
+    t_close (&b);
+
     /* the encoder refuses what the decoder would */
-    assert_int_equal (sc_e2e_plain_encode (2, "hi", 2, &buf, &len), -1);
-    assert_int_equal (sc_e2e_plain_encode (2, NULL, 0, &buf, &len), -1);
-    assert_int_equal (sc_e2e_plain_encode (255, "", 0, &buf, &len), -1);
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, "", 0, &buf, &len), -1);
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_CLOSE, "x", 1, &buf, &len), -1);
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, "\xed\xa0\x80", 3, &buf, &len), -1);
-    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, NULL, 3, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (3, 0, 0, "", 0, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_ACK, 0, 0, "hi", 2, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (255, 0, 0, "", 0, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, 0, 1, "", 0, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_CLOSE, 0, 0, "x", 1, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, 0, 1, "\xed\xa0\x80", 3,
+                                           &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, 0, 1, NULL, 3, &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, SC_E2E_COUNT_LIMIT, 1, "x", 1,
+                                           &buf, &len), -1);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, 0, SC_E2E_COUNT_LIMIT, "x", 1,
+                                           &buf, &len), -1);
+}
+
+/* Padding hides the length within a bucket: every text from 1 to 200
+   bytes (and the close and the ack) is one 256-byte plaintext, and the
+   size steps only at bucket boundaries. */
+static void
+test_e2e_padding_buckets (void **state)
+{
+    (void) state;
+    char text [SC_TEXT_MAX];
+    memset (text, 'a', sizeof text);
+    uint8_t *buf;
+    size_t len, last = 0;
+    for (size_t n = 1; n <= SC_TEXT_MAX; n++) {
+        assert_int_equal (sc_e2e_plain_encode (SC_E2E_TEXT, 1000, 1000, text, n,
+                                               &buf, &len), 0);
+        assert_int_equal (len % 256, 0);
+        if (n <= 200)
+            assert_int_equal (len, 256);
+        assert_true (len >= last && len <= last + 256);
+        /* the smallest bucket: 16 bytes of array, kind, counters and str
+           header at most, 2 of pad header */
+        assert_true (len < n + 16 + 2 + 256);
+        last = len;
+        sc_e2e_plain_t plain;
+        assert_int_equal (sc_e2e_plain_decode (buf, len, &plain), SC_CODEC_OK);
+        assert_int_equal (plain.text_len, n);
+        free (plain.text);
+        free (buf);
+    }
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_ACK, 0, 0, "", 0, &buf, &len), 0);
+    assert_int_equal (len, 256);
+    free (buf);
+    assert_int_equal (sc_e2e_plain_encode (SC_E2E_CLOSE, UINT32_MAX, UINT32_MAX, "", 0,
+                                           &buf, &len), 0);
+    assert_int_equal (len, 256);
+    free (buf);
 }
 
 /* ---- Envelope --------------------------------------------------------- */
@@ -1828,6 +1952,7 @@ main (void)
         cmocka_unit_test (test_integer_ranges),
         cmocka_unit_test (test_utf8),
         cmocka_unit_test (test_e2e_plain),
+        cmocka_unit_test (test_e2e_padding_buckets),
         cmocka_unit_test (test_envelope_version),
         cmocka_unit_test (test_envelope_opcode),
         cmocka_unit_test (test_envelope_structure),

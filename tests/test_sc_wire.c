@@ -176,6 +176,17 @@ test_open_inplace (void **state)
     for (size_t i = 0; i + 32 <= len; i++)
         assert_true (memcmp (copy + i, s_body, 32) != 0);
     free (copy);
+    /* the next one (seq 3; seq 2 never opened) is authentic but a gap:
+       refused, and its plaintext is not left in the frame either */
+    free (frame);
+    assert_int_equal (sc_wire_seal_raw (tx, SC_OP_MESSAGE, s_body, 300, &frame, &len), 0);
+    copy = s_dup (frame, len);
+    assert_int_equal (sc_wire_open_inplace (rx, copy, len, &opcode, &body, &body_len),
+                      SC_CHANNEL_EGAP);
+    for (size_t i = 0; i + 32 <= len; i++)
+        assert_true (memcmp (copy + i, s_body, 32) != 0);
+    free (copy);
+    assert_int_equal (sc_channel_received (rx), 1);
     /* not an envelope at all; a body too short for a tag */
     uint8_t junk[] = { 0xc1 };
     assert_int_equal (sc_wire_open_inplace (rx, junk, 1, &opcode, &body, &body_len),

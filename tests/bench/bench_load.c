@@ -219,24 +219,24 @@ s_verify (bn_client_t *to, const uint8_t *frame, size_t len, size_t size, size_t
     sc_msg_t msg;
     int rc = sc_wire_open (to->ch, frame, len, &msg);
     uint8_t *pt = NULL;
-    char *text = NULL, expect[SC_TEXT_MAX];
-    size_t text_len = 0;
-    uint8_t kind = 0;
+    char expect[SC_TEXT_MAX];
+    sc_e2e_plain_t plain = { 0 };
     uint64_t lost = 1;
     if (rc == 0 && msg.opcode == SC_OP_MESSAGE && msg.data_len >= SC_TAG_LEN
         && (pt = malloc (msg.data_len)) != NULL
         && sc_e2e_open (to->e2e, msg.counter, msg.data, msg.data_len, pt, &lost) == 0
         && lost == 0
-        && sc_e2e_plain_decode (pt, msg.data_len - SC_TAG_LEN, &kind, &text, &text_len) == 0) {
+        && sc_e2e_plain_decode (pt, msg.data_len - SC_TAG_LEN, &plain) == 0) {
         s_text (expect, size, k);
-        rc = kind == SC_E2E_TEXT && text_len == size && memcmp (text, expect, size) == 0 ? 0 : -1;
+        rc = plain.kind == SC_E2E_TEXT && plain.text_len == size
+             && memcmp (plain.text, expect, size) == 0 ? 0 : -1;
     }
     else
         rc = -1;
     if (rc)
         fprintf (stderr, "secbench: %s: message %zu of size %zu did not check out\n",
                  to->name, k, size);
-    free (text);
+    free (plain.text);
     free (pt);
     sc_msg_reset (&msg);
     return rc;
@@ -264,7 +264,10 @@ s_prep (s_load_t *self, size_t size, size_t k_count)
             s_text (text, size, k);
             sc_msg_t msg;
             sc_msg_init (&msg, SC_OP_MESSAGE);
-            int rc = sc_e2e_plain_encode (SC_E2E_TEXT, text, size, &pt, &pt_len);
+            /* the counts a client would send: nothing acknowledged, the
+               line numbered by its counter */
+            int rc = sc_e2e_plain_encode (SC_E2E_TEXT, 0, sc_e2e_sent (self->bc[f]->e2e) + 1,
+                                          text, size, &pt, &pt_len);
             uint8_t *box = rc ? NULL : malloc (pt_len + SC_TAG_LEN);
             rc = box && !sc_e2e_seal (self->bc[f]->e2e, pt, pt_len, &msg.counter, box)
                  && !sc_msg_set_data (&msg, box, pt_len + SC_TAG_LEN)

@@ -95,34 +95,34 @@ s_body (uint8_t opcode, const uint8_t *body, size_t len)
 static void
 s_e2e_plain (const uint8_t *buf, size_t len)
 {
-    uint8_t kind = 0;
-    char *text = NULL;
-    size_t text_len = 0;
-    int rc = sc_e2e_plain_decode (buf, len, &kind, &text, &text_len);
+    sc_e2e_plain_t p;
+    int rc = sc_e2e_plain_decode (buf, len, &p);
     if (rc) {
-        if (text || text_len || rc > 0 || rc < SC_CODEC_ENOMEM)
+        if (p.text || p.text_len || rc > 0 || rc < SC_CODEC_ENOMEM)
             sc_fuzz_fail ("a failed E2E decode left something behind");
         return;
     }
-    if (!text || text[text_len] != 0 || strlen (text) != text_len
-        || !sc_utf8_valid (text, text_len)
-        || (kind == SC_E2E_TEXT ? text_len < 1 || text_len > SC_TEXT_MAX
-                                : kind != SC_E2E_CLOSE || text_len != 0))
+    if (!p.text || p.text[p.text_len] != 0 || strlen (p.text) != p.text_len
+        || !sc_utf8_valid (p.text, p.text_len)
+        || p.ack >= SC_E2E_COUNT_LIMIT || p.lines >= SC_E2E_COUNT_LIMIT
+        || len % SC_E2E_BUCKET != 0
+        || (p.kind == SC_E2E_TEXT ? p.text_len < 1 || p.text_len > SC_TEXT_MAX
+                                  : p.kind > SC_E2E_ACK || p.text_len != 0))
         sc_fuzz_fail ("decoded an invalid E2E plaintext");
+    /* what decodes encodes again, padded, and decodes to the same */
     uint8_t *again = NULL;
     size_t again_len = 0;
-    if (sc_e2e_plain_encode (kind, text, text_len, &again, &again_len))
+    if (sc_e2e_plain_encode (p.kind, p.ack, p.lines, p.text, p.text_len, &again, &again_len))
         sc_fuzz_fail ("a decoded E2E plaintext does not encode");
-    uint8_t kind2 = 0;
-    char *text2 = NULL;
-    size_t text2_len = 0;
-    if (sc_e2e_plain_decode (again, again_len, &kind2, &text2, &text2_len))
+    sc_e2e_plain_t q;
+    if (sc_e2e_plain_decode (again, again_len, &q))
         sc_fuzz_fail ("an encoded E2E plaintext does not decode");
-    if (kind2 != kind || text2_len != text_len || memcmp (text, text2, text_len) != 0)
+    if (q.kind != p.kind || q.ack != p.ack || q.lines != p.lines || q.text_len != p.text_len
+        || memcmp (p.text, q.text, p.text_len) != 0 || again_len % SC_E2E_BUCKET != 0)
         sc_fuzz_fail ("E2E plaintext round trip changed it");
     free (again);
-    free (text);
-    free (text2);
+    free (p.text);
+    free (q.text);
 }
 
 int

@@ -153,13 +153,14 @@ s_rec_error (s_script_t *s, uint8_t sel, uint32_t code, const char *detail)
     sc_msg_reset (&msg);
 }
 
-/* An E2E plaintext: kind and text, encoded. */
+/* An E2E plaintext: kind, the two counts and text, encoded. */
 static void
-s_rec_plain (s_script_t *s, uint8_t sel, uint8_t kind, const char *text)
+s_rec_plain (s_script_t *s, uint8_t sel, uint8_t kind, uint64_t ack, uint64_t lines,
+             const char *text)
 {
     uint8_t *pt = NULL;
     size_t len = 0;
-    if (sc_e2e_plain_encode (kind, text, strlen (text), &pt, &len))
+    if (sc_e2e_plain_encode (kind, ack, lines, text, strlen (text), &pt, &len))
         exit (1);
     s_rec (s, sel, pt, len);
     free (pt);
@@ -167,11 +168,12 @@ s_rec_plain (s_script_t *s, uint8_t sel, uint8_t kind, const char *text)
 
 /* PEER_LOSE: bob seals 1 + 8 * (flags >> 1) plaintexts that never arrive. */
 static void
-s_rec_lost (s_script_t *s, uint8_t flags, uint8_t kind, const char *text)
+s_rec_lost (s_script_t *s, uint8_t flags, uint8_t kind, uint64_t ack, uint64_t lines,
+            const char *text)
 {
     uint8_t *pt = NULL;
     size_t len = 0;
-    if (sc_e2e_plain_encode (kind, text, strlen (text), &pt, &len))
+    if (sc_e2e_plain_encode (kind, ack, lines, text, strlen (text), &pt, &len))
         exit (1);
     uint8_t *payload = malloc (len + 1);
     if (!payload)
@@ -231,8 +233,11 @@ s_rec_e2e (s_script_t *s, uint8_t sel, sc_e2e_t *from, const char *text)
 {
     uint8_t *pt = NULL;
     size_t len = 0;
-    if (sc_e2e_plain_encode (text ? SC_E2E_TEXT : SC_E2E_CLOSE, text ? text : "",
-                             text ? strlen (text) : 0, &pt, &len))
+    /* its counts as from.sent lines so far, nothing acknowledged: the
+       broker relays boxes without reading them */
+    uint64_t lines = sc_e2e_sent (from) + (text ? 1 : 0);
+    if (sc_e2e_plain_encode (text ? SC_E2E_TEXT : SC_E2E_CLOSE, 0, lines,
+                             text ? text : "", text ? strlen (text) : 0, &pt, &len))
         exit (1);
     sc_fuzz_record_body (SC_FUZZ_E2E_PLAIN, pt, len);
     sc_msg_t msg;
@@ -349,16 +354,18 @@ s_client_scripts (void)
         exit (1);
     const uint8_t initiator = SC_FUZZ_CHAT_INITIATOR;
 
-    /* alice asks bob; they chat; bob closes. */
+    /* alice asks bob; they chat (acknowledging, with a line lost); bob
+       closes. The counts are what bob's client would send. */
     s_rec (s, C (CHAT), &initiator, 1);
-    s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, "hello alice");
+    s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, 0, 1, "hello alice");
     s_rec_text (s, C (COMMAND), "hi bob");
-    s_rec_lost (s, 0x00, SC_E2E_TEXT, "this one is lost");
-    s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, "did you get it? \x1b[31m red \xc2\x9b");
+    s_rec_lost (s, 0x00, SC_E2E_TEXT, 1, 2, "this one is lost");
+    s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, 1, 3, "did you get it? \x1b[31m red \xc2\x9b");
     s_rec (s, C (PEER_LOSE), (const uint8_t *) "\x01", 1);
     s_rec_text (s, C (COMMAND), "/fingerprint");
     s_rec_u16 (s, C (TICK), 1000);
-    s_rec_plain (s, C (PEER_MSG), SC_E2E_CLOSE, "");
+    s_rec_plain (s, C (PEER_MSG), SC_E2E_ACK, 2, 3, "");
+    s_rec_plain (s, C (PEER_MSG), SC_E2E_CLOSE, 2, 3, "");
     s_rec_named (s, C (SEALED), SC_OP_NOTIFY, "bob", SC_NOTIFY_LEFT);
     s_emit ("client", s, sc_fuzz_client);
 
@@ -366,7 +373,7 @@ s_client_scripts (void)
     memset (s, 0, sizeof *s);
     s_rec (s, C (CHAT), (const uint8_t *) "\x00", 1);
     s_rec_text (s, C (COMMAND), "typed during the key agreement");
-    s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, "hello");
+    s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, 1, 1, "hello");
     s_rec_text (s, C (COMMAND), "//slash");
     s_rec_text (s, C (COMMAND), "/leave");
     s_rec_named (s, C (SEALED), SC_OP_NOTIFY, "bob", SC_NOTIFY_QUIT);

@@ -65,6 +65,8 @@ typedef enum {
     SC_EV_MSG,          /* name; text: the message, controls shown as '?' */
     SC_EV_CLOSED,       /* name                                           */
     SC_EV_LOST,         /* name; number: messages that never arrived      */
+    SC_EV_TRUSTED,      /* name: the user accepted name's new key (/trust) */
+    SC_EV_VERIFIED,     /* name: the user marked name's key verified      */
     SC_EV_FINGERPRINT,  /* fpr: own; in a chat also name, peer_fpr, safety */
     SC_EV_ERROR,        /* code: one word (docs/CLIENT.md); text          */
     SC_EV_BYE,

@@ -123,22 +123,34 @@ s_raw_key (const char *user, uint8_t key [KEY_LEN])
     assert_int_equal (len, KEY_LEN);
 }
 
-//  docs/PROTOCOL.md section 7, "Safety number".
+//  docs/PROTOCOL.md section 7, "Safety number": with
+//  ID(x) = u8(len(name_x)) || name_x || key_x, SHA-512 of the label, 0x00,
+//  then the two IDs in bytewise order.
 static void
 s_expected_safety (const char *a, const char *b, char safety [SAFETY_LEN + 1])
 {
     static const char label [] = "secchat/1 safety";
-    uint8_t key_a [KEY_LEN], key_b [KEY_LEN];
-    s_raw_key (a, key_a);
-    s_raw_key (b, key_b);
-    int a_first = memcmp (key_a, key_b, KEY_LEN) < 0;
-    uint8_t input [sizeof label + KEY_LEN + KEY_LEN];   //  label, 0x00, min, max
+    uint8_t id_a [1 + 32 + KEY_LEN], id_b [1 + 32 + KEY_LEN];
+    size_t len_a = strlen (a), len_b = strlen (b);
+    assert_true (len_a >= 1 && len_a <= 32 && len_b >= 1 && len_b <= 32);
+    id_a [0] = (uint8_t) len_a;
+    memcpy (id_a + 1, a, len_a);
+    s_raw_key (a, id_a + 1 + len_a);
+    id_b [0] = (uint8_t) len_b;
+    memcpy (id_b + 1, b, len_b);
+    s_raw_key (b, id_b + 1 + len_b);
+    len_a += 1 + KEY_LEN;
+    len_b += 1 + KEY_LEN;
+    int a_first = memcmp (id_a, id_b, len_a < len_b ? len_a : len_b) < 0;
+    uint8_t input [sizeof label + 2 * sizeof id_a];     //  label, 0x00, min, max
     memcpy (input, label, sizeof label);            //  with its NUL as the 0x00
-    memcpy (input + sizeof label, a_first ? key_a : key_b, KEY_LEN);
-    memcpy (input + sizeof label + KEY_LEN, a_first ? key_b : key_a, KEY_LEN);
+    memcpy (input + sizeof label, a_first ? id_a : id_b, a_first ? len_a : len_b);
+    memcpy (input + sizeof label + (a_first ? len_a : len_b), a_first ? id_b : id_a,
+            a_first ? len_b : len_a);
+    size_t input_len = sizeof label + len_a + len_b;
     uint8_t digest [64];
     unsigned int digest_len = 0;
-    assert_int_equal (EVP_Digest (input, sizeof input, digest, &digest_len,
+    assert_int_equal (EVP_Digest (input, input_len, digest, &digest_len,
                                   EVP_sha512 (), NULL), 1);
     assert_int_equal (digest_len, 64);
     for (size_t i = 0; i < 12; i++) {

@@ -26,8 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -1325,6 +1329,114 @@ test_key_changed (void **state)
     }
 }
 
+//  ---------------------------------------------------------------------
+//  Keys at rest: neither program can leave a core dump
+
+//  Starts bin/NAME with argv, with a core size limit that allows dumps
+//  and, as root, as user 65534 (so that /proc/PID's owner shows whether
+//  it is dumpable). It blocks opening the FIFO given as its first file.
+static pid_t
+s_spawn_blocked (const char *name, const char *const argv [])
+{
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        struct rlimit core = { 1 << 20, 1 << 20 };
+        if (geteuid () != 0 && getrlimit (RLIMIT_CORE, &core) == 0)
+            core.rlim_cur = core.rlim_max;
+        if (setrlimit (RLIMIT_CORE, &core)
+        ||  (geteuid () == 0 && (setgid (65534) || setuid (65534))))
+            _exit (126);
+        execv (J (sc_testproc_bin_dir (), "/", name), (char *const *) argv);
+        _exit (127);
+    }
+    return pid;
+}
+
+//  The core size limit of pid once it runs the program name (-1 before
+//  or when unreadable, -2 when it exited).
+static long
+s_core_limit (pid_t pid, const char *name)
+{
+    int status;
+    if (waitpid (pid, &status, WNOHANG) == pid)
+        return -2;
+    char path [64], text [4096];
+    snprintf (path, sizeof path, "/proc/%d/comm", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    size_t n = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [n] = 0;
+    if (strncmp (text, name, strlen (name)) != 0 || text [strlen (name)] != '\n')
+        return -1;                      //  not exec'd yet
+    snprintf (path, sizeof path, "/proc/%d/limits", (int) pid);
+    file = fopen (path, "r");
+    if (!file)
+        return -1;
+    n = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [n] = 0;
+    const char *line = strstr (text, "Max core file size");
+    return line ? strtol (line + 18, NULL, 10) : -1;
+}
+
+static void
+s_check_no_dumps (const char *name, const char *const argv [])
+{
+    pid_t pid = s_spawn_blocked (name, argv);
+    long limit = -1;
+    int64_t until = sc_testproc_now_ms () + sc_testproc_timeout (5000);
+    while ((limit = s_core_limit (pid, name)) != 0 && limit != -2
+           && sc_testproc_now_ms () < until)
+        sc_testproc_sleep_ms (10);
+    //  Not dumpable: its private /proc files (environ, 0400) belong to
+    //  root, and no process without CAP_SYS_PTRACE may attach to it, even
+    //  its parent.
+    int dumpable;
+    if (geteuid () == 0) {
+        struct stat st;
+        char path [48];
+        snprintf (path, sizeof path, "/proc/%d/environ", (int) pid);
+        dumpable = stat (path, &st) == 0 && st.st_uid != 0;
+    }
+    else
+        dumpable = ptrace (PTRACE_ATTACH, pid, NULL, NULL) == 0 || errno != EPERM;
+    kill (pid, SIGKILL);
+    waitpid (pid, NULL, 0);
+    if (limit != 0 || dumpable) {
+        print_error ("%s: core size limit %ld (want 0), %s\n", name, limit,
+                     dumpable ? "dumpable" : "not dumpable");
+        fail ();
+    }
+}
+
+//  Each program sets RLIMIT_CORE to 0 and PR_SET_DUMPABLE to 0 first
+//  thing, before it reads any key or password (here it is still waiting
+//  to open its first file).
+static void
+test_no_core_dumps (void **state)
+{
+    (void) state;
+    //  A directory that user 65534 can reach.
+    char *dir = sc_testdir_new ("nodump");
+    assert_non_null (dir);
+    assert_int_equal (chmod (dir, 0755), 0);
+    char *fifo = sc_testdir_path (dir, "fifo");
+    assert_int_equal (mkfifo (fifo, 0666), 0);
+    assert_int_equal (chmod (fifo, 0666), 0);
+    const char *client [] = { "secchat", "--batch", "--user", "alice", "--ca", fifo,
+                              "--key", fifo, "--password-file", fifo, NULL };
+    s_check_no_dumps ("secchat", client);
+    const char *broker [] = { "secbroker", "--endpoint", "tcp://127.0.0.1:0", "--key", fifo,
+                              "--cert", fifo, "--users", dir, NULL };
+    s_check_no_dumps ("secbroker", broker);
+    free (fifo);
+    assert_int_equal (sc_testdir_remove (dir), 0);
+    free (dir);
+}
+
 int
 main (void)
 {
@@ -1356,6 +1468,7 @@ main (void)
         T (test_bad_arguments),
         T (test_message_during_key_agreement),
         T (test_key_changed),
+        T (test_no_core_dumps),
 #undef T
     };
     //  SC_TEST_FILTER=test_busy (a glob) runs only the matching tests.

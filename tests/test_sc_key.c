@@ -8,6 +8,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#define _GNU_SOURCE                 //  RTLD_NEXT, for the fopen below
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,8 +272,8 @@ static void
 test_strerror (void **state)
 {
     (void) state;
-    const char *seen [8];
-    for (int code = 0; code >= SC_KEY_EINTERNAL; code--) {
+    const char *seen [9];
+    for (int code = 0; code >= SC_KEY_EPERM; code--) {
         const char *text = sc_key_strerror (code);
         assert_non_null (text);
         assert_true (strlen (text) > 5);
@@ -280,6 +282,8 @@ test_strerror (void **state)
         seen [-code] = text;
     }
     assert_non_null (strstr (sc_key_strerror (SC_KEY_EBADPASS), "wrong password"));
+    assert_non_null (strstr (sc_key_strerror (SC_KEY_EPERM), "UNPROTECTED PRIVATE KEY FILE"));
+    assert_non_null (strstr (sc_key_strerror (SC_KEY_EPERM), "chmod 600"));
     assert_string_equal (sc_key_strerror (-99), "unknown error");
     assert_string_equal (sc_key_strerror (1), "unknown error");
 }
@@ -398,9 +402,10 @@ test_private_from_pem (void **state)
     assert_int_equal (ERR_peek_error (), 0);
 }
 
-//  Captures what sc_key_load_private writes to stderr.
-static void
-s_load_capturing_stderr (const char *name, char *out, size_t size)
+//  Loads name with stderr captured: the key (or NULL), *err, and what
+//  was written to stderr in out.
+static sc_key_t *
+s_load_capturing_stderr (const char *name, int *err, char *out, size_t size)
 {
     const char *capture = s_path ("stderr.txt");
     fflush (stderr);
@@ -409,36 +414,134 @@ s_load_capturing_stderr (const char *name, char *out, size_t size)
     assert_true (saved >= 0 && fd >= 0);
     assert_true (dup2 (fd, 2) == 2);
     close (fd);
-    int err;
-    sc_key_t *key = sc_key_load_private (s_path (name), NULL, &err);
+    sc_key_t *key = sc_key_load_private (s_path (name), NULL, err);
     fflush (stderr);
     assert_true (dup2 (saved, 2) == 2);
     close (saved);
-    assert_non_null (key);
-    sc_key_destroy (&key);
     FILE *file = fopen (capture, "r");
     assert_non_null (file);
     size_t n = fread (out, 1, size - 1, file);
     fclose (file);
     out [n] = 0;
+    return key;
 }
 
+//  As ssh: one's own private key file that group or others can access is
+//  refused (SC_KEY_EPERM, whose text says what to run), whatever the
+//  bits; the library itself prints nothing.
 static void
-test_permission_warning (void **state)
+test_permission_refused (void **state)
 {
     (void) state;
     char text [1024];
-    s_load_capturing_stderr ("plain.key", text, sizeof text);
-    assert_string_equal (text, "");                 //  mode 600: quiet
-    assert_int_equal (chmod (s_path ("plain.key"), 0640), 0);
-    s_load_capturing_stderr ("plain.key", text, sizeof text);
+    int err = 0;
+    sc_key_t *key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+    assert_non_null (key);                          //  mode 600: loads, quietly
+    assert_string_equal (text, "");
+    sc_key_destroy (&key);
+    static const mode_t open_modes [] = { 0640, 0604, 0620, 0602, 0610, 0601, 0644, 0660 };
+    for (size_t i = 0; i < sizeof open_modes / sizeof open_modes [0]; i++) {
+        assert_int_equal (chmod (s_path ("plain.key"), open_modes [i]), 0);
+        err = 0;
+        key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+        assert_null (key);
+        assert_int_equal (err, SC_KEY_EPERM);
+        assert_string_equal (text, "");
+    }
+    //  0400 is fine too: only group and others matter.
+    assert_int_equal (chmod (s_path ("plain.key"), 0400), 0);
+    key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+    assert_non_null (key);
+    sc_key_destroy (&key);
+    //  A key owned by another user is that user's to protect (a service
+    //  reading root:service 0640): only root can make one to try.
+    if (geteuid () == 0) {
+        assert_int_equal (chmod (s_path ("plain.key"), 0640), 0);
+        assert_int_equal (chown (s_path ("plain.key"), 65534, 65534), 0);
+        key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+        assert_non_null (key);
+        sc_key_destroy (&key);
+        assert_int_equal (chown (s_path ("plain.key"), 0, 0), 0);
+    }
     assert_int_equal (chmod (s_path ("plain.key"), 0600), 0);
-    assert_non_null (strstr (text, s_path ("plain.key")));
-    assert_non_null (strstr (text, "readable"));
-    //  Exactly one line.
-    char *newline = strchr (text, '\n');
-    assert_non_null (newline);
-    assert_int_equal (newline [1], 0);
+}
+
+//  Which files were opened through stdio (fopen), to show that the
+//  password file never is: stdio's buffer would keep a copy of the
+//  password in freed memory. The test program's fopen stands in for
+//  libc's, as the linker resolves the library's calls to it.
+static char s_fopened [384];        //  the last one
+static size_t s_fopen_count;
+
+FILE *fopen (const char *path, const char *mode);
+FILE *
+fopen (const char *path, const char *mode)
+{
+    snprintf (s_fopened, sizeof s_fopened, "%s", path);
+    s_fopen_count++;
+    void *sym = dlsym (RTLD_NEXT, "fopen");
+    FILE *(*real) (const char *, const char *) = NULL;
+    memcpy (&real, &sym, sizeof real);      //  POSIX: a function's address
+    return real ? real (path, mode) : NULL;
+}
+
+//  Reads name into a 16-byte buffer full of 'X': the result, and checks
+//  that every byte after the password's NUL is zero.
+static int
+s_read_password (const char *name, char password [16])
+{
+    memset (password, 'X', 16);
+    size_t before = s_fopen_count;
+    int rc = sc_key_read_password (s_path (name), password, 16);
+    assert_int_equal (s_fopen_count, before);
+    size_t len = strnlen (password, 16);
+    assert_true (len < 16);
+    for (size_t i = len; i < 16; i++)
+        assert_int_equal (password [i], 0);
+    return rc;
+}
+
+static void
+test_password_file (void **state)
+{
+    (void) state;
+    char password [16];
+    //  The stand-in fopen does see stdio opens (of other files).
+    size_t before = s_fopen_count;
+    FILE *file = fopen (s_path ("openssl.cnf"), "r");
+    assert_non_null (file);
+    fclose (file);
+    assert_int_equal (s_fopen_count, before + 1);
+    assert_string_equal (s_fopened, s_path ("openssl.cnf"));
+
+    assert_int_equal (s_write ("pw1", "hunter2\nsecond line\n", 20, 0600), 0);
+    assert_int_equal (s_read_password ("pw1", password), 0);
+    assert_string_equal (password, "hunter2");
+    assert_int_equal (s_write ("pw2", "crlf\r\n", 6, 0600), 0);
+    assert_int_equal (s_read_password ("pw2", password), 0);
+    assert_string_equal (password, "crlf");
+    assert_int_equal (s_write ("pw3", "no newline", 10, 0600), 0);
+    assert_int_equal (s_read_password ("pw3", password), 0);
+    assert_string_equal (password, "no newline");
+    assert_int_equal (s_write ("pw4", "", 0, 0600), 0);
+    assert_int_equal (s_read_password ("pw4", password), 0);
+    assert_string_equal (password, "");
+    //  15 bytes fit in 16, with a newline after them or not; 16 do not,
+    //  and nothing of them is left.
+    assert_int_equal (s_write ("pw5", "123456789012345\nmore", 20, 0600), 0);
+    assert_int_equal (s_read_password ("pw5", password), 0);
+    assert_string_equal (password, "123456789012345");
+    assert_int_equal (s_write ("pw6", "123456789012345", 15, 0600), 0);
+    assert_int_equal (s_read_password ("pw6", password), 0);
+    assert_string_equal (password, "123456789012345");
+    assert_int_equal (s_write ("pw7", "1234567890123456\n", 17, 0600), 0);
+    assert_int_equal (s_read_password ("pw7", password), SC_KEY_EFORMAT);
+    assert_string_equal (password, "");
+    assert_int_equal (s_read_password ("no-such-file", password), SC_KEY_EIO);
+    assert_int_equal (mkdir (s_path ("pw-dir"), 0700), 0);
+    assert_int_equal (s_read_password ("pw-dir", password), SC_KEY_EIO);
+    assert_int_equal (rmdir (s_path ("pw-dir")), 0);
+    assert_int_equal (sc_key_read_password (s_path ("pw1"), password, 1), SC_KEY_EINTERNAL);
 }
 
 
@@ -874,7 +977,8 @@ main (void)
         cmocka_unit_test (test_unencrypted),
         cmocka_unit_test (test_wrong_files),
         cmocka_unit_test (test_private_from_pem),
-        cmocka_unit_test (test_permission_warning),
+        cmocka_unit_test (test_permission_refused),
+        cmocka_unit_test (test_password_file),
         cmocka_unit_test (test_public_keys),
         cmocka_unit_test (test_public_key_forms),
         cmocka_unit_test (test_seed_and_generate),

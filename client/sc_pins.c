@@ -102,11 +102,11 @@ s_parse_line (sc_pins_t *self, const char *line, size_t len)
     const char *hex = space + 1;
     size_t hex_len = len - name_len - 1;
     bool verified = false;
-    if (hex_len == (size_t) 2 * SC_PUB_LEN + 1 + S_VERIFIED_LEN
-        && hex[2 * SC_PUB_LEN] == ' '
-        && memcmp (hex + 2 * SC_PUB_LEN + 1, S_VERIFIED, S_VERIFIED_LEN) == 0) {
+    const size_t key_len = (size_t) 2 * SC_PUB_LEN;
+    if (hex_len == key_len + 1 + S_VERIFIED_LEN && hex[key_len] == ' '
+        && memcmp (hex + key_len + 1, S_VERIFIED, S_VERIFIED_LEN) == 0) {
         verified = true;
-        hex_len = (size_t) 2 * SC_PUB_LEN;
+        hex_len = key_len;
     }
     if (!sc_name_valid (line, name_len) || hex_len != (size_t) 2 * SC_PUB_LEN)
         return -1;

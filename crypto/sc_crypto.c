@@ -830,7 +830,7 @@ s_safety_id (const char *name, const uint8_t *pub, uint8_t id [static 1 + 255 + 
     if (name_len == 0 || name_len > 255)
         return -1;
     id [0] = (uint8_t) name_len;
-    memcpy (id + 1, name, name_len);
+    memcpy (id + 1, name, name_len);   // NOLINT(bugprone-not-null-terminated-result): length-prefixed, not a string
     memcpy (id + 1 + name_len, pub, SC_PUB_LEN);
     *len = 1 + name_len + SC_PUB_LEN;
     return 0;

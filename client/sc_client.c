@@ -69,13 +69,9 @@ struct _sc_client_t {
     size_t lists_pending;               /* LIST sent, USERS not yet back   */
     s_queue_t outbox;                   /* typed during key agreement      */
     s_queue_t early;                    /* typed before the first login    */
-
-    /* Trust (see s_trust_check) */
     bool untrusted;                     /* the chat's peer key is not its
-                                           pin: nothing typed is sent      */
-    char offered[SC_NAME_MAX + 1];      /* the last peer whose key differed
-                                           from its pin, until /trust      */
-    uint8_t offered_key[SC_PUB_LEN];    /* the key the broker gave for it  */
+                                           pin: nothing typed is sent (see
+                                           s_trust_check)                  */
 };
 
 static void s_run_command (sc_client_t *self, const char *line, size_t len);
@@ -625,13 +621,9 @@ s_trust_check (sc_client_t *self, const char *peer, const uint8_t key[static SC_
 {
     uint8_t pinned[SC_PUB_LEN];
     self->untrusted = false;
-    if (sc_pins_check (self->pins, peer, key, pinned) != SC_PIN_CHANGED) {
-        if (strcmp (self->offered, peer) == 0)
-            self->offered[0] = 0;       /* the pinned key is back */
+    sc_pins_offer (self->pins, peer, key);      /* what /trust would pin */
+    if (sc_pins_check (self->pins, peer, key, pinned) != SC_PIN_CHANGED)
         return true;
-    }
-    strcpy (self->offered, peer);
-    memcpy (self->offered_key, key, SC_PUB_LEN);
     char old_fpr[SC_FPR_LEN + 1], new_fpr[SC_FPR_LEN + 1];
     if (sc_fingerprint (pinned, old_fpr) || sc_fingerprint (key, new_fpr)) {
         strcpy (old_fpr, "?");
@@ -1173,14 +1165,14 @@ s_cmd_trust (sc_client_t *self, const char *arg)
                  SC_NAME_MAX);
         return;
     }
-    if (strcmp (arg, self->offered) != 0) {
+    char why[S_TEXT_MAX];
+    int rc = sc_pins_trust (self->pins, arg, why, sizeof why);
+    if (rc < 0) {
         s_error (self, "state", "no new key was seen for %s: nothing to trust", arg);
         return;
     }
-    char why[S_TEXT_MAX];
-    if (sc_pins_replace (self->pins, arg, self->offered_key, why, sizeof why))
+    if (rc > 0)
         s_notice (self, why);
-    self->offered[0] = 0;
     if (self->untrusted && strcmp (self->peer, arg) == 0)
         self->untrusted = false;
     s_event (self, SC_EV_TRUSTED, arg, NULL, 0);
@@ -1196,7 +1188,7 @@ s_cmd_verify (sc_client_t *self, const char *arg)
                  SC_NAME_MAX);
         return;
     }
-    if (strcmp (arg, self->offered) == 0) {
+    if (sc_pins_offered (self->pins, arg)) {
         s_error (self, "untrusted", "%s has a new key that you have not trusted: "
                  "/trust %s first, then /verify %s", arg, arg, arg);
         return;

@@ -21,6 +21,8 @@ typedef struct {
     char name[SC_NAME_MAX + 1];
     uint8_t key[SC_PUB_LEN];
     bool verified;              /* the user compared safety numbers       */
+    bool offered;               /* a different key was seen (memory only) */
+    uint8_t offer[SC_PUB_LEN];  /* that key, until /trust or the pin again */
 } s_pin_t;
 
 /* The word after the key on a verified peer's line. */
@@ -87,6 +89,7 @@ s_append (sc_pins_t *self, const char *name, size_t name_len,
     pin->name[name_len] = 0;
     memcpy (pin->key, key, SC_PUB_LEN);
     pin->verified = verified;
+    pin->offered = false;
     return 0;
 }
 
@@ -408,21 +411,36 @@ sc_pins_verified (const sc_pins_t *self, const char *name)
     return pin && pin->verified;
 }
 
+void
+sc_pins_offer (sc_pins_t *self, const char *name, const uint8_t key[static SC_PUB_LEN])
+{
+    s_pin_t *pin = name ? s_find (self, name) : NULL;
+    if (!pin)
+        return;
+    pin->offered = memcmp (pin->key, key, SC_PUB_LEN) != 0;
+    memcpy (pin->offer, key, SC_PUB_LEN);
+}
+
+bool
+sc_pins_offered (const sc_pins_t *self, const char *name)
+{
+    const s_pin_t *pin = name ? s_find (self, name) : NULL;
+    return pin && pin->offered;
+}
+
 int
-sc_pins_replace (sc_pins_t *self, const char *name,
-                 const uint8_t key[static SC_PUB_LEN], char *why, size_t why_size)
+sc_pins_trust (sc_pins_t *self, const char *name, char *why, size_t why_size)
 {
     s_why (why, why_size, "%s", "");
-    if (!name || !sc_name_valid (name, strlen (name))) {
-        s_why (why, why_size, "%s", "not a valid peer name");
+    s_pin_t *pin = name ? s_find (self, name) : NULL;
+    if (!pin || !pin->offered) {
+        s_why (why, why_size, "no new key was seen for %s", name ? name : "?");
         return -1;
     }
-    s_pin_t *pin = s_find (self, name);
-    if (!pin)
-        return sc_pins_add (self, name, key, why, why_size);
-    memcpy (pin->key, key, SC_PUB_LEN);
+    memcpy (pin->key, pin->offer, SC_PUB_LEN);
+    pin->offered = false;
     pin->verified = false;      /* what the user verified was the old key */
-    return s_save (self, why, why_size);
+    return s_save (self, why, why_size) ? 1 : 0;
 }
 
 int

@@ -58,12 +58,18 @@ int sc_pins_add (sc_pins_t *self, const char *name,
                  const uint8_t key[static SC_PUB_LEN],
                  char *why, size_t why_size);
 
-/* Pin key for name, replacing any pin (the user accepted a new key);
-   the peer is no longer verified. Saves the file; the pin is kept in
-   memory even when saving fails. 0, or -1 with a message in why. */
-int sc_pins_replace (sc_pins_t *self, const char *name,
-                     const uint8_t key[static SC_PUB_LEN],
-                     char *why, size_t why_size);
+/* The broker gave key for name, which has a pin: remembered in memory
+   (never saved) as the key that /trust would pin, when it differs from
+   the pin; the pinned key itself withdraws the offer. */
+void sc_pins_offer (sc_pins_t *self, const char *name,
+                    const uint8_t key[static SC_PUB_LEN]);
+/* True when a key that differs from name's pin was offered since. */
+bool sc_pins_offered (const sc_pins_t *self, const char *name);
+/* The user accepted the offered key: it becomes name's pin, not
+   verified, and the file is saved. 0; 1 when the pin changed but could
+   not be saved (it holds in memory; why says why); -1 when no key was
+   offered for name (why says so). */
+int sc_pins_trust (sc_pins_t *self, const char *name, char *why, size_t why_size);
 
 /* Mark name's pinned key verified and save the file (kept in memory
    even when saving fails). 0, or -1 with a message in why (no pin,

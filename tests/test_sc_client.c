@@ -34,7 +34,7 @@
 #include "sc_wire.h"
 
 #define HB          1000        /* heartbeat the fake broker announces */
-#define MAX_CONNS   4
+#define MAX_CONNS   6
 #define MAX_USERS   4
 #define MAX_LINES   256
 
@@ -1229,6 +1229,59 @@ test_untrusted_not_queued (void **state)
     unlink (pins);
 }
 
+/* A changed key is remembered per peer until /trust (or until the
+   pinned key comes back): two peers' new keys can be trusted after both
+   chats ended. */
+static void
+test_trust_per_peer (void **state)
+{
+    (void) state;
+    char pins[128];
+    snprintf (pins, sizeof pins, "%s/perpeer.pins", g_dir);
+    unlink (pins);
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", pins);
+    const char *peers[] = { "bob", "carol" };
+    conn_t *old[2], *now[2];
+    for (int i = 0; i < 2; i++) {
+        char line[64];
+        old[i] = login (fb, peers[i], NULL);
+        snprintf (line, sizeof line, "/talk %s", peers[i]);
+        type (alice, line);
+        type (old[i], "/accept");
+        type (alice, "/leave");
+        type (old[i], "/quit");
+    }
+    skip_lines (alice);
+    for (int i = 0; i < 2; i++) {
+        char line[64];
+        now[i] = login (fb, peers[i], NULL);
+        snprintf (line, sizeof line, "/talk %s", peers[i]);
+        type (alice, line);
+        type (now[i], "/accept");
+        snprintf (line, sizeof line, "error key-changed WARNING: the broker gave for %s *",
+                  peers[i]);
+        expect_line (alice, line);
+        type (alice, "/leave");
+        skip_lines (alice);
+    }
+    type (alice, "/trust bob");
+    expect_line (alice, "trusted bob");
+    type (alice, "/trust carol");
+    expect_line (alice, "trusted carol");
+    expect_nothing (alice);
+    sc_pins_t *store = sc_pins_new (pins, NULL, 0);
+    assert_non_null (store);
+    for (int i = 0; i < 2; i++) {
+        uint8_t pub[SC_PUB_LEN];
+        assert_int_equal (sc_key_public_raw (now[i]->key, pub), 0);
+        assert_int_equal (sc_pins_check (store, peers[i], pub, NULL), SC_PIN_SAME);
+    }
+    sc_pins_destroy (&store);
+    broker_destroy (&fb);
+    unlink (pins);
+}
+
 /* /verify marks the pin; a verified peer whose key changes gets no chat
    at all until /trust, which drops the mark. */
 static void
@@ -1452,12 +1505,26 @@ test_pins_file_format (void **state)
     assert_int_equal (sc_pins_verify (store, "dave", why, sizeof why), -1);
     assert_string_equal (why, "no key is pinned for dave");
     assert_int_equal (sc_pins_verify (store, "bob", why, sizeof why), 0);
-    uint8_t key[SC_PUB_LEN];
+    /* an offered key: in memory only, withdrawn by the pinned key,
+       pinned (and the mark dropped) by sc_pins_trust */
+    uint8_t key[SC_PUB_LEN], same[SC_PUB_LEN];
     memset (key, 0x22, sizeof key);
-    assert_int_equal (sc_pins_replace (store, "carol", key, why, sizeof why), 0);
+    memset (same, 0x11, sizeof same);
+    assert_int_equal (sc_pins_trust (store, "carol", why, sizeof why), -1);
+    assert_string_equal (why, "no new key was seen for carol");
+    sc_pins_offer (store, "carol", key);
+    assert_true (sc_pins_offered (store, "carol"));
+    sc_pins_offer (store, "carol", same);
+    assert_false (sc_pins_offered (store, "carol"));
+    assert_int_equal (sc_pins_trust (store, "carol", why, sizeof why), -1);
+    sc_pins_offer (store, "carol", key);
+    sc_pins_offer (store, "dave", key);         /* no pin: nothing to offer */
+    assert_false (sc_pins_offered (store, "dave"));
+    assert_int_equal (sc_pins_trust (store, "carol", why, sizeof why), 0);
+    assert_false (sc_pins_offered (store, "carol"));
     assert_false (sc_pins_verified (store, "carol"));
     assert_int_equal (sc_pins_check (store, "carol", key, NULL), SC_PIN_SAME);
-    assert_int_equal (sc_pins_replace (store, "dave", key, why, sizeof why), 0);
+    assert_int_equal (sc_pins_add (store, "dave", key, why, sizeof why), 0);
     sc_pins_destroy (&store);
     char *text = slurp (pins);
     char want[512];
@@ -1682,6 +1749,7 @@ main (void)
         cmocka_unit_test (test_queued_during_keyx),
         cmocka_unit_test (test_pins),
         cmocka_unit_test (test_untrusted_not_queued),
+        cmocka_unit_test (test_trust_per_peer),
         cmocka_unit_test (test_verified_key_change),
         cmocka_unit_test (test_pins_file_format),
         cmocka_unit_test (test_pin_needs_proof),

@@ -86,6 +86,10 @@ sc_key_strerror (int err)
             return "internal error (out of memory or OpenSSL failure)";
         case SC_KEY_EPERM:
             return "UNPROTECTED PRIVATE KEY FILE: group or others can access it (chmod 600 it)";
+        case SC_KEY_ECOST:
+            return "the key's scrypt parameters need more memory than OpenSSL allows "
+                   "(32 MiB, so at most N=2^14 with r=8): re-encrypt it with "
+                   "-scrypt_N 16384 -scrypt_r 8 -scrypt_p 5 (keys/README.md)";
         default:
             return "unknown error";
     }
@@ -277,14 +281,19 @@ s_is_password_error (unsigned long e)
 }
 
 //  Why the last parse failed, from the whole error queue (which this
-//  empties): a password problem anywhere wins over a format problem.
+//  empties): scrypt parameters beyond OpenSSL's memory limit win (no
+//  password can open that key here), then a password problem, then a
+//  format problem.
 static int
 s_parse_error (void)
 {
     int code = SC_KEY_EFORMAT;
     unsigned long e;
     while ((e = ERR_get_error ()) != 0)
-        if (s_is_password_error (e))
+        if (ERR_GET_LIB (e) == ERR_LIB_EVP
+            && ERR_GET_REASON (e) == EVP_R_MEMORY_LIMIT_EXCEEDED)
+            code = SC_KEY_ECOST;
+        else if (s_is_password_error (e) && code != SC_KEY_ECOST)
             code = SC_KEY_EBADPASS;
     return code;
 }
@@ -308,7 +317,7 @@ sc_key_private_from_pem (const char *pem, size_t len,
     //  asked for, a key that does not come out is a wrong password (or a
     //  damaged file, which no password opens either).
     int code = pkey ? SC_KEY_OK : s_parse_error ();
-    if (!pkey && ask.asked)
+    if (!pkey && ask.asked && code != SC_KEY_ECOST)
         code = SC_KEY_EBADPASS;
     if (!pkey)
         return s_fail (err, code);

@@ -28,7 +28,8 @@ typedef enum {
     SC_KEY_ECHAIN = -5,     /* certificate does not chain to the CA */
     SC_KEY_ENAME = -6,      /* certificate is not for the expected name */
     SC_KEY_EINTERNAL = -7,
-    SC_KEY_EPERM = -8       /* own private key file open to group or others */
+    SC_KEY_EPERM = -8,      /* own private key file open to group or others */
+    SC_KEY_ECOST = -9       /* scrypt beyond OpenSSL's memory limit */
 } sc_key_err_t;
 
 const char *sc_key_strerror (int err);

@@ -140,6 +140,34 @@ s_make_cert (const char *cert_name, const char *key_name, const char *cn,
                   cert_name, ca_name, ca_name, section, cert_name);
 }
 
+//  An EncryptedPrivateKeyInfo whose scrypt asks N = 2^17, r = 8 (128 MiB:
+//  OWASP's first choice), built field by field with `openssl asn1parse
+//  -genconf`, since `openssl pkcs8` refuses to write one. The ciphertext
+//  is never reached.
+static const char s_costly_cnf [] =
+    "asn1 = SEQUENCE:epki\n"
+    "[epki]\n"
+    "alg = SEQUENCE:alg\n"
+    "data = FORMAT:HEX,OCTETSTRING:362357CCE16965E9EFB5B152489E9DC61D41C476E0D41ECB"
+    "202BBE71EE7D0AB9B2E8C8113A3902B370218EC1E96ED89CDB5D3DCDB161F643196FCAB78A78C94B\n"
+    "[alg]\n"
+    "oid = OID:PBES2\n"
+    "params = SEQUENCE:pbes2\n"
+    "[pbes2]\n"
+    "kdf = SEQUENCE:kdf\n"
+    "enc = SEQUENCE:enc\n"
+    "[kdf]\n"
+    "oid = OID:1.3.6.1.4.1.11591.4.11\n"
+    "params = SEQUENCE:scrypt\n"
+    "[scrypt]\n"
+    "salt = FORMAT:HEX,OCTETSTRING:2CC6F3AC071BD203\n"
+    "n = INTEGER:131072\n"
+    "r = INTEGER:8\n"
+    "p = INTEGER:1\n"
+    "[enc]\n"
+    "oid = OID:aes-256-cbc\n"
+    "iv = FORMAT:HEX,OCTETSTRING:75DBDEB4D156854CA0001DCF654DF178\n";
+
 static int
 s_make_keys (void)
 {
@@ -154,6 +182,13 @@ s_make_keys (void)
         || s_run ("openssl pkey -in rsa.key -aes-256-cbc -passout 'pass:" PASSWORD "'"
                   " -out rsa-enc.key")
         || s_run ("openssl pkey -in rsa.key -pubout -out rsa.pub")
+        || s_run ("openssl pkcs8 -topk8 -scrypt -scrypt_N 16384 -scrypt_r 8 -scrypt_p 5"
+                  " -in plain.key -passout 'pass:" PASSWORD "' -out scrypt-p5.key")
+        || s_write ("costly.cnf", s_costly_cnf, strlen (s_costly_cnf), 0600)
+        || s_run ("openssl asn1parse -genconf costly.cnf -out costly.der -noout")
+        || s_run ("{ echo '-----BEGIN ENCRYPTED PRIVATE KEY-----';"
+                  " openssl base64 -in costly.der;"
+                  " echo '-----END ENCRYPTED PRIVATE KEY-----'; } >costly.key")
         || s_run ("chmod 600 *.key plain.pub");
 }
 
@@ -272,8 +307,8 @@ static void
 test_strerror (void **state)
 {
     (void) state;
-    const char *seen [9];
-    for (int code = 0; code >= SC_KEY_EPERM; code--) {
+    const char *seen [10];
+    for (int code = 0; code >= SC_KEY_ECOST; code--) {
         const char *text = sc_key_strerror (code);
         assert_non_null (text);
         assert_true (strlen (text) > 5);
@@ -328,6 +363,20 @@ test_encrypted_scrypt (void **state)
     s_load_fails ("scrypt.key", "wrong password", SC_KEY_EBADPASS);
     s_load_fails ("scrypt.key", NULL, SC_KEY_EBADPASS);
     s_load_fails ("scrypt.key", "", SC_KEY_EBADPASS);
+    //  keys/secchat-keys' parameters, N = 2^14, r = 8, p = 5
+    s_load_works ("scrypt-p5.key", PASSWORD);
+    s_load_fails ("scrypt-p5.key", "wrong password", SC_KEY_EBADPASS);
+}
+
+//  scrypt with N = 2^17, r = 8: beyond OpenSSL's 32 MiB limit, whatever
+//  the password. Said so, rather than "wrong password".
+static void
+test_scrypt_beyond_limit (void **state)
+{
+    (void) state;
+    s_load_fails ("costly.key", PASSWORD, SC_KEY_ECOST);
+    s_load_fails ("costly.key", "wrong password", SC_KEY_ECOST);
+    assert_non_null (strstr (sc_key_strerror (SC_KEY_ECOST), "-scrypt_N 16384"));
 }
 
 //  Encrypted under the empty password: "" opens it, no password does not.
@@ -973,6 +1022,7 @@ main (void)
         cmocka_unit_test (test_encrypted_pbes2),
         cmocka_unit_test (test_wrong_password_with_good_padding),
         cmocka_unit_test (test_encrypted_scrypt),
+        cmocka_unit_test (test_scrypt_beyond_limit),
         cmocka_unit_test (test_empty_password),
         cmocka_unit_test (test_unencrypted),
         cmocka_unit_test (test_wrong_files),

@@ -928,34 +928,46 @@ s_rate_ok (sc_broker_t *self, s_session_t *s)
     return true;
 }
 
+/* qsort's comparator over an array of names. */
 static int
 s_name_cmp (const void *a, const void *b)
 {
-    return strcmp ((const char *) a, (const char *) b);
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
+/* The names are sorted with qsort, not zlistx_sort: CZMQ 4.2.1's comb
+   sort makes one last pass too few and leaves some lists unsorted. */
 static void
 s_on_list (sc_broker_t *self, s_session_t *s)
 {
     zlistx_t *names = zhashx_keys (self->by_name);
+    size_t size = names ? zlistx_size (names) : 0;
+    const char **sorted = size ? malloc (size * sizeof *sorted) : NULL;
+    size_t count = 0;
+    if (size && !sorted) {
+        zlistx_destroy (&names);
+        s_error (self, s, SC_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if (sorted) {
+        for (const char *name = (const char *) zlistx_first (names); name;
+             name = (const char *) zlistx_next (names))
+            if (!streq (name, s->name) && count < size)
+                sorted[count++] = name;
+        qsort (sorted, count, sizeof *sorted, s_name_cmp);
+    }
     sc_msg_t msg;
     sc_msg_init (&msg, SC_OP_USERS);
-    if (names) {
-        zlistx_set_comparator (names, (zlistx_comparator_fn *) s_name_cmp);
-        zlistx_sort (names);
-        for (const char *name = (const char *) zlistx_first (names); name;
-             name = (const char *) zlistx_next (names)) {
-            if (streq (name, s->name))
-                continue;
-            if (msg.names_count == SC_USERS_MAX) {
-                msg.flag = true;
-                break;
-            }
-            if (sc_msg_add_name (&msg, name))
-                break;
+    for (size_t i = 0; i < count; i++) {
+        if (msg.names_count == SC_USERS_MAX) {
+            msg.flag = true;
+            break;
         }
-        zlistx_destroy (&names);
+        if (sc_msg_add_name (&msg, sorted[i]))
+            break;
     }
+    free (sorted);
+    zlistx_destroy (&names);
     (void) s_send (self, s, &msg);
     sc_msg_reset (&msg);
 }

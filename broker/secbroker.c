@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -237,6 +238,11 @@ s_identity_load (const s_args_t *args, int64_t now, s_identity_t *id,
     memset (id, 0, sizeof *id);
     int err = 0;
     id->key = sc_key_load_private (args->key, NULL, &err);
+    if (!id->key && err == SC_KEY_EPERM) {
+        snprintf (why, size, "UNPROTECTED PRIVATE KEY FILE %s: group or others can "
+                  "access it; run: chmod 600 %s", args->key, args->key);
+        return -1;
+    }
     if (!id->key) {
         snprintf (why, size, "cannot load key %s: %s", args->key, sc_key_strerror (err));
         return -1;
@@ -681,6 +687,13 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
 int
 main (int argc, char **argv)
 {
+    /* This process holds the broker's key and every session's keys: no
+       core dump of it, and no ptrace by other processes of the user. */
+    const struct rlimit no_core = { 0, 0 };
+    if (prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) || setrlimit (RLIMIT_CORE, &no_core)) {
+        fprintf (stderr, "secbroker: cannot disable core dumps: %s\n", strerror (errno));
+        return 1;
+    }
     s_args_t args;
     int rc = s_parse (argc, argv, &args);
     if (rc)

@@ -106,6 +106,9 @@ struct _sc_client_t {
                                            stays below it for good         */
     bool ack_owed;                      /* a line came, not acknowledged   */
     int64_t ack_at;                     /* when the ACK goes               */
+    bool untrusted;                     /* the chat's peer key is not its
+                                           pin: nothing typed is sent (see
+                                           s_trust_check)                  */
 };
 
 static void s_run_command (sc_client_t *self, const char *line, size_t len);
@@ -382,6 +385,7 @@ s_end_chat (sc_client_t *self)
     sc_e2e_destroy (&self->e2e);
     self->peer[0] = 0;
     self->talk_deferred = false;
+    self->untrusted = false;
     if (s_logged_in (self))
         self->state = SC_CLIENT_IDLE;
     if (unacked)
@@ -789,26 +793,49 @@ s_chat_ready (sc_client_t *self)
     }
 }
 
-/* TOFU: a key that differs from the peer's pin is reported loudly as
-   the chat opens, and the old pin stays (only the user replaces it). */
-static void
-s_check_pin (sc_client_t *self, const char *peer, const uint8_t key[static SC_PUB_LEN])
+/* TOFU: a key that differs from the peer's pin is reported loudly, and
+   the old pin stays until the user accepts the new key with /trust NAME.
+   For a peer the user verified, the chat closes at once (false). For
+   another, it opens untrusted: the key agreement runs, so the users can
+   compare safety numbers, and what the peer sends is shown, but nothing
+   the user types is sent (nor kept to send later) until /trust. */
+static bool
+s_trust_check (sc_client_t *self, const char *peer, const uint8_t key[static SC_PUB_LEN])
 {
     uint8_t pinned[SC_PUB_LEN];
-    sc_pin_result_t pin = sc_pins_check (self->pins, peer, key, pinned);
-    if (pin != SC_PIN_CHANGED)
-        return;
+    self->untrusted = false;
+    sc_pins_offer (self->pins, peer, key);      /* what /trust would pin */
+    if (sc_pins_check (self->pins, peer, key, pinned) != SC_PIN_CHANGED)
+        return true;
     char old_fpr[SC_FPR_LEN + 1], new_fpr[SC_FPR_LEN + 1];
     if (sc_fingerprint (pinned, old_fpr) || sc_fingerprint (key, new_fpr)) {
         strcpy (old_fpr, "?");
         strcpy (new_fpr, "?");
     }
-    const char *path = sc_pins_path (self->pins);
+    if (sc_pins_verified (self->pins, peer)) {
+        s_error (self, "key-changed", "WARNING: the broker gave for %s the key %s, "
+                 "not the key %s pinned before: someone may be in the middle. "
+                 "You verified %s's key, so the chat is closed. Compare "
+                 "fingerprints with %s another way; if %s really has a new "
+                 "key, run /trust %s, then /talk %s again", peer, new_fpr,
+                 old_fpr, peer, peer, peer, peer, peer);
+        s_send_op (self, SC_OP_LEAVE);
+        s_end_chat (self);
+        return false;
+    }
+    self->untrusted = true;
     s_error (self, "key-changed", "WARNING: the broker gave for %s the key %s, "
              "not the key %s pinned before: someone may be in the middle. "
-             "Compare safety numbers with %s another way; if %s really has a "
-             "new key, delete the line for %s from %s", peer, new_fpr, old_fpr,
-             peer, peer, peer, path ? path : "the pins");
+             "Nothing you type is sent to %s until you compare safety numbers "
+             "with %s another way and, if %s really has a new key, run /trust %s",
+             peer, new_fpr, old_fpr, peer, peer, peer, peer);
+    size_t held = self->outbox.count;
+    s_queue_clear (&self->outbox);
+    if (held)
+        s_error (self, "untrusted", "%s has a new key that you have not "
+                 "trusted: %zu message%s typed for %s %s not sent", peer,
+                 held, held == 1 ? "" : "s", peer, held == 1 ? "was" : "were");
+    return true;
 }
 
 /* CHAT: the broker opened the chat and gives the peer's key. */
@@ -824,7 +851,8 @@ s_on_chat (sc_client_t *self, const sc_msg_t *msg)
         s_send_op (self, SC_OP_LEAVE);
         return;
     }
-    s_check_pin (self, msg->name, msg->key);
+    if (!s_trust_check (self, msg->name, msg->key))
+        return;
     self->e2e = sc_e2e_new (self->key, self->name, msg->key, msg->name, msg->flag);
     self->state = SC_CLIENT_KEYX;
     self->keyx_since = self->now;
@@ -1239,6 +1267,9 @@ static const char s_help[] =
     "  /quit          leave the chat (if any), log out and exit\n"
     "  /fingerprint   your key's fingerprint; in a chat also the peer's and\n"
     "                 the safety number\n"
+    "  /trust USER    accept USER's new key (after comparing safety numbers)\n"
+    "  /verify USER   mark USER's pinned key verified (after comparing safety\n"
+    "                 numbers): a later change of it closes the chat\n"
     "  /help          this list\n"
     "anything else is a message to your chat peer (1..4096 bytes);\n"
     "a line starting with // sends the rest, starting with /\n";
@@ -1263,6 +1294,10 @@ s_say (sc_client_t *self, const char *text, size_t len)
         s_error (self, "bad-utf8", "a message must be UTF-8 text without NUL: not sent");
     else if (!s_need_broker (self))
         ;
+    else if (self->untrusted)
+        s_error (self, "untrusted", "%s has a new key that you have not trusted: "
+                 "not sent (compare safety numbers with %s, then /trust %s)",
+                 self->peer, self->peer, self->peer);
     else if (self->state == SC_CLIENT_CHATTING)
         s_send_text (self, text, len);
     else if (self->state == SC_CLIENT_KEYX) {
@@ -1377,11 +1412,60 @@ s_cmd_fingerprint (sc_client_t *self)
     s_emit (self, &ev);
 }
 
+/* /trust NAME: accept the key the broker last gave for NAME, which
+   differed from the pin; the peer is no longer verified. */
+static void
+s_cmd_trust (sc_client_t *self, const char *arg)
+{
+    if (!arg || !sc_name_valid (arg, strlen (arg))) {
+        s_error (self, "usage", "/trust USER, where USER is 1 to %d of a-z 0-9 _ -",
+                 SC_NAME_MAX);
+        return;
+    }
+    char why[S_TEXT_MAX];
+    int rc = sc_pins_trust (self->pins, arg, why, sizeof why);
+    if (rc < 0) {
+        s_error (self, "state", "no new key was seen for %s: nothing to trust", arg);
+        return;
+    }
+    if (rc > 0)
+        s_notice (self, why);
+    if (self->untrusted && strcmp (self->peer, arg) == 0)
+        self->untrusted = false;
+    s_event (self, SC_EV_TRUSTED, arg, NULL, 0);
+}
+
+/* /verify NAME: the users compared safety numbers; NAME's pinned key is
+   marked verified, so that a change of it closes the chat. */
+static void
+s_cmd_verify (sc_client_t *self, const char *arg)
+{
+    if (!arg || !sc_name_valid (arg, strlen (arg))) {
+        s_error (self, "usage", "/verify USER, where USER is 1 to %d of a-z 0-9 _ -",
+                 SC_NAME_MAX);
+        return;
+    }
+    if (sc_pins_offered (self->pins, arg)) {
+        s_error (self, "untrusted", "%s has a new key that you have not trusted: "
+                 "/trust %s first, then /verify %s", arg, arg, arg);
+        return;
+    }
+    if (!sc_pins_has (self->pins, arg)) {
+        s_error (self, "state", "no key is pinned for %s yet: chat with %s, "
+                 "compare safety numbers, then /verify %s", arg, arg, arg);
+        return;
+    }
+    char why[S_TEXT_MAX];
+    if (sc_pins_verify (self->pins, arg, why, sizeof why))
+        s_notice (self, why);
+    s_event (self, SC_EV_VERIFIED, arg, NULL, 0);
+}
+
 static bool
 s_is_command (const char *word)
 {
     static const char *words[] = { "list", "talk", "accept", "refuse", "leave",
-                                   "quit", "fingerprint", "help" };
+                                   "quit", "fingerprint", "trust", "verify", "help" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (strcmp (word, words[i]) == 0)
             return true;
@@ -1417,6 +1501,10 @@ s_command (sc_client_t *self, char *line)
     }
     else if (strcmp (word, "talk") == 0)
         s_cmd_talk (self, extra ? NULL : arg);
+    else if (strcmp (word, "trust") == 0)
+        s_cmd_trust (self, extra ? NULL : arg);
+    else if (strcmp (word, "verify") == 0)
+        s_cmd_verify (self, extra ? NULL : arg);
     else if (arg)
         s_error (self, "usage", "/%s takes no argument", word);
     else if (strcmp (word, "list") == 0) {
@@ -1645,6 +1733,8 @@ s_word (sc_event_type_t type)
         case SC_EV_BUSY:        return "busy";
         case SC_EV_NOT_FOUND:   return "not-found";
         case SC_EV_CLOSED:      return "closed";
+        case SC_EV_TRUSTED:     return "trusted";
+        case SC_EV_VERIFIED:    return "verified";
         default:                return NULL;
     }
 }

@@ -20,7 +20,14 @@
 typedef struct {
     char name[SC_NAME_MAX + 1];
     uint8_t key[SC_PUB_LEN];
+    bool verified;              /* the user compared safety numbers       */
+    bool offered;               /* a different key was seen (memory only) */
+    uint8_t offer[SC_PUB_LEN];  /* that key, until /trust or the pin again */
 } s_pin_t;
+
+/* The word after the key on a verified peer's line. */
+#define S_VERIFIED      "verified"
+#define S_VERIFIED_LEN  8
 
 struct _sc_pins_t {
     char *path;                 /* NULL: memory only                      */
@@ -67,7 +74,7 @@ s_find (const sc_pins_t *self, const char *name)
 
 static int
 s_append (sc_pins_t *self, const char *name, size_t name_len,
-          const uint8_t key[static SC_PUB_LEN])
+          const uint8_t key[static SC_PUB_LEN], bool verified)
 {
     if (self->size == self->alloc) {
         size_t alloc = self->alloc ? self->alloc * 2 : 16;
@@ -81,10 +88,13 @@ s_append (sc_pins_t *self, const char *name, size_t name_len,
     memcpy (pin->name, name, name_len);
     pin->name[name_len] = 0;
     memcpy (pin->key, key, SC_PUB_LEN);
+    pin->verified = verified;
+    pin->offered = false;
     return 0;
 }
 
-/* One line `name hex-key`. 0, or -1 when it does not parse. */
+/* One line `name hex-key` or `name hex-key verified`. 0, or -1 when it
+   does not parse. */
 static int
 s_parse_line (sc_pins_t *self, const char *line, size_t len)
 {
@@ -94,6 +104,13 @@ s_parse_line (sc_pins_t *self, const char *line, size_t len)
     size_t name_len = (size_t) (space - line);
     const char *hex = space + 1;
     size_t hex_len = len - name_len - 1;
+    bool verified = false;
+    const size_t key_len = (size_t) 2 * SC_PUB_LEN;
+    if (hex_len == key_len + 1 + S_VERIFIED_LEN && hex[key_len] == ' '
+        && memcmp (hex + key_len + 1, S_VERIFIED, S_VERIFIED_LEN) == 0) {
+        verified = true;
+        hex_len = key_len;
+    }
     if (!sc_name_valid (line, name_len) || hex_len != (size_t) 2 * SC_PUB_LEN)
         return -1;
     uint8_t key[SC_PUB_LEN];
@@ -108,7 +125,7 @@ s_parse_line (sc_pins_t *self, const char *line, size_t len)
     name[name_len] = 0;
     if (s_find (self, name))
         return -1;          /* two pins for one peer: which one is right? */
-    return s_append (self, line, name_len, key);
+    return s_append (self, line, name_len, key, verified);
 }
 
 /* Parse a whole file; on failure *bad_line gets the line number. */
@@ -262,7 +279,7 @@ sc_pins_check (const sc_pins_t *self, const char *name,
 static char *
 s_format (const sc_pins_t *self, size_t *len)
 {
-    const size_t line_max = SC_NAME_MAX + 1 + 2 * SC_PUB_LEN + 1;
+    const size_t line_max = SC_NAME_MAX + 1 + 2 * SC_PUB_LEN + 1 + S_VERIFIED_LEN + 1;
     char *text = malloc (self->size * line_max + 1);
     if (!text)
         return NULL;
@@ -271,6 +288,8 @@ s_format (const sc_pins_t *self, size_t *len)
         pos += (size_t) sprintf (text + pos, "%s ", self->pins[i].name);
         for (size_t j = 0; j < SC_PUB_LEN; j++)
             pos += (size_t) sprintf (text + pos, "%02x", self->pins[i].key[j]);
+        if (self->pins[i].verified)
+            pos += (size_t) sprintf (text + pos, " %s", S_VERIFIED);
         text[pos++] = '\n';
     }
     text[pos] = 0;
@@ -372,10 +391,68 @@ sc_pins_add (sc_pins_t *self, const char *name,
         s_why (why, why_size, "%s already has a pinned key", name);
         return -1;
     }
-    if (s_append (self, name, strlen (name), key)) {
+    if (s_append (self, name, strlen (name), key, false)) {
         s_why (why, why_size, "%s", "out of memory");
         return -1;
     }
+    return s_save (self, why, why_size);
+}
+
+bool
+sc_pins_has (const sc_pins_t *self, const char *name)
+{
+    return name && s_find (self, name) != NULL;
+}
+
+bool
+sc_pins_verified (const sc_pins_t *self, const char *name)
+{
+    const s_pin_t *pin = name ? s_find (self, name) : NULL;
+    return pin && pin->verified;
+}
+
+void
+sc_pins_offer (sc_pins_t *self, const char *name, const uint8_t key[static SC_PUB_LEN])
+{
+    s_pin_t *pin = name ? s_find (self, name) : NULL;
+    if (!pin)
+        return;
+    pin->offered = memcmp (pin->key, key, SC_PUB_LEN) != 0;
+    memcpy (pin->offer, key, SC_PUB_LEN);
+}
+
+bool
+sc_pins_offered (const sc_pins_t *self, const char *name)
+{
+    const s_pin_t *pin = name ? s_find (self, name) : NULL;
+    return pin && pin->offered;
+}
+
+int
+sc_pins_trust (sc_pins_t *self, const char *name, char *why, size_t why_size)
+{
+    s_why (why, why_size, "%s", "");
+    s_pin_t *pin = name ? s_find (self, name) : NULL;
+    if (!pin || !pin->offered) {
+        s_why (why, why_size, "no new key was seen for %s", name ? name : "?");
+        return -1;
+    }
+    memcpy (pin->key, pin->offer, SC_PUB_LEN);
+    pin->offered = false;
+    pin->verified = false;      /* what the user verified was the old key */
+    return s_save (self, why, why_size) ? 1 : 0;
+}
+
+int
+sc_pins_verify (sc_pins_t *self, const char *name, char *why, size_t why_size)
+{
+    s_why (why, why_size, "%s", "");
+    s_pin_t *pin = name ? s_find (self, name) : NULL;
+    if (!pin) {
+        s_why (why, why_size, "no key is pinned for %s", name ? name : "?");
+        return -1;
+    }
+    pin->verified = true;
     return s_save (self, why, why_size);
 }
 

@@ -2,10 +2,12 @@
 
     The broker hands out each peer's key when a chat opens. The first key
     seen for a peer is pinned in CONFIG/NAME.pins, one line per peer:
-    `peer-name hex-key` (64 lower-case hex digits). Later, a different key
-    for the same peer is reported and the old pin is kept: only the user
-    replaces a pin, by deleting its line. The file is rewritten atomically
-    (temporary file, then rename) with mode 0600.
+    `peer-name hex-key` (64 lower-case hex digits), followed by
+    ` verified` once the user compared safety numbers with that peer
+    (/verify). Later, a different key for the same peer is reported and
+    the old pin is kept: only the user replaces a pin (/trust), which
+    drops the verified mark. The file is rewritten atomically (temporary
+    file, then rename) with mode 0600.
 
     A file that does not parse is never overwritten: it is renamed
     PATH.bad and the store starts empty, and the caller is told why.
@@ -17,6 +19,7 @@
 #ifndef SC_PINS_H_INCLUDED
 #define SC_PINS_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +57,29 @@ sc_pin_result_t sc_pins_check (const sc_pins_t *self, const char *name,
 int sc_pins_add (sc_pins_t *self, const char *name,
                  const uint8_t key[static SC_PUB_LEN],
                  char *why, size_t why_size);
+
+/* The broker gave key for name, which has a pin: remembered in memory
+   (never saved) as the key that /trust would pin, when it differs from
+   the pin; the pinned key itself withdraws the offer. */
+void sc_pins_offer (sc_pins_t *self, const char *name,
+                    const uint8_t key[static SC_PUB_LEN]);
+/* True when a key that differs from name's pin was offered since. */
+bool sc_pins_offered (const sc_pins_t *self, const char *name);
+/* The user accepted the offered key: it becomes name's pin, not
+   verified, and the file is saved. 0; 1 when the pin changed but could
+   not be saved (it holds in memory; why says why); -1 when no key was
+   offered for name (why says so). */
+int sc_pins_trust (sc_pins_t *self, const char *name, char *why, size_t why_size);
+
+/* Mark name's pinned key verified and save the file (kept in memory
+   even when saving fails). 0, or -1 with a message in why (no pin,
+   cannot write). */
+int sc_pins_verify (sc_pins_t *self, const char *name, char *why, size_t why_size);
+
+/* True when name has a pin. */
+bool sc_pins_has (const sc_pins_t *self, const char *name);
+/* True when name has a pin that the user marked verified. */
+bool sc_pins_verified (const sc_pins_t *self, const char *name);
 
 size_t sc_pins_size (const sc_pins_t *self);
 /* The file, or NULL for an in-memory store. */

@@ -409,6 +409,13 @@ sc_term_event (sc_term_t *self, const sc_event_t *ev)
                     ev->number == 1 ? "" : "s");
             break;
         case SC_EV_UNACKED:     s_show_unacked (self, ev); break;
+        case SC_EV_TRUSTED:
+            s_info (self, "-- %s's new key is trusted and pinned", ev->name);
+            break;
+        case SC_EV_VERIFIED:
+            s_info (self, "-- %s's key is marked verified: a change of it will "
+                    "close the chat", ev->name);
+            break;
         case SC_EV_FINGERPRINT: s_show_fingerprint (self, ev); break;
         case SC_EV_ERROR:       s_show_error (self, ev); break;
         case SC_EV_BYE:         s_info (self, "-- bye"); break;

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -255,27 +257,16 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
 
 /* ---- Password and key ------------------------------------------------------ */
 
-/* First line of the file, without its newline. */
+/* First line of the file, without its newline (no stdio buffer keeps
+   a copy: see sc_key_read_password). */
 static void
 s_password_from_file (const char *path, char *password, size_t size)
 {
-    FILE *f = fopen (path, "re");
-    if (!f)
-        s_die (1, "cannot read password file %s: %s", path, strerror (errno));
-    bool ok = fgets (password, (int) size, f) != NULL || !ferror (f);
-    if (!ok)
-        password[0] = 0;
-    (void) fclose (f);          /* only read: nothing to lose */
-    if (!ok) {
-        sc_wipe (password, size);
-        s_die (1, "cannot read password file %s", path);
-    }
-    size_t len = strcspn (password, "\r\n");
-    if (password[len] == 0 && len == size - 1) {
-        sc_wipe (password, size);
+    int rc = sc_key_read_password (path, password, size);
+    if (rc == SC_KEY_EFORMAT)
         s_die (1, "the first line of %s is too long for a password", path);
-    }
-    password[len] = 0;
+    if (rc)
+        s_die (1, "cannot read password file %s: %s", path, strerror (errno));
 }
 
 /* Ask on the terminal with echo off. The terminal is restored on every
@@ -325,6 +316,9 @@ s_load_key_with (const char *path, const char *password)
 {
     int err = 0;
     sc_key_t *key = sc_key_load_private (path, password, &err);
+    if (!key && err == SC_KEY_EPERM)
+        s_die (1, "UNPROTECTED PRIVATE KEY FILE %s: group or others can access "
+               "it; run: chmod 600 %s", path, path);
     if (!key && err != SC_KEY_EBADPASS)
         s_die (1, "cannot load key %s: %s", path, sc_key_strerror (err));
     return key;
@@ -835,6 +829,13 @@ s_make_config_dir (const char *dir)
 int
 main (int argc, char *argv[])
 {
+    /* This process holds the user's key and password: no core dump of it,
+       and no ptrace by other processes of the user. */
+    const struct rlimit no_core = { 0, 0 };
+    if (prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) || setrlimit (RLIMIT_CORE, &no_core)) {
+        fprintf (stderr, "secchat: cannot disable core dumps: %s\n", strerror (errno));
+        return 1;
+    }
     static s_app_t app;
     s_parse_args (argc, argv, &app.opts);
     signal (SIGPIPE, SIG_IGN);

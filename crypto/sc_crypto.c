@@ -32,7 +32,6 @@ static const uint8_t s_empty [1] = { 0 };
 
 //  Domain separation label of the safety number (16 bytes, no NUL).
 #define SC_SAFETY_LABEL     "secchat/1 safety"
-#define SC_SAFETY_LABEL_LEN 16
 
 static const uint8_t *
 s_nonnull (const uint8_t *data)
@@ -821,35 +820,65 @@ sc_fingerprint (const uint8_t pub [static SC_PUB_LEN],
     return 0;
 }
 
-//  H = SHA-512 (label || 0x00 || min (a, b) || max (a, b)): sorting the
-//  keys makes both ends compute the same number.
+//  ID(x) = u8 (len (name_x)) || name_x || key_x, as in the E2E transcript.
+//  0, or -1 for a name of 0 or more than 255 bytes.
 static int
-s_safety_hash (const uint8_t *pub_a, const uint8_t *pub_b, uint8_t hash [64])
+s_safety_id (const char *name, const uint8_t *pub, uint8_t id [static 1 + 255 + SC_PUB_LEN],
+             size_t *len)
 {
-    uint8_t input [SC_SAFETY_LABEL_LEN + 1 + 2 * SC_PUB_LEN];
-    const uint8_t *lo = memcmp (pub_a, pub_b, SC_PUB_LEN) <= 0 ? pub_a : pub_b;
-    const uint8_t *hi = lo == pub_a ? pub_b : pub_a;
-    memcpy (input, SC_SAFETY_LABEL, SC_SAFETY_LABEL_LEN);
-    input [SC_SAFETY_LABEL_LEN] = 0;
-    memcpy (input + SC_SAFETY_LABEL_LEN + 1, lo, SC_PUB_LEN);
-    memcpy (input + SC_SAFETY_LABEL_LEN + 1 + SC_PUB_LEN, hi, SC_PUB_LEN);
-    unsigned int hash_len = 0;
+    size_t name_len = name ? strlen (name) : 0;
+    if (name_len == 0 || name_len > 255)
+        return -1;
+    id [0] = (uint8_t) name_len;
+    memcpy (id + 1, name, name_len);   // NOLINT(bugprone-not-null-terminated-result): length-prefixed, not a string
+    memcpy (id + 1 + name_len, pub, SC_PUB_LEN);
+    *len = 1 + name_len + SC_PUB_LEN;
+    return 0;
+}
+
+//  H = SHA-512 (label || 0x00 || min (ID(a), ID(b)) || max (ID(a), ID(b))):
+//  ordering the two (name, key) pairs bytewise makes both ends compute
+//  the same number, and the names are bound as well as the keys.
+static int
+s_safety_hash (const char *name_a, const uint8_t *pub_a,
+               const char *name_b, const uint8_t *pub_b, uint8_t hash [64])
+{
+    uint8_t id_a [1 + 255 + SC_PUB_LEN], id_b [1 + 255 + SC_PUB_LEN];
+    size_t len_a = 0, len_b = 0;
+    if (s_safety_id (name_a, pub_a, id_a, &len_a)
+    ||  s_safety_id (name_b, pub_b, id_b, &len_b))
+        return -1;
+    //  The first byte is the name's length, so neither is a proper
+    //  prefix of the other: the common part decides, or they are equal.
+    size_t common = len_a < len_b ? len_a : len_b;
+    bool a_first = memcmp (id_a, id_b, common) <= 0;
+    const uint8_t *lo = a_first ? id_a : id_b, *hi = a_first ? id_b : id_a;
+    size_t lo_len = a_first ? len_a : len_b, hi_len = a_first ? len_b : len_a;
+    static const uint8_t label [] = SC_SAFETY_LABEL;   //  with its NUL: the 0x00
     const s_algs_t *alg = s_alg ();
-    if (!alg
-    ||  EVP_Digest (input, sizeof input, hash, &hash_len, alg->sha512, NULL) != 1
-    ||  hash_len != 64)
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+    unsigned int hash_len = 0;
+    int ok = alg && ctx
+          && EVP_DigestInit_ex (ctx, alg->sha512, NULL) == 1
+          && EVP_DigestUpdate (ctx, label, sizeof label) == 1
+          && EVP_DigestUpdate (ctx, lo, lo_len) == 1
+          && EVP_DigestUpdate (ctx, hi, hi_len) == 1
+          && EVP_DigestFinal_ex (ctx, hash, &hash_len) == 1
+          && hash_len == 64;
+    EVP_MD_CTX_free (ctx);
+    if (!ok)
         return s_fail ();
     return 0;
 }
 
 int
-sc_safety_number (const uint8_t pub_a [static SC_PUB_LEN],
-                  const uint8_t pub_b [static SC_PUB_LEN],
+sc_safety_number (const char *name_a, const uint8_t pub_a [static SC_PUB_LEN],
+                  const char *name_b, const uint8_t pub_b [static SC_PUB_LEN],
                   char out [static SC_SAFETY_LEN + 1])
 {
     uint8_t hash [64];
     out [0] = 0;
-    if (s_safety_hash (pub_a, pub_b, hash))
+    if (s_safety_hash (name_a, pub_a, name_b, pub_b, hash))
         return -1;
     char *p = out;
     for (size_t i = 0; i < 12; i++) {

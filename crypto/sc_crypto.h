@@ -156,10 +156,12 @@ int sc_ed25519_sign_seed (const uint8_t seed[static SC_KEY_LEN],
    16 groups of 4 joined by ':' (79 chars + NUL). */
 int sc_fingerprint (const uint8_t pub[static SC_PUB_LEN],
                     char out[static SC_FPR_LEN + 1]) SC_MUST_CHECK;
-/* Safety number of a chat: the same for both sides whatever the order.
-   See docs/PROTOCOL.md "Safety number". 71 chars + NUL. */
-int sc_safety_number (const uint8_t pub_a[static SC_PUB_LEN],
-                      const uint8_t pub_b[static SC_PUB_LEN],
+/* Safety number of a chat between user a (name_a, pub_a) and user b: the
+   same for both sides whatever the order, and bound to both names and
+   both keys. See docs/PROTOCOL.md "Safety number". 71 chars + NUL; -1
+   for a name of 0 or more than 255 bytes. */
+int sc_safety_number (const char *name_a, const uint8_t pub_a[static SC_PUB_LEN],
+                      const char *name_b, const uint8_t pub_b[static SC_PUB_LEN],
                       char out[static SC_SAFETY_LEN + 1]) SC_MUST_CHECK;
 
 #endif

@@ -399,7 +399,8 @@ sc_e2e_expected (const sc_e2e_t *self)
 int
 sc_e2e_safety (const sc_e2e_t *self, char out[static SC_SAFETY_LEN + 1])
 {
-    return sc_safety_number (self->my_pub, self->peer_pub, out);
+    return sc_safety_number (self->my_name, self->my_pub, self->peer_name,
+                             self->peer_pub, out);
 }
 
 const uint8_t *

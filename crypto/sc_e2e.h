@@ -89,7 +89,7 @@ int sc_e2e_open (sc_e2e_t *self, uint64_t counter,
 uint64_t sc_e2e_sent (const sc_e2e_t *self);
 uint64_t sc_e2e_expected (const sc_e2e_t *self);
 
-/* The safety number of this chat (own key, peer key). */
+/* The safety number of this chat (own name and key, peer's name and key). */
 int sc_e2e_safety (const sc_e2e_t *self, char out[static SC_SAFETY_LEN + 1]) SC_MUST_CHECK;
 const uint8_t *sc_e2e_peer_key (const sc_e2e_t *self);
 

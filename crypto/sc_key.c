@@ -91,6 +91,12 @@ sc_key_strerror (int err)
             return "the certificate has expired";
         case SC_KEY_ENOTYET:
             return "the certificate is not valid yet";
+        case SC_KEY_EPERM:
+            return "UNPROTECTED PRIVATE KEY FILE: group or others can access it (chmod 600 it)";
+        case SC_KEY_ECOST:
+            return "the key's scrypt parameters need more memory than OpenSSL allows "
+                   "(32 MiB, so at most N=2^14 with r=8): re-encrypt it with "
+                   "-scrypt_N 16384 -scrypt_r 8 -scrypt_p 5 (keys/README.md)";
         default:
             return "unknown error";
     }
@@ -101,10 +107,11 @@ sc_key_strerror (int err)
 //  Files
 
 //  Reads a regular file into a malloc'd, NUL-terminated buffer; the
-//  caller wipes and frees it. Returns 0 or an sc_key_err_t code; *mode
-//  gets the file's permission bits.
+//  caller wipes and frees it. Returns 0 or an sc_key_err_t code; *st_p
+//  gets the file's status (of the file read, not of a path looked up
+//  again).
 static int
-s_read_file (const char *path, char **buf_p, size_t *len_p, mode_t *mode_p)
+s_read_file (const char *path, char **buf_p, size_t *len_p, struct stat *st_p)
 {
     if (!path)
         return SC_KEY_EIO;
@@ -146,9 +153,58 @@ s_read_file (const char *path, char **buf_p, size_t *len_p, mode_t *mode_p)
     buf [len] = 0;
     *buf_p = buf;
     *len_p = len;
-    if (mode_p)
-        *mode_p = st.st_mode;
+    if (st_p)
+        *st_p = st;
     return SC_KEY_OK;
+}
+
+int
+sc_key_read_password (const char *path, char *password, size_t size)
+{
+    if (!password || size < 2)
+        return SC_KEY_EINTERNAL;
+    OPENSSL_cleanse (password, size);
+    int fd = path ? open (path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return SC_KEY_EIO;
+    //  Read until the end of the first line or a full buffer; the rest of
+    //  the file is never read (but for one byte, to see whether a line
+    //  that fills the buffer ends there).
+    size_t len = 0, line = 0;
+    bool ended = false, failed = false;
+    while (!ended && len < size - 1) {
+        ssize_t n = read (fd, password + len, size - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        failed = n < 0;
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+        while (line < len && password [line] != '\n' && password [line] != '\r'
+               && password [line] != 0)
+            line++;
+        ended = line < len;
+    }
+    bool fits = true;
+    if (!failed && !ended && len == size - 1) {
+        //  A full buffer: the line fits if the file ends or the line does.
+        char next = 0;
+        ssize_t n;
+        while ((n = read (fd, &next, 1)) < 0 && errno == EINTR)
+            ;
+        failed = n < 0;
+        fits = n == 0 || next == '\n' || next == '\r' || next == 0;
+        OPENSSL_cleanse (&next, sizeof next);
+    }
+    close (fd);
+    if (!failed && !ended)
+        line = len;                     //  the line ends with the file, or fills it
+    int rc = failed ? SC_KEY_EIO : fits ? SC_KEY_OK : SC_KEY_EFORMAT;
+    if (rc)
+        OPENSSL_cleanse (password, size);
+    else
+        OPENSSL_cleanse (password + line, size - line);
+    return rc;
 }
 
 static void
@@ -232,14 +288,19 @@ s_is_password_error (unsigned long e)
 }
 
 //  Why the last parse failed, from the whole error queue (which this
-//  empties): a password problem anywhere wins over a format problem.
+//  empties): scrypt parameters beyond OpenSSL's memory limit win (no
+//  password can open that key here), then a password problem, then a
+//  format problem.
 static int
 s_parse_error (void)
 {
     int code = SC_KEY_EFORMAT;
     unsigned long e;
     while ((e = ERR_get_error ()) != 0)
-        if (s_is_password_error (e))
+        if (ERR_GET_LIB (e) == ERR_LIB_EVP
+            && ERR_GET_REASON (e) == EVP_R_MEMORY_LIMIT_EXCEEDED)
+            code = SC_KEY_ECOST;
+        else if (s_is_password_error (e) && code != SC_KEY_ECOST)
             code = SC_KEY_EBADPASS;
     return code;
 }
@@ -263,7 +324,7 @@ sc_key_private_from_pem (const char *pem, size_t len,
     //  asked for, a key that does not come out is a wrong password (or a
     //  damaged file, which no password opens either).
     int code = pkey ? SC_KEY_OK : s_parse_error ();
-    if (!pkey && ask.asked)
+    if (!pkey && ask.asked && code != SC_KEY_ECOST)
         code = SC_KEY_EBADPASS;
     if (!pkey)
         return s_fail (err, code);
@@ -275,13 +336,17 @@ sc_key_load_private (const char *path, const char *password, int *err)
 {
     char *pem = NULL;
     size_t len = 0;
-    mode_t mode = 0;
-    int rc = s_read_file (path, &pem, &len, &mode);
+    struct stat st;
+    int rc = s_read_file (path, &pem, &len, &st);
     if (rc)
         return s_fail (err, rc);
-    if (mode & (S_IRGRP | S_IROTH))
-        fprintf (stderr, "secchat: warning: private key %s is readable by "
-                         "group or others (chmod 600 it)\n", path);
+    //  As ssh: one's own key file that group or others may access is
+    //  refused. A key owned by another user (root:secbroker 0640, read by
+    //  the service's user) is that owner's to protect.
+    if (st.st_uid == geteuid () && (st.st_mode & 077)) {
+        s_free_file (&pem, len);
+        return s_fail (err, SC_KEY_EPERM);
+    }
     sc_key_t *self = sc_key_private_from_pem (pem, len, password, err);
     s_free_file (&pem, len);
     return self;

@@ -30,15 +30,26 @@ typedef enum {
     SC_KEY_EINTERNAL = -7,
     SC_KEY_EMISMATCH = -8,  /* the private key is not the certificate's key */
     SC_KEY_EEXPIRED = -9,   /* the certificate's validity has ended */
-    SC_KEY_ENOTYET = -10    /* the certificate's validity has not begun */
+    SC_KEY_ENOTYET = -10,   /* the certificate's validity has not begun */
+    SC_KEY_EPERM = -11,     /* own private key file open to group or others */
+    SC_KEY_ECOST = -12      /* scrypt beyond OpenSSL's memory limit */
 } sc_key_err_t;
 
 const char *sc_key_strerror (int err);
 
+/* The password in the first line of a file (without its newline) into
+   password, NUL-terminated. Read with open/read into password itself and
+   a buffer that is wiped, never through stdio, whose buffer would keep a
+   copy; every byte of password after the NUL is zeroed. 0, SC_KEY_EIO
+   (cannot open or read), or SC_KEY_EFORMAT (the first line is longer
+   than size - 1 bytes); on failure password is all zero. */
+int sc_key_read_password (const char *path, char *password, size_t size) SC_MUST_CHECK;
+
 /* Load an Ed25519 private key from a PEM file. The password (may be NULL
    for an unencrypted key) is only read, never kept. On failure returns
-   NULL and sets *err. Warns on stderr when the file is readable by group
-   or others. */
+   NULL and sets *err. A file owned by this process's user that group or
+   others can access (mode & 077) is refused, as ssh does: SC_KEY_EPERM,
+   and `chmod 600 FILE` is the fix. */
 sc_key_t *sc_key_load_private (const char *path, const char *password, int *err);
 /* Same from a PEM buffer in memory. */
 sc_key_t *sc_key_private_from_pem (const char *pem, size_t len,

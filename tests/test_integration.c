@@ -27,8 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <czmq.h>
@@ -125,22 +129,34 @@ s_raw_key (const char *user, uint8_t key [KEY_LEN])
     assert_int_equal (len, KEY_LEN);
 }
 
-//  docs/PROTOCOL.md section 7, "Safety number".
+//  docs/PROTOCOL.md section 7, "Safety number": with
+//  ID(x) = u8(len(name_x)) || name_x || key_x, SHA-512 of the label, 0x00,
+//  then the two IDs in bytewise order.
 static void
 s_expected_safety (const char *a, const char *b, char safety [SAFETY_LEN + 1])
 {
     static const char label [] = "secchat/1 safety";
-    uint8_t key_a [KEY_LEN], key_b [KEY_LEN];
-    s_raw_key (a, key_a);
-    s_raw_key (b, key_b);
-    int a_first = memcmp (key_a, key_b, KEY_LEN) < 0;
-    uint8_t input [sizeof label + KEY_LEN + KEY_LEN];   //  label, 0x00, min, max
+    uint8_t id_a [1 + 32 + KEY_LEN], id_b [1 + 32 + KEY_LEN];
+    size_t len_a = strlen (a), len_b = strlen (b);
+    assert_true (len_a >= 1 && len_a <= 32 && len_b >= 1 && len_b <= 32);
+    id_a [0] = (uint8_t) len_a;
+    memcpy (id_a + 1, a, len_a);
+    s_raw_key (a, id_a + 1 + len_a);
+    id_b [0] = (uint8_t) len_b;
+    memcpy (id_b + 1, b, len_b);
+    s_raw_key (b, id_b + 1 + len_b);
+    len_a += 1 + KEY_LEN;
+    len_b += 1 + KEY_LEN;
+    int a_first = memcmp (id_a, id_b, len_a < len_b ? len_a : len_b) < 0;
+    uint8_t input [sizeof label + 2 * sizeof id_a];     //  label, 0x00, min, max
     memcpy (input, label, sizeof label);            //  with its NUL as the 0x00
-    memcpy (input + sizeof label, a_first ? key_a : key_b, KEY_LEN);
-    memcpy (input + sizeof label + KEY_LEN, a_first ? key_b : key_a, KEY_LEN);
+    memcpy (input + sizeof label, a_first ? id_a : id_b, a_first ? len_a : len_b);
+    memcpy (input + sizeof label + (a_first ? len_a : len_b), a_first ? id_b : id_a,
+            a_first ? len_b : len_a);
+    size_t input_len = sizeof label + len_a + len_b;
     uint8_t digest [64];
     unsigned int digest_len = 0;
-    assert_int_equal (EVP_Digest (input, sizeof input, digest, &digest_len,
+    assert_int_equal (EVP_Digest (input, input_len, digest, &digest_len,
                                   EVP_sha512 (), NULL), 1);
     assert_int_equal (digest_len, 64);
     for (size_t i = 0; i < 12; i++) {
@@ -1419,6 +1435,124 @@ test_key_changed (void **state)
     }
 }
 
+//  ---------------------------------------------------------------------
+//  Keys at rest: neither program can leave a core dump
+
+//  Starts bin/NAME with argv, with a core size limit that allows dumps
+//  and, as root, as user 65534 (so that /proc/PID's owner shows whether
+//  it is dumpable). It blocks opening the FIFO given as its first file.
+static pid_t
+s_spawn_blocked (const char *name, const char *const argv [])
+{
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        struct rlimit core = { 1 << 20, 1 << 20 };
+        if (geteuid () != 0 && getrlimit (RLIMIT_CORE, &core) == 0)
+            core.rlim_cur = core.rlim_max;
+        if (setrlimit (RLIMIT_CORE, &core)
+        ||  (geteuid () == 0 && (setgid (65534) || setuid (65534))))
+            _exit (126);
+        execv (J (sc_testproc_bin_dir (), "/", name), (char *const *) argv);
+        _exit (127);
+    }
+    return pid;
+}
+
+//  The core size limit of pid once it runs the program name (-1 before
+//  or when unreadable, -2 when it exited).
+static long
+s_core_limit (pid_t pid, const char *name)
+{
+    int status;
+    if (waitpid (pid, &status, WNOHANG) == pid)
+        return -2;
+    char path [64], text [4096];
+    snprintf (path, sizeof path, "/proc/%d/comm", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    size_t n = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [n] = 0;
+    if (strncmp (text, name, strlen (name)) != 0 || text [strlen (name)] != '\n')
+        return -1;                      //  not exec'd yet
+    snprintf (path, sizeof path, "/proc/%d/limits", (int) pid);
+    file = fopen (path, "r");
+    if (!file)
+        return -1;
+    n = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text [n] = 0;
+    const char *line = strstr (text, "Max core file size");
+    return line ? strtol (line + 18, NULL, 10) : -1;
+}
+
+//  Not dumpable: its private /proc files (environ, 0400) belong to root,
+//  and no process without CAP_SYS_PTRACE may attach to it, even its
+//  parent.
+static int
+s_dumpable (pid_t pid)
+{
+    if (geteuid () == 0) {
+        struct stat st;
+        char path [48];
+        snprintf (path, sizeof path, "/proc/%d/environ", (int) pid);
+        return stat (path, &st) == 0 && st.st_uid != 0;
+    }
+    if (ptrace (PTRACE_ATTACH, pid, NULL, NULL) == 0) {
+        waitpid (pid, NULL, 0);
+        ptrace (PTRACE_DETACH, pid, NULL, NULL);
+        return 1;
+    }
+    return errno != EPERM;
+}
+
+static void
+s_check_no_dumps (const char *name, const char *const argv [])
+{
+    pid_t pid = s_spawn_blocked (name, argv);
+    long limit = -1;
+    int dumpable = 1;
+    int64_t until = sc_testproc_now_ms () + sc_testproc_timeout (5000);
+    //  (Under ASan the limit is 0 before main; the flag comes after.)
+    while (((limit = s_core_limit (pid, name)) != 0 || (dumpable = s_dumpable (pid)))
+           && limit != -2 && sc_testproc_now_ms () < until)
+        sc_testproc_sleep_ms (10);
+    kill (pid, SIGKILL);
+    waitpid (pid, NULL, 0);
+    if (limit != 0 || dumpable) {
+        print_error ("%s: core size limit %ld (want 0), %s\n", name, limit,
+                     dumpable ? "dumpable" : "not dumpable");
+        fail ();
+    }
+}
+
+//  Each program sets RLIMIT_CORE to 0 and PR_SET_DUMPABLE to 0 first
+//  thing, before it reads any key or password (here it is still waiting
+//  to open its first file).
+static void
+test_no_core_dumps (void **state)
+{
+    (void) state;
+    //  A directory that user 65534 can reach.
+    char *dir = sc_testdir_new ("nodump");
+    assert_non_null (dir);
+    assert_int_equal (chmod (dir, 0755), 0);
+    char *fifo = sc_testdir_path (dir, "fifo");
+    assert_int_equal (mkfifo (fifo, 0666), 0);
+    assert_int_equal (chmod (fifo, 0666), 0);
+    const char *client [] = { "secchat", "--batch", "--user", "alice", "--ca", fifo,
+                              "--key", fifo, "--password-file", fifo, NULL };
+    s_check_no_dumps ("secchat", client);
+    const char *broker [] = { "secbroker", "--endpoint", "tcp://127.0.0.1:0", "--key", fifo,
+                              "--cert", fifo, "--users", dir, NULL };
+    s_check_no_dumps ("secbroker", broker);
+    free (fifo);
+    assert_int_equal (sc_testdir_remove (dir), 0);
+    free (dir);
+}
+
 int
 main (void)
 {
@@ -1452,6 +1586,7 @@ main (void)
         T (test_bad_arguments),
         T (test_message_during_key_agreement),
         T (test_key_changed),
+        T (test_no_core_dumps),
 #undef T
     };
     //  SC_TEST_FILTER=test_busy (a glob) runs only the matching tests.

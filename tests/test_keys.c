@@ -516,6 +516,19 @@ static void test_user_keys_encrypted(void **state)
     assert_contains(asn, ":PBES2");
     assert_contains(asn, ":scrypt");
     assert_contains(asn, ":aes-256-cbc");
+    /* scrypt N = 2^14 (0x4000), r = 8, p = 5, after the salt: the
+       parameters keys/README.md gives. */
+    char *salt = strstr(asn, ":scrypt");
+    salt = salt ? strstr(salt, "OCTET STRING") : NULL;
+    assert_non_null(salt);
+    char *n = strstr(salt, "INTEGER           :4000\n");
+    assert_non_null(n);
+    char *r = strstr(n + 1, "INTEGER           :");
+    assert_non_null(r);
+    assert_true(strncmp(r, "INTEGER           :08\n", 22) == 0);
+    char *p = strstr(r + 1, "INTEGER           :");
+    assert_non_null(p);
+    assert_true(strncmp(p, "INTEGER           :05\n", 22) == 0);
     free(asn);
 }
 

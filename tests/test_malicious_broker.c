@@ -1233,7 +1233,8 @@ s_load_world (void)
         if (rc || !u->priv)
             return -1;
     }
-    return sc_safety_number (w->users[S_ALICE].pub, w->users[S_BOB].pub, T.honest);
+    return sc_safety_number ("alice", w->users[S_ALICE].pub, "bob", w->users[S_BOB].pub,
+                             T.honest);
 }
 
 static int
@@ -1310,10 +1311,14 @@ s_world_user (const char *name)
     return NULL;
 }
 
+/* The safety number a sees in a chat with peer when the broker gave a
+   the key of holder for peer. */
 static void
-s_safety (const char *a, const char *b, char out[static SC_SAFETY_LEN + 1])
+s_safety (const char *a, const char *peer, const char *holder,
+          char out[static SC_SAFETY_LEN + 1])
 {
-    assert_int_equal (sc_safety_number (s_world_user (a)->pub, s_world_user (b)->pub, out), 0);
+    assert_int_equal (sc_safety_number (a, s_world_user (a)->pub, peer,
+                                        s_world_user (holder)->pub, out), 0);
 }
 
 /* What NAME's pins file holds: one "peer hex-key" line per peer. */
@@ -1417,8 +1422,8 @@ test_mitm_key_swap (void **state)
 {
     (void) state;
     char via_alice[SC_SAFETY_LEN + 1], via_bob[SC_SAFETY_LEN + 1];
-    s_safety ("alice", "mallory", via_alice);
-    s_safety ("bob", "mallory", via_bob);
+    s_safety ("alice", "bob", "mallory", via_alice);
+    s_safety ("bob", "alice", "mallory", via_bob);
     assert_string_not_equal (via_alice, T.honest);
     assert_string_not_equal (via_bob, T.honest);
     assert_string_not_equal (via_alice, via_bob);
@@ -1452,7 +1457,8 @@ test_mitm_key_swap (void **state)
 
 /* The same MITM after alice and bob chatted honestly once (same config
    dirs, new processes): both pins hold the real keys, and each side
-   prints key-changed before the chat opens. The pins stay as they were. */
+   prints key-changed before the chat opens; nothing typed is sent until
+   /trust. The pins stay as they were. */
 static void
 test_mitm_detected_by_pins (void **state)
 {
@@ -1473,8 +1479,8 @@ test_mitm_detected_by_pins (void **state)
     free (pins);
 
     char via_alice[SC_SAFETY_LEN + 1], via_bob[SC_SAFETY_LEN + 1];
-    s_safety ("alice", "mallory", via_alice);
-    s_safety ("bob", "mallory", via_bob);
+    s_safety ("alice", "bob", "mallory", via_alice);
+    s_safety ("bob", "alice", "mallory", via_bob);
     s_evil ("CHAT MITM");
     alice = s_client ("alice");
     bob = s_client ("bob");
@@ -1484,12 +1490,92 @@ test_mitm_detected_by_pins (void **state)
     s_see_chat (alice, "bob", via_alice);
     s_see_key_changed (bob, "alice", "mallory");
     s_see_chat (bob, "alice", via_bob);
-    /* Warned, the chat opens (the user decides); the broker reads it. */
-    s_message (alice, "alice", bob, "is that you?");
-    s_evil_saw ("read alice is that you?");
+    /* Warned, the chat opens so that safety numbers can be compared, but
+       nothing either side types leaves it: the broker reads none of it. */
+    SAY (alice, "is that you?");
+    SEE (alice, "error untrusted bob has a new key that you have not trusted: "
+         "not sent (compare safety numbers with bob, then /trust bob)");
+    SAY (bob, "it is me");
+    SEE (bob, "error untrusted alice has a new key that you have not trusted: "
+         "not sent (compare safety numbers with alice, then /trust alice)");
+    s_leave (alice, bob);
+    s_evil_saw ("read alice (close)");
+    for (char *it = zlist_first (T.events); it; it = zlist_next (T.events))
+        if (strncmp (it, "read ", 5) == 0)
+            fail_msg ("the broker read '%s'", it);
+    s_quit (&alice);
+    s_quit (&bob);
+    pins = s_pins ("alice");
+    assert_non_null (pins);
+    assert_string_equal (pins, want_alice);
+    free (pins);
+    pins = s_pins ("bob");
+    assert_non_null (pins);
+    assert_string_equal (pins, want_bob);
+    free (pins);
+    s_evil_ok ();
+}
+
+/* /quit after both sides closed a chat with LEAVE: the test broker
+   answers the LEAVE that came second (whichever it was) with ERROR. */
+static void
+s_quit_after_leave (sc_testproc_t **p_p)
+{
+    SAY (*p_p, "/quit");
+    const char *line = NULL;
+    while (sc_testproc_read_line (*p_p, s_timeout (), &line) == 1
+           && strcmp (line, "bye") != 0)
+        assert_string_equal (line, "error state test broker says no");
+    assert_non_null (line);
+    assert_string_equal (line, "bye");
+    assert_int_equal (sc_testproc_expect_eof (*p_p, s_timeout ()), 0);
+    assert_int_equal (sc_testproc_wait (*p_p, s_timeout ()), 0);
+    sc_testproc_destroy (p_p);
+}
+
+/* The same MITM against users who verified each other's keys: each side
+   prints key-changed and closes the chat at once, before any key
+   agreement, so there is no chat at all; the pins keep the verified
+   mark until the user runs /trust. */
+static void
+test_mitm_verified_peers (void **state)
+{
+    (void) state;
+    sc_testproc_t *alice = s_client ("alice");
+    sc_testproc_t *bob = s_client ("bob");
+    s_open_chat (alice, bob);
+    SAY (alice, "/verify bob");
+    SEE (alice, "verified bob");
+    SAY (bob, "/verify alice");
+    SEE (bob, "verified alice");
     s_leave (alice, bob);
     s_quit (&alice);
     s_quit (&bob);
+    char want_alice[160], want_bob[160];
+    s_pin_line ("bob", want_alice, sizeof want_alice);
+    s_pin_line ("alice", want_bob, sizeof want_bob);
+    strcpy (want_alice + strlen (want_alice) - 1, " verified\n");
+    strcpy (want_bob + strlen (want_bob) - 1, " verified\n");
+    char *pins = s_pins ("alice");
+    assert_non_null (pins);
+    assert_string_equal (pins, want_alice);
+    free (pins);
+
+    s_evil ("CHAT MITM");
+    alice = s_client ("alice");
+    bob = s_client ("bob");
+    s_request (alice, bob);
+    s_see_key_changed (alice, "bob", "mallory");
+    SEE (alice, "closed bob");
+    s_see_key_changed (bob, "alice", "mallory");
+    SEE (bob, "closed alice");
+    s_evil_saw ("leave alice");
+    s_evil_saw ("leave bob");
+    s_quit_after_leave (&alice);
+    s_quit_after_leave (&bob);
+    for (char *it = zlist_first (T.events); it; it = zlist_next (T.events))
+        if (strncmp (it, "mitm-ready", 10) == 0 || strncmp (it, "read ", 5) == 0)
+            fail_msg ("the broker got a chat through: '%s'", it);
     pins = s_pins ("alice");
     assert_non_null (pins);
     assert_string_equal (pins, want_alice);
@@ -1804,6 +1890,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_honest_relay, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_mitm_key_swap, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_mitm_detected_by_pins, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_mitm_verified_peers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_swap_without_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replay, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_drop, s_setup, s_teardown),

@@ -14,6 +14,8 @@
 #include <czmq.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "sc_broker.h"
 #include "sc_handshake.h"
@@ -476,6 +478,84 @@ test_list (void **state)
     s_client_destroy (&alice);
     s_client_destroy (&bob);
     s_client_destroy (&carol);
+}
+
+/* A user made here, with a key from a seed: many users without running
+   the key script for each. Its public key goes to dir/NAME.pub. */
+static client_t *
+s_client_seeded (const char *dir, const char *name, uint8_t seed_byte)
+{
+    client_t *c = calloc (1, sizeof *c);
+    assert_non_null (c);
+    strcpy (c->name, name);
+    c->rid[4] = ++T.next_rid;
+    uint8_t seed[SC_KEY_LEN], pub[SC_PUB_LEN];
+    memset (seed, seed_byte, sizeof seed);
+    c->key = sc_key_from_seed (seed);
+    assert_non_null (c->key);
+    assert_int_equal (sc_key_public_raw (c->key, pub), 0);
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL, pub, sizeof pub);
+    assert_non_null (pkey);
+    char file[64];
+    snprintf (file, sizeof file, "%s.pub", name);
+    char *path = sc_testdir_path (dir, file);
+    FILE *out = fopen (path, "w");
+    assert_non_null (out);
+    assert_int_equal (PEM_write_PUBKEY (out, pkey), 1);
+    assert_int_equal (fclose (out), 0);
+    EVP_PKEY_free (pkey);
+    free (path);
+    return c;
+}
+
+/* USERS is sorted whatever order the broker's table gives the names in.
+   u000..u055, logged in in this order, are a table that CZMQ 4.2.1's
+   zlistx_sort left unsorted (its comb sort stops early: u040 came
+   before u039). */
+static void
+test_list_sorted_many (void **state)
+{
+    (void) state;
+    enum { USERS = 56 };
+    char *dir = sc_testdir_new ("users");
+    assert_non_null (dir);
+    client_t *c[USERS];
+    for (int i = 0; i < USERS; i++) {
+        char name[16];
+        snprintf (name, sizeof name, "u%03d", i);
+        c[i] = s_client_seeded (dir, name, (uint8_t) (i + 1));
+    }
+    sc_registry_t *registry = sc_registry_new (dir);
+    assert_non_null (registry);
+    assert_int_equal (sc_registry_size (registry), USERS);
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, registry, NULL,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    for (int i = 0; i < USERS; i++) {
+        uint32_t code = 0;
+        assert_int_equal (s_login_as (c[i], c[i]->name, &code), SC_OP_WELCOME);
+    }
+    /* every user's list: the others, each once, in strcmp order */
+    for (int i = 0; i < USERS; i++) {
+        sc_msg_t msg;
+        s_send_named (c[i], SC_OP_LIST, NULL, 0);
+        s_recv (c[i], &msg, SC_OP_USERS);
+        assert_int_equal (msg.names_count, USERS - 1);
+        for (size_t j = 0; j < msg.names_count; j++) {
+            char want[16];
+            snprintf (want, sizeof want, "u%03zu", j < (size_t) i ? j : j + 1);
+            assert_string_equal (msg.names[j], want);
+        }
+        assert_false (msg.flag);
+        sc_msg_reset (&msg);
+    }
+    sc_broker_destroy (&T.broker);
+    sc_registry_destroy (&registry);
+    for (int i = 0; i < USERS; i++)
+        s_client_destroy (&c[i]);
+    assert_int_equal (sc_testdir_remove (dir), 0);
+    free (dir);
 }
 
 /* c's MESSAGE handed over as a ZeroMQ frame would be: in a buffer the
@@ -1379,6 +1459,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_login_wrong_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_first_message_must_be_hello, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_list, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_list_sorted_many, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_request_accept_relay_leave, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_relay_in_place, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refuse_busy_self_notfound, s_setup, s_teardown),

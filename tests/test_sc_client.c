@@ -34,7 +34,7 @@
 #include "sc_wire.h"
 
 #define HB          1000        /* heartbeat the fake broker announces */
-#define MAX_CONNS   4
+#define MAX_CONNS   6
 #define MAX_USERS   4
 #define MAX_LINES   256
 
@@ -1365,25 +1365,248 @@ test_pins (void **state)
     type (bob, "/quit");
     skip_lines (alice);
 
-    /* bob comes back with another key. */
+    /* bob comes back with another key: the chat opens, so safety numbers
+       can be compared, and bob's lines are shown, but nothing alice
+       types goes out, now or later, until she trusts the new key. */
     conn_t *bob2 = login (fb, "bob", NULL);
     type (alice, "/talk bob");
     type (bob2, "/accept");
     expect_line (alice, "error key-changed WARNING: the broker gave for bob the key *");
     expect_line (alice, "accepted bob");
     expect_line (alice, "chat bob *");
+    expect_line (bob2, "request alice");
+    expect_line (bob2, "chat alice *");
+    type (alice, "hello bob?");
+    expect_line (alice, "error untrusted bob has a new key that you have not trusted: "
+                 "not sent (compare safety numbers with bob, then /trust bob)");
+    type (alice, "/verify bob");
+    expect_line (alice, "error untrusted bob has a new key that you have not trusted: "
+                 "/trust bob first, then /verify bob");
+    type (bob2, "it is me");
+    expect_line (alice, "msg bob it is me");
+    expect_nothing (alice);
+    expect_nothing (bob2);
     char *second = slurp (pins);
     assert_non_null (second);
     assert_string_equal (first, second);
-    free (first);
     free (second);
+
+    /* /trust re-pins bob's new key; what alice types goes again. */
+    type (alice, "/trust carol");
+    expect_line (alice, "error state no new key was seen for carol: nothing to trust");
+    type (alice, "/trust bob");
+    expect_line (alice, "trusted bob");
+    type (alice, "hello bob");
+    expect_line (bob2, "msg alice hello bob");
+    expect_nothing (bob2);
+    expect_nothing (alice);
+    char *third = slurp (pins);
+    assert_non_null (third);
+    uint8_t pub[SC_PUB_LEN];
+    assert_int_equal (sc_key_public_raw (bob2->key, pub), 0);
+    char want[4 + 2 * SC_PUB_LEN + 2] = "bob ";
+    for (size_t i = 0; i < SC_PUB_LEN; i++)
+        snprintf (want + 4 + 2 * i, 3, "%02x", pub[i]);
+    strcat (want, "\n");
+    assert_string_equal (third, want);
+    assert_int_equal (stat (pins, &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0600);
+    free (first);
+    free (third);
+    type (alice, "/trust bob");
+    expect_line (alice, "error state no new key was seen for bob: nothing to trust");
     broker_destroy (&fb);
 
-    /* The pin survives a restart: same store, same warning. */
+    /* The pin survives a restart. */
     sc_pins_t *store = sc_pins_new (pins, NULL, 0);
     assert_non_null (store);
     assert_int_equal (sc_pins_size (store), 1);
+    assert_int_equal (sc_pins_check (store, "bob", pub, NULL), SC_PIN_SAME);
+    assert_false (sc_pins_verified (store, "bob"));
     sc_pins_destroy (&store);
+    unlink (pins);
+}
+
+/* Lines typed while a changed key's chat is being set up are not kept
+   to be sent once it is: they are refused when the key is seen. */
+static void
+test_untrusted_not_queued (void **state)
+{
+    (void) state;
+    char pins[128];
+    snprintf (pins, sizeof pins, "%s/queued.pins", g_dir);
+    unlink (pins);
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", NULL);
+    conn_t *bob = login (fb, "bob", pins);
+    type (alice, "/talk bob");
+    type (bob, "/accept");
+    skip_lines (alice);
+    skip_lines (bob);
+    type (alice, "/quit");
+    conn_t *alice2 = login (fb, "alice", NULL);
+    skip_lines (bob);
+    type (alice2, "/talk bob");
+    expect_line (bob, "request alice");
+    /* bob accepts and types before the broker's CHAT comes */
+    sc_client_command (bob->client, "/accept", 7, g_now);
+    sc_client_command (bob->client, "typed early", 11, g_now);
+    expect_nothing (bob);
+    pump (fb);
+    expect_line (bob, "error key-changed WARNING: the broker gave for alice the key *");
+    expect_line (bob, "error untrusted alice has a new key that you have not trusted: "
+                 "1 message typed for alice was not sent");
+    expect_line (bob, "chat alice *");
+    expect_nothing (bob);
+    expect_line (alice2, "accepted bob");
+    expect_line (alice2, "chat bob *");
+    expect_nothing (alice2);
+    /* the chat ends: the new key is still not trusted, and still known */
+    type (alice2, "/leave");
+    expect_line (bob, "closed alice");
+    type (bob, "/trust alice");
+    expect_line (bob, "trusted alice");
+    broker_destroy (&fb);
+    unlink (pins);
+}
+
+/* A changed key is remembered per peer until /trust (or until the
+   pinned key comes back): two peers' new keys can be trusted after both
+   chats ended. */
+static void
+test_trust_per_peer (void **state)
+{
+    (void) state;
+    char pins[128];
+    snprintf (pins, sizeof pins, "%s/perpeer.pins", g_dir);
+    unlink (pins);
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", pins);
+    const char *peers[] = { "bob", "carol" };
+    conn_t *old[2], *now[2];
+    for (int i = 0; i < 2; i++) {
+        char line[64];
+        old[i] = login (fb, peers[i], NULL);
+        snprintf (line, sizeof line, "/talk %s", peers[i]);
+        type (alice, line);
+        type (old[i], "/accept");
+        type (alice, "/leave");
+        type (old[i], "/quit");
+    }
+    skip_lines (alice);
+    for (int i = 0; i < 2; i++) {
+        char line[64];
+        now[i] = login (fb, peers[i], NULL);
+        snprintf (line, sizeof line, "/talk %s", peers[i]);
+        type (alice, line);
+        type (now[i], "/accept");
+        snprintf (line, sizeof line, "error key-changed WARNING: the broker gave for %s *",
+                  peers[i]);
+        expect_line (alice, line);
+        type (alice, "/leave");
+        skip_lines (alice);
+    }
+    type (alice, "/trust bob");
+    expect_line (alice, "trusted bob");
+    type (alice, "/trust carol");
+    expect_line (alice, "trusted carol");
+    expect_nothing (alice);
+    sc_pins_t *store = sc_pins_new (pins, NULL, 0);
+    assert_non_null (store);
+    for (int i = 0; i < 2; i++) {
+        uint8_t pub[SC_PUB_LEN];
+        assert_int_equal (sc_key_public_raw (now[i]->key, pub), 0);
+        assert_int_equal (sc_pins_check (store, peers[i], pub, NULL), SC_PIN_SAME);
+    }
+    sc_pins_destroy (&store);
+    broker_destroy (&fb);
+    unlink (pins);
+}
+
+/* /verify marks the pin; a verified peer whose key changes gets no chat
+   at all until /trust, which drops the mark. */
+static void
+test_verified_key_change (void **state)
+{
+    (void) state;
+    char pins[128];
+    snprintf (pins, sizeof pins, "%s/verified.pins", g_dir);
+    unlink (pins);
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = login (fb, "alice", pins);
+    type (alice, "/verify bob");
+    expect_line (alice, "error state no key is pinned for bob yet: chat with bob, "
+                 "compare safety numbers, then /verify bob");
+    type (alice, "/verify");
+    expect_line (alice, "error usage /verify USER, where USER is 1 to 32 of a-z 0-9 _ -");
+    type (alice, "/trust");
+    expect_line (alice, "error usage /trust USER, where USER is 1 to 32 of a-z 0-9 _ -");
+    conn_t *bob = login (fb, "bob", NULL);
+    type (alice, "/talk bob");
+    type (bob, "/accept");
+    expect_line (alice, "accepted bob");
+    expect_line (alice, "chat bob *");
+    type (alice, "/verify bob");
+    expect_line (alice, "verified bob");
+    char *first = slurp (pins);
+    assert_non_null (first);
+    assert_int_equal (strlen (first), 4 + 64 + 9 + 1);
+    assert_non_null (strstr (first, " verified\n"));
+    type (bob, "/quit");
+    skip_lines (alice);
+
+    conn_t *bob2 = login (fb, "bob", NULL);
+    type (alice, "/talk bob");
+    type (bob2, "/accept");
+    const char *warning = next_line (alice);
+    assert_non_null (warning);
+    assert_true (strncmp (warning, "error key-changed WARNING: the broker gave for bob "
+                          "the key ", 59) == 0);
+    assert_non_null (strstr (warning, "You verified bob's key, so the chat is closed"));
+    expect_line (alice, "closed bob");
+    expect_nothing (alice);
+    expect_line (bob2, "request alice");
+    expect_line (bob2, "closed alice");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    char *second = slurp (pins);
+    assert_string_equal (first, second);
+    free (second);
+    /* no chat: nothing is sent either */
+    type (alice, "hello");
+    expect_line (alice, "error not-in-chat *");
+    /* and again: closed again, the mark stays */
+    type (alice, "/talk bob");
+    type (bob2, "/accept");
+    expect_line (alice, "error key-changed *");
+    expect_line (alice, "closed bob");
+    skip_lines (bob2);
+
+    /* /trust: the new key, no mark; the next chat opens quietly */
+    type (alice, "/trust bob");
+    expect_line (alice, "trusted bob");
+    second = slurp (pins);
+    assert_null (strstr (second, "verified"));
+    assert_int_equal (strlen (second), 4 + 64 + 1);
+    free (second);
+    type (alice, "/talk bob");
+    type (bob2, "/accept");
+    expect_line (alice, "accepted bob");
+    expect_line (alice, "chat bob *");
+    expect_nothing (alice);
+    type (alice, "hi");
+    expect_line (bob2, "request alice");
+    expect_line (bob2, "chat alice *");
+    expect_line (bob2, "msg alice hi");
+    /* /verify for a pinned peer outside a chat works too */
+    type (alice, "/leave");
+    skip_lines (alice);
+    type (alice, "/verify bob");
+    expect_line (alice, "verified bob");
+    second = slurp (pins);
+    assert_non_null (strstr (second, " verified\n"));
+    free (second);
+    free (first);
+    broker_destroy (&fb);
     unlink (pins);
 }
 
@@ -1493,6 +1716,80 @@ test_pins_corrupt (void **state)
     broker_destroy (&fb);
     unlink (pins);
     unlink (bad);
+}
+
+/* The verified mark in the file: old files (no mark) still load, the
+   mark is read back, written atomically with mode 0600, and dropped when
+   the key is replaced; anything else after the key is corrupt. */
+static void
+test_pins_file_format (void **state)
+{
+    (void) state;
+    char pins[128], bad[140], why[512];
+    snprintf (pins, sizeof pins, "%s/format.pins", g_dir);
+    snprintf (bad, sizeof bad, "%s.bad", pins);
+    static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    static const char ones[] = "1111111111111111111111111111111111111111111111111111111111111111";
+    FILE *f = fopen (pins, "w");
+    assert_non_null (f);
+    fprintf (f, "bob %s\ncarol %s verified\n", zeros, ones);
+    fclose (f);
+    sc_pins_t *store = sc_pins_new (pins, why, sizeof why);
+    assert_non_null (store);
+    assert_string_equal (why, "");
+    assert_int_equal (sc_pins_size (store), 2);
+    assert_true (sc_pins_has (store, "bob"));
+    assert_false (sc_pins_has (store, "dave"));
+    assert_false (sc_pins_verified (store, "bob"));
+    assert_true (sc_pins_verified (store, "carol"));
+    assert_false (sc_pins_verified (store, "dave"));
+    assert_int_equal (sc_pins_verify (store, "dave", why, sizeof why), -1);
+    assert_string_equal (why, "no key is pinned for dave");
+    assert_int_equal (sc_pins_verify (store, "bob", why, sizeof why), 0);
+    /* an offered key: in memory only, withdrawn by the pinned key,
+       pinned (and the mark dropped) by sc_pins_trust */
+    uint8_t key[SC_PUB_LEN], same[SC_PUB_LEN];
+    memset (key, 0x22, sizeof key);
+    memset (same, 0x11, sizeof same);
+    assert_int_equal (sc_pins_trust (store, "carol", why, sizeof why), -1);
+    assert_string_equal (why, "no new key was seen for carol");
+    sc_pins_offer (store, "carol", key);
+    assert_true (sc_pins_offered (store, "carol"));
+    sc_pins_offer (store, "carol", same);
+    assert_false (sc_pins_offered (store, "carol"));
+    assert_int_equal (sc_pins_trust (store, "carol", why, sizeof why), -1);
+    sc_pins_offer (store, "carol", key);
+    sc_pins_offer (store, "dave", key);         /* no pin: nothing to offer */
+    assert_false (sc_pins_offered (store, "dave"));
+    assert_int_equal (sc_pins_trust (store, "carol", why, sizeof why), 0);
+    assert_false (sc_pins_offered (store, "carol"));
+    assert_false (sc_pins_verified (store, "carol"));
+    assert_int_equal (sc_pins_check (store, "carol", key, NULL), SC_PIN_SAME);
+    assert_int_equal (sc_pins_add (store, "dave", key, why, sizeof why), 0);
+    sc_pins_destroy (&store);
+    char *text = slurp (pins);
+    char want[512];
+    snprintf (want, sizeof want, "bob %s verified\ncarol %s\ndave %s\n", zeros,
+              "2222222222222222222222222222222222222222222222222222222222222222",
+              "2222222222222222222222222222222222222222222222222222222222222222");
+    assert_string_equal (text, want);
+    free (text);
+    struct stat st;
+    assert_int_equal (stat (pins, &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0600);
+
+    const char *corrupt[] = { " verifie", " verified ", " trusted", "  verified" };
+    for (size_t i = 0; i < sizeof corrupt / sizeof corrupt[0]; i++) {
+        f = fopen (pins, "w");
+        assert_non_null (f);
+        fprintf (f, "bob %s%s\n", zeros, corrupt[i]);
+        fclose (f);
+        store = sc_pins_new (pins, why, sizeof why);
+        assert_non_null (strstr (why, "corrupt (line 1)"));
+        assert_int_equal (sc_pins_size (store), 0);
+        sc_pins_destroy (&store);
+        assert_int_equal (unlink (bad), 0);
+    }
 }
 
 /* ---- Heartbeats and the broker's errors ------------------------------------- */
@@ -1788,6 +2085,10 @@ main (void)
         cmocka_unit_test (test_quit_in_chat),
         cmocka_unit_test (test_queued_during_keyx),
         cmocka_unit_test (test_pins),
+        cmocka_unit_test (test_untrusted_not_queued),
+        cmocka_unit_test (test_trust_per_peer),
+        cmocka_unit_test (test_verified_key_change),
+        cmocka_unit_test (test_pins_file_format),
         cmocka_unit_test (test_pin_needs_proof),
         cmocka_unit_test (test_pins_corrupt),
         cmocka_unit_test (test_heartbeat),

@@ -1112,8 +1112,10 @@ s_assert_safety_format (const char *number)
 }
 
 //  The pinned value was computed outside this code, with the shell:
-//  (printf 'secchat/1 safety'; printf '\0'; B; A) | openssl dgst -sha512
-//  (B sorts before A), then each 10 hex digits as a number mod 100000.
+//  (printf 'secchat/1 safety'; printf '\0'; printf '\003bob'; B;
+//   printf '\005alice'; A) | openssl dgst -sha512
+//  (ID(bob) = 0x03 "bob" B sorts before ID(alice) = 0x05 "alice" A), then
+//  each 10 hex digits as a number mod 100000.
 static void
 test_safety_number (void **state)
 {
@@ -1122,21 +1124,36 @@ test_safety_number (void **state)
     char ab [SC_SAFETY_LEN + 1], ba [SC_SAFETY_LEN + 1], other [SC_SAFETY_LEN + 1];
     s_unhex (s_key_a, a, 32);
     s_unhex (s_key_b, b, 32);
-    assert_int_equal (sc_safety_number (a, b, ab), 0);
-    assert_int_equal (sc_safety_number (b, a, ba), 0);
+    assert_int_equal (sc_safety_number ("alice", a, "bob", b, ab), 0);
+    assert_int_equal (sc_safety_number ("bob", b, "alice", a, ba), 0);
     assert_string_equal (ab, ba);
-    assert_string_equal (ab, "91042-19552-58958-48099-71128-77013-"
-                             "07733-45203-66795-48618-62995-96301");
+    assert_string_equal (ab, "81151-77703-74163-04468-52663-40794-"
+                             "55125-20497-82340-04392-58756-47771");
     s_assert_safety_format (ab);
 
     b [31] ^= 0x01;
-    assert_int_equal (sc_safety_number (a, b, other), 0);
+    assert_int_equal (sc_safety_number ("alice", a, "bob", b, other), 0);
     assert_string_not_equal (ab, other);
     s_assert_safety_format (other);
     b [31] ^= 0x01;
 
+    //  The names are bound: the same keys under other or swapped names
+    //  give another number.
+    assert_int_equal (sc_safety_number ("bob", a, "alice", b, other), 0);
+    assert_string_not_equal (ab, other);
+    assert_int_equal (sc_safety_number ("alicf", a, "bob", b, other), 0);
+    assert_string_not_equal (ab, other);
+
+    //  A name of 0 or more than 255 bytes has no encoding.
+    char long_name [257];
+    memset (long_name, 'x', 256);
+    long_name [256] = 0;
+    assert_int_equal (sc_safety_number ("", a, "bob", b, other), -1);
+    assert_int_equal (sc_safety_number (long_name, a, "bob", b, other), -1);
+    assert_int_equal (sc_safety_number (NULL, a, "bob", b, other), -1);
+
     //  Same key on both sides: still defined, still well formed.
-    assert_int_equal (sc_safety_number (a, a, other), 0);
+    assert_int_equal (sc_safety_number ("alice", a, "alice", a, other), 0);
     s_assert_safety_format (other);
     assert_string_not_equal (ab, other);
 }

@@ -408,8 +408,8 @@ test_full_exchange (void **state)
     char s_ab [SC_SAFETY_LEN + 1], s_ba [SC_SAFETY_LEN + 1];
     assert_int_equal (sc_e2e_safety (p->a, sa), 0);
     assert_int_equal (sc_e2e_safety (p->b, sb), 0);
-    assert_int_equal (sc_safety_number (K->alice_pub, K->bob_pub, s_ab), 0);
-    assert_int_equal (sc_safety_number (K->bob_pub, K->alice_pub, s_ba), 0);
+    assert_int_equal (sc_safety_number ("alice", K->alice_pub, "bob", K->bob_pub, s_ab), 0);
+    assert_int_equal (sc_safety_number ("bob", K->bob_pub, "alice", K->alice_pub, s_ba), 0);
     assert_int_equal (strlen (sa), SC_SAFETY_LEN);
     assert_string_equal (sa, sb);
     assert_string_equal (sa, s_ab);
@@ -832,7 +832,7 @@ test_lying_broker_safety_number (void **state)
     char sa [SC_SAFETY_LEN + 1], sb [SC_SAFETY_LEN + 1], honest [SC_SAFETY_LEN + 1];
     assert_int_equal (sc_e2e_safety (a, sa), 0);
     assert_int_equal (sc_e2e_safety (b, sb), 0);
-    assert_int_equal (sc_safety_number (K->alice_pub, K->bob_pub, honest), 0);
+    assert_int_equal (sc_safety_number ("alice", K->alice_pub, "bob", K->bob_pub, honest), 0);
     assert_string_not_equal (sa, sb);
     assert_string_not_equal (sa, honest);
     assert_string_not_equal (sb, honest);

@@ -8,6 +8,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#define _GNU_SOURCE                 //  RTLD_NEXT, for the fopen below
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +141,34 @@ s_make_cert (const char *cert_name, const char *key_name, const char *cn,
                   cert_name, ca_name, ca_name, section, cert_name);
 }
 
+//  An EncryptedPrivateKeyInfo whose scrypt asks N = 2^17, r = 8 (128 MiB:
+//  OWASP's first choice), built field by field with `openssl asn1parse
+//  -genconf`, since `openssl pkcs8` refuses to write one. The ciphertext
+//  is never reached.
+static const char s_costly_cnf [] =
+    "asn1 = SEQUENCE:epki\n"
+    "[epki]\n"
+    "alg = SEQUENCE:alg\n"
+    "data = FORMAT:HEX,OCTETSTRING:362357CCE16965E9EFB5B152489E9DC61D41C476E0D41ECB"
+    "202BBE71EE7D0AB9B2E8C8113A3902B370218EC1E96ED89CDB5D3DCDB161F643196FCAB78A78C94B\n"
+    "[alg]\n"
+    "oid = OID:PBES2\n"
+    "params = SEQUENCE:pbes2\n"
+    "[pbes2]\n"
+    "kdf = SEQUENCE:kdf\n"
+    "enc = SEQUENCE:enc\n"
+    "[kdf]\n"
+    "oid = OID:1.3.6.1.4.1.11591.4.11\n"
+    "params = SEQUENCE:scrypt\n"
+    "[scrypt]\n"
+    "salt = FORMAT:HEX,OCTETSTRING:2CC6F3AC071BD203\n"
+    "n = INTEGER:131072\n"
+    "r = INTEGER:8\n"
+    "p = INTEGER:1\n"
+    "[enc]\n"
+    "oid = OID:aes-256-cbc\n"
+    "iv = FORMAT:HEX,OCTETSTRING:75DBDEB4D156854CA0001DCF654DF178\n";
+
 static int
 s_make_keys (void)
 {
@@ -153,6 +183,13 @@ s_make_keys (void)
         || s_run ("openssl pkey -in rsa.key -aes-256-cbc -passout 'pass:" PASSWORD "'"
                   " -out rsa-enc.key")
         || s_run ("openssl pkey -in rsa.key -pubout -out rsa.pub")
+        || s_run ("openssl pkcs8 -topk8 -scrypt -scrypt_N 16384 -scrypt_r 8 -scrypt_p 5"
+                  " -in plain.key -passout 'pass:" PASSWORD "' -out scrypt-p5.key")
+        || s_write ("costly.cnf", s_costly_cnf, strlen (s_costly_cnf), 0600)
+        || s_run ("openssl asn1parse -genconf costly.cnf -out costly.der -noout")
+        || s_run ("{ echo '-----BEGIN ENCRYPTED PRIVATE KEY-----';"
+                  " openssl base64 -in costly.der;"
+                  " echo '-----END ENCRYPTED PRIVATE KEY-----'; } >costly.key")
         || s_run ("chmod 600 *.key plain.pub");
 }
 
@@ -272,7 +309,7 @@ test_strerror (void **state)
 {
     (void) state;
     const char *seen [16];
-    for (int code = 0; code >= SC_KEY_ENOTYET; code--) {
+    for (int code = 0; code >= SC_KEY_ECOST; code--) {
         const char *text = sc_key_strerror (code);
         assert_non_null (text);
         assert_true (strlen (text) > 5);
@@ -281,6 +318,8 @@ test_strerror (void **state)
         seen [-code] = text;
     }
     assert_non_null (strstr (sc_key_strerror (SC_KEY_EBADPASS), "wrong password"));
+    assert_non_null (strstr (sc_key_strerror (SC_KEY_EPERM), "UNPROTECTED PRIVATE KEY FILE"));
+    assert_non_null (strstr (sc_key_strerror (SC_KEY_EPERM), "chmod 600"));
     assert_string_equal (sc_key_strerror (-99), "unknown error");
     assert_string_equal (sc_key_strerror (1), "unknown error");
 }
@@ -325,6 +364,20 @@ test_encrypted_scrypt (void **state)
     s_load_fails ("scrypt.key", "wrong password", SC_KEY_EBADPASS);
     s_load_fails ("scrypt.key", NULL, SC_KEY_EBADPASS);
     s_load_fails ("scrypt.key", "", SC_KEY_EBADPASS);
+    //  keys/secchat-keys' parameters, N = 2^14, r = 8, p = 5
+    s_load_works ("scrypt-p5.key", PASSWORD);
+    s_load_fails ("scrypt-p5.key", "wrong password", SC_KEY_EBADPASS);
+}
+
+//  scrypt with N = 2^17, r = 8: beyond OpenSSL's 32 MiB limit, whatever
+//  the password. Said so, rather than "wrong password".
+static void
+test_scrypt_beyond_limit (void **state)
+{
+    (void) state;
+    s_load_fails ("costly.key", PASSWORD, SC_KEY_ECOST);
+    s_load_fails ("costly.key", "wrong password", SC_KEY_ECOST);
+    assert_non_null (strstr (sc_key_strerror (SC_KEY_ECOST), "-scrypt_N 16384"));
 }
 
 //  Encrypted under the empty password: "" opens it, no password does not.
@@ -399,9 +452,10 @@ test_private_from_pem (void **state)
     assert_int_equal (ERR_peek_error (), 0);
 }
 
-//  Captures what sc_key_load_private writes to stderr.
-static void
-s_load_capturing_stderr (const char *name, char *out, size_t size)
+//  Loads name with stderr captured: the key (or NULL), *err, and what
+//  was written to stderr in out.
+static sc_key_t *
+s_load_capturing_stderr (const char *name, int *err, char *out, size_t size)
 {
     const char *capture = s_path ("stderr.txt");
     fflush (stderr);
@@ -410,36 +464,134 @@ s_load_capturing_stderr (const char *name, char *out, size_t size)
     assert_true (saved >= 0 && fd >= 0);
     assert_true (dup2 (fd, 2) == 2);
     close (fd);
-    int err;
-    sc_key_t *key = sc_key_load_private (s_path (name), NULL, &err);
+    sc_key_t *key = sc_key_load_private (s_path (name), NULL, err);
     fflush (stderr);
     assert_true (dup2 (saved, 2) == 2);
     close (saved);
-    assert_non_null (key);
-    sc_key_destroy (&key);
     FILE *file = fopen (capture, "r");
     assert_non_null (file);
     size_t n = fread (out, 1, size - 1, file);
     fclose (file);
     out [n] = 0;
+    return key;
 }
 
+//  As ssh: one's own private key file that group or others can access is
+//  refused (SC_KEY_EPERM, whose text says what to run), whatever the
+//  bits; the library itself prints nothing.
 static void
-test_permission_warning (void **state)
+test_permission_refused (void **state)
 {
     (void) state;
     char text [1024];
-    s_load_capturing_stderr ("plain.key", text, sizeof text);
-    assert_string_equal (text, "");                 //  mode 600: quiet
-    assert_int_equal (chmod (s_path ("plain.key"), 0640), 0);
-    s_load_capturing_stderr ("plain.key", text, sizeof text);
+    int err = 0;
+    sc_key_t *key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+    assert_non_null (key);                          //  mode 600: loads, quietly
+    assert_string_equal (text, "");
+    sc_key_destroy (&key);
+    static const mode_t open_modes [] = { 0640, 0604, 0620, 0602, 0610, 0601, 0644, 0660 };
+    for (size_t i = 0; i < sizeof open_modes / sizeof open_modes [0]; i++) {
+        assert_int_equal (chmod (s_path ("plain.key"), open_modes [i]), 0);
+        err = 0;
+        key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+        assert_null (key);
+        assert_int_equal (err, SC_KEY_EPERM);
+        assert_string_equal (text, "");
+    }
+    //  0400 is fine too: only group and others matter.
+    assert_int_equal (chmod (s_path ("plain.key"), 0400), 0);
+    key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+    assert_non_null (key);
+    sc_key_destroy (&key);
+    //  A key owned by another user is that user's to protect (a service
+    //  reading root:service 0640): only root can make one to try.
+    if (geteuid () == 0) {
+        assert_int_equal (chmod (s_path ("plain.key"), 0640), 0);
+        assert_int_equal (chown (s_path ("plain.key"), 65534, 65534), 0);
+        key = s_load_capturing_stderr ("plain.key", &err, text, sizeof text);
+        assert_non_null (key);
+        sc_key_destroy (&key);
+        assert_int_equal (chown (s_path ("plain.key"), 0, 0), 0);
+    }
     assert_int_equal (chmod (s_path ("plain.key"), 0600), 0);
-    assert_non_null (strstr (text, s_path ("plain.key")));
-    assert_non_null (strstr (text, "readable"));
-    //  Exactly one line.
-    char *newline = strchr (text, '\n');
-    assert_non_null (newline);
-    assert_int_equal (newline [1], 0);
+}
+
+//  Which files were opened through stdio (fopen), to show that the
+//  password file never is: stdio's buffer would keep a copy of the
+//  password in freed memory. The test program's fopen stands in for
+//  libc's, as the linker resolves the library's calls to it.
+static char s_fopened [384];        //  the last one
+static size_t s_fopen_count;
+
+FILE *fopen (const char *path, const char *mode);
+FILE *
+fopen (const char *path, const char *mode)
+{
+    snprintf (s_fopened, sizeof s_fopened, "%s", path);
+    s_fopen_count++;
+    void *sym = dlsym (RTLD_NEXT, "fopen");
+    FILE *(*real) (const char *, const char *) = NULL;
+    memcpy (&real, &sym, sizeof real);      //  POSIX: a function's address
+    return real ? real (path, mode) : NULL;
+}
+
+//  Reads name into a 16-byte buffer full of 'X': the result, and checks
+//  that every byte after the password's NUL is zero.
+static int
+s_read_password (const char *name, char password [16])
+{
+    memset (password, 'X', 16);
+    size_t before = s_fopen_count;
+    int rc = sc_key_read_password (s_path (name), password, 16);
+    assert_int_equal (s_fopen_count, before);
+    size_t len = strnlen (password, 16);
+    assert_true (len < 16);
+    for (size_t i = len; i < 16; i++)
+        assert_int_equal (password [i], 0);
+    return rc;
+}
+
+static void
+test_password_file (void **state)
+{
+    (void) state;
+    char password [16];
+    //  The stand-in fopen does see stdio opens (of other files).
+    size_t before = s_fopen_count;
+    FILE *file = fopen (s_path ("openssl.cnf"), "r");
+    assert_non_null (file);
+    fclose (file);
+    assert_int_equal (s_fopen_count, before + 1);
+    assert_string_equal (s_fopened, s_path ("openssl.cnf"));
+
+    assert_int_equal (s_write ("pw1", "hunter2\nsecond line\n", 20, 0600), 0);
+    assert_int_equal (s_read_password ("pw1", password), 0);
+    assert_string_equal (password, "hunter2");
+    assert_int_equal (s_write ("pw2", "crlf\r\n", 6, 0600), 0);
+    assert_int_equal (s_read_password ("pw2", password), 0);
+    assert_string_equal (password, "crlf");
+    assert_int_equal (s_write ("pw3", "no newline", 10, 0600), 0);
+    assert_int_equal (s_read_password ("pw3", password), 0);
+    assert_string_equal (password, "no newline");
+    assert_int_equal (s_write ("pw4", "", 0, 0600), 0);
+    assert_int_equal (s_read_password ("pw4", password), 0);
+    assert_string_equal (password, "");
+    //  15 bytes fit in 16, with a newline after them or not; 16 do not,
+    //  and nothing of them is left.
+    assert_int_equal (s_write ("pw5", "123456789012345\nmore", 20, 0600), 0);
+    assert_int_equal (s_read_password ("pw5", password), 0);
+    assert_string_equal (password, "123456789012345");
+    assert_int_equal (s_write ("pw6", "123456789012345", 15, 0600), 0);
+    assert_int_equal (s_read_password ("pw6", password), 0);
+    assert_string_equal (password, "123456789012345");
+    assert_int_equal (s_write ("pw7", "1234567890123456\n", 17, 0600), 0);
+    assert_int_equal (s_read_password ("pw7", password), SC_KEY_EFORMAT);
+    assert_string_equal (password, "");
+    assert_int_equal (s_read_password ("no-such-file", password), SC_KEY_EIO);
+    assert_int_equal (mkdir (s_path ("pw-dir"), 0700), 0);
+    assert_int_equal (s_read_password ("pw-dir", password), SC_KEY_EIO);
+    assert_int_equal (rmdir (s_path ("pw-dir")), 0);
+    assert_int_equal (sc_key_read_password (s_path ("pw1"), password, 1), SC_KEY_EINTERNAL);
 }
 
 
@@ -952,11 +1104,13 @@ main (void)
         cmocka_unit_test (test_encrypted_pbes2),
         cmocka_unit_test (test_wrong_password_with_good_padding),
         cmocka_unit_test (test_encrypted_scrypt),
+        cmocka_unit_test (test_scrypt_beyond_limit),
         cmocka_unit_test (test_empty_password),
         cmocka_unit_test (test_unencrypted),
         cmocka_unit_test (test_wrong_files),
         cmocka_unit_test (test_private_from_pem),
-        cmocka_unit_test (test_permission_warning),
+        cmocka_unit_test (test_permission_refused),
+        cmocka_unit_test (test_password_file),
         cmocka_unit_test (test_public_keys),
         cmocka_unit_test (test_public_key_forms),
         cmocka_unit_test (test_seed_and_generate),

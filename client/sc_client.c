@@ -68,19 +68,19 @@ struct _sc_client_t {
     sc_pins_t *pins;
     char own_fpr[SC_FPR_LEN + 1];
 
+    int64_t now;                        /* time of the current entry call  */
     sc_client_state_t state;
     bool ever_ready;
     bool send_failed;                   /* acted upon before returning     */
-    int64_t now;                        /* time of the current entry call  */
     sc_handshake_t *hs;
     sc_msg_t hello;                     /* this login's HELLO, for a COOKIE */
-    int cookies;                        /* COOKIEs answered in this login  */
     sc_channel_t *channel;
     int64_t probe_since;                /* plaintext ERROR seen: PING sent
                                            then (0: none pending)          */
-    char probe_why[S_TEXT_MAX];         /* ...and what it said             */
-    uint32_t heartbeat_ms;
     int64_t last_recv, last_ping;
+    uint32_t heartbeat_ms;
+    int cookies;                        /* COOKIEs answered in this login  */
+    char probe_why[S_TEXT_MAX];         /* ...and what it said             */
 
     char peer[SC_NAME_MAX + 1];         /* request or chat counterpart     */
     char closing[SC_NAME_MAX + 1];      /* closed by an E2E close: its
@@ -104,8 +104,8 @@ struct _sc_client_t {
                                            up to this counter arrived      */
     bool ack_frozen;                    /* a peer line was lost: recv_ack
                                            stays below it for good         */
-    bool ack_owed;                      /* a line came, not acknowledged   */
     int64_t ack_at;                     /* when the ACK goes               */
+    bool ack_owed;                      /* a line came, not acknowledged   */
     bool untrusted;                     /* the chat's peer key is not its
                                            pin: nothing typed is sent (see
                                            s_trust_check)                  */

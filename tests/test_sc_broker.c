@@ -1634,9 +1634,12 @@ test_session_envelope_answers (void **state)
     sc_handshake_destroy (&hs);
     s_client_destroy (&again);
     s_expect_error_detail (alice, SC_ERR_AUTH, "replayed or reordered envelope");
-    /* a body too short for the tag, with a new seq */
+    /* a body too short for the tag, with a new seq, or with seq 0 (a
+       plaintext PING): the length is checked before the seq */
     const uint8_t body[] = { 0x90 };
     s_deliver_envelope (alice, SC_OP_PING, 1, body, sizeof body);
+    s_expect_error_detail (alice, SC_ERR_AUTH, "envelope does not authenticate");
+    s_deliver_envelope (alice, SC_OP_PING, 0, body, sizeof body);
     s_expect_error_detail (alice, SC_ERR_AUTH, "envelope does not authenticate");
     /* a B->C opcode, sealed */
     sc_msg_t msg;

@@ -1450,6 +1450,296 @@ test_new_identity (void **state)
     sc_testbroker_keys_free (&other);
 }
 
+/* ---- Every answer, as docs/PROTOCOL.md writes it down ------------------- */
+
+/* The next frame to c is a plaintext ERROR (seq 0) with this code and
+   detail. */
+static void
+s_expect_plain_error (client_t *c, uint32_t code, const char *detail)
+{
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    uint8_t opcode = 0;
+    uint64_t seq = 1;
+    assert_int_equal (sc_wire_peek (sent->frame, sent->len, &opcode, &seq), 0);
+    assert_int_equal (seq, 0);
+    sc_msg_t msg;
+    assert_int_equal (sc_wire_open_plain (sent->frame, sent->len, &msg), 0);
+    assert_int_equal (msg.opcode, SC_OP_ERROR);
+    assert_int_equal (msg.code, code);
+    assert_string_equal (msg.text, detail);
+    sc_msg_reset (&msg);
+    s_sent_free (&sent);
+}
+
+/* The next frame to c is a sealed ERROR with this code and detail. */
+static void
+s_expect_error_detail (client_t *c, uint32_t code, const char *detail)
+{
+    sc_msg_t msg;
+    s_recv (c, &msg, SC_OP_ERROR);
+    assert_int_equal (msg.code, code);
+    assert_string_equal (msg.text, detail);
+    sc_msg_reset (&msg);
+}
+
+/* An envelope of this opcode, seq and body, whatever the body is. */
+static void
+s_deliver_envelope (client_t *c, uint8_t opcode, uint64_t seq,
+                    const uint8_t *body, size_t body_len)
+{
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_envelope_encode (opcode, seq, body, body_len, &frame, &len), 0);
+    s_deliver (c, frame, len);
+    free (frame);
+}
+
+/* A HELLO from c; the broker's AUTH_BROKER is taken off the outbox. */
+static sc_handshake_t *
+s_hello_answered (client_t *c)
+{
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, c->name, T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (c, frame, len);
+    free (frame);
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    uint8_t opcode = 0;
+    uint64_t seq = 1;
+    assert_int_equal (sc_wire_peek (sent->frame, sent->len, &opcode, &seq), 0);
+    assert_int_equal (opcode, SC_OP_AUTH_BROKER);
+    s_sent_free (&sent);
+    return hs;
+}
+
+/* A routing id with no session: the envelope is decoded first (VERSION,
+   MALFORMED), then any opcode but HELLO and HELLO_COOKIE gets STATE
+   whatever its body, then a HELLO's body is decoded (MALFORMED). Nothing
+   is kept. */
+static void
+test_no_session_answers (void **state)
+{
+    (void) state;
+    client_t *c = s_client_new ("alice");
+    uint8_t random_body[40];
+    assert_int_equal (sc_random (random_body, sizeof random_body), 0);
+    /* a sealed envelope of a known opcode, as after a broker restart */
+    s_deliver_envelope (c, SC_OP_MESSAGE, 7, random_body, sizeof random_body);
+    s_expect_plain_error (c, SC_ERR_STATE, "log in first");
+    /* a known opcode with a body that breaks its schema: still STATE */
+    const uint8_t nil_name[] = { 0x91, 0xc0 };      /* [nil] as RTT */
+    s_deliver_envelope (c, SC_OP_RTT, 0, nil_name, sizeof nil_name);
+    s_expect_plain_error (c, SC_ERR_STATE, "log in first");
+    /* an unknown opcode fails the envelope: MALFORMED */
+    const uint8_t unknown[] = { 0x94, 0x01, 0x63, 0x00, 0xc4, 0x00 };
+    s_deliver (c, unknown, sizeof unknown);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "unknown opcode");
+    /* another version, whatever follows */
+    const uint8_t v2[] = { 0x94, 0x02, 0x00, 0x00, 0xc4, 0x00 };
+    s_deliver (c, v2, sizeof v2);
+    s_expect_plain_error (c, SC_ERR_VERSION, "unsupported protocol version");
+    /* a HELLO or HELLO_COOKIE whose body breaks its schema */
+    const uint8_t empty[] = { 0x90 };
+    s_deliver_envelope (c, SC_OP_HELLO, 0, empty, sizeof empty);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "wrong array length");
+    s_deliver_envelope (c, SC_OP_HELLO_COOKIE, 0, empty, sizeof empty);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "wrong array length");
+    s_expect_nothing (c);
+    assert_int_equal (sc_broker_logins (T.broker), 0);
+    /* and the connection can still log in */
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (c, "alice", &code), SC_OP_WELCOME);
+    s_client_destroy (&c);
+}
+
+/* During a login: a HELLO is dropped without an answer; anything but
+   AUTH_CLIENT ends the login, MALFORMED when its body breaks its schema
+   (checked first), else STATE; an AUTH_CLIENT box that does not open
+   (of the wrong size, or whose name is not valid) gets AUTH. */
+static void
+test_handshake_answers (void **state)
+{
+    (void) state;
+    client_t *c = s_client_new ("alice");
+    sc_handshake_t *hs = s_hello_answered (c);
+    sc_handshake_t *retry = sc_handshake_new_client (c->key, c->name, T.k.ca, "secbroker");
+    assert_non_null (retry);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (retry, &frame, &len);  /* a HELLO again */
+    sc_handshake_destroy (&retry);
+    s_deliver (c, frame, len);
+    free (frame);
+    s_expect_nothing (c);
+    assert_int_equal (sc_broker_handshakes (T.broker), 1);
+    const uint8_t nil_name[] = { 0x91, 0xc0 };
+    s_deliver_envelope (c, SC_OP_RTT, 0, nil_name, sizeof nil_name);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "wrong msgpack type");
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    sc_handshake_destroy (&hs);
+
+    hs = s_hello_answered (c);
+    const uint8_t none[] = { 0x90 };
+    s_deliver_envelope (c, SC_OP_LIST, 0, none, sizeof none);
+    s_expect_plain_error (c, SC_ERR_STATE, "expected AUTH_CLIENT");
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    sc_handshake_destroy (&hs);
+
+    /* a box of the right size that does not open, and one too short */
+    size_t sizes[] = { SC_HS_BOX_MAX, SC_HS_BOX_MAX - 1 };
+    for (size_t i = 0; i < 2; i++) {
+        hs = s_hello_answered (c);
+        sc_msg_t msg;
+        sc_msg_init (&msg, SC_OP_AUTH_CLIENT);
+        uint8_t box[SC_HS_BOX_MAX];
+        assert_int_equal (sc_random (box, sizeof box), 0);
+        assert_int_equal (sc_msg_set_data (&msg, box, sizes[i]), 0);
+        s_send_plain (c, &msg);
+        sc_msg_reset (&msg);
+        s_expect_plain_error (c, SC_ERR_AUTH, "login box does not open");
+        assert_int_equal (sc_broker_handshakes (T.broker), 0);
+        sc_handshake_destroy (&hs);
+    }
+    s_client_destroy (&c);
+}
+
+/* A logged-in session: an envelope that does not decode gets MALFORMED
+   or VERSION, one that does not open AUTH (a plaintext HELLO, seq 0, as
+   a replay), all sealed, and the session goes on. */
+static void
+test_session_envelope_answers (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    uint8_t unknown[6 + SC_TAG_LEN] = { 0x94, 0x01, 0x63, 0x01, 0xc4, SC_TAG_LEN };
+    s_deliver (alice, unknown, sizeof unknown);
+    s_expect_error_detail (alice, SC_ERR_MALFORMED, "unknown opcode");
+    const uint8_t v2[] = { 0x94, 0x02, 0x0b, 0x01, 0xc4, 0x00 };
+    s_deliver (alice, v2, sizeof v2);
+    s_expect_error_detail (alice, SC_ERR_VERSION, "unsupported protocol version");
+    /* HELLO on a live session: seq 0 is never newer than the last */
+    client_t *again = s_client_new ("alice");
+    memcpy (again->rid, alice->rid, sizeof alice->rid);
+    sc_handshake_t *hs = sc_handshake_new_client (again->key, "alice", T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (alice, frame, len);
+    free (frame);
+    sc_handshake_destroy (&hs);
+    s_client_destroy (&again);
+    s_expect_error_detail (alice, SC_ERR_AUTH, "replayed or reordered envelope");
+    /* a body too short for the tag, with a new seq, or with seq 0 (a
+       plaintext PING): the length is checked before the seq */
+    const uint8_t body[] = { 0x90 };
+    s_deliver_envelope (alice, SC_OP_PING, 1, body, sizeof body);
+    s_expect_error_detail (alice, SC_ERR_AUTH, "envelope does not authenticate");
+    s_deliver_envelope (alice, SC_OP_PING, 0, body, sizeof body);
+    s_expect_error_detail (alice, SC_ERR_AUTH, "envelope does not authenticate");
+    /* a B->C opcode, sealed */
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_PONG);
+    s_send (alice, &msg);
+    s_expect_error_detail (alice, SC_ERR_STATE, "not a client request");
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_recv (alice, &msg, SC_OP_PONG);
+    sc_msg_reset (&msg);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    s_client_destroy (&alice);
+}
+
+/* The limit's numbers: a burst of 20, then 10 a second, up to 20 again;
+   a refused request costs nothing and is not carried out; PING and chat
+   traffic are not limited. */
+static void
+test_rate_limit_numbers (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    sc_msg_t msg;
+    for (int i = 0; i < 20; i++) {
+        s_send_named (alice, SC_OP_LIST, NULL, 0);
+        s_recv (alice, &msg, SC_OP_USERS);
+        sc_msg_reset (&msg);
+    }
+    for (int i = 0; i < 5; i++) {
+        s_send_named (alice, SC_OP_LIST, NULL, 0);
+        s_expect_error_detail (alice, SC_ERR_RATE, "too many requests, slow down");
+    }
+    /* not carried out: bob is not asked, alice is not waiting */
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_error_detail (alice, SC_ERR_RATE, "too many requests, slow down");
+    s_expect_nothing (bob);
+    s_send_named (alice, SC_OP_LEAVE, NULL, 0);
+    s_expect_error_detail (alice, SC_ERR_RATE, "too many requests, slow down");
+    /* not limited */
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_recv (alice, &msg, SC_OP_PONG);
+    sc_msg_reset (&msg);
+    uint8_t box[17] = { 0 };
+    s_send_message (alice, 1, box, sizeof box);
+    s_expect_error_detail (alice, SC_ERR_NO_CHAT, "not in a chat");
+    /* 100 ms: one token */
+    T.now += 100;
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (bob, SC_OP_RTT, "alice");
+    s_send_named (alice, SC_OP_LEAVE, NULL, 0);
+    s_expect_error_detail (alice, SC_ERR_RATE, "too many requests, slow down");
+    /* a long pause fills the bucket to 20, no more */
+    T.now += 60000;
+    s_send_named (alice, SC_OP_LEAVE, NULL, 0);
+    s_expect_notify (bob, "alice", SC_NOTIFY_CANCELLED);
+    for (int i = 0; i < 19; i++) {
+        s_send_named (alice, SC_OP_LIST, NULL, 0);
+        s_recv (alice, &msg, SC_OP_USERS);
+        sc_msg_reset (&msg);
+    }
+    s_send_named (alice, SC_OP_LIST, NULL, 0);
+    s_expect_error_detail (alice, SC_ERR_RATE, "too many requests, slow down");
+    s_expect_nothing (alice);
+    s_expect_nothing (bob);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+/* QUIT has no answer and forgets the session; a stopping broker sends
+   a sealed SHUTDOWN to each logged-in session, nothing to a login in
+   progress. */
+static void
+test_quit_and_shutdown (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    client_t *carol = s_login ("carol");
+    s_send_named (alice, SC_OP_QUIT, NULL, 0);
+    s_expect_nothing (alice);
+    assert_int_equal (sc_broker_sessions (T.broker), 2);
+    /* the same connection, after QUIT: unknown to the broker */
+    s_send_named (alice, SC_OP_PING, NULL, 0);
+    s_expect_plain_error (alice, SC_ERR_STATE, "log in first");
+
+    client_t *dave = s_client_new ("dave");
+    sc_handshake_t *hs = s_hello_answered (dave);
+    sc_broker_shutdown (T.broker);
+    s_expect_error_detail (bob, SC_ERR_SHUTDOWN, "the broker is stopping");
+    s_expect_error_detail (carol, SC_ERR_SHUTDOWN, "the broker is stopping");
+    s_expect_nothing (dave);
+    s_expect_nothing (bob);
+    sc_handshake_destroy (&hs);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+    s_client_destroy (&dave);
+}
+
 int
 main (void)
 {
@@ -1469,6 +1759,11 @@ main (void)
         cmocka_unit_test_setup_teardown (test_second_login_replaces, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replay_and_tamper, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rate_limit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rate_limit_numbers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_no_session_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handshake_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_session_envelope_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_quit_and_shutdown, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_undelivered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_counter_exhausted_ends_session, s_setup, s_teardown),

@@ -85,6 +85,7 @@ struct fake_broker_t {
     int drop_messages;              /* relayed MESSAGEs to drop          */
     int replay_messages;            /* relayed MESSAGEs to send twice    */
     int flip_messages;              /* relayed MESSAGEs to corrupt       */
+    uint64_t skip_ahead;            /* added to the next MESSAGE's counter */
     int messages;                   /* MESSAGEs relayed (or dropped)     */
     bool busy;                      /* answer RTT with REFUSE busy       */
     const char *welcome_name;       /* WELCOME another name              */
@@ -409,6 +410,15 @@ broker_relay (conn_t *conn, uint8_t opcode, uint8_t *body, size_t len)
         sc_msg_t msg;
         assert_int_equal (sc_msg_decode (opcode, body, len, &msg), 0);
         msg.data[msg.data_len / 2] ^= 0x04;
+        deliver (peer, &msg);
+        sc_msg_reset (&msg);
+        return;
+    }
+    if (opcode == SC_OP_MESSAGE && fb->skip_ahead > 0) {
+        sc_msg_t msg;
+        assert_int_equal (sc_msg_decode (opcode, body, len, &msg), 0);
+        msg.counter += fb->skip_ahead;
+        fb->skip_ahead = 0;
         deliver (peer, &msg);
         sc_msg_reset (&msg);
         return;
@@ -915,6 +925,27 @@ test_forged_box (void **state)
     expect_line (alice, "unacked bob 1");
     expect_line (alice, "closed bob");
     assert_int_equal (sc_client_state (alice->client), SC_CLIENT_IDLE);
+    assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
+    broker_destroy (&fb);
+}
+
+/* A counter more than 1000 ahead of the next expected is refused
+   before any key is derived, and closes the chat as a box that does
+   not open does (a replay, above, does not). */
+static void
+test_too_far_ahead (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    fb->skip_ahead = 1001;          /* n = 1002, 1002 - 1 > 1000 */
+    type (alice, "far");
+    expect_line (bob, "error e2e a message failed to authenticate with alice: "
+                 "message counter too far ahead: the chat is closed");
+    expect_line (bob, "error unconfirmed-close alice (it failed end to end)*");
+    expect_line (bob, "closed alice");
+    expect_nothing (bob);
     assert_int_equal (sc_client_state (bob->client), SC_CLIENT_IDLE);
     broker_destroy (&fb);
 }
@@ -2071,6 +2102,7 @@ main (void)
         cmocka_unit_test (test_chat_messages),
         cmocka_unit_test (test_control_characters),
         cmocka_unit_test (test_replay_refused),
+        cmocka_unit_test (test_too_far_ahead),
         cmocka_unit_test (test_lost_message),
         cmocka_unit_test (test_forged_box),
         cmocka_unit_test (test_leave_and_notify),

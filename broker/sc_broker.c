@@ -27,6 +27,8 @@ typedef enum { S_HANDSHAKE, S_ONLINE } s_phase_t;
 typedef enum { C_IDLE, C_ASKING, C_ASKED, C_CHAT } s_chat_t;
 
 typedef struct _s_session_t s_session_t;
+typedef struct _s_identity_t s_identity_t;
+
 struct _s_session_t {
     char *key;                  /* routing id in hex: the table key       */
     uint8_t *rid;
@@ -39,6 +41,7 @@ struct _s_session_t {
     s_chat_t chat;
     s_session_t *peer;          /* the other side of chat/request         */
     char *source;               /* its address, while in the handshake    */
+    s_identity_t *id;           /* the key and cert its handshake borrows */
     int64_t started;
     int64_t last_seen;
     double tokens;              /* rate limit for control requests        */
@@ -54,14 +57,15 @@ struct _s_session_t {
    identity current then, and its job keeps it until it comes back, so
    a new identity (sc_broker_set_identity) never changes a login under
    way; the last holder frees it. Only the core's thread counts. */
-typedef struct {
+struct _s_identity_t {
     const sc_key_t *key;
     const uint8_t *cert;
     size_t cert_len;
     sc_key_t *own_key;          /* set_identity's: freed with the last... */
     uint8_t *own_cert;          /* ...holder (sc_broker_new's: borrowed)  */
-    size_t holders;             /* the broker (while current), the jobs   */
-} s_identity_t;
+    size_t holders;             /* the broker (while current), the jobs
+                                   and the sessions whose handshake uses it */
+};
 
 static s_identity_t *
 s_identity_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len)
@@ -79,7 +83,8 @@ s_identity_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len)
 static s_identity_t *
 s_identity_hold (s_identity_t *self)
 {
-    self->holders++;
+    if (self)
+        self->holders++;
     return self;
 }
 
@@ -119,20 +124,18 @@ struct _sc_broker_t {
     zhashx_t *failures;         /* address -> failed logins (size_t)...   */
     size_t failed;              /* ...and their total...                  */
     int64_t failed_since;       /* ...since the last summary              */
+    /* A name with no key is checked against this key, made at start and
+       its private half dropped at once, so that an unknown name and a
+       wrong signature cost the same and get the same answer (and nobody
+       holds a key that would pass the check). An unknown name fails
+       whatever the check says. */
+    uint8_t dummy_pub[SC_PUB_LEN];
 };
 
 #define S_COOKIE_ROTATE_MS   120000     /* a cookie lives two of these    */
 #define S_SUMMARY_MS          60000     /* failed logins: one line a minute */
 #define S_SOURCE_UNKNOWN     "unknown"
 
-/* A name with no key is checked against this key (RFC 8032's first test
-   key), so that an unknown name and a wrong signature cost the same and
-   get the same answer. Its result is never used: an unknown name fails. */
-static const uint8_t s_dummy_pub[SC_PUB_LEN] = {
-    0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3,
-    0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25,
-    0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a
-};
 
 void
 sc_broker_opts_default (sc_broker_opts_t *opts)
@@ -153,6 +156,7 @@ s_session_free (s_session_t **self_p)
     if (self_p && *self_p) {
         s_session_t *self = *self_p;
         sc_handshake_destroy (&self->hs);
+        s_identity_drop (&self->id);
         sc_channel_destroy (&self->ch);
         free (self->source);
         free (self->key);
@@ -227,8 +231,11 @@ sc_broker_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len,
     self->dead = zlist_new ();
     self->by_source = zhashx_new ();
     self->failures = zhashx_new ();
+    sc_key_t *dummy = sc_key_generate ();
+    int dummy_rc = dummy ? sc_key_public_raw (dummy, self->dummy_pub) : -1;
+    sc_key_destroy (&dummy);
     if (!self->id || !self->sessions || !self->by_name || !self->dead || !self->by_source
-        || !self->failures || sc_random (self->cookie_key[0], SC_KEY_LEN)
+        || !self->failures || dummy_rc || sc_random (self->cookie_key[0], SC_KEY_LEN)
         || sc_random (self->cookie_key[1], SC_KEY_LEN)) {
         sc_broker_destroy (&self);
         return NULL;
@@ -695,6 +702,7 @@ s_hello_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
 {
     s->hs = job->hs;
     job->hs = NULL;
+    s->id = s_identity_hold (job->id);      /* what s->hs borrows */
     int rc = job->rc;
     if (rc) {
         s_login_failed (self, s, "", sc_hs_strerror (rc));
@@ -742,7 +750,7 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
        a key that is not its, and fails the same way */
     bool unknown = sc_registry_raw (self->registry, name, user_pub) != 0;
     if (unknown)
-        memcpy (user_pub, s_dummy_pub, SC_PUB_LEN);
+        memcpy (user_pub, self->dummy_pub, SC_PUB_LEN);
     sc_broker_job_t *job = s_job_new (s, J_VERIFY);
     if (!job) {
         s_login_refused (self, s, name, SC_ERR_INTERNAL, "internal error");
@@ -750,6 +758,7 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     }
     job->hs = s->hs;
     s->hs = NULL;
+    job->id = s_identity_hold (s->id);      /* what job->hs borrows */
     strcpy (job->name, name);
     memcpy (job->user_pub, user_pub, SC_PUB_LEN);
     job->unknown = unknown;
@@ -1405,6 +1414,8 @@ sc_broker_revalidate (sc_broker_t *self)
                 code == SC_ERR_UNKNOWN_USER ? "removed" : "changed");
         s_error (self, s, SC_ERR_REVOKED, why);
         s_mark_dead (self, s, "key revoked", SC_NOTIFY_REVOKED);
+        s->notify = SC_NOTIFY_REVOKED;  /* even if the ERROR found it gone */
+        s->why = "key revoked";
         revoked++;
     }
     s_purge (self);

@@ -35,8 +35,10 @@
 #define S_ACK_DELAY_MS      250
 /* Own lines sent and not yet confirmed by the peer; past this, a line is
    refused until acknowledgements come (a peer that never acknowledges
-   cannot make us hold every line typed). */
+   cannot make us hold every line typed): at most this many lines, and
+   this much text. */
 #define S_UNACKED_MAX       10000
+#define S_UNACKED_BYTES     (1024 * 1024)
 /* The unconfirmed lines listed by text when a chat ends (the rest are
    counted). */
 #define S_UNACKED_SHOWN     100
@@ -57,6 +59,7 @@ typedef struct s_line_t {
 typedef struct {
     s_line_t *head, *tail;
     size_t count;
+    size_t bytes;               /* of text in all its lines               */
 } s_queue_t;
 
 struct _sc_client_t {
@@ -76,7 +79,7 @@ struct _sc_client_t {
     sc_msg_t hello;                     /* this login's HELLO, for a COOKIE */
     sc_channel_t *channel;
     int64_t probe_since;                /* plaintext ERROR seen: PING sent
-                                           then (0: none pending)          */
+                                           then (when probing)             */
     int64_t last_recv, last_ping;
     uint32_t heartbeat_ms;
     int cookies;                        /* COOKIEs answered in this login  */
@@ -106,6 +109,8 @@ struct _sc_client_t {
                                            stays below it for good         */
     int64_t ack_at;                     /* when the ACK goes               */
     bool ack_owed;                      /* a line came, not acknowledged   */
+    bool probing;                       /* waiting for proof after a plain
+                                           ERROR (probe_since)             */
     bool untrusted;                     /* the chat's peer key is not its
                                            pin: nothing typed is sent (see
                                            s_trust_check)                  */
@@ -138,6 +143,7 @@ s_queue_append (s_queue_t *queue, s_line_t *line)
         queue->head = line;
     queue->tail = line;
     queue->count++;
+    queue->bytes += line->len;
 }
 
 static int
@@ -162,6 +168,7 @@ s_queue_pop (s_queue_t *queue)
         if (!queue->head)
             queue->tail = NULL;
         queue->count--;
+        queue->bytes -= line->len;
     }
     return line;
 }
@@ -313,7 +320,7 @@ s_forget_session (sc_client_t *self)
     sc_handshake_destroy (&self->hs);
     sc_msg_reset (&self->hello);
     self->cookies = 0;
-    self->probe_since = 0;
+    self->probing = false;
     sc_channel_destroy (&self->channel);
     self->heartbeat_ms = 0;
     self->lists_pending = 0;
@@ -727,7 +734,8 @@ s_send_e2e (sc_client_t *self, uint8_t kind, const char *text, size_t len,
 static void
 s_send_text (sc_client_t *self, const char *text, size_t len)
 {
-    if (self->unacked.count >= S_UNACKED_MAX) {
+    if (self->unacked.count >= S_UNACKED_MAX
+        || self->unacked.bytes + len > S_UNACKED_BYTES) {
         s_error (self, "state", "%zu messages to %s are not confirmed yet: "
                  "not sent", self->unacked.count, self->peer);
         return;
@@ -1206,12 +1214,13 @@ s_session_gone (sc_client_t *self, const uint8_t *data, size_t len)
     uint64_t seq = 0;
     if (sc_wire_peek (data, len, &opcode, &seq) || seq != 0 || opcode != SC_OP_ERROR)
         return false;
-    if (self->probe_since == 0) {
+    if (!self->probing) {
         sc_msg_t msg;
         if (sc_wire_open_plain (data, len, &msg) == 0) {
             snprintf (self->probe_why, sizeof self->probe_why, "the broker no longer "
                       "knows this session (%s: %s)", s_code_word (msg.code), s_detail (&msg));
             self->probe_since = self->now;
+            self->probing = true;
             if (s_send_op (self, SC_OP_PING) == 0)
                 self->last_ping = self->now;
         }
@@ -1236,7 +1245,7 @@ s_recv_session (sc_client_t *self, const uint8_t *data, size_t len)
                  sc_wire_strerror (rc));
     else {
         self->last_recv = self->now;
-        self->probe_since = 0;          /* the broker knows us */
+        self->probing = false;          /* the broker knows us */
         s_dispatch (self, &msg);
     }
     sc_msg_reset (&msg);
@@ -1574,7 +1583,7 @@ sc_client_tick (sc_client_t *self, int64_t now_ms)
         s_lost (self, "no answer from the broker");
         return;
     }
-    if (self->probe_since && now_ms - self->probe_since >= S_PROBE_MS) {
+    if (self->probing && now_ms - self->probe_since >= S_PROBE_MS) {
         s_lost (self, self->probe_why);
         return;
     }
@@ -1606,7 +1615,7 @@ sc_client_timeout (const sc_client_t *self, int64_t now_ms)
         due = self->ack_at;
     if (self->state == SC_CLIENT_CHATTING && self->lines_acked > self->acked_shown)
         due = now_ms;
-    if (self->probe_since && self->probe_since + S_PROBE_MS < due)
+    if (self->probing && self->probe_since + S_PROBE_MS < due)
         due = self->probe_since + S_PROBE_MS;
     return due > now_ms ? due - now_ms : 0;
 }

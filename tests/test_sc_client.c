@@ -1115,6 +1115,32 @@ test_close_covering_all (void **state)
 /* A client that received lines and has nothing to send acknowledges
    them within a second, with one ACK for the lot; an ACK is never itself
    acknowledged. The sender prints `acked` once for it. */
+/* A peer that never confirms cannot make us keep more than 1 MiB of
+   our own text: the next line is refused, said so, and not sent. */
+static void
+test_unacked_bytes_bounded (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    static char big[SC_TEXT_MAX + 1];
+    memset (big, 'x', SC_TEXT_MAX);
+    fb->deaf = true;                            /* nothing comes back */
+    for (int i = 0; i < 256; i++)               /* 256 x 4 KiB = 1 MiB */
+        sc_client_command (alice->client, big, SC_TEXT_MAX, g_now);
+    expect_nothing (alice);
+    size_t sent = alice->out_tail;
+    sc_client_command (alice->client, big, SC_TEXT_MAX, g_now);
+    expect_line (alice, "error state 256 messages to bob are not confirmed yet: not sent");
+    assert_int_equal (alice->out_tail, sent);
+    sc_client_command (alice->client, "small", 5, g_now);   /* full: nor this */
+    expect_line (alice, "error state 256 messages to bob are not confirmed yet: not sent");
+    assert_int_equal (alice->out_tail, sent);
+    drop_frames (alice);
+    broker_destroy (&fb);
+}
+
 static void
 test_acks_coalesced (void **state)
 {
@@ -2110,6 +2136,7 @@ main (void)
         cmocka_unit_test (test_close_after_loss),
         cmocka_unit_test (test_close_covering_all),
         cmocka_unit_test (test_acks_coalesced),
+        cmocka_unit_test (test_unacked_bytes_bounded),
         cmocka_unit_test (test_unconfirmed_on_session_end),
         cmocka_unit_test (test_channel_gap_and_forgery),
         cmocka_unit_test (test_ack_stops_at_loss),

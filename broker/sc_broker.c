@@ -15,6 +15,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#include <arpa/inet.h>
 #include <czmq.h>
 #include <string.h>
 
@@ -135,6 +136,8 @@ struct _sc_broker_t {
 #define S_COOKIE_ROTATE_MS   120000     /* a cookie lives two of these    */
 #define S_SUMMARY_MS          60000     /* failed logins: one line a minute */
 #define S_SOURCE_UNKNOWN     "unknown"
+#define S_SOURCE_OTHER       "other"    /* failures past S_SOURCES_MAX    */
+#define S_SOURCES_MAX         4096      /* sources with failures counted  */
 
 
 void
@@ -145,6 +148,7 @@ sc_broker_opts_default (sc_broker_opts_t *opts)
     opts->max_handshakes = 4096;
     opts->max_per_source = 1024;
     opts->cookie_at = 256;
+    opts->max_failed_per_source = 128;
     opts->rate_burst = 20;
     opts->rate_per_s = 10;
     opts->seq_limit = 0;
@@ -279,6 +283,26 @@ size_t
 sc_broker_logins (const sc_broker_t *self)
 {
     return self->handshakes + self->orphans;
+}
+
+/* The source a login is counted against, from the address libzmq
+   gives (getnameinfo's numeric form) into buf: an IPv4 address as it is
+   (an IPv4-mapped IPv6 one as IPv4), an IPv6 address as its /64, since
+   one host commonly holds a whole /64. */
+const char *
+sc_broker_source_name (const char *addr, char *buf, size_t size)
+{
+    struct in6_addr a6;
+    if (!addr || inet_pton (AF_INET6, addr, &a6) != 1)
+        return addr;
+    if (IN6_IS_ADDR_V4MAPPED (&a6))
+        return inet_ntop (AF_INET, &a6.s6_addr[12], buf, (socklen_t) size) ? buf : addr;
+    memset (&a6.s6_addr[8], 0, 8);
+    char net[INET6_ADDRSTRLEN];
+    if (!inet_ntop (AF_INET6, &a6, net, sizeof net))
+        return addr;
+    snprintf (buf, size, "%s/64", net);
+    return buf;
 }
 
 void
@@ -429,7 +453,10 @@ s_login_failed (sc_broker_t *self, const s_session_t *s, const char *name, const
     sc_log (SC_LOG_DEBUG, "login failed%s%s from %s: %s", *name ? " for " : "", name,
             s->source ? s->source : S_SOURCE_UNKNOWN, why);
     self->failed++;
-    s_count_add (self->failures, s->source ? s->source : S_SOURCE_UNKNOWN, 1);
+    const char *source = s->source ? s->source : S_SOURCE_UNKNOWN;
+    if (zhashx_size (self->failures) >= S_SOURCES_MAX && !zhashx_lookup (self->failures, source))
+        source = S_SOURCE_OTHER;        /* the table stays bounded */
+    s_count_add (self->failures, source, 1);
 }
 
 static void
@@ -657,6 +684,13 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     if (logins >= self->opts.max_handshakes) {
         sc_log (SC_LOG_DEBUG, "login refused from %s: %zu logins in progress", source, logins);
         s_error_plain (self, rid, rid_len, SC_ERR_RATE, "too many logins in progress, retry later");
+        return;
+    }
+    if (s_count (self->failures, source) >= self->opts.max_failed_per_source) {
+        sc_log (SC_LOG_DEBUG, "login refused from %s: too many failed logins from there",
+                source);
+        s_error_plain (self, rid, rid_len, SC_ERR_RATE,
+                       "too many failed logins from your address, retry later");
         return;
     }
     if (s_count (self->by_source, source) >= self->opts.max_per_source) {

@@ -38,12 +38,14 @@ typedef struct {
                                    jobs whose session has gone           */
     size_t   max_per_source;    /* ...of them from one source address    */
     size_t   cookie_at;         /* from this many on, HELLO needs a cookie */
+    size_t   max_failed_per_source; /* failed logins a minute from one
+                                   source address; past it, refused      */
     uint32_t rate_burst;        /* control requests in a burst...        */
     uint32_t rate_per_s;        /* ...and per second after it            */
     uint64_t seq_limit;         /* session counter limit; 0: 2^48        */
 } sc_broker_opts_t;
 
-/* Defaults: 5000, 10000, 4096, 1024, 256, 20, 10, 0. */
+/* Defaults: 5000, 10000, 4096, 1024, 256, 128, 20, 10, 0. */
 void sc_broker_opts_default (sc_broker_opts_t *opts);
 
 typedef struct _sc_broker_t sc_broker_t;
@@ -79,6 +81,12 @@ void sc_broker_set_forward (sc_broker_t *self, sc_broker_forward_fn *forward);
    login. Logins in progress are capped per source. */
 typedef const char *(sc_broker_source_fn) (void *arg);
 void sc_broker_set_source (sc_broker_t *self, sc_broker_source_fn *source);
+/* The source name a login from addr (getnameinfo's numeric form, as
+   libzmq's Peer-Address gives it) is counted under, into buf: an IPv4
+   address as it is (an IPv4-mapped IPv6 one as IPv4), an IPv6 address
+   as its /64, since one host commonly holds a whole /64. addr itself
+   when it is neither. */
+const char *sc_broker_source_name (const char *addr, char *buf, size_t size);
 /* Expire handshakes and silent sessions, rotate the cookie secret, log
    the failed logins' summary. Call a few times a second. */
 void sc_broker_tick (sc_broker_t *self, int64_t now_ms);

@@ -39,6 +39,7 @@ typedef struct {
     size_t max_logins;          /* logins in progress at once            */
     size_t logins_per_source;   /* ...from one address                   */
     size_t cookie_logins;       /* from this many on, HELLO needs a cookie */
+    size_t failed_per_source;   /* failed logins a minute from one address */
     bool check;                 /* --check: validate the files and exit  */
 } s_args_t;
 
@@ -58,7 +59,7 @@ s_usage (FILE *out)
         "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
-        "                 [--cookie-logins N] [--check]\n"
+        "                 [--cookie-logins N] [--failed-logins-per-source N] [--check]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -80,6 +81,8 @@ s_usage (FILE *out)
         "  --logins-per-source N  ...of them from one IP address (default 1024)\n"
         "  --cookie-logins N  from this many logins in progress on, a login must\n"
         "                     first echo a cookie; 0: always (default 256)\n"
+        "  --failed-logins-per-source N  failed logins a minute from one IP\n"
+        "                     address; past it, its logins are refused (default 128)\n"
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
@@ -109,6 +112,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "max-logins", required_argument, NULL, 'M' },
         { "logins-per-source", required_argument, NULL, 'S' },
         { "cookie-logins", required_argument, NULL, 'C' },
+        { "failed-logins-per-source", required_argument, NULL, 'F' },
         { "check", no_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -118,7 +122,7 @@ s_parse (int argc, char **argv, s_args_t *args)
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
                          "info", 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
-                         4096, 1024, 256, false };
+                         4096, 1024, 256, 128, false };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -153,11 +157,13 @@ s_parse (int argc, char **argv, s_args_t *args)
             }
             case 'M':
             case 'S':
+            case 'F':
             case 'C': {
                 char *end = NULL;
                 unsigned long n = strtoul (optarg, &end, 10);
                 const char *name = opt == 'M' ? "max-logins"
-                                 : opt == 'S' ? "logins-per-source" : "cookie-logins";
+                                 : opt == 'S' ? "logins-per-source"
+                                 : opt == 'F' ? "failed-logins-per-source" : "cookie-logins";
                 unsigned long min = opt == 'C' ? 0 : 1;
                 if (!*optarg || *optarg == '-' || *end || n < min || n > 1000000) {
                     fprintf (stderr, "secbroker: --%s takes %lu..1000000\n", name, min);
@@ -168,6 +174,9 @@ s_parse (int argc, char **argv, s_args_t *args)
                 else
                 if (opt == 'S')
                     args->logins_per_source = n;
+                else
+                if (opt == 'F')
+                    args->failed_per_source = n;
                 else
                     args->cookie_logins = n;
                 break;
@@ -409,13 +418,15 @@ s_forward (void *arg, const uint8_t *rid, size_t rid_len)
     return s_send_routed (shell->handle, rid, rid_len, shell->current);
 }
 
-/* sc_broker_source_fn: the IP address libzmq gives for the connection
-   of the message being handled (asked only for a HELLO). */
+/* sc_broker_source_fn: the source of the connection of the message
+   being handled (asked only for a HELLO). */
 static const char *
 s_source (void *arg)
 {
     s_shell_t *shell = arg;
-    return shell->current ? zmq_msg_gets (shell->current, "Peer-Address") : NULL;
+    static char buf[INET6_ADDRSTRLEN + 8];
+    return shell->current ? sc_broker_source_name (zmq_msg_gets (shell->current, "Peer-Address"),
+                                                   buf, sizeof buf) : NULL;
 }
 
 /* ---- Login workers ---------------------------------------------------- */
@@ -619,6 +630,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     opts.max_handshakes = args->max_logins;
     opts.max_per_source = args->logins_per_source;
     opts.cookie_at = args->cookie_logins;
+    opts.max_failed_per_source = args->failed_per_source;
     s_shell_t shell = { handle, NULL };
     sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, &shell);
     s_workers_t workers;

@@ -500,6 +500,68 @@ test_failed_logins_summary (void **state)
     s_client_fini (&c);
 }
 
+/* A source whose logins keep failing is refused for the rest of the
+   minute; others are not. */
+static void
+test_failed_logins_per_source (void **state)
+{
+    (void) state;
+    s_restart (100, 100, 100);
+    sc_broker_destroy (&T.broker);
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.max_failed_per_source = 2;
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    sc_broker_set_offload (T.broker, s_offload, &T);
+    sc_broker_set_source (T.broker, s_source);
+    sc_broker_tick (T.broker, T.now);
+    client_t c, d;
+    s_client_init (&c, 1, "alice", "bob");
+    s_client_init (&d, 2, "alice", "alice");
+    T.source = "192.0.2.1";
+    s_fail_login (&c);
+    s_fail_login (&c);
+    sc_handshake_destroy (&c.hs);
+    c.hs = sc_handshake_new_client (c.key, "alice", T.k.ca, "secbroker");
+    s_hello (&c);
+    s_expect_plain_error (&c, SC_ERR_RATE);
+    assert_int_equal (sc_broker_jobs (T.broker), 0);
+    T.source = "192.0.2.2";                     /* another address: fine */
+    s_hello (&d);
+    s_work ();
+    s_auth (&d);
+    s_work ();
+    s_expect_welcome (&d, "alice");
+    T.now += 60000;                             /* a new minute */
+    sc_broker_tick (T.broker, T.now);
+    T.source = "192.0.2.1";
+    sc_handshake_destroy (&c.hs);
+    c.hs = sc_handshake_new_client (c.key, "alice", T.k.ca, "secbroker");
+    s_hello (&c);
+    assert_int_equal (sc_broker_jobs (T.broker), 1);
+    s_client_fini (&c);
+    s_client_fini (&d);
+}
+
+/* Logins are counted per IPv4 address and per IPv6 /64. */
+static void
+test_source_names (void **state)
+{
+    (void) state;
+    char buf[64];
+    assert_string_equal (sc_broker_source_name ("192.0.2.7", buf, sizeof buf), "192.0.2.7");
+    assert_string_equal (sc_broker_source_name ("::ffff:192.0.2.7", buf, sizeof buf),
+                         "192.0.2.7");
+    assert_string_equal (sc_broker_source_name ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", buf,
+                                                sizeof buf), "2001:db8:1:2::/64");
+    assert_string_equal (sc_broker_source_name ("2001:db8:1:2::9", buf, sizeof buf),
+                         "2001:db8:1:2::/64");
+    assert_string_equal (sc_broker_source_name ("::1", buf, sizeof buf), "::/64");
+    assert_null (sc_broker_source_name (NULL, buf, sizeof buf));
+}
+
 /* The cookie the broker sent (c's last frame). */
 static void
 s_expect_cookie (client_t *c, uint8_t cookie[static SC_COOKIE_LEN])
@@ -617,6 +679,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_logins_per_source, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_cookie_under_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_logins_summary, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_logins_per_source, s_setup, s_teardown),
+        cmocka_unit_test (test_source_names),
         cmocka_unit_test_setup_teardown (test_wrong_key_through_jobs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_job_runs_inline, s_setup, s_teardown),
     };

@@ -1441,7 +1441,14 @@ s_cmd_trust (sc_client_t *self, const char *arg)
         s_notice (self, why);
     if (self->untrusted && strcmp (self->peer, arg) == 0)
         self->untrusted = false;
-    s_event (self, SC_EV_TRUSTED, arg, NULL, 0);
+    /* the fingerprint of the key now pinned: the one the key-changed
+       warning showed last */
+    uint8_t key[SC_PUB_LEN];
+    char fpr[SC_FPR_LEN + 1] = "?";
+    if (sc_pins_key (self->pins, arg, key) || sc_fingerprint (key, fpr))
+        strcpy (fpr, "?");
+    sc_event_t ev = { .type = SC_EV_TRUSTED, .name = arg, .fpr = fpr };
+    s_emit (self, &ev);
 }
 
 /* /verify NAME: the users compared safety numbers; NAME's pinned key is

@@ -73,7 +73,8 @@ typedef enum {
     SC_EV_UNACKED,      /* name; number: own lines never confirmed as the
                            chat ended; text: the first of them, sanitized,
                            one per line (for the user only), or NULL      */
-    SC_EV_TRUSTED,      /* name: the user accepted name's new key (/trust) */
+    SC_EV_TRUSTED,      /* name: the user accepted name's new key (/trust);
+                           fpr: the fingerprint of the key now pinned     */
     SC_EV_VERIFIED,     /* name: the user marked name's key verified      */
     SC_EV_FINGERPRINT,  /* fpr: own; in a chat also name, peer_fpr, safety */
     SC_EV_ERROR,        /* code: one word (docs/CLIENT.md); text          */

@@ -456,6 +456,16 @@ sc_pins_verify (sc_pins_t *self, const char *name, char *why, size_t why_size)
     return s_save (self, why, why_size);
 }
 
+int
+sc_pins_key (const sc_pins_t *self, const char *name, uint8_t key[static SC_PUB_LEN])
+{
+    const s_pin_t *pin = name ? s_find (self, name) : NULL;
+    if (!pin)
+        return -1;
+    memcpy (key, pin->key, SC_PUB_LEN);
+    return 0;
+}
+
 size_t
 sc_pins_size (const sc_pins_t *self)
 {

@@ -78,6 +78,8 @@ int sc_pins_verify (sc_pins_t *self, const char *name, char *why, size_t why_siz
 
 /* True when name has a pin. */
 bool sc_pins_has (const sc_pins_t *self, const char *name);
+/* name's pinned key into key: 0, or -1 when it has none. */
+int sc_pins_key (const sc_pins_t *self, const char *name, uint8_t key[static SC_PUB_LEN]);
 /* True when name has a pin that the user marked verified. */
 bool sc_pins_verified (const sc_pins_t *self, const char *name);
 

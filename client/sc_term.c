@@ -410,7 +410,8 @@ sc_term_event (sc_term_t *self, const sc_event_t *ev)
             break;
         case SC_EV_UNACKED:     s_show_unacked (self, ev); break;
         case SC_EV_TRUSTED:
-            s_info (self, "-- %s's new key is trusted and pinned", ev->name);
+            s_info (self, "-- %s's new key %s is trusted and pinned", ev->name,
+                    ev->fpr ? ev->fpr : "?");
             break;
         case SC_EV_VERIFIED:
             s_info (self, "-- %s's key is marked verified: a change of it will "

@@ -99,8 +99,12 @@ s_load (const char *dir, sc_registry_bad_fn *bad, void *arg, size_t *nbad,
                 bad (arg, entry->d_name, bad_why);
         }
         if (user && zhashx_insert (users, name, user) != 0) {
+            /* a user left out must fail a strict reload, not be revoked */
             void *item = user;
             s_user_destroy (&item);
+            (*nbad)++;
+            if (bad)
+                bad (arg, entry->d_name, "cannot be kept (out of memory)");
         }
     }
     closedir (d);

@@ -227,10 +227,10 @@ typedef struct {
     uint8_t *cert;              /* DER                                    */
     size_t cert_len;
     int64_t not_after;          /* seconds since the epoch                */
-} s_identity_t;
+} s_idfiles_t;
 
 static void
-s_identity_free (s_identity_t *self)
+s_idfiles_free (s_idfiles_t *self)
 {
     sc_key_destroy (&self->key);
     free (self->cert);
@@ -241,7 +241,7 @@ s_identity_free (s_identity_t *self)
    and that the certificate is valid at now. 0, or -1 with why (one
    line, naming the file) and nothing kept. */
 static int
-s_identity_load (const s_args_t *args, int64_t now, s_identity_t *id,
+s_idfiles_load (const s_args_t *args, int64_t now, s_idfiles_t *id,
                  char *why, size_t size)
 {
     memset (id, 0, sizeof *id);
@@ -273,14 +273,14 @@ s_identity_load (const s_args_t *args, int64_t now, s_identity_t *id,
         snprintf (why, size, "certificate %s is not valid yet", args->cert);
     else
         snprintf (why, size, "cannot load certificate %s: %s", args->cert, sc_key_strerror (err));
-    s_identity_free (id);
+    s_idfiles_free (id);
     return -1;
 }
 
 /* The warning when the certificate ends within S_CERT_WARN_S: one line
    into buf; false when there is nothing to say. */
 static bool
-s_expiry_warning (const s_args_t *args, const s_identity_t *id, int64_t now,
+s_expiry_warning (const s_args_t *args, const s_idfiles_t *id, int64_t now,
                   char *buf, size_t size)
 {
     if (id->not_after - now >= S_CERT_WARN_S)
@@ -310,10 +310,10 @@ static int
 s_check (const s_args_t *args)
 {
     int64_t now = (int64_t) time (NULL);
-    s_identity_t id;
+    s_idfiles_t id;
     char why[1024];
     int rc = 0;
-    if (s_identity_load (args, now, &id, why, sizeof why)) {
+    if (s_idfiles_load (args, now, &id, why, sizeof why)) {
         fprintf (stderr, "secbroker: %s\n", why);
         rc = 1;
     }
@@ -331,7 +331,7 @@ s_check (const s_args_t *args)
     }
     else
         fprintf (stderr, "secbroker: configuration NOT OK\n");
-    s_identity_free (&id);
+    s_idfiles_free (&id);
     return rc;
 }
 
@@ -341,11 +341,11 @@ static void
 s_reload_config (const s_args_t *args, sc_broker_t *broker, sc_registry_t *registry)
 {
     int64_t now = (int64_t) time (NULL);
-    s_identity_t id;
+    s_idfiles_t id;
     char why[1024];
-    if (s_identity_load (args, now, &id, why, sizeof why)
+    if (s_idfiles_load (args, now, &id, why, sizeof why)
         || sc_registry_reload (registry, why, sizeof why)) {
-        s_identity_free (&id);
+        s_idfiles_free (&id);
         sc_log (SC_LOG_ERROR, "reload failed: %s: keeping the old configuration", why);
         return;
     }
@@ -360,7 +360,7 @@ s_reload_config (const s_args_t *args, sc_broker_t *broker, sc_registry_t *regis
                 "the old key and certificate", sc_registry_size (registry));
     if (warn)
         sc_log (SC_LOG_WARNING, "%s", why);
-    s_identity_free (&id);
+    s_idfiles_free (&id);
     size_t revoked = sc_broker_revalidate (broker);
     if (revoked)
         sc_log (SC_LOG_INFO, "%zu user%s logged out: key removed or changed",
@@ -724,9 +724,9 @@ main (int argc, char **argv)
     s_raise_nofile ();
 
     int64_t now = (int64_t) time (NULL);
-    s_identity_t id;
+    s_idfiles_t id;
     char why[1024];
-    if (s_identity_load (&args, now, &id, why, sizeof why)) {
+    if (s_idfiles_load (&args, now, &id, why, sizeof why)) {
         fprintf (stderr, "secbroker: %s\n", why);
         return 1;
     }
@@ -735,11 +735,11 @@ main (int argc, char **argv)
     sc_registry_t *registry = sc_registry_new (args.users);
     if (!registry) {
         fprintf (stderr, "secbroker: cannot read the user registry %s\n", args.users);
-        s_identity_free (&id);
+        s_idfiles_free (&id);
         return 1;
     }
     rc = s_run (&args, registry, id.key, id.cert, id.cert_len);
     sc_registry_destroy (&registry);
-    s_identity_free (&id);
+    s_idfiles_free (&id);
     return rc;
 }

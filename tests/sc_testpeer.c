@@ -132,6 +132,36 @@ sc_testpeer_login (sc_testpeer_t *self, const char *keys_dir,
     return sc_testpeer_login_with (self, ca, key, pass, claimed);
 }
 
+/* After AUTH_CLIENT with these keys (wiped here): WELCOME under the new
+   channel, or the broker's plaintext ERROR (the channel stays, unused by
+   the broker, so that a test can show there is no session). */
+static int
+s_login_result (sc_testpeer_t *self, sc_session_keys_t *keys)
+{
+    sc_channel_destroy (&self->ch);
+    self->ch = sc_channel_new (keys);
+    sc_wipe (keys, sizeof *keys);
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    int result = -1;
+    if (!self->ch || !sc_testpeer_recv_raw (self, 5000, &frame, &len))
+        return -1;
+    sc_msg_t msg;
+    sc_msg_init (&msg, 0);
+    uint8_t opcode = 0;
+    uint64_t seq = 0;
+    if (sc_wire_peek (frame, len, &opcode, &seq) == 0 && opcode == SC_OP_ERROR && seq == 0) {
+        if (sc_wire_open_plain (frame, len, &msg) == 0)
+            result = (int) msg.code;
+    }
+    else
+    if (sc_wire_open (self->ch, frame, len, &msg) == 0 && msg.opcode == SC_OP_WELCOME)
+        result = SC_OP_WELCOME;
+    sc_msg_reset (&msg);
+    free (frame);
+    return result;
+}
+
 int
 sc_testpeer_login_with (sc_testpeer_t *self, const char *ca_path,
                         const char *key_path, const char *pass_path,
@@ -168,24 +198,7 @@ sc_testpeer_login_with (sc_testpeer_t *self, const char *ca_path,
     if (sc_msg_set_data (&msg, box, box_len) || sc_testpeer_send_plain (self, &msg)
         || sc_handshake_keys (hs, &keys))
         goto done;
-    sc_channel_destroy (&self->ch);
-    self->ch = sc_channel_new (&keys);
-    sc_wipe (&keys, sizeof keys);
-    uint8_t *frame = NULL;
-    size_t len = 0;
-    sc_msg_reset (&msg);
-    if (self->ch && sc_testpeer_recv_raw (self, 5000, &frame, &len)) {
-        uint8_t opcode = 0;
-        uint64_t seq = 0;
-        if (sc_wire_peek (frame, len, &opcode, &seq) == 0 && opcode == SC_OP_ERROR && seq == 0) {
-            if (sc_wire_open_plain (frame, len, &msg) == 0)
-                result = (int) msg.code;
-        }
-        else
-        if (sc_wire_open (self->ch, frame, len, &msg) == 0 && msg.opcode == SC_OP_WELCOME)
-            result = SC_OP_WELCOME;
-        free (frame);
-    }
+    result = s_login_result (self, &keys);
 done:
     sc_msg_reset (&msg);
     sc_handshake_destroy (&hs);
@@ -267,4 +280,198 @@ sc_testpeer_expect_plain_error (sc_testpeer_t *self, int timeout_ms)
                  rc == 1 ? sc_opcode_name (msg.opcode) : "nothing", rc);
     sc_msg_reset (&msg);
     return code;
+}
+
+/* ---- The client-broker handshake from the specification ---------------- */
+
+static void
+s_put_u32 (uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24);
+    p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);
+    p[3] = (uint8_t) v;
+}
+
+/* Expand(prk, label || ctx, 32) */
+static int
+s_expand (const uint8_t prk[static SC_HASH_LEN], const char *label,
+          const uint8_t *ctx, size_t ctx_len, uint8_t out[static SC_KEY_LEN])
+{
+    uint8_t info[128];
+    size_t ll = strlen (label);
+    if (ll + ctx_len > sizeof info)
+        return -1;
+    memcpy (info, label, ll);
+    if (ctx_len)
+        memcpy (info + ll, ctx, ctx_len);
+    return sc_hkdf_expand (prk, info, ll + ctx_len, out, SC_KEY_LEN);
+}
+
+int
+sc_testpeer_spec_broker (sc_testpeer_spec_t *spec, const uint8_t sig_b[static SC_SIG_LEN],
+                         uint8_t mac_b[static SC_HASH_LEN])
+{
+    /* TH1 = H("secchat/1 client-broker" || 0x00 || u8(1) || u8(suite)
+               || nonce_C || eph_C || nonce_B || eph_B || u32(len(cert)) || cert) */
+    static const char label[] = "secchat/1 client-broker";
+    size_t ll = strlen (label);
+    size_t len = ll + 3 + 2 * SC_RANDOM_LEN + 2 * SC_PUB_LEN + 4 + spec->cert_len;
+    uint8_t *buf = malloc (len), *p = buf;
+    if (!buf || spec->cert_len > UINT32_MAX) {
+        free (buf);
+        return -1;
+    }
+    memcpy (p, label, ll);
+    p += ll;
+    *p++ = 0x00;
+    *p++ = 1;
+    *p++ = 1;
+    memcpy (p, spec->nonce_c, SC_RANDOM_LEN);
+    p += SC_RANDOM_LEN;
+    memcpy (p, spec->eph_c, SC_PUB_LEN);
+    p += SC_PUB_LEN;
+    memcpy (p, spec->nonce_b, SC_RANDOM_LEN);
+    p += SC_RANDOM_LEN;
+    memcpy (p, spec->eph_b, SC_PUB_LEN);
+    p += SC_PUB_LEN;
+    s_put_u32 (p, (uint32_t) spec->cert_len);
+    memcpy (p + 4, spec->cert, spec->cert_len);
+    int rc = sc_sha256 (buf, len, spec->th1);
+    free (buf);
+    /* TH2 = H(TH1 || sig_B) */
+    uint8_t th2_in[SC_HASH_LEN + SC_SIG_LEN];
+    memcpy (th2_in, spec->th1, SC_HASH_LEN);
+    memcpy (th2_in + SC_HASH_LEN, sig_b, SC_SIG_LEN);
+    if (rc
+        || sc_hkdf_extract (spec->th1, SC_HASH_LEN, spec->ss, SC_KEY_LEN, spec->prk)
+        || s_expand (spec->prk, "secchat/1 cb box c2b", NULL, 0, spec->k_box)
+        || s_expand (spec->prk, "secchat/1 cb finished broker", NULL, 0, spec->k_fb)
+        || s_expand (spec->prk, "secchat/1 cb finished client", NULL, 0, spec->k_fc)
+        || sc_sha256 (th2_in, sizeof th2_in, spec->th2)
+        || sc_hmac (spec->k_fb, spec->th2, SC_HASH_LEN, mac_b))
+        return -1;
+    return 0;
+}
+
+/* TH3 = H(TH2 || L || n || sig_C) */
+static int
+s_spec_th3 (sc_testpeer_spec_t *spec, const uint8_t sig_c[static SC_SIG_LEN])
+{
+    size_t n = strlen (spec->name);
+    uint8_t in[SC_HASH_LEN + 1 + SC_NAME_MAX + SC_SIG_LEN];
+    memcpy (in, spec->th2, SC_HASH_LEN);
+    in[SC_HASH_LEN] = (uint8_t) n;
+    memcpy (in + SC_HASH_LEN + 1, spec->name, n);
+    memcpy (in + SC_HASH_LEN + 1 + n, sig_c, SC_SIG_LEN);
+    return sc_sha256 (in, SC_HASH_LEN + 1 + n + SC_SIG_LEN, spec->th3);
+}
+
+int
+sc_testpeer_spec_client (sc_testpeer_spec_t *spec, const char *name,
+                         const uint8_t sig_c[static SC_SIG_LEN],
+                         uint8_t *box, size_t *box_len)
+{
+    size_t n = strlen (name);
+    if (n < 1 || n > SC_NAME_MAX)
+        return -1;
+    memcpy (spec->name, name, n + 1);
+    /* pt = L || n || sig_C || mac_C, sealed with k_box, nonce 0, AD TH2 */
+    uint8_t pt[1 + SC_NAME_MAX + SC_SIG_LEN + SC_HASH_LEN];
+    pt[0] = (uint8_t) n;
+    memcpy (pt + 1, name, n);
+    memcpy (pt + 1 + n, sig_c, SC_SIG_LEN);
+    uint8_t nonce[SC_NONCE_LEN] = { 0 };
+    size_t pt_len = 1 + n + SC_SIG_LEN + SC_HASH_LEN;
+    int rc = s_spec_th3 (spec, sig_c)
+          || sc_hmac (spec->k_fc, spec->th3, SC_HASH_LEN, pt + 1 + n + SC_SIG_LEN)
+          || sc_aead_seal (spec->k_box, nonce, spec->th2, SC_HASH_LEN, pt, pt_len, box)
+           ? -1 : 0;
+    sc_wipe (pt, sizeof pt);
+    if (rc == 0)
+        *box_len = pt_len + SC_TAG_LEN;
+    return rc;
+}
+
+int
+sc_testpeer_spec_open (sc_testpeer_spec_t *spec, const uint8_t *box, size_t box_len)
+{
+    uint8_t pt[SC_HS_BOX_MAX], nonce[SC_NONCE_LEN] = { 0 };
+    if (box_len <= SC_TAG_LEN || box_len > SC_HS_BOX_MAX
+        || sc_aead_open (spec->k_box, nonce, spec->th2, SC_HASH_LEN, box, box_len, pt))
+        return -1;
+    size_t pt_len = box_len - SC_TAG_LEN, n = pt[0];
+    int rc = -1;
+    if (n >= 1 && n <= SC_NAME_MAX && pt_len == 1 + n + SC_SIG_LEN + SC_HASH_LEN) {
+        memcpy (spec->name, pt + 1, n);
+        spec->name[n] = 0;
+        rc = s_spec_th3 (spec, pt + 1 + n);
+    }
+    sc_wipe (pt, sizeof pt);
+    return rc;
+}
+
+int
+sc_testpeer_spec_keys (const sc_testpeer_spec_t *spec, bool broker, sc_session_keys_t *keys)
+{
+    uint8_t c2b[SC_KEY_LEN], b2c[SC_KEY_LEN];
+    int rc = s_expand (spec->prk, "secchat/1 cb session c2b", spec->th3, SC_HASH_LEN, c2b)
+          || s_expand (spec->prk, "secchat/1 cb session b2c", spec->th3, SC_HASH_LEN, b2c)
+           ? -1 : 0;
+    if (rc == 0) {
+        memcpy (keys->sid, spec->th3, SC_HASH_LEN);
+        memcpy (keys->k_send, broker ? b2c : c2b, SC_KEY_LEN);
+        memcpy (keys->k_recv, broker ? c2b : b2c, SC_KEY_LEN);
+    }
+    sc_wipe (c2b, sizeof c2b);
+    sc_wipe (b2c, sizeof b2c);
+    return rc;
+}
+
+int
+sc_testpeer_login_unsigned (sc_testpeer_t *self, const char *claimed)
+{
+    sc_testpeer_spec_t spec;
+    memset (&spec, 0, sizeof spec);
+    uint8_t e_priv[SC_KEY_LEN], sig_c[SC_SIG_LEN], mac_b[SC_HASH_LEN];
+    uint8_t box[SC_HS_BOX_MAX];
+    size_t box_len = 0;
+    sc_session_keys_t keys;
+    int result = -1;
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_HELLO);
+    msg.suite = 1;
+    if (sc_random (msg.nonce, SC_RANDOM_LEN) || sc_x25519_keygen (e_priv, msg.eph))
+        goto done;
+    memcpy (spec.nonce_c, msg.nonce, SC_RANDOM_LEN);
+    memcpy (spec.eph_c, msg.eph, SC_PUB_LEN);
+    if (sc_testpeer_send_plain (self, &msg) || sc_testpeer_recv_plain (self, 5000, &msg) != 1)
+        goto done;
+    if (msg.opcode == SC_OP_ERROR) {
+        result = (int) msg.code;
+        goto done;
+    }
+    if (msg.opcode != SC_OP_AUTH_BROKER)
+        goto done;
+    memcpy (spec.nonce_b, msg.nonce, SC_RANDOM_LEN);
+    memcpy (spec.eph_b, msg.eph, SC_PUB_LEN);
+    spec.cert = msg.data;
+    spec.cert_len = msg.data_len;
+    if (sc_x25519 (e_priv, spec.eph_b, spec.ss)
+        || sc_testpeer_spec_broker (&spec, msg.sig, mac_b)
+        || sc_random (sig_c, sizeof sig_c)
+        || sc_testpeer_spec_client (&spec, claimed, sig_c, box, &box_len)
+        || sc_testpeer_spec_keys (&spec, false, &keys))
+        goto done;
+    sc_msg_reset (&msg);
+    sc_msg_init (&msg, SC_OP_AUTH_CLIENT);
+    if (sc_msg_set_data (&msg, box, box_len) || sc_testpeer_send_plain (self, &msg))
+        goto done;
+    result = s_login_result (self, &keys);
+done:
+    sc_msg_reset (&msg);
+    sc_wipe (&keys, sizeof keys);
+    sc_wipe (&spec, sizeof spec);
+    sc_wipe (e_priv, sizeof e_priv);
+    return result;
 }

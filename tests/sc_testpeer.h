@@ -11,10 +11,12 @@
 #ifndef SC_TESTPEER_H_INCLUDED
 #define SC_TESTPEER_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "sc_channel.h"
+#include "sc_handshake.h"
 #include "sc_msg.h"
 
 typedef struct _sc_testpeer_t sc_testpeer_t;
@@ -64,5 +66,47 @@ int sc_testpeer_recv (sc_testpeer_t *self, int timeout_ms, sc_msg_t *msg);
 int sc_testpeer_expect_error (sc_testpeer_t *self, int timeout_ms);
 /* The next plaintext message must be ERROR: its code, or -1. */
 int sc_testpeer_expect_plain_error (sc_testpeer_t *self, int timeout_ms);
+
+/* ---- The client-broker handshake from docs/PROTOCOL.md section 5 ----
+   Computed here with the primitives of sc_crypto.h alone, not with
+   sc_handshake, so that a test can play either side with what the
+   library would never send: a signature it cannot make (random bytes)
+   with every MAC and box right. The caller fills the HELLO and
+   AUTH_BROKER fields and ss; each step fills the rest. All 0 / -1. */
+typedef struct {
+    uint8_t nonce_c[SC_RANDOM_LEN], eph_c[SC_PUB_LEN];
+    uint8_t nonce_b[SC_RANDOM_LEN], eph_b[SC_PUB_LEN];
+    const uint8_t *cert;            /* DER, borrowed                       */
+    size_t cert_len;
+    uint8_t ss[SC_KEY_LEN];         /* X25519 of one side's ephemeral      */
+    uint8_t th1[SC_HASH_LEN], th2[SC_HASH_LEN], th3[SC_HASH_LEN];
+    uint8_t prk[SC_HASH_LEN];
+    uint8_t k_box[SC_KEY_LEN], k_fb[SC_KEY_LEN], k_fc[SC_KEY_LEN];
+    char name[SC_NAME_MAX + 1];     /* n, from spec_client or spec_open    */
+} sc_testpeer_spec_t;
+
+/* TH1, prk, k_box, k_fB, k_fC; then, for sig_B as given (any 64 bytes),
+   TH2 = H(TH1 || sig_B) and mac_B = HMAC(k_fB, TH2). */
+int sc_testpeer_spec_broker (sc_testpeer_spec_t *spec,
+                             const uint8_t sig_b[static SC_SIG_LEN],
+                             uint8_t mac_b[static SC_HASH_LEN]);
+/* The client's answer for name and sig_C as given: TH3, mac_C and the
+   AUTH_CLIENT box (SC_HS_BOX_MAX bytes). */
+int sc_testpeer_spec_client (sc_testpeer_spec_t *spec, const char *name,
+                             const uint8_t sig_c[static SC_SIG_LEN],
+                             uint8_t *box, size_t *box_len);
+/* The broker's side of the same: open the box, take n and TH3 from it
+   (mac_C is not checked: an impostor does not care). */
+int sc_testpeer_spec_open (sc_testpeer_spec_t *spec, const uint8_t *box,
+                           size_t box_len);
+/* sid = TH3 and the session keys, seen from the broker or the client. */
+int sc_testpeer_spec_keys (const sc_testpeer_spec_t *spec, bool broker,
+                           sc_session_keys_t *keys);
+
+/* The whole login as `claimed` by a client that does not hold its key:
+   sig_C is 64 random bytes, mac_C and the box are right (made from the
+   specification). The broker's AUTH_BROKER is not checked. The same
+   results as sc_testpeer_login. */
+int sc_testpeer_login_unsigned (sc_testpeer_t *self, const char *claimed);
 
 #endif

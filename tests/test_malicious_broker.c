@@ -12,6 +12,8 @@
         ONCE SKIP FROM N | COUNTER FROM N     its counter + N, or = N
         NOTIFY TO ABOUT REASON                a forged NOTIFY
         KCI TO AS SIGNER                      pose as AS to TO
+        IMPOSTOR                              the next login: without the
+                                              broker's key (random sig_B)
 
     It holds every user's private key (the keys script leaves them with
     their passwords), so it can do anything a broker that stole them
@@ -43,6 +45,7 @@
 #include "sc_e2e.h"
 #include "sc_handshake.h"
 #include "sc_testkeys.h"
+#include "sc_testpeer.h"
 #include "sc_testproc.h"
 #include "sc_wire.h"
 
@@ -88,6 +91,7 @@ typedef struct {
     char asked_by[SC_NAME_MAX + 1]; /* that user asked this one            */
     int peer;                       /* chat peer's slot, -1, or S_PHANTOM  */
     sc_e2e_t *e2e;                  /* MITM: the broker's own E2E with it  */
+    sc_testpeer_spec_t *spec;       /* IMPOSTOR: its handshake, by hand    */
 } s_session_t;
 
 typedef struct {
@@ -100,6 +104,7 @@ typedef struct {
     s_once_t once;
     char once_from[SC_NAME_MAX + 1];
     uint64_t once_arg;
+    bool impostor;                  /* IMPOSTOR: the next HELLO            */
     uint8_t *held;                  /* HOLD: the body held back            */
     size_t held_len;
     uint64_t held_counter;
@@ -168,6 +173,10 @@ s_session_free (s_session_t *s)
     sc_handshake_destroy (&s->hs);
     sc_channel_destroy (&s->ch);
     sc_e2e_destroy (&s->e2e);
+    if (s->spec) {
+        sc_wipe (s->spec, sizeof *s->spec);
+        free (s->spec);
+    }
     memset (s, 0, sizeof *s);
     s->peer = -1;
 }
@@ -266,10 +275,90 @@ s_send_chat (s_evil_t *self, s_session_t *s, const char *name,
 
 /* ---- Login (section 5, broker side) ---- */
 
+/* IMPOSTOR: a broker that shows the real certificate (it is public)
+   without the key it certifies. sig_B is 64 random bytes; everything
+   else of AUTH_BROKER is right, since it made e_B: ss, the keys, TH2 and
+   mac_B, computed by hand (sc_testpeer_spec_*). */
+static void
+s_impostor_hello (s_evil_t *self, s_session_t *s, const sc_msg_t *hello)
+{
+    sc_testpeer_spec_t *spec = calloc (1, sizeof *spec);
+    uint8_t e_priv[SC_KEY_LEN];
+    sc_msg_t reply;
+    sc_msg_init (&reply, SC_OP_AUTH_BROKER);
+    int rc = spec ? 0 : -1;
+    if (rc == 0) {
+        memcpy (spec->nonce_c, hello->nonce, SC_RANDOM_LEN);
+        memcpy (spec->eph_c, hello->eph, SC_PUB_LEN);
+        spec->cert = self->world->cert;
+        spec->cert_len = self->world->cert_len;
+        rc = sc_random (reply.nonce, SC_RANDOM_LEN)
+          || sc_x25519_keygen (e_priv, reply.eph)
+          || sc_x25519 (e_priv, hello->eph, spec->ss)
+          || sc_random (reply.sig, SC_SIG_LEN) ? -1 : 0;
+    }
+    if (rc == 0) {
+        memcpy (spec->nonce_b, reply.nonce, SC_RANDOM_LEN);
+        memcpy (spec->eph_b, reply.eph, SC_PUB_LEN);
+        rc = sc_testpeer_spec_broker (spec, reply.sig, reply.mac)
+          || sc_msg_set_data (&reply, self->world->cert, self->world->cert_len) ? -1 : 0;
+    }
+    sc_wipe (e_priv, sizeof e_priv);
+    if (rc) {
+        s_event (self, "bug: the impostor cannot answer HELLO");
+        if (spec) {
+            sc_wipe (spec, sizeof *spec);
+            free (spec);
+        }
+    }
+    else {
+        s->spec = spec;
+        s_send_plain (self, s, &reply);
+        s_event (self, "impostor hello");
+    }
+    sc_msg_reset (&reply);
+}
+
+/* IMPOSTOR: a client that took the forged AUTH_BROKER is logged in. */
+static void
+s_impostor_auth (s_evil_t *self, s_session_t *s, const sc_msg_t *auth)
+{
+    sc_session_keys_t keys;
+    int rc = sc_testpeer_spec_open (s->spec, auth->data, auth->data_len)
+          || sc_testpeer_spec_keys (s->spec, true, &keys)
+          || !(s->ch = sc_channel_new (&keys)) ? -1 : 0;
+    sc_wipe (&keys, sizeof keys);
+    if (rc) {
+        s_event (self, "bug: the impostor cannot open AUTH_CLIENT");
+        return;
+    }
+    strcpy (s->name, s->spec->name);
+    sc_wipe (s->spec, sizeof *s->spec);
+    free (s->spec);
+    s->spec = NULL;
+    sc_msg_t welcome;
+    sc_msg_init (&welcome, SC_OP_WELCOME);
+    welcome.code = S_HEARTBEAT_MS;
+    if (sc_msg_set_name (&welcome, s->name) == 0)
+        s_send (self, s, &welcome);
+    sc_msg_reset (&welcome);
+    s_event (self, "impostor logged in %s", s->name);
+}
+
 static void
 s_on_hello (s_evil_t *self, s_session_t *s, const sc_msg_t *hello)
 {
     sc_handshake_destroy (&s->hs);
+    if (s->spec) {
+        sc_wipe (s->spec, sizeof *s->spec);
+        free (s->spec);
+        s->spec = NULL;
+    }
+    if (self->impostor) {
+        self->impostor = false;
+        s_impostor_hello (self, s, hello);
+        return;
+    }
     s->hs = sc_handshake_new_broker (self->world->broker_key, self->world->cert,
                                      self->world->cert_len);
     sc_msg_t reply;
@@ -814,6 +903,8 @@ s_on_handshake (s_evil_t *self, s_session_t *s, const uint8_t *data, size_t len)
         s_send_error (self, s, SC_ERR_MALFORMED, true);
     else if (msg.opcode == SC_OP_HELLO)
         s_on_hello (self, s, &msg);
+    else if (msg.opcode == SC_OP_AUTH_CLIENT && s->spec)
+        s_impostor_auth (self, s, &msg);
     else if (msg.opcode == SC_OP_AUTH_CLIENT)
         s_on_auth_client (self, s, &msg);
     else
@@ -923,6 +1014,10 @@ s_command (s_evil_t *self, const char *line)
     }
     if (strcmp (word, "KCI") == 0)
         return s_cmd_kci (self, a, b, c);
+    if (strcmp (word, "IMPOSTOR") == 0) {
+        self->impostor = true;
+        return 0;
+    }
     return -1;
 }
 
@@ -1882,6 +1977,43 @@ test_kci (void **state)
     s_evil_ok ();
 }
 
+/* ---- 11. An impostor broker ---------------------------------------------------------------------- */
+
+/* The test broker answers alice's HELLO as someone who has the broker's
+   certificate (it is public) but not its key: sig_B is random bytes,
+   mac_B is right (it made e_B, so it knows every key of the login).
+   secchat must refuse to log in on the signature: no line at all on its
+   output, exit status 1, and the reason on stderr. Without that check
+   it would send AUTH_CLIENT, get a WELCOME and be "ready" with a broker
+   that reads all it sends ("impostor logged in alice"). The next login,
+   answered with the real key, works. */
+static void
+test_impostor_broker (void **state)
+{
+    (void) state;
+    s_evil ("IMPOSTOR");
+    sc_testclient_t opts = { .keys = sc_testkeys_dir (T.keys), .workdir = T.work,
+                             .endpoint = T.endpoint, .user = "alice" };
+    sc_testproc_t *alice = sc_testproc_client_new (&opts);
+    assert_non_null (alice);
+    s_evil_saw ("impostor hello");
+    assert_int_equal (sc_testproc_expect_eof (alice, s_timeout ()), 0);
+    assert_int_equal (sc_testproc_wait (alice, s_timeout ()), 1);
+    char *err = sc_testdir_slurp (sc_testproc_log_path (alice), NULL);
+    assert_non_null (err);
+    assert_string_equal (err, "secchat: broker authentication failed: "
+                         "signature does not verify\n");
+    free (err);
+    sc_testproc_destroy (&alice);
+    for (char *it = zlist_first (T.events); it; it = zlist_next (T.events))
+        if (strncmp (it, "impostor logged in", 18) == 0)
+            fail_msg ("test broker: %s", it);
+
+    alice = s_client ("alice");
+    s_quit (&alice);
+    s_evil_ok ();
+}
+
 int
 main (void)
 {
@@ -1899,6 +2031,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_forged_close, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_counter_beyond_skip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_kci, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_impostor_broker, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

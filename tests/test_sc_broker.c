@@ -836,6 +836,64 @@ test_handshake_timeout (void **state)
     s_client_destroy (&c);
 }
 
+/* At most max_handshakes logins in progress: a HELLO past the cap gets a
+   plaintext ERROR INTERNAL (a client retries it) and is held nowhere;
+   once the logins in progress are gone, a login goes through again. */
+static void
+test_handshake_cap (void **state)
+{
+    (void) state;
+    sc_broker_destroy (&T.broker);
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.max_handshakes = 2;
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    client_t *c[3];
+    sc_handshake_t *hs[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = s_client_new ("alice");
+        hs[i] = sc_handshake_new_client (c[i]->key, "alice", T.k.ca, "secbroker");
+        assert_non_null (hs[i]);
+        uint8_t *frame;
+        size_t len;
+        sc_testbroker_hello (hs[i], &frame, &len);
+        s_deliver (c[i], frame, len);
+        free (frame);
+        sc_msg_t msg;
+        s_recv_plain (c[i], &msg);
+        if (i < 2)
+            assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
+        else {
+            assert_int_equal (msg.opcode, SC_OP_ERROR);
+            assert_int_equal (msg.code, SC_ERR_RATE);
+        }
+        sc_msg_reset (&msg);
+        s_expect_nothing (c[i]);
+        assert_int_equal (sc_broker_handshakes (T.broker), i < 2 ? i + 1 : 2);
+    }
+    /* The two time out (the third was not there to); then a whole login
+       is taken. */
+    T.now += 10001;
+    sc_broker_tick (T.broker, T.now);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    for (int i = 0; i < 3; i++) {
+        if (i < 2) {
+            sc_msg_t msg;
+            s_recv_plain (c[i], &msg);
+            assert_int_equal (msg.opcode, SC_OP_ERROR);
+            assert_int_equal (msg.code, SC_ERR_TIMEOUT);
+            sc_msg_reset (&msg);
+        }
+        s_expect_nothing (c[i]);
+        sc_handshake_destroy (&hs[i]);
+        s_client_destroy (&c[i]);
+    }
+    client_t *bob = s_login ("bob");
+    s_client_destroy (&bob);
+}
+
 static void
 test_second_login_replaces (void **state)
 {
@@ -1756,6 +1814,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_withdraw_and_quit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_heartbeat_timeout, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handshake_timeout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handshake_cap, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_second_login_replaces, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replay_and_tamper, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rate_limit, s_setup, s_teardown),

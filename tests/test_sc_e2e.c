@@ -380,13 +380,37 @@ s_spec_initiator_hello (spec_t *s, flight_t *fl, const char *name_i,
     s_spec_next (s->te1, fl->sig_r, SC_SIG_LEN, s->te2);
 }
 
-//  CC_FINISH from the specification: sig_I by `signer` over `label`.
+//  CC_FINISH from the specification: sig_I by `signer` over `label`, or
+//  64 random bytes when signer is NULL; mac_I right for that sig_I.
 static void
 s_spec_finish (spec_t *s, flight_t *fl, const sc_key_t *signer, const char *label)
 {
-    s_sign (signer, label, s->te2, fl->sig_i);
+    if (signer)
+        s_sign (signer, label, s->te2, fl->sig_i);
+    else
+        assert_int_equal (sc_random (fl->sig_i, SC_SIG_LEN), 0);
     s_spec_chains (s, fl->sig_i);
     assert_int_equal (sc_hmac (s->k_fi, s->te3, SC_HASH_LEN, fl->mac_i), 0);
+}
+
+//  Plays the responder bob from the specification against the CC_SESSION
+//  in fl (alice initiator, both told the true keys): a fresh nonce_R and
+//  eph_R, TE1, the keys, sig_R by `signer` or 64 random bytes when it is
+//  NULL, TE2 and a mac_R right for that sig_R.
+static void
+s_spec_reply (spec_t *s, flight_t *fl, const sc_key_t *signer)
+{
+    assert_int_equal (sc_random (fl->nonce_r, SC_RANDOM_LEN), 0);
+    assert_int_equal (sc_x25519_keygen (s->e_priv, fl->eph_r), 0);
+    assert_int_equal (sc_x25519 (s->e_priv, fl->eph_i, s->ss), 0);
+    s_spec_te1 ("alice", K->alice_pub, "bob", K->bob_pub, fl, s->te1);
+    s_spec_schedule (s);
+    if (signer)
+        s_sign (signer, "secchat/1 e2e responder signature", s->te1, fl->sig_r);
+    else
+        assert_int_equal (sc_random (fl->sig_r, SC_SIG_LEN), 0);
+    s_spec_next (s->te1, fl->sig_r, SC_SIG_LEN, s->te2);
+    assert_int_equal (sc_hmac (s->k_fr, s->te2, SC_HASH_LEN, fl->mac_r), 0);
 }
 
 
@@ -905,6 +929,76 @@ test_kci_rejected (void **state)
 }
 
 
+//  Someone who is not bob answers alice's CC_SESSION as bob: the broker,
+//  or anyone inside the relay, without bob's key. It picked e_R, so it
+//  knows ss and every key of the exchange and sends a right mac_R; its
+//  sig_R is 64 random bytes, or a valid signature by its own key
+//  (mallory's). Only the check of sig_R with bob's key stands between it
+//  and a chat alice would believe is with bob: she refuses it with the
+//  signature error, sends no CC_FINISH and cannot send a message.
+static void
+test_impostor_responder (void **state)
+{
+    (void) state;
+    const sc_key_t *signers [] = { NULL, K->mallory, K->alice, K->bob };
+    for (size_t k = 0; k < sizeof signers / sizeof signers [0]; k++) {
+        sc_e2e_t *a = sc_e2e_new (K->alice, "alice", K->bob_pub, "bob", true);
+        assert_non_null (a);
+        flight_t fl;
+        spec_t s;
+        assert_int_equal (sc_e2e_start (a, &fl.suite, fl.nonce_i, fl.eph_i), SC_E2E_OK);
+        s_spec_reply (&s, &fl, signers [k]);
+        //  The last round is the control: bob's own signature is taken.
+        int expected = signers [k] == K->bob ? SC_E2E_OK : SC_E2E_ESIG;
+        int rc = sc_e2e_finish (a, fl.nonce_r, fl.eph_r, fl.sig_r, fl.mac_r,
+                                fl.sig_i, fl.mac_i);
+        if (rc != expected)
+            print_error ("signer %zu: %s\n", k, sc_e2e_strerror (rc));
+        assert_int_equal (rc, expected);
+        assert_int_equal (sc_e2e_ready (a), expected == SC_E2E_OK);
+        uint8_t box [4 + SC_TAG_LEN];
+        uint64_t n;
+        assert_int_equal (sc_e2e_seal (a, (const uint8_t *) "hi b", 4, &n, box),
+                          expected == SC_E2E_OK ? SC_E2E_OK : SC_E2E_ESTATE);
+        sc_e2e_destroy (&a);
+        sc_wipe (&s, sizeof s);
+    }
+}
+
+//  The same against bob: someone who is not alice sends CC_SESSION and
+//  CC_FINISH as alice, with a right mac_I (it knows every key of the
+//  exchange) and a sig_I of 64 random bytes or by mallory's key (bob's
+//  own key is test_kci_rejected). Bob refuses it with the signature
+//  error and is not ready.
+static void
+test_impostor_initiator (void **state)
+{
+    (void) state;
+    const sc_key_t *signers [] = { NULL, K->mallory, K->alice };
+    for (size_t k = 0; k < sizeof signers / sizeof signers [0]; k++) {
+        sc_e2e_t *b = sc_e2e_new (K->bob, "bob", K->alice_pub, "alice", false);
+        assert_non_null (b);
+        flight_t fl;
+        spec_t s;
+        s_spec_initiator_hello (&s, &fl, "alice", K->alice_pub, b, "bob", K->bob_pub);
+        s_spec_finish (&s, &fl, signers [k], "secchat/1 e2e initiator signature");
+        //  The last round is the control: alice's own signature is taken.
+        int expected = signers [k] == K->alice ? SC_E2E_OK : SC_E2E_ESIG;
+        int rc = sc_e2e_confirm (b, fl.sig_i, fl.mac_i);
+        if (rc != expected)
+            print_error ("signer %zu: %s\n", k, sc_e2e_strerror (rc));
+        assert_int_equal (rc, expected);
+        assert_int_equal (sc_e2e_ready (b), expected == SC_E2E_OK);
+        uint8_t box [4 + SC_TAG_LEN];
+        uint64_t n;
+        assert_int_equal (sc_e2e_seal (b, (const uint8_t *) "hi a", 4, &n, box),
+                          expected == SC_E2E_OK ? SC_E2E_OK : SC_E2E_ESTATE);
+        sc_e2e_destroy (&b);
+        sc_wipe (&s, sizeof s);
+    }
+}
+
+
 //  ---------------------------------------------------------------------
 //  The specification, byte for byte
 
@@ -1221,6 +1315,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_broker_swaps_key, setup, teardown),
         cmocka_unit_test_setup_teardown (test_lying_broker_safety_number, setup, teardown),
         cmocka_unit_test_setup_teardown (test_kci_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_impostor_responder, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_impostor_initiator, setup, teardown),
         cmocka_unit_test_setup_teardown (test_spec_responder, setup, teardown),
         cmocka_unit_test_setup_teardown (test_spec_initiator, setup, teardown),
         cmocka_unit_test_setup_teardown (test_low_order_responder, setup, teardown),

@@ -351,6 +351,7 @@ typedef struct {
     size_t name_len;            //  L as written (normally strlen (name))
     const char *signed_name;    //  the name signed (normally n)
     const sc_key_t *signer;     //  sk_C
+    bool random_sig;            //  sig_C: 64 random bytes, no key used
     const char *label;          //  the signature label
     bool bad_mac;               //  flip a bit of mac_C
     size_t extra;               //  bytes appended to the plaintext
@@ -367,8 +368,11 @@ s_spec_box (spec_t *s, const box_opts_t *o, flight_t *fl)
     uint8_t part [SC_HASH_LEN + 1 + 64];
     size_t part_len = s_th2_name (s->th2, signed_name, strlen (signed_name), part);
     uint8_t sig_c [SC_SIG_LEN], mac_c [SC_HASH_LEN];
-    s_sign (o->signer, o->label ? o->label : "secchat/1 cb client signature",
-            part, part_len, sig_c);
+    if (o->random_sig)
+        assert_int_equal (sc_random (sig_c, SC_SIG_LEN), 0);
+    else
+        s_sign (o->signer, o->label ? o->label : "secchat/1 cb client signature",
+                part, part_len, sig_c);
     //  TH3 = H(TH2 || L || n || sig_C)
     uint8_t th3_in [SC_HASH_LEN + 1 + 64 + SC_SIG_LEN];
     size_t th3_len = s_th2_name (s->th2, o->name, o->name_len, th3_in);
@@ -421,17 +425,28 @@ s_spec_client_hello (spec_t *s, flight_t *fl, sc_handshake_t *broker)
     s_hash2 (s->th1, SC_HASH_LEN, fl->sig_b, SC_SIG_LEN, s->th2);
 }
 
-//  AUTH_BROKER from the specification (broker key F->broker, cert
-//  F->cert) for the HELLO in fl; ss given (the broker's X25519 result, or
-//  what a cheating broker claims).
+//  AUTH_BROKER from the specification (cert F->cert) for the HELLO in fl;
+//  ss given (the broker's X25519 result, or what a cheating broker
+//  claims). sig_B by `signer`, or 64 random bytes when it is NULL (an
+//  impostor without any broker key); mac_B right for that sig_B.
 static void
-s_spec_auth_broker (spec_t *s, flight_t *fl)
+s_spec_auth_broker_by (spec_t *s, flight_t *fl, const sc_key_t *signer)
 {
     s_spec_th1 (fl, SUITE, F->cert, F->cert_len, s->th1);
     s_spec_schedule (s);
-    s_sign (F->broker, "secchat/1 cb broker signature", s->th1, SC_HASH_LEN, fl->sig_b);
+    if (signer)
+        s_sign (signer, "secchat/1 cb broker signature", s->th1, SC_HASH_LEN, fl->sig_b);
+    else
+        assert_int_equal (sc_random (fl->sig_b, SC_SIG_LEN), 0);
     s_hash2 (s->th1, SC_HASH_LEN, fl->sig_b, SC_SIG_LEN, s->th2);
     assert_int_equal (sc_hmac (s->k_fb, s->th2, SC_HASH_LEN, fl->mac_b), 0);
+}
+
+//  The same signed with the broker's real key.
+static void
+s_spec_auth_broker (spec_t *s, flight_t *fl)
+{
+    s_spec_auth_broker_by (s, fl, F->broker);
 }
 
 
@@ -872,6 +887,108 @@ test_replay (void **state)
 
 
 //  ---------------------------------------------------------------------
+//  Each signature against the attack it is there for
+
+//  An impostor broker: it shows the real broker's certificate (public),
+//  but holds no key the CA certified, so its sig_B is 64 random bytes, or
+//  a valid signature by a key of its own (the other CA's broker). It
+//  made e_B itself, so ss, TH1, k_fB, TH2 and mac_B are all right. Only
+//  the check of sig_B stands between it and a client that would log in
+//  and talk to it: the client refuses it with the signature error, no box
+//  comes out, and the handshake is over.
+static void
+test_impostor_broker (void **state)
+{
+    (void) state;
+    const sc_key_t *signers [] = { NULL, F->broker2, F->alice };
+    for (size_t k = 0; k < sizeof signers / sizeof signers [0]; k++) {
+        pair_t p;
+        s_pair_default (&p);
+        flight_t *fl = &p.fl;
+        assert_int_equal (sc_handshake_client_hello (p.client, &fl->suite, fl->nonce_c,
+                                                     fl->eph_c), SC_HS_OK);
+        spec_t s;
+        assert_int_equal (sc_random (fl->nonce_b, SC_RANDOM_LEN), 0);
+        assert_int_equal (sc_x25519_keygen (s.e_priv, fl->eph_b), 0);
+        assert_int_equal (sc_x25519 (s.e_priv, fl->eph_c, s.ss), 0);
+        s_spec_auth_broker_by (&s, fl, signers [k]);
+        int cert_err = 12345;
+        int rc = s_client_auth (&p, F->cert, F->cert_len, &cert_err);
+        if (rc != SC_HS_ESIG)
+            print_error ("forgery %zu: %s\n", k, sc_hs_strerror (rc));
+        assert_int_equal (rc, SC_HS_ESIG);
+        //  The certificate itself passed: it is the real one.
+        assert_int_equal (cert_err, SC_KEY_OK);
+        assert_int_equal (fl->box_len, 0);
+        assert_null (sc_handshake_broker_key (p.client));
+        sc_session_keys_t keys;
+        assert_int_equal (sc_handshake_keys (p.client, &keys), SC_HS_ESTATE);
+        s_pair_destroy (&p);
+        sc_wipe (&s, sizeof s);
+    }
+
+    //  Control: the same AUTH_BROKER signed with the real key is taken,
+    //  so the refusals above were the signature's.
+    pair_t p;
+    s_pair_default (&p);
+    flight_t *fl = &p.fl;
+    assert_int_equal (sc_handshake_client_hello (p.client, &fl->suite, fl->nonce_c,
+                                                 fl->eph_c), SC_HS_OK);
+    spec_t s;
+    assert_int_equal (sc_random (fl->nonce_b, SC_RANDOM_LEN), 0);
+    assert_int_equal (sc_x25519_keygen (s.e_priv, fl->eph_b), 0);
+    assert_int_equal (sc_x25519 (s.e_priv, fl->eph_c, s.ss), 0);
+    s_spec_auth_broker_by (&s, fl, F->broker);
+    assert_int_equal (s_client_auth (&p, F->cert, F->cert_len, NULL), SC_HS_OK);
+    s_pair_destroy (&p);
+    sc_wipe (&s, sizeof s);
+}
+
+//  A client that claims a registered name without its key: it talks to
+//  the genuine broker, so it knows every key of the handshake (ss, k_box,
+//  k_fC) and makes the box and mac_C right; its sig_C is 64 random bytes,
+//  or a valid signature by its own key (bob's, registered to bob). Only
+//  the check of sig_C with the registered key refuses it: the signature
+//  error, and no keys.
+static void
+test_impostor_client (void **state)
+{
+    (void) state;
+    const box_opts_t forgeries [] = {
+        { .name = "alice", .name_len = 5, .random_sig = true },
+        { .name = "alice", .name_len = 5, .signer = F->bob },
+    };
+    for (size_t k = 0; k <= sizeof forgeries / sizeof forgeries [0]; k++) {
+        sc_handshake_t *broker = sc_handshake_new_broker (F->broker, F->cert, F->cert_len);
+        assert_non_null (broker);
+        spec_t s;
+        flight_t fl;
+        s_spec_client_hello (&s, &fl, broker);
+        //  The last round is the control: alice's own key is accepted.
+        box_opts_t o = { .name = "alice", .name_len = 5, .signer = F->alice };
+        if (k < sizeof forgeries / sizeof forgeries [0])
+            o = forgeries [k];
+        s_spec_box (&s, &o, &fl);
+        char name [SC_HS_NAME_MAX + 1];
+        assert_int_equal (sc_handshake_broker_open (broker, fl.box, fl.box_len, name),
+                          SC_HS_OK);
+        assert_string_equal (name, "alice");
+        int rc = sc_handshake_broker_verify (broker, F->alice_pub);
+        int expected = k < sizeof forgeries / sizeof forgeries [0] ? SC_HS_ESIG : SC_HS_OK;
+        if (rc != expected)
+            print_error ("forgery %zu: %s\n", k, sc_hs_strerror (rc));
+        assert_int_equal (rc, expected);
+        sc_session_keys_t keys;
+        assert_int_equal (sc_handshake_keys (broker, &keys),
+                          expected == SC_HS_OK ? SC_HS_OK : SC_HS_ESTATE);
+        sc_handshake_destroy (&broker);
+        sc_wipe (&keys, sizeof keys);
+        sc_wipe (&s, sizeof s);
+    }
+}
+
+
+//  ---------------------------------------------------------------------
 //  Steps out of order
 
 static void
@@ -1136,6 +1253,8 @@ main (void)
         cmocka_unit_test (test_low_order_hello),
         cmocka_unit_test (test_low_order_auth_broker),
         cmocka_unit_test (test_wrong_client_key),
+        cmocka_unit_test (test_impostor_broker),
+        cmocka_unit_test (test_impostor_client),
         cmocka_unit_test (test_replay),
         cmocka_unit_test (test_out_of_order),
         cmocka_unit_test (test_new_rejects_bad_arguments),

@@ -38,7 +38,7 @@
    cannot make us hold every line typed): at most this many lines, and
    this much text. */
 #define S_UNACKED_MAX       10000
-#define S_UNACKED_BYTES     (1024 * 1024)
+#define S_UNACKED_BYTES     ((size_t) 1024 * 1024)
 /* The unconfirmed lines listed by text when a chat ends (the rest are
    counted). */
 #define S_UNACKED_SHOWN     100

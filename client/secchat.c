@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -818,6 +820,21 @@ s_load_ca (const char *path)
     return ca;
 }
 
+/* What people type is UTF-8 on the wire (PROTOCOL.md section 3), and
+   libedit reads a multibyte character only in a locale whose codeset is
+   UTF-8: in the C locale it drops every byte above 0x7f. So characters
+   follow the user's locale when it is UTF-8, and C.UTF-8 otherwise. */
+static void
+s_utf8_input (void)
+{
+    const char *set = setlocale (LC_CTYPE, "");
+    if (set && strcmp (nl_langinfo (CODESET), "UTF-8") == 0)
+        return;
+    if (!setlocale (LC_CTYPE, "C.UTF-8") || strcmp (nl_langinfo (CODESET), "UTF-8") != 0)
+        fprintf (stderr, "secchat: note: no UTF-8 locale: what you type beyond "
+                 "ASCII may be lost\n");
+}
+
 static void
 s_make_config_dir (const char *dir)
 {
@@ -861,8 +878,11 @@ main (int argc, char *argv[])
     s_catch (SIGCONT, s_on_signal);
     if (app.opts.batch)
         setvbuf (stdout, NULL, _IONBF, 0);     /* no copy of a message lingers */
-    else if (!(app.term = sc_term_new ("[connecting]> ", s_term_line, &app)))
-        s_die (1, "cannot set up the terminal");
+    else {
+        s_utf8_input ();
+        if (!(app.term = sc_term_new ("[connecting]> ", s_term_line, &app)))
+            s_die (1, "cannot set up the terminal");
+    }
     app.stdin_open = true;
     app.backoff_ms = S_BACKOFF_MIN_MS;
     s_start_login (&app, s_now ());

@@ -17,10 +17,15 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#define _GNU_SOURCE                 //  posix_openpt, ptsname, memmem
 #include "sc_testproc.h"
 #include "sc_wire.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1224,6 +1229,119 @@ test_login_retried_when_busy (void **state)
     STOP_BROKER (SIGTERM);
 }
 
+//  ---------------------------------------------------------------------
+//  secchat on a terminal: a pseudo-terminal, with no locale in the
+//  environment (as under a bare service manager or ssh without LANG).
+
+typedef struct {
+    pid_t pid;
+    int master;
+    char screen [65536];        //  all it wrote, escape sequences and all
+    size_t len;
+} tty_client_t;
+
+static void
+s_tty_start (tty_client_t *t, const char *user)
+{
+    memset (t, 0, sizeof *t);
+    t->master = posix_openpt (O_RDWR | O_NOCTTY);
+    assert_true (t->master >= 0);
+    assert_int_equal (grantpt (t->master), 0);
+    assert_int_equal (unlockpt (t->master), 0);
+    const char *slave = ptsname (t->master);
+    assert_non_null (slave);
+    char bin [512], cfg [512];
+    snprintf (bin, sizeof bin, "%ssecchat", sc_testproc_bin_dir ());
+    snprintf (cfg, sizeof cfg, "%s/cfg-%s-tty", g_work, user);
+    const char *key = J (g_keys, "/clients/", user, ".key");
+    const char *pass = J (g_keys, "/clients/", user, ".pass");
+    const char *ca = J (g_keys, "/ca.pem");
+    const char *argv [] = { bin, "--endpoint", g_endpoint, "--user", user,
+                            "--key", key, "--password-file", pass, "--ca", ca,
+                            "--config-dir", cfg, NULL };
+    t->pid = fork ();
+    assert_true (t->pid >= 0);
+    if (t->pid == 0) {
+        setsid ();
+        int fd = open (slave, O_RDWR);
+        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
+            _exit (126);
+        dup2 (fd, 0);
+        dup2 (fd, 1);
+        dup2 (fd, 2);
+        close (t->master);
+        unsetenv ("LANG");
+        unsetenv ("LC_ALL");
+        unsetenv ("LC_CTYPE");
+        setenv ("TERM", "xterm", 1);
+        execv (bin, (char *const *) argv);
+        _exit (127);
+    }
+}
+
+//  Read what it writes until text appears on the screen (0) or the time
+//  runs out (-1).
+static int
+s_tty_wait (tty_client_t *t, const char *text, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (!memmem (t->screen, t->len, text, strlen (text))) {
+        int64_t left = deadline - zclock_mono ();
+        struct pollfd pfd = { t->master, POLLIN, 0 };
+        if (left <= 0 || poll (&pfd, 1, (int) left) <= 0)
+            return -1;
+        ssize_t n = read (t->master, t->screen + t->len, sizeof t->screen - 1 - t->len);
+        if (n <= 0)
+            return -1;
+        t->len += (size_t) n;
+    }
+    return 0;
+}
+
+static void
+s_tty_type (tty_client_t *t, const char *keys)
+{
+    size_t len = strlen (keys);
+    assert_int_equal (write (t->master, keys, len), (ssize_t) len);
+}
+
+//  Non-ASCII typed on a terminal goes out intact, whatever the locale
+//  the client was started in: accents, CJK, emoji.
+static void
+test_terminal_utf8 (void **state)
+{
+    (void) state;
+    s_start_broker (0);
+    int t = sc_testproc_timeout (10000);
+    tty_client_t alice;
+    s_tty_start (&alice, "alice");
+    if (s_tty_wait (&alice, "[idle]", t))
+        fail_msg ("no idle prompt; the terminal shows: %.*s", (int) alice.len, alice.screen);
+    sc_testproc_t *bob = LOGIN ("bob");
+    s_tty_type (&alice, "/talk bob\r");
+    SEE (bob, "request alice");
+    SAY (bob, "/accept");
+    SEE_PREFIX (bob, "chat alice ");
+    assert_int_equal (s_tty_wait (&alice, "[bob]", t), 0);
+    s_tty_type (&alice, "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 "
+                        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x8e\x89\r");
+    SEE (bob, "msg alice h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 "
+              "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x8e\x89");
+    s_tty_type (&alice, "/quit\r");
+    int status = 0;
+    int64_t deadline = zclock_mono () + t;
+    while (waitpid (alice.pid, &status, WNOHANG) == 0 && zclock_mono () < deadline) {
+        char sink [4096];
+        struct pollfd pfd = { alice.master, POLLIN, 0 };
+        if (poll (&pfd, 1, 100) > 0 && read (alice.master, sink, sizeof sink) <= 0)
+            zclock_sleep (10);
+    }
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (alice.master);
+    QUIT_CHAT (bob, "alice");
+    STOP_BROKER (SIGTERM);
+}
+
 //  A local TCP port nobody listens on (free a moment ago).
 static int
 s_free_port (void)
@@ -1578,6 +1696,7 @@ main (void)
         T (test_login_other_ca),
         T (test_login_wrong_broker_name),
         T (test_login_with_cookie),
+        T (test_terminal_utf8),
         T (test_login_retried_when_busy),
         T (test_login_unregistered),
         T (test_login_unreachable),

@@ -221,22 +221,29 @@ s_setup (void **state)
     return 0;
 }
 
+/* A new broker with these options, jobs handed to the test. */
+static void
+s_restart_with (const sc_broker_opts_t *opts)
+{
+    s_work ();
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    sc_broker_set_offload (T.broker, s_offload, &T);
+    sc_broker_set_source (T.broker, s_source);
+}
+
 /* A broker with small limits: logins in progress, per source, cookies. */
 static void
 s_restart (size_t max_logins, size_t per_source, size_t cookie_at)
 {
-    s_work ();
-    sc_broker_destroy (&T.broker);
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
     opts.max_handshakes = max_logins;
     opts.max_per_source = per_source;
     opts.cookie_at = cookie_at;
-    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
-                              s_capture, NULL);
-    assert_non_null (T.broker);
-    sc_broker_set_offload (T.broker, s_offload, &T);
-    sc_broker_set_source (T.broker, s_source);
+    s_restart_with (&opts);
 }
 
 static int
@@ -506,16 +513,10 @@ static void
 test_failed_logins_per_source (void **state)
 {
     (void) state;
-    s_restart (100, 100, 100);
-    sc_broker_destroy (&T.broker);
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
     opts.max_failed_per_source = 2;
-    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
-                              s_capture, NULL);
-    assert_non_null (T.broker);
-    sc_broker_set_offload (T.broker, s_offload, &T);
-    sc_broker_set_source (T.broker, s_source);
+    s_restart_with (&opts);
     sc_broker_tick (T.broker, T.now);
     client_t c, d;
     s_client_init (&c, 1, "alice", "bob");

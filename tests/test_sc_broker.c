@@ -836,20 +836,27 @@ test_handshake_timeout (void **state)
     s_client_destroy (&c);
 }
 
+/* The fixture's broker again, with these options. */
+static void
+s_broker_with (const sc_broker_opts_t *opts)
+{
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+}
+
 /* At most max_handshakes logins in progress: a HELLO past the cap gets a
-   plaintext ERROR INTERNAL (a client retries it) and is held nowhere;
+   plaintext ERROR RATE (a client retries it) and is held nowhere;
    once the logins in progress are gone, a login goes through again. */
 static void
 test_handshake_cap (void **state)
 {
     (void) state;
-    sc_broker_destroy (&T.broker);
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
     opts.max_handshakes = 2;
-    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
-                              s_capture, NULL);
-    assert_non_null (T.broker);
+    s_broker_with (&opts);
     client_t *c[3];
     sc_handshake_t *hs[3];
     for (int i = 0; i < 3; i++) {
@@ -1054,13 +1061,10 @@ test_counter_exhausted_ends_session (void **state)
 {
     (void) state;
     /* a broker whose sessions end at seq 5 (WELCOME is 1) */
-    sc_broker_destroy (&T.broker);
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
     opts.seq_limit = 5;
-    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, T.k.registry, &opts,
-                              s_capture, NULL);
-    assert_non_null (T.broker);
+    s_broker_with (&opts);
     client_t *alice = s_login ("alice");
     client_t *bob = s_login ("bob");
     s_open_chat (alice, bob);           /* alice's CHAT is seq 2 */

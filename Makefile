@@ -63,7 +63,7 @@ ifeq ($(SANITIZE),1)
 BINS       = $(BUILD)/bin/secbroker $(BUILD)/bin/secchat
 endif
 
-.PHONY: all deps test demo clean build check run-demo
+.PHONY: all deps test demo clean build check run-demo layers
 # The public targets install the packages first, then run make again so
 # that pkg-config sees what was just installed.
 all: deps
@@ -113,13 +113,26 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TLIB_OBJ) $(LIB)
 
 # Run every test program; fail at the end if any failed. The integration
 # tests find the binaries through SC_BIN_DIR.
-check: $(BINS) $(TESTS)
+check: layers $(BINS) $(TESTS)
 	@failed=""; for t in $(TESTS); do \
 	  echo "== $$t"; \
 	  SC_BIN_DIR=$(dir $(firstword $(BINS))) $$t || failed="$$failed $$(basename $$t)"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
 	echo "all $(words $(TESTS)) test programs passed"
+
+# The layers read codec <- crypto <- broker, client: no object of a lower
+# layer may use a symbol that only a higher one defines, and the codec
+# uses no OpenSSL at all (it knows no keys).
+layers: $(LIB_OBJ)
+	@codec="$(filter $(BUILD)/codec/%,$(LIB_OBJ))"; crypto="$(filter $(BUILD)/crypto/%,$(LIB_OBJ))"; \
+	defs () { for d in "$$@"; do eval nm --defined-only -g \$$$$d; done | awk 'NF==3{print $$3}' | sort -u; }; \
+	uses () { eval nm -u \$$$$1 | awk 'NF==2{print $$2}' | sort -u; }; \
+	bad=$$( { uses codec | grep -E '^(OPENSSL_|EVP_|sc_)'; uses crypto | grep '^sc_'; } \
+	        | sort -u | comm -23 - "$$(defs codec crypto > $(BUILD)/.layers; echo $(BUILD)/.layers)"; \
+	        uses codec | grep '^sc_' | comm -23 - "$$(defs codec > $(BUILD)/.layers-codec; echo $(BUILD)/.layers-codec)"); \
+	if [ -n "$$bad" ]; then echo "layers: a lower layer uses a higher one's symbols:" >&2; echo "$$bad" >&2; exit 1; fi; \
+	echo "layers: codec <- crypto <- broker, client"
 
 run-demo: $(BINS)
 	@sh deploy/demo.sh

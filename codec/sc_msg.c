@@ -19,7 +19,6 @@
 
 #include <msgpack.h>
 
-#include "sc_crypto.h"
 #include "sc_msg.h"
 
 /* Deepest array nesting any message has is 2 (USERS); 3 leaves room. */
@@ -32,13 +31,14 @@
 
 /* ---- Small helpers ---------------------------------------------------- */
 
-/* The buffers may hold plaintext: wiped with sc_wipe (OPENSSL_cleanse,
-   which the compiler cannot drop) before they are freed. */
+/* The buffers may hold plaintext: wiped with explicit_bzero (which the
+   compiler cannot drop) before they are freed. The codec knows no keys
+   and links nothing of crypto/. */
 static void
 s_free_wiped (void *ptr, size_t len)
 {
     if (ptr) {
-        sc_wipe (ptr, len);
+        explicit_bzero (ptr, len);
         free (ptr);
     }
 }
@@ -257,7 +257,7 @@ sc_msg_reset (sc_msg_t *self)
         s_free_wiped (self->text, strlen (self->text) + 1);
     s_free_wiped (self->names, self->names_count * sizeof *self->names);
     /* Wipe, not just zero: name, keys and nonces go with it. */
-    sc_wipe (self, sizeof *self);
+    explicit_bzero (self, sizeof *self);
 }
 
 int

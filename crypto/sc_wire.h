@@ -2,6 +2,7 @@
 
     Joins the three layers the broker and the client both need: the body
     codec (sc_msg), the envelope, and the session channel (sc_channel).
+    It lives in crypto/, above the codec: the codec knows no keys.
     Plain functions are for the handshake (and its ERRORs); sealed ones
     for everything after login. The raw variants let the broker relay a
     body it has checked without encoding it again.

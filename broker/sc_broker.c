@@ -41,6 +41,8 @@ struct _s_session_t {
     uint8_t pub[SC_PUB_LEN];    /* the key it logged in with              */
     s_chat_t chat;
     s_session_t *peer;          /* the other side of chat/request         */
+    char missed[SC_NAME_MAX + 1];   /* the last NOTIFY MISSED it got in
+                                   this chat or request named this user  */
     char *source;               /* its address, while in the handshake    */
     s_identity_t *id;           /* the key and cert its handshake borrows */
     int64_t started;
@@ -417,9 +419,11 @@ s_unlink (s_session_t *s)
     if (s->peer) {
         s->peer->peer = NULL;
         s->peer->chat = C_IDLE;
+        s->peer->missed[0] = 0;
     }
     s->peer = NULL;
     s->chat = C_IDLE;
+    s->missed[0] = 0;
 }
 
 /* End s's chat or request; the other side gets NOTIFY [s, reason]. */
@@ -1015,6 +1019,18 @@ s_on_list (sc_broker_t *self, s_session_t *s)
     sc_msg_reset (&msg);
 }
 
+/* The busy user t is told that name asked, once in a row per name for
+   as long as its chat or request lasts: asking again tells it nothing
+   new. Its chat and request go on untouched. */
+static void
+s_tell_missed (sc_broker_t *self, s_session_t *t, const char *name)
+{
+    if (streq (t->missed, name))
+        return;
+    if (s_send_named (self, t, SC_OP_NOTIFY, name, SC_NOTIFY_MISSED) == 0)
+        strcpy (t->missed, name);
+}
+
 static void
 s_on_rtt (sc_broker_t *self, s_session_t *s, const char *target)
 {
@@ -1035,6 +1051,7 @@ s_on_rtt (sc_broker_t *self, s_session_t *s, const char *target)
     if (t->chat != C_IDLE) {
         sc_log (SC_LOG_INFO, "request %s -> %s: busy", s->name, target);
         (void) s_send_named (self, s, SC_OP_REFUSE, target, SC_REFUSE_BUSY);
+        s_tell_missed (self, t, s->name);
         return;
     }
     if (s_send_named (self, t, SC_OP_RTT, s->name, 0)) {

@@ -733,19 +733,28 @@ test_refuse_busy_self_notfound (void **state)
 
     s_send_named (alice, SC_OP_RTT, "bob", 0);
     s_expect_named (bob, SC_OP_RTT, "alice");
-    /* bob has a request pending: carol is told he is busy, bob sees nothing */
+    /* bob has a request pending: carol is told he is busy, bob is told
+       carol tried (NOTIFY MISSED), once: asking again tells him nothing */
     s_send_named (carol, SC_OP_RTT, "bob", 0);
     sc_msg_t msg;
     s_recv (carol, &msg, SC_OP_REFUSE);
     assert_string_equal (msg.name, "bob");
     assert_int_equal (msg.code, SC_REFUSE_BUSY);
     sc_msg_reset (&msg);
+    s_expect_notify (bob, "carol", SC_NOTIFY_MISSED);
     s_expect_nothing (bob);
-    /* so is alice, who asked */
+    s_send_named (carol, SC_OP_RTT, "bob", 0);
+    s_recv (carol, &msg, SC_OP_REFUSE);
+    assert_int_equal (msg.code, SC_REFUSE_BUSY);
+    sc_msg_reset (&msg);
+    s_expect_nothing (bob);
+    /* so is alice, who asked; and she hears of carol too */
     s_send_named (carol, SC_OP_RTT, "alice", 0);
     s_recv (carol, &msg, SC_OP_REFUSE);
     assert_int_equal (msg.code, SC_REFUSE_BUSY);
     sc_msg_reset (&msg);
+    s_expect_notify (alice, "carol", SC_NOTIFY_MISSED);
+    s_expect_nothing (carol);
     /* a second request while one is pending */
     s_send_named (alice, SC_OP_RTT, "carol", 0);
     s_expect_error (alice, SC_ERR_STATE);
@@ -762,6 +771,25 @@ test_refuse_busy_self_notfound (void **state)
     sc_msg_reset (&msg);
     /* everyone idle again */
     s_open_chat (carol, bob);
+    /* a new chat: bob hears of each asker again, in a row once each */
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (alice, SC_OP_REFUSE, "bob");
+    s_expect_notify (bob, "alice", SC_NOTIFY_MISSED);
+    client_t *dave = s_login ("dave");
+    s_send_named (dave, SC_OP_RTT, "bob", 0);
+    s_expect_named (dave, SC_OP_REFUSE, "bob");
+    s_expect_notify (bob, "dave", SC_NOTIFY_MISSED);
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (alice, SC_OP_REFUSE, "bob");
+    s_expect_notify (bob, "alice", SC_NOTIFY_MISSED);
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (alice, SC_OP_REFUSE, "bob");
+    s_expect_nothing (bob);
+    s_expect_nothing (carol);
+    /* the chat goes on, untouched */
+    s_send_named (bob, SC_OP_LEAVE, NULL, 0);
+    s_expect_notify (carol, "bob", SC_NOTIFY_LEFT);
+    s_client_destroy (&dave);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
     s_client_destroy (&carol);

@@ -24,6 +24,7 @@
 #include "sc_broker.h"
 #include "sc_crypto.h"
 #include "sc_log.h"
+#include "sc_metrics.h"
 #include "sc_notify.h"
 #include "sc_proto.h"
 
@@ -33,6 +34,7 @@
 
 typedef struct {
     const char *endpoint, *cert, *key, *users, *log_level;
+    const char *metrics;        /* --metrics ADDR:PORT, or NULL: none      */
     uint32_t heartbeat_ms;
     uint32_t login_timeout_ms;
     long workers;               /* login worker threads; 0: in the loop  */
@@ -59,7 +61,8 @@ s_usage (FILE *out)
         "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
-        "                 [--cookie-logins N] [--failed-logins-per-source N] [--check]\n"
+        "                 [--cookie-logins N] [--failed-logins-per-source N]\n"
+        "                 [--metrics ADDR:PORT] [--check]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -83,6 +86,8 @@ s_usage (FILE *out)
         "                     first echo a cookie; 0: always (default 256)\n"
         "  --failed-logins-per-source N  failed logins a minute from one IP\n"
         "                     address; past it, its logins are refused (default 128)\n"
+        "  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+        "                     (e.g. 127.0.0.1:9464 or [::1]:9464; default: none)\n"
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
@@ -113,6 +118,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "logins-per-source", required_argument, NULL, 'S' },
         { "cookie-logins", required_argument, NULL, 'C' },
         { "failed-logins-per-source", required_argument, NULL, 'F' },
+        { "metrics", required_argument, NULL, 'm' },
         { "check", no_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -120,7 +126,7 @@ s_parse (int argc, char **argv, s_args_t *args)
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
     *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
-                         "info", 5000, 10000,
+                         "info", NULL, 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
                          4096, 1024, 256, 128, false };
     int opt;
@@ -181,6 +187,7 @@ s_parse (int argc, char **argv, s_args_t *args)
                     args->cookie_logins = n;
                 break;
             }
+            case 'm': args->metrics = optarg; break;
             case 'K': args->check = true; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
@@ -418,15 +425,13 @@ s_forward (void *arg, const uint8_t *rid, size_t rid_len)
     return s_send_routed (shell->handle, rid, rid_len, shell->current);
 }
 
-/* sc_broker_source_fn: the source of the connection of the message
-   being handled (asked only for a HELLO). */
+/* sc_broker_source_fn: the peer address of the connection of the
+   message being handled (asked only for a HELLO). */
 static const char *
 s_source (void *arg)
 {
     s_shell_t *shell = arg;
-    static char buf[INET6_ADDRSTRLEN + 8];
-    return shell->current ? sc_broker_source_name (zmq_msg_gets (shell->current, "Peer-Address"),
-                                                   buf, sizeof buf) : NULL;
+    return shell->current ? zmq_msg_gets (shell->current, "Peer-Address") : NULL;
 }
 
 /* ---- Login workers ---------------------------------------------------- */
@@ -642,6 +647,19 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         zsock_destroy (&router);
         return 1;
     }
+    sc_metrics_t *metrics = NULL;
+    if (args->metrics) {
+        char why[256];
+        metrics = sc_metrics_new (args->metrics, why, sizeof why);
+        if (!metrics) {
+            fprintf (stderr, "secbroker: %s\n", why);
+            s_workers_stop (&workers, broker);
+            sc_broker_destroy (&broker);
+            zsock_destroy (&router);
+            return 1;
+        }
+        sc_log (SC_LOG_INFO, "metrics on http://%s/metrics", sc_metrics_address (metrics));
+    }
     sc_broker_set_forward (broker, s_forward);
     sc_broker_set_source (broker, s_source);
     if (workers.count)
@@ -684,6 +702,11 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         }
         if (zclock_mono () >= next_tick) {
             sc_broker_tick (broker, zclock_mono ());
+            if (metrics) {
+                sc_broker_stats_t stats;
+                sc_broker_stats (broker, &stats);
+                sc_metrics_update (metrics, &stats);
+            }
             next_tick = zclock_mono () + S_TICK_MS;
         }
     }
@@ -691,6 +714,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     sc_log (SC_LOG_INFO, "stopping: %zu sessions", sc_broker_sessions (broker));
     sc_broker_shutdown (broker);
     s_workers_stop (&workers, broker);
+    sc_metrics_destroy (&metrics);
     sc_broker_destroy (&broker);
     zsock_destroy (&router);
     return 0;
@@ -715,6 +739,7 @@ main (int argc, char **argv)
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("secbroker");
+    sc_log_open ("secbroker", NULL);
     signal (SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset (&sa, 0, sizeof sa);

@@ -7,7 +7,9 @@
     back the same way to the loop. SIGTERM/SIGINT stop it cleanly, SIGHUP
     reloads the broker's key, certificate and user registry, all or
     nothing, and logs out the users whose key was removed or changed.
-    --check validates what it would load and exits.
+    --check validates what it would load and exits; --probe asks a
+    running broker for a sign of life (the container's health check);
+    --metrics serves the core's figures over HTTP (sc_metrics).
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -27,14 +29,17 @@
 #include "sc_metrics.h"
 #include "sc_notify.h"
 #include "sc_proto.h"
+#include "sc_wire.h"
 
 #define S_TICK_MS     100
 #define S_WORKERS_MAX 64
 #define S_CERT_WARN_S (30 * (int64_t) 86400)  /* warn when the certificate ends sooner */
+#define S_PROBE_MS    3000      /* --probe: the answer must come within this */
 
 typedef struct {
     const char *endpoint, *cert, *key, *users, *log_level;
     const char *metrics;        /* --metrics ADDR:PORT, or NULL: none      */
+    const char *probe;          /* --probe ENDPOINT: ask a running broker  */
     uint32_t heartbeat_ms;
     uint32_t login_timeout_ms;
     long workers;               /* login worker threads; 0: in the loop  */
@@ -63,6 +68,7 @@ s_usage (FILE *out)
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
         "                 [--cookie-logins N] [--failed-logins-per-source N]\n"
         "                 [--metrics ADDR:PORT] [--check]\n"
+        "       secbroker --probe ENDPOINT\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -91,6 +97,9 @@ s_usage (FILE *out)
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
+        "  --probe ENDPOINT   ask the broker running at ENDPOINT (e.g.\n"
+        "                     tcp://127.0.0.1:4242) for a sign of life, for health\n"
+        "                     checks: exit 0 when it answers within 3 s, 1 if not\n"
         "  --help             this text\n"
         "\n"
         "It refuses to start when the key is not the certificate's or the\n"
@@ -120,13 +129,14 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "failed-logins-per-source", required_argument, NULL, 'F' },
         { "metrics", required_argument, NULL, 'm' },
         { "check", no_argument, NULL, 'K' },
+        { "probe", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
     *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
-                         "info", NULL, 5000, 10000,
+                         "info", NULL, NULL, 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
                          4096, 1024, 256, 128, false };
     int opt;
@@ -189,6 +199,7 @@ s_parse (int argc, char **argv, s_args_t *args)
             }
             case 'm': args->metrics = optarg; break;
             case 'K': args->check = true; break;
+            case 'P': args->probe = optarg; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
         }
@@ -339,6 +350,58 @@ s_check (const s_args_t *args)
     else
         fprintf (stderr, "secbroker: configuration NOT OK\n");
     s_idfiles_free (&id);
+    return rc;
+}
+
+/* --probe: is a broker serving at endpoint? It is sent one plaintext
+   LIST, as from a client that never logged in, which a running broker
+   answers at once with ERROR STATE ("log in first") and forgets: no
+   login, no state, nothing counted as a failed login. The exit status. */
+static int
+s_probe (const char *endpoint)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer) {
+        fprintf (stderr, "secbroker: cannot make a ZeroMQ socket\n");
+        return 1;
+    }
+    zsock_set_linger (dealer, 0);
+    zsock_set_maxmsgsize (dealer, SC_ENVELOPE_MAX);
+    int rc = 1;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_LIST);
+    if (zsock_connect (dealer, "%s", endpoint) < 0)
+        fprintf (stderr, "secbroker: cannot connect to %s: %s\n", endpoint,
+                 zmq_strerror (zmq_errno ()));
+    else
+    if (sc_wire_plain (&msg, &frame, &len)
+        || zmq_send (zsock_resolve (dealer), frame, len, ZMQ_DONTWAIT) != (int) len)
+        fprintf (stderr, "secbroker: cannot send to %s\n", endpoint);
+    else {
+        zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
+        zframe_t *answer = zmq_poll (&item, 1, S_PROBE_MS) == 1 ? zframe_recv (dealer) : NULL;
+        sc_msg_t reply;
+        sc_msg_init (&reply, 0);
+        if (!answer)
+            fprintf (stderr, "secbroker: no answer from %s within %d s\n", endpoint,
+                     S_PROBE_MS / 1000);
+        else
+        if (sc_wire_open_plain (zframe_data (answer), zframe_size (answer), &reply)
+            || reply.opcode != SC_OP_ERROR || reply.code != SC_ERR_STATE)
+            fprintf (stderr, "secbroker: %s answers, but not as a secchat broker\n",
+                     endpoint);
+        else {
+            printf ("secbroker: the broker at %s answers\n", endpoint);
+            rc = 0;
+        }
+        sc_msg_reset (&reply);
+        zframe_destroy (&answer);
+    }
+    free (frame);
+    sc_msg_reset (&msg);
+    zsock_destroy (&dealer);
     return rc;
 }
 
@@ -736,6 +799,8 @@ main (int argc, char **argv)
         return rc > 0 ? 0 : 2;
     if (args.check)
         return s_check (&args);
+    if (args.probe)
+        return s_probe (args.probe);
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("secbroker");

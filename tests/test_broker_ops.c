@@ -465,6 +465,69 @@ test_metrics_bad_address (void **state)
     free (log_path);
 }
 
+/* --probe, the container's health check: 0 while the broker answers,
+   without a login (nothing counted, nothing kept); 1 once it is gone. */
+static void
+test_probe (void **state)
+{
+    (void) state;
+    const char *const extra[] = { "--metrics", "127.0.0.1:0", NULL };
+    T.broker = sc_testproc_broker_new_with (T.keys, T.work, extra, T.endpoint,
+                                            sizeof T.endpoint);
+    assert_non_null (T.broker);
+    int port = s_metrics_port ();
+    char bin[512];
+    snprintf (bin, sizeof bin, "%ssecbroker", sc_testproc_bin_dir ());
+    char *log_path = sc_testdir_path (T.work, "probe.log");
+    const char *const argv[] = { bin, "--probe", T.endpoint, NULL };
+    for (int i = 0; i < 3; i++) {
+        sc_testproc_t *p = sc_testproc_new ("probe", argv, log_path);
+        assert_non_null (p);
+        char want[300];
+        snprintf (want, sizeof want, "secbroker: the broker at %s answers", T.endpoint);
+        assert_int_equal (sc_testproc_expect (p, want, s_timeout (5000)), 0);
+        assert_int_equal (sc_testproc_wait (p, s_timeout (5000)), 0);
+        sc_testproc_destroy (&p);
+    }
+    /* no login was started, none failed */
+    sc_testproc_sleep_ms (300);
+    char *text = s_scrape (port);
+    assert_int_equal (s_value (text, "secbroker_handshakes"), 0);
+    for (const char *r = "auth\0timeout\0protocol\0suite\0rate\0internal\0"; *r;
+         r += strlen (r) + 1) {
+        char name[80];
+        snprintf (name, sizeof name, "secbroker_login_failures_total{reason=\"%s\"}", r);
+        assert_int_equal (s_value (text, name), 0);
+    }
+    free (text);
+
+    assert_int_equal (sc_testproc_signal (T.broker, SIGTERM), 0);
+    assert_int_equal (sc_testproc_wait (T.broker, s_timeout (10000)), 0);
+    /* no broker there: a port this test holds, bound but not listening
+       (the one the broker had may be another test's broker by now) */
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t sa_len = sizeof sa;
+    assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
+    assert_int_equal (getsockname (fd, (struct sockaddr *) &sa, &sa_len), 0);
+    char nobody[64];
+    snprintf (nobody, sizeof nobody, "tcp://127.0.0.1:%u", ntohs (sa.sin_port));
+    const char *const argv_nobody[] = { bin, "--probe", nobody, NULL };
+    sc_testproc_t *p = sc_testproc_new ("probe", argv_nobody, log_path);
+    assert_non_null (p);
+    assert_int_equal (sc_testproc_wait (p, s_timeout (10000)), 1);
+    sc_testproc_destroy (&p);
+    close (fd);
+    char *log = sc_testdir_slurp (log_path, NULL);
+    char want[300];
+    snprintf (want, sizeof want, "secbroker: no answer from %s within 3 s\n", nobody);
+    if (!log || !strstr (log, want))
+        fail_msg ("no \"%s\" in:\n%s", want, log ? log : "");
+    free (log);
+    free (log_path);
+}
+
 int
 main (void)
 {
@@ -473,6 +536,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_metrics_and_log, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_journal_log, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_metrics_bad_address, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_probe, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

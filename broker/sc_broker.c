@@ -39,10 +39,10 @@ struct _s_session_t {
     sc_channel_t *ch;           /* once logged in                         */
     char name[SC_NAME_MAX + 1];
     uint8_t pub[SC_PUB_LEN];    /* the key it logged in with              */
-    s_chat_t chat;
-    s_session_t *peer;          /* the other side of chat/request         */
     char missed[SC_NAME_MAX + 1];   /* the last NOTIFY MISSED it got in
                                    this chat or request named this user  */
+    s_chat_t chat;
+    s_session_t *peer;          /* the other side of chat/request         */
     char *source;               /* its source, while in the handshake     */
     char *addr;                 /* its peer address, for the log          */
     s_identity_t *id;           /* the key and cert its handshake borrows */

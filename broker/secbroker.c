@@ -105,6 +105,8 @@ s_usage (FILE *out)
         "It refuses to start when the key is not the certificate's or the\n"
         "certificate is not valid now, and warns when it ends within 30 days.\n"
         "When ready it prints 'secbroker listening on ENDPOINT' on stdout.\n"
+        "It logs on stderr: with syslog priorities (<3>..<7>) when that is the\n"
+        "journal (JOURNAL_STREAM), else with ISO 8601 times.\n"
         "SIGHUP reloads the key, the certificate and the users (all or\n"
         "nothing) and logs out users whose key was removed or changed;\n"
         "SIGTERM stops it.\n");

@@ -8,7 +8,7 @@
 
 # Debian packages the build, the tests and the demo need.
 DEPS_PKGS = libzmq3-dev libczmq-dev libssl-dev libmsgpack-dev libcmocka-dev \
-            libedit-dev pkg-config openssl gcc make
+            libedit-dev libmicrohttpd-dev pkg-config openssl gcc make
 # The deployment test (tests/test_deploy.c) lints the manual pages
 # (mandoc, man), validates the compose file (docker-compose) and checks
 # the unit (systemd-analyze and libseccomp come with systemd).
@@ -16,7 +16,7 @@ DEPS_PKGS += mandoc man-db docker-compose systemd
 
 # msgpack-c ships its pkg-config file as `msgpack` (<= 4.x) or `msgpack-c`.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
-PKGS       = libzmq libczmq libcrypto $(MSGPACK_PC)
+PKGS       = libzmq libczmq libcrypto libmicrohttpd $(MSGPACK_PC)
 
 CC        ?= cc
 CSTD       = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
@@ -140,22 +140,26 @@ run-demo: $(BINS)
 clean:
 	rm -rf build build-san bin
 
-# `make install`: the binaries, the keys script, the manual pages and the
-# systemd unit (its ExecStart rewritten to BINDIR) under DESTDIR+PREFIX.
+# `make install`: the binaries, the keys script, the manual pages, the
+# systemd unit (its ExecStart rewritten to BINDIR), and README.md and
+# docs/*.md in DOCDIR, under DESTDIR+PREFIX.
 # It builds what is missing but installs no packages.
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/secchat
+DOCS        = README.md $(wildcard docs/*.md)
 
 .PHONY: install uninstall
 install: $(BINS)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BINS) keys/secchat-keys $(DESTDIR)$(BINDIR)/
 	install -m 0644 deploy/secchat.1 $(DESTDIR)$(MANDIR)/man1/secchat.1
 	install -m 0644 deploy/secbroker.8 $(DESTDIR)$(MANDIR)/man8/secbroker.8
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	sed 's|/usr/local/bin/|$(BINDIR)/|g' deploy/secbroker.service \
 	  >$(DESTDIR)$(UNITDIR)/.secbroker.service.tmp
 	chmod 0644 $(DESTDIR)$(UNITDIR)/.secbroker.service.tmp
@@ -164,7 +168,9 @@ install: $(BINS)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secbroker $(DESTDIR)$(BINDIR)/secchat \
 	  $(DESTDIR)$(BINDIR)/secchat-keys $(DESTDIR)$(MANDIR)/man1/secchat.1 \
-	  $(DESTDIR)$(MANDIR)/man8/secbroker.8 $(DESTDIR)$(UNITDIR)/secbroker.service
+	  $(DESTDIR)$(MANDIR)/man8/secbroker.8 $(DESTDIR)$(UNITDIR)/secbroker.service \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 -include $(LIB_OBJ:.o=.d) $(TLIB_OBJ:.o=.d) $(TESTS:=.d) \
          $(BUILD)/broker/secbroker.d $(BUILD)/client/secchat.d

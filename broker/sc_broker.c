@@ -39,9 +39,12 @@ struct _s_session_t {
     sc_channel_t *ch;           /* once logged in                         */
     char name[SC_NAME_MAX + 1];
     uint8_t pub[SC_PUB_LEN];    /* the key it logged in with              */
+    char missed[SC_NAME_MAX + 1];   /* the last NOTIFY MISSED it got in
+                                   this chat or request named this user  */
     s_chat_t chat;
     s_session_t *peer;          /* the other side of chat/request         */
-    char *source;               /* its address, while in the handshake    */
+    char *source;               /* its source, while in the handshake     */
+    char *addr;                 /* its peer address, for the log          */
     s_identity_t *id;           /* the key and cert its handshake borrows */
     int64_t started;
     int64_t last_seen;
@@ -125,6 +128,7 @@ struct _sc_broker_t {
     zhashx_t *failures;         /* address -> failed logins (size_t)...   */
     size_t failed;              /* ...and their total...                  */
     int64_t failed_since;       /* ...since the last summary              */
+    sc_broker_stats_t stats;    /* the counters; gauges filled when read  */
     /* A name with no key is checked against this key, made at start and
        its private half dropped at once, so that an unknown name and a
        wrong signature cost the same and get the same answer (and nobody
@@ -163,6 +167,7 @@ s_session_free (s_session_t **self_p)
         s_identity_drop (&self->id);
         sc_channel_destroy (&self->ch);
         free (self->source);
+        free (self->addr);
         free (self->key);
         free (self->rid);
         free (self);
@@ -265,6 +270,25 @@ sc_broker_destroy (sc_broker_t **self_p)
         free (self);
         *self_p = NULL;
     }
+}
+
+const char *
+sc_broker_fail_name (sc_broker_fail_t reason)
+{
+    static const char *names[SC_BROKER_FAIL_COUNT] = {
+        [SC_BROKER_FAIL_AUTH] = "auth", [SC_BROKER_FAIL_TIMEOUT] = "timeout",
+        [SC_BROKER_FAIL_PROTOCOL] = "protocol", [SC_BROKER_FAIL_SUITE] = "suite",
+        [SC_BROKER_FAIL_RATE] = "rate", [SC_BROKER_FAIL_INTERNAL] = "internal"
+    };
+    return (size_t) reason < SC_BROKER_FAIL_COUNT ? names[reason] : "?";
+}
+
+void
+sc_broker_stats (const sc_broker_t *self, sc_broker_stats_t *stats)
+{
+    *stats = self->stats;
+    stats->sessions = zhashx_size (self->by_name);
+    stats->handshakes = self->handshakes;
 }
 
 size_t
@@ -412,14 +436,18 @@ s_send_named (sc_broker_t *self, s_session_t *s, uint8_t opcode,
 /* ---- Session links ------------------------------------------------------ */
 
 static void
-s_unlink (s_session_t *s)
+s_unlink (sc_broker_t *self, s_session_t *s)
 {
+    if (s->chat == C_CHAT && self->stats.chats > 0)
+        self->stats.chats--;
     if (s->peer) {
         s->peer->peer = NULL;
         s->peer->chat = C_IDLE;
+        s->peer->missed[0] = 0;
     }
     s->peer = NULL;
     s->chat = C_IDLE;
+    s->missed[0] = 0;
 }
 
 /* End s's chat or request; the other side gets NOTIFY [s, reason]. */
@@ -429,7 +457,7 @@ s_end_link (sc_broker_t *self, s_session_t *s, uint32_t reason)
     s_session_t *other = s->peer;
     if (!other)
         return;
-    s_unlink (s);
+    s_unlink (self, s);
     (void) s_send_named (self, other, SC_OP_NOTIFY, s->name, reason);
 }
 
@@ -446,12 +474,29 @@ s_handshake_left (sc_broker_t *self, s_session_t *s)
     s->source = NULL;
 }
 
-/* A failed login: told at debug level, counted for the summary. */
+/* The metrics' reason for a login that ended with ERROR code. */
+static sc_broker_fail_t
+s_fail_reason (uint32_t code)
+{
+    switch (code) {
+        case SC_ERR_AUTH:       return SC_BROKER_FAIL_AUTH;
+        case SC_ERR_TIMEOUT:    return SC_BROKER_FAIL_TIMEOUT;
+        case SC_ERR_SUITE:      return SC_BROKER_FAIL_SUITE;
+        case SC_ERR_RATE:       return SC_BROKER_FAIL_RATE;
+        case SC_ERR_INTERNAL:   return SC_BROKER_FAIL_INTERNAL;
+        default:                return SC_BROKER_FAIL_PROTOCOL;
+    }
+}
+
+/* A failed login (answered with ERROR code): told at debug level,
+   counted for the summary and the metrics. */
 static void
-s_login_failed (sc_broker_t *self, const s_session_t *s, const char *name, const char *why)
+s_login_failed (sc_broker_t *self, const s_session_t *s, const char *name, uint32_t code,
+                const char *why)
 {
     sc_log (SC_LOG_DEBUG, "login failed%s%s from %s: %s", *name ? " for " : "", name,
-            s->source ? s->source : S_SOURCE_UNKNOWN, why);
+            s->addr ? s->addr : S_SOURCE_UNKNOWN, why);
+    self->stats.logins_failed[s_fail_reason (code)]++;
     self->failed++;
     const char *source = s->source ? s->source : S_SOURCE_UNKNOWN;
     if (zhashx_size (self->failures) >= S_SOURCES_MAX && !zhashx_lookup (self->failures, source))
@@ -479,7 +524,8 @@ s_purge (sc_broker_t *self)
     s_session_t *s;
     while ((s = (s_session_t *) zlist_first (self->dead))) {
         if (s->phase == S_ONLINE)
-            sc_log (SC_LOG_INFO, "logout %s (%s)", s->name, s->why);
+            sc_log (SC_LOG_INFO, "logout %s from %s (%s)", s->name,
+                    s->addr ? s->addr : S_SOURCE_UNKNOWN, s->why);
         s_remove (self, s, s->notify);
     }
 }
@@ -615,7 +661,7 @@ s_login_refused (sc_broker_t *self, s_session_t *s, const char *name,
                  uint32_t code, const char *why)
 {
     sc_handshake_destroy (&s->hs);
-    s_login_failed (self, s, name, why);
+    s_login_failed (self, s, name, code, why);
     s_error_plain (self, s->rid, s->rid_len, code, why);
     s_remove (self, s, SC_NOTIFY_LOST);
 }
@@ -661,8 +707,9 @@ s_send_cookie (sc_broker_t *self, const uint8_t *rid, size_t rid_len, const sc_m
 {
     sc_msg_t reply;
     sc_msg_init (&reply, SC_OP_COOKIE);
-    if (s_cookie (self->cookie_key[0], rid, rid_len, hello, reply.cookie) == 0)
-        (void) s_send_plain (self, rid, rid_len, &reply);
+    if (s_cookie (self->cookie_key[0], rid, rid_len, hello, reply.cookie) == 0
+        && s_send_plain (self, rid, rid_len, &reply) == 0)
+        self->stats.cookies++;
     sc_msg_reset (&reply);
 }
 
@@ -678,24 +725,29 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
         s_send_cookie (self, rid, rid_len, hello);
         return;
     }
-    const char *source = self->source ? self->source (self->arg) : NULL;
-    if (!source || !*source)
-        source = S_SOURCE_UNKNOWN;
+    const char *addr = self->source ? self->source (self->arg) : NULL;
+    if (!addr || !*addr)
+        addr = S_SOURCE_UNKNOWN;
+    char name_buf[INET6_ADDRSTRLEN + 8];
+    const char *source = sc_broker_source_name (addr, name_buf, sizeof name_buf);
     if (logins >= self->opts.max_handshakes) {
-        sc_log (SC_LOG_DEBUG, "login refused from %s: %zu logins in progress", source, logins);
+        self->stats.logins_failed[SC_BROKER_FAIL_RATE]++;
+        sc_log (SC_LOG_DEBUG, "login refused from %s: %zu logins in progress", addr, logins);
         s_error_plain (self, rid, rid_len, SC_ERR_RATE, "too many logins in progress, retry later");
         return;
     }
     if (s_count (self->failures, source) >= self->opts.max_failed_per_source) {
+        self->stats.logins_failed[SC_BROKER_FAIL_RATE]++;
         sc_log (SC_LOG_DEBUG, "login refused from %s: too many failed logins from there",
-                source);
+                addr);
         s_error_plain (self, rid, rid_len, SC_ERR_RATE,
                        "too many failed logins from your address, retry later");
         return;
     }
     if (s_count (self->by_source, source) >= self->opts.max_per_source) {
+        self->stats.logins_failed[SC_BROKER_FAIL_RATE]++;
         sc_log (SC_LOG_DEBUG, "login refused from %s: too many logins in progress from there",
-                source);
+                addr);
         s_error_plain (self, rid, rid_len, SC_ERR_RATE,
                        "too many logins in progress from your address, retry later");
         return;
@@ -706,13 +758,14 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
     s->key = s_hex (rid, rid_len);
     s->rid = malloc (rid_len);
     s->source = strdup (source);
+    s->addr = strdup (addr);
     s->gen = ++self->gen;
     sc_broker_job_t *job = s->key ? s_job_new (s, J_HELLO) : NULL;
     if (job) {
         job->id = s_identity_hold (self->id);
         job->hs = sc_handshake_new_broker (job->id->key, job->id->cert, job->id->cert_len);
     }
-    if (!s->rid || !s->source || !job || !job->hs
+    if (!s->rid || !s->source || !s->addr || !job || !job->hs
         || zhashx_insert (self->sessions, s->key, s) != 0) {
         s_job_free (&job);
         s_session_free (&s);
@@ -739,9 +792,9 @@ s_hello_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     s->id = s_identity_hold (job->id);      /* what s->hs borrows */
     int rc = job->rc;
     if (rc) {
-        s_login_failed (self, s, "", sc_hs_strerror (rc));
-        s_error_plain (self, s->rid, s->rid_len,
-                       rc == SC_HS_ESUITE ? SC_ERR_SUITE : SC_ERR_AUTH, sc_hs_strerror (rc));
+        uint32_t code = rc == SC_HS_ESUITE ? SC_ERR_SUITE : SC_ERR_AUTH;
+        s_login_failed (self, s, "", code, sc_hs_strerror (rc));
+        s_error_plain (self, s->rid, s->rid_len, code, sc_hs_strerror (rc));
         s_remove (self, s, SC_NOTIFY_LOST);
         return;
     }
@@ -835,7 +888,8 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
         sc_channel_set_limit (s->ch, self->opts.seq_limit);
     if (why) {
         if (job->unknown)
-            sc_log (SC_LOG_DEBUG, "login failed for %s: not registered", job->name);
+            sc_log (SC_LOG_DEBUG, "login failed for %s from %s: not registered", job->name,
+                    s->addr ? s->addr : S_SOURCE_UNKNOWN);
         s_login_refused (self, s, job->name, code, why);
         return;
     }
@@ -849,7 +903,8 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     s->tokens = self->opts.rate_burst;
     s->tokens_at = self->now;
     zhashx_update (self->by_name, s->name, s);
-    sc_log (SC_LOG_INFO, "login %s", s->name);
+    self->stats.logins++;
+    sc_log (SC_LOG_INFO, "login %s from %s", s->name, s->addr ? s->addr : S_SOURCE_UNKNOWN);
     sc_msg_t welcome;
     sc_msg_init (&welcome, SC_OP_WELCOME);
     welcome.code = self->opts.heartbeat_ms;
@@ -911,13 +966,13 @@ s_on_handshake (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t l
     if (rc == 0)
         rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg);
     if (rc) {
-        s_login_failed (self, s, "", sc_codec_strerror (rc));
+        s_login_failed (self, s, "", s_codec_error_code (rc), sc_codec_strerror (rc));
         s_error_plain (self, s->rid, s->rid_len, s_codec_error_code (rc), sc_codec_strerror (rc));
         s_remove (self, s, SC_NOTIFY_LOST);
     }
     else
     if (msg.opcode != SC_OP_AUTH_CLIENT) {
-        s_login_failed (self, s, "", "not AUTH_CLIENT during the handshake");
+        s_login_failed (self, s, "", SC_ERR_STATE, "not AUTH_CLIENT during the handshake");
         s_error_plain (self, s->rid, s->rid_len, SC_ERR_STATE, "expected AUTH_CLIENT");
         s_remove (self, s, SC_NOTIFY_LOST);
     }
@@ -1015,6 +1070,18 @@ s_on_list (sc_broker_t *self, s_session_t *s)
     sc_msg_reset (&msg);
 }
 
+/* The busy user t is told that name asked, once in a row per name for
+   as long as its chat or request lasts: asking again tells it nothing
+   new. Its chat and request go on untouched. */
+static void
+s_tell_missed (sc_broker_t *self, s_session_t *t, const char *name)
+{
+    if (streq (t->missed, name))
+        return;
+    if (s_send_named (self, t, SC_OP_NOTIFY, name, SC_NOTIFY_MISSED) == 0)
+        strcpy (t->missed, name);
+}
+
 static void
 s_on_rtt (sc_broker_t *self, s_session_t *s, const char *target)
 {
@@ -1035,6 +1102,7 @@ s_on_rtt (sc_broker_t *self, s_session_t *s, const char *target)
     if (t->chat != C_IDLE) {
         sc_log (SC_LOG_INFO, "request %s -> %s: busy", s->name, target);
         (void) s_send_named (self, s, SC_OP_REFUSE, target, SC_REFUSE_BUSY);
+        s_tell_missed (self, t, s->name);
         return;
     }
     if (s_send_named (self, t, SC_OP_RTT, s->name, 0)) {
@@ -1082,6 +1150,7 @@ s_on_accept (sc_broker_t *self, s_session_t *s, const char *name)
     if (!r)
         return;
     s->chat = r->chat = C_CHAT;
+    self->stats.chats++;
     if (s_send_chat (self, r, s, true) || s_send_chat (self, s, r, false)) {
         sc_log (SC_LOG_WARNING, "chat %s <-> %s could not start", r->name, s->name);
         s_error (self, s, SC_ERR_UNDELIVERED, "the chat could not start");
@@ -1097,7 +1166,7 @@ s_on_refuse (sc_broker_t *self, s_session_t *s, const char *name)
     s_session_t *r = s_requester (self, s, name);
     if (!r)
         return;
-    s_unlink (s);
+    s_unlink (self, s);
     sc_log (SC_LOG_INFO, "request %s -> %s: refused", r->name, s->name);
     (void) s_send_named (self, r, SC_OP_REFUSE, s->name, SC_REFUSE_DECLINED);
 }
@@ -1165,7 +1234,12 @@ s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode, s_frame_t *frame,
         s_mark_dead (self, peer, "session counter exhausted", SC_NOTIFY_LOST);
         rc = SC_BROKER_GONE;
     }
-    if (rc) {
+    if (rc == 0) {
+        self->stats.relayed++;
+        self->stats.relayed_bytes += frame->len;
+    }
+    else {
+        self->stats.undelivered++;
         sc_log (SC_LOG_INFO, "relay %s -> %s: undelivered", s->name, peer->name);
         s_error (self, s, SC_ERR_UNDELIVERED, rc == SC_BROKER_FULL
                  ? "the peer is not reading fast enough: not delivered"
@@ -1407,7 +1481,7 @@ sc_broker_tick (sc_broker_t *self, int64_t now_ms)
         if (s->dead)
             continue;
         if (s->phase == S_HANDSHAKE && now_ms - s->started > self->opts.handshake_ms) {
-            s_login_failed (self, s, "", "login timed out");
+            s_login_failed (self, s, "", SC_ERR_TIMEOUT, "login timed out");
             s_error_plain (self, s->rid, s->rid_len, SC_ERR_TIMEOUT, "login timed out");
             s_mark_dead (self, s, "login timed out", SC_NOTIFY_LOST);
         }

@@ -76,9 +76,11 @@ int sc_broker_handle_frame (sc_broker_t *self, const uint8_t *rid, size_t rid_le
    shell can give ZeroMQ the very message it received. */
 typedef int (sc_broker_forward_fn) (void *arg, const uint8_t *rid, size_t rid_len);
 void sc_broker_set_forward (sc_broker_t *self, sc_broker_forward_fn *forward);
-/* The source address (e.g. "192.0.2.7") of the message being handled,
-   or NULL when it is not known; asked only when a HELLO would start a
-   login. Logins in progress are capped per source. */
+/* The peer address of the message being handled, as libzmq's
+   Peer-Address gives it (e.g. "192.0.2.7"), or NULL when it is not
+   known; asked only when a HELLO would start a login. The session's log
+   lines name it; logins in progress are capped per source, the source
+   being sc_broker_source_name of it. */
 typedef const char *(sc_broker_source_fn) (void *arg);
 void sc_broker_set_source (sc_broker_t *self, sc_broker_source_fn *source);
 /* The source name a login from addr (getnameinfo's numeric form, as
@@ -108,6 +110,33 @@ size_t sc_broker_revalidate (sc_broker_t *self);
    -1 (bad arguments, no memory: nothing taken, nothing changed). */
 int sc_broker_set_identity (sc_broker_t *self, sc_key_t **key_p, uint8_t **cert_p,
                             size_t cert_len);
+
+/* Why a login failed, as the metrics count it: the ERROR it got (AUTH;
+   TIMEOUT; SUITE; RATE, refused at HELLO by a cap; INTERNAL; PROTOCOL:
+   MALFORMED, VERSION or STATE). */
+typedef enum {
+    SC_BROKER_FAIL_AUTH = 0, SC_BROKER_FAIL_TIMEOUT, SC_BROKER_FAIL_PROTOCOL,
+    SC_BROKER_FAIL_SUITE, SC_BROKER_FAIL_RATE, SC_BROKER_FAIL_INTERNAL,
+    SC_BROKER_FAIL_COUNT
+} sc_broker_fail_t;
+/* "auth", "timeout", "protocol", "suite", "rate", "internal". */
+const char *sc_broker_fail_name (sc_broker_fail_t reason);
+
+/* What the broker did since it started (counters), and what it holds
+   now (gauges). The core counts with plain integers on its own thread;
+   another thread reads a copy taken with sc_broker_stats. */
+typedef struct {
+    uint64_t logins;            /* succeeded                              */
+    uint64_t logins_failed[SC_BROKER_FAIL_COUNT];
+    uint64_t cookies;           /* COOKIE answers sent                    */
+    uint64_t relayed;           /* envelopes relayed (MESSAGE, E2E)       */
+    uint64_t relayed_bytes;     /* ...their bytes, envelopes as received  */
+    uint64_t undelivered;       /* relayed envelopes not delivered        */
+    uint64_t chats;             /* gauge: chats open                      */
+    uint64_t sessions;          /* gauge: users logged in                 */
+    uint64_t handshakes;        /* gauge: logins in progress              */
+} sc_broker_stats_t;
+void sc_broker_stats (const sc_broker_t *self, sc_broker_stats_t *stats);
 
 size_t sc_broker_sessions (const sc_broker_t *self);     /* logged in  */
 size_t sc_broker_handshakes (const sc_broker_t *self);   /* in progress */

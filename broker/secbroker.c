@@ -7,7 +7,9 @@
     back the same way to the loop. SIGTERM/SIGINT stop it cleanly, SIGHUP
     reloads the broker's key, certificate and user registry, all or
     nothing, and logs out the users whose key was removed or changed.
-    --check validates what it would load and exits.
+    --check validates what it would load and exits; --probe asks a
+    running broker for a sign of life (the container's health check);
+    --metrics serves the core's figures over HTTP (sc_metrics).
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -24,15 +26,20 @@
 #include "sc_broker.h"
 #include "sc_crypto.h"
 #include "sc_log.h"
+#include "sc_metrics.h"
 #include "sc_notify.h"
 #include "sc_proto.h"
+#include "sc_wire.h"
 
 #define S_TICK_MS     100
 #define S_WORKERS_MAX 64
 #define S_CERT_WARN_S (30 * (int64_t) 86400)  /* warn when the certificate ends sooner */
+#define S_PROBE_MS    3000      /* --probe: the answer must come within this */
 
 typedef struct {
     const char *endpoint, *cert, *key, *users, *log_level;
+    const char *metrics;        /* --metrics ADDR:PORT, or NULL: none      */
+    const char *probe;          /* --probe ENDPOINT: ask a running broker  */
     uint32_t heartbeat_ms;
     uint32_t login_timeout_ms;
     long workers;               /* login worker threads; 0: in the loop  */
@@ -59,7 +66,9 @@ s_usage (FILE *out)
         "usage: secbroker [--endpoint EP] [--cert FILE] [--key FILE] [--users DIR]\n"
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
-        "                 [--cookie-logins N] [--failed-logins-per-source N] [--check]\n"
+        "                 [--cookie-logins N] [--failed-logins-per-source N]\n"
+        "                 [--metrics ADDR:PORT] [--check]\n"
+        "       secbroker --probe ENDPOINT\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -83,14 +92,21 @@ s_usage (FILE *out)
         "                     first echo a cookie; 0: always (default 256)\n"
         "  --failed-logins-per-source N  failed logins a minute from one IP\n"
         "                     address; past it, its logins are refused (default 128)\n"
+        "  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+        "                     (e.g. 127.0.0.1:9464 or [::1]:9464; default: none)\n"
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
+        "  --probe ENDPOINT   ask the broker running at ENDPOINT (e.g.\n"
+        "                     tcp://127.0.0.1:4242) for a sign of life, for health\n"
+        "                     checks: exit 0 when it answers within 3 s, 1 if not\n"
         "  --help             this text\n"
         "\n"
         "It refuses to start when the key is not the certificate's or the\n"
         "certificate is not valid now, and warns when it ends within 30 days.\n"
         "When ready it prints 'secbroker listening on ENDPOINT' on stdout.\n"
+        "It logs on stderr: with syslog priorities (<3>..<7>) when that is the\n"
+        "journal (JOURNAL_STREAM), else with ISO 8601 times.\n"
         "SIGHUP reloads the key, the certificate and the users (all or\n"
         "nothing) and logs out users whose key was removed or changed;\n"
         "SIGTERM stops it.\n");
@@ -113,14 +129,16 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "logins-per-source", required_argument, NULL, 'S' },
         { "cookie-logins", required_argument, NULL, 'C' },
         { "failed-logins-per-source", required_argument, NULL, 'F' },
+        { "metrics", required_argument, NULL, 'm' },
         { "check", no_argument, NULL, 'K' },
+        { "probe", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
     *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
-                         "info", 5000, 10000,
+                         "info", NULL, NULL, 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
                          4096, 1024, 256, 128, false };
     int opt;
@@ -181,7 +199,9 @@ s_parse (int argc, char **argv, s_args_t *args)
                     args->cookie_logins = n;
                 break;
             }
+            case 'm': args->metrics = optarg; break;
             case 'K': args->check = true; break;
+            case 'P': args->probe = optarg; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
         }
@@ -335,6 +355,58 @@ s_check (const s_args_t *args)
     return rc;
 }
 
+/* --probe: is a broker serving at endpoint? It is sent one plaintext
+   LIST, as from a client that never logged in, which a running broker
+   answers at once with ERROR STATE ("log in first") and forgets: no
+   login, no state, nothing counted as a failed login. The exit status. */
+static int
+s_probe (const char *endpoint)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer) {
+        fprintf (stderr, "secbroker: cannot make a ZeroMQ socket\n");
+        return 1;
+    }
+    zsock_set_linger (dealer, 0);
+    zsock_set_maxmsgsize (dealer, SC_ENVELOPE_MAX);
+    int rc = 1;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_LIST);
+    if (zsock_connect (dealer, "%s", endpoint) < 0)
+        fprintf (stderr, "secbroker: cannot connect to %s: %s\n", endpoint,
+                 zmq_strerror (zmq_errno ()));
+    else
+    if (sc_wire_plain (&msg, &frame, &len)
+        || zmq_send (zsock_resolve (dealer), frame, len, ZMQ_DONTWAIT) != (int) len)
+        fprintf (stderr, "secbroker: cannot send to %s\n", endpoint);
+    else {
+        zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
+        zframe_t *answer = zmq_poll (&item, 1, S_PROBE_MS) == 1 ? zframe_recv (dealer) : NULL;
+        sc_msg_t reply;
+        sc_msg_init (&reply, 0);
+        if (!answer)
+            fprintf (stderr, "secbroker: no answer from %s within %d s\n", endpoint,
+                     S_PROBE_MS / 1000);
+        else
+        if (sc_wire_open_plain (zframe_data (answer), zframe_size (answer), &reply)
+            || reply.opcode != SC_OP_ERROR || reply.code != SC_ERR_STATE)
+            fprintf (stderr, "secbroker: %s answers, but not as a secchat broker\n",
+                     endpoint);
+        else {
+            printf ("secbroker: the broker at %s answers\n", endpoint);
+            rc = 0;
+        }
+        sc_msg_reset (&reply);
+        zframe_destroy (&answer);
+    }
+    free (frame);
+    sc_msg_reset (&msg);
+    zsock_destroy (&dealer);
+    return rc;
+}
+
 /* SIGHUP: the key, the certificate and the registry again, all or
    nothing; then the users whose key went are logged out. */
 static void
@@ -418,15 +490,13 @@ s_forward (void *arg, const uint8_t *rid, size_t rid_len)
     return s_send_routed (shell->handle, rid, rid_len, shell->current);
 }
 
-/* sc_broker_source_fn: the source of the connection of the message
-   being handled (asked only for a HELLO). */
+/* sc_broker_source_fn: the peer address of the connection of the
+   message being handled (asked only for a HELLO). */
 static const char *
 s_source (void *arg)
 {
     s_shell_t *shell = arg;
-    static char buf[INET6_ADDRSTRLEN + 8];
-    return shell->current ? sc_broker_source_name (zmq_msg_gets (shell->current, "Peer-Address"),
-                                                   buf, sizeof buf) : NULL;
+    return shell->current ? zmq_msg_gets (shell->current, "Peer-Address") : NULL;
 }
 
 /* ---- Login workers ---------------------------------------------------- */
@@ -642,6 +712,19 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         zsock_destroy (&router);
         return 1;
     }
+    sc_metrics_t *metrics = NULL;
+    if (args->metrics) {
+        char why[256];
+        metrics = sc_metrics_new (args->metrics, why, sizeof why);
+        if (!metrics) {
+            fprintf (stderr, "secbroker: %s\n", why);
+            s_workers_stop (&workers, broker);
+            sc_broker_destroy (&broker);
+            zsock_destroy (&router);
+            return 1;
+        }
+        sc_log (SC_LOG_INFO, "metrics on http://%s/metrics", sc_metrics_address (metrics));
+    }
     sc_broker_set_forward (broker, s_forward);
     sc_broker_set_source (broker, s_source);
     if (workers.count)
@@ -684,6 +767,11 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         }
         if (zclock_mono () >= next_tick) {
             sc_broker_tick (broker, zclock_mono ());
+            if (metrics) {
+                sc_broker_stats_t stats;
+                sc_broker_stats (broker, &stats);
+                sc_metrics_update (metrics, &stats);
+            }
             next_tick = zclock_mono () + S_TICK_MS;
         }
     }
@@ -691,6 +779,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     sc_log (SC_LOG_INFO, "stopping: %zu sessions", sc_broker_sessions (broker));
     sc_broker_shutdown (broker);
     s_workers_stop (&workers, broker);
+    sc_metrics_destroy (&metrics);
     sc_broker_destroy (&broker);
     zsock_destroy (&router);
     return 0;
@@ -712,9 +801,12 @@ main (int argc, char **argv)
         return rc > 0 ? 0 : 2;
     if (args.check)
         return s_check (&args);
+    if (args.probe)
+        return s_probe (args.probe);
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("secbroker");
+    sc_log_open ("secbroker", NULL);
     signal (SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset (&sa, 0, sizeof sa);

@@ -1108,6 +1108,12 @@ s_answered (sc_client_t *self, const sc_msg_t *msg, sc_event_type_t type)
 static void
 s_on_notify (sc_client_t *self, const sc_msg_t *msg)
 {
+    /* not about our chat or request: someone who asked while we were
+       busy, whom the broker told so; nothing here changes */
+    if (msg->code == SC_NOTIFY_MISSED) {
+        s_event (self, SC_EV_MISSED, msg->name, NULL, 0);
+        return;
+    }
     if (strcmp (msg->name, self->closing) == 0) {
         self->closing[0] = 0;
         /* the broker has ended that chat: a request typed since can go */
@@ -1748,6 +1754,7 @@ s_word (sc_event_type_t type)
         case SC_EV_REFUSED:     return "refused";
         case SC_EV_BUSY:        return "busy";
         case SC_EV_NOT_FOUND:   return "not-found";
+        case SC_EV_MISSED:      return "missed";
         case SC_EV_CLOSED:      return "closed";
         case SC_EV_TRUSTED:     return "trusted";
         case SC_EV_VERIFIED:    return "verified";

@@ -81,7 +81,9 @@ typedef enum {
     SC_EV_BYE,
     SC_EV_HELP,         /* text: the commands, several lines              */
     SC_EV_NOTICE,       /* text: a diagnostic for standard error          */
-    SC_EV_LOGIN_FAILED  /* text: why; number: 1 when a retry may work     */
+    SC_EV_LOGIN_FAILED, /* text: why; number: 1 when a retry may work     */
+    SC_EV_MISSED        /* name asked to talk while we were busy: the
+                           broker refused it (busy) for us                */
 } sc_event_type_t;
 
 /* Every pointer is borrowed for the duration of the event callback. */

@@ -391,6 +391,9 @@ sc_term_event (sc_term_t *self, const sc_event_t *ev)
         case SC_EV_NOT_FOUND:
             s_info (self, "-- %s is not online (or not a user)", ev->name);
             break;
+        case SC_EV_MISSED:
+            s_info (self, "-- %s wanted to talk (you were busy)", ev->name);
+            break;
         case SC_EV_CHAT:
             s_info (self, "-- end-to-end encrypted chat with %s\n-- safety number %s\n"
                     "-- compare it with %s by another channel (voice, in person)",

@@ -79,17 +79,18 @@ typedef enum {
     SC_REFUSE_BUSY = 1         /* in a chat or a request: broker said no   */
 } sc_refuse_reason_t;
 
-/* NOTIFY reasons: why the peer is gone */
+/* NOTIFY reasons: why the peer is gone; or, 6, who asked while busy */
 typedef enum {
     SC_NOTIFY_LEFT = 0,        /* LEAVE                                    */
     SC_NOTIFY_QUIT = 1,        /* QUIT                                     */
     SC_NOTIFY_LOST = 2,        /* heartbeat timeout                        */
     SC_NOTIFY_CANCELLED = 3,   /* request withdrawn before an answer       */
     SC_NOTIFY_REPLACED = 4,    /* peer logged in again elsewhere           */
-    SC_NOTIFY_REVOKED = 5      /* peer's key left the registry: logged out */
+    SC_NOTIFY_REVOKED = 5,     /* peer's key left the registry: logged out */
+    SC_NOTIFY_MISSED = 6       /* name asked to talk and was told busy      */
 } sc_notify_reason_t;
 
 #define SC_REFUSE_REASON_MAX SC_REFUSE_BUSY
-#define SC_NOTIFY_REASON_MAX SC_NOTIFY_REVOKED
+#define SC_NOTIFY_REASON_MAX SC_NOTIFY_MISSED
 
 #endif

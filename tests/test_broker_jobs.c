@@ -429,6 +429,9 @@ test_logins_per_source (void **state)
     s_hello (&c[2]);
     s_expect_plain_error (&c[2], SC_ERR_RATE);
     assert_int_equal (sc_broker_logins (T.broker), 2);
+    sc_broker_stats_t stats;
+    sc_broker_stats (T.broker, &stats);
+    assert_int_equal (stats.logins_failed[SC_BROKER_FAIL_RATE], 1);
     T.source = "192.0.2.2";
     s_hello (&c[3]);
     assert_int_equal (sc_broker_logins (T.broker), 3);
@@ -442,6 +445,24 @@ test_logins_per_source (void **state)
     c[2].hs = sc_handshake_new_client (c[2].key, "alice", T.k.ca, "secbroker");
     s_hello (&c[2]);
     assert_int_equal (sc_broker_jobs (T.broker), 1);
+    for (int i = 0; i < 4; i++)
+        s_client_fini (&c[i]);
+
+    /* the addresses of one IPv6 /64 are one source (the core groups
+       the peer addresses the shell gives) */
+    s_restart (100, 2, 100);
+    for (int i = 0; i < 4; i++)
+        s_client_init (&c[i], (uint8_t) (i + 1), "alice", "alice");
+    T.source = "2001:db8:1:2::a";
+    s_hello (&c[0]);
+    T.source = "2001:db8:1:2:ffff::b";
+    s_hello (&c[1]);
+    T.source = "2001:db8:1:2::c";
+    s_hello (&c[2]);
+    s_expect_plain_error (&c[2], SC_ERR_RATE);
+    T.source = "2001:db8:1:3::a";
+    s_hello (&c[3]);
+    assert_int_equal (sc_broker_logins (T.broker), 3);
     for (int i = 0; i < 4; i++)
         s_client_fini (&c[i]);
 }
@@ -472,7 +493,7 @@ test_failed_logins_summary (void **state)
     size_t log_len = 0;
     FILE *stream = open_memstream (&log, &log_len);
     assert_non_null (stream);
-    zsys_set_logstream (stream);
+    sc_log_open (NULL, stream);
     sc_log_set_level ("info");
     sc_broker_tick (T.broker, T.now);
     client_t c;
@@ -495,7 +516,7 @@ test_failed_logins_summary (void **state)
     T.now += 60000;
     sc_broker_tick (T.broker, T.now);           /* no failures: no line */
     fflush (stream);
-    zsys_set_logstream (stderr);
+    sc_log_open (NULL, NULL);
     sc_log_set_level ("error");
     assert_non_null (strstr (log, "6 failed logins in the last minute, top sources "
                                   "192.0.2.3 (3), 192.0.2.1 (2), 192.0.2.2 (1)\n"));
@@ -615,6 +636,10 @@ test_cookie_under_load (void **state)
     s_hello_cookie (&c[2], hello[1], len[1], cookie);
     assert_int_equal (T.sent[c[2].rid[4]], 2);  /* another COOKIE */
     assert_int_equal (sc_broker_jobs (T.broker), 1);
+    /* the metrics count every COOKIE sent: one to c[1], two to c[2] */
+    sc_broker_stats_t stats;
+    sc_broker_stats (T.broker, &stats);
+    assert_int_equal (stats.cookies, 3);
     /* still good after one rotation of the secret, not after two */
     T.now += 120000;
     sc_broker_tick (T.broker, T.now);

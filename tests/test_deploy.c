@@ -2,7 +2,8 @@
     tools that judge them.
 
     - `make install DESTDIR=... PREFIX=/usr` lays out every file with its
-      mode, and `make uninstall` removes them all.
+      mode, README.md and each Markdown file of docs/ as they are under
+      share/doc/secchat, and `make uninstall` removes them all.
     - The manual pages lint clean (mandoc -T lint) and render.
     - The systemd unit passes `systemd-analyze verify` (a copy of the
       installed unit whose ExecStart points at the built broker, with the
@@ -39,6 +40,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -51,6 +53,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -351,6 +355,56 @@ static const s_installed_t s_layout [] = {
 };
 #define S_LAYOUT_SIZE (sizeof s_layout / sizeof s_layout [0])
 
+//  The documents `make install` puts in usr/share/doc/secchat: README.md
+//  and every docs/*.md of the tree, whatever they are (globfree later).
+static void
+s_docs (glob_t *docs)
+{
+    assert_int_equal (glob ("docs/*.md", 0, NULL, docs), 0);
+    assert_int_equal (glob ("README.md", GLOB_APPEND, NULL, docs), 0);
+    assert_true (docs->gl_pathc >= 4);
+}
+
+//  Each document installed in destdir, mode 0644, byte for byte; or
+//  (installed false) none left.
+static void
+s_check_docs (const char *destdir, bool installed)
+{
+    glob_t docs;
+    s_docs (&docs);
+    for (size_t i = 0; i < docs.gl_pathc; i++) {
+        const char *base = strrchr (docs.gl_pathv [i], '/');
+        base = base ? base + 1 : docs.gl_pathv [i];
+        char *rel = s_printf ("usr/share/doc/secchat/%s", base);
+        char *path = sc_testdir_path (destdir, rel);
+        struct stat st;
+        if (!installed) {
+            if (lstat (path, &st) == 0) {
+                print_error ("make uninstall left %s\n", path);
+                fail ();
+            }
+        }
+        else {
+            if (lstat (path, &st) || !S_ISREG (st.st_mode) || (st.st_mode & 07777) != 0644) {
+                print_error ("make install did not install %s as a file of mode 0644\n",
+                             path);
+                fail ();
+            }
+            char *want = s_read_file (docs.gl_pathv [i]);
+            char *got = s_read_file (path);
+            if (strcmp (want, got) != 0) {
+                print_error ("%s differs from %s\n", path, docs.gl_pathv [i]);
+                fail ();
+            }
+            free (want);
+            free (got);
+        }
+        free (path);
+        free (rel);
+    }
+    globfree (&docs);
+}
+
 //  Installs into WORK/NAME with PREFIX=/usr: the DESTDIR, malloc'd.
 static char *
 s_install (const char *name)
@@ -380,13 +434,18 @@ test_install_layout (void **state)
         }
         free (path);
     }
+    s_check_docs (destdir, true);
     //  Nothing else: no stray temporary file.
     const char *find [] = { "find", destdir, "-type", "f", NULL };
     char *files = s_run_ok (find, T_TOOL);
     size_t lines = 0;
     for (const char *p = files; (p = strchr (p, '\n')); p++)
         lines++;
-    if (lines != S_LAYOUT_SIZE) {
+    glob_t docs;
+    s_docs (&docs);
+    size_t ndocs = docs.gl_pathc;
+    globfree (&docs);
+    if (lines != S_LAYOUT_SIZE + ndocs) {
         print_error ("installed files:\n%s", files);
         fail ();
     }
@@ -416,6 +475,10 @@ test_install_layout (void **state)
     free (keys);
 
     s_make ("uninstall", destdir, "/usr");
+    s_check_docs (destdir, false);
+    char *docdir = sc_testdir_path (destdir, "usr/share/doc/secchat");
+    assert_int_equal (access (docdir, F_OK), -1);
+    free (docdir);
     for (size_t i = 0; i < S_LAYOUT_SIZE; i++) {
         char *path = sc_testdir_path (destdir, s_layout [i].path);
         struct stat st;
@@ -669,8 +732,32 @@ test_compose_config (void **state)
         free (command);
     }
     assert_true (s_contains (out, "    - secchat-keys\n    - /keys\n    - alice\n"
-                                  "    - bob\n    - carol\n"));
+                                  "    - bob\n    - carol\n    - dave\n    - erin\n"));
     assert_true (s_contains (out, "condition: service_completed_successfully"));
+    //  The clients wait for a healthy broker, whose health is its answer
+    //  to the probe; the other services do not run the image's probe.
+    //  The broker's port is published on the host's loopback.
+    const char *broker = strstr (out, "\n  broker:\n");
+    assert_non_null (broker);
+    const char *broker_end = strstr (broker + 1, "\n  carol:\n");
+    assert_non_null (broker_end);
+    char *broker_text = s_printf ("%.*s", (int) (broker_end - broker), broker);
+    assert_true (s_contains (broker_text, "    healthcheck:\n"));
+    assert_true (s_contains (broker_text, "      test:\n      - CMD\n      - secbroker\n"
+                                          "      - --probe\n      - tcp://127.0.0.1:4242\n"));
+    assert_true (s_contains (broker_text, "    ports:\n    - 127.0.0.1:4242:4242/tcp\n"));
+    assert_true (s_contains (broker_text, "    - tcp://*:4242\n"));
+    assert_false (s_contains (broker_text, "- NONE\n"));
+    free (broker_text);
+    size_t healthy = 0, disabled = 0;
+    for (const char *p = out; (p = strstr (p, "condition: service_healthy\n")); p++)
+        healthy++;
+    //  (`disable: true`, as docker-compose 1.29 renders it)
+    for (const char *p = out; (p = strstr (p, "    healthcheck:\n      test:\n      - NONE\n"));
+         p++)
+        disabled++;
+    assert_int_equal (healthy, 3);          //  alice, bob, carol
+    assert_int_equal (disabled, 4);         //  and keys
     free (out);
 
     //  The validation can fail: an unknown option does.
@@ -739,6 +826,14 @@ test_dockerfile (void **state)
                                      "PREFIX=/usr/local\n"));
     assert_true (s_contains (docker, "COPY deploy/scripts/ "
                                      "/out/usr/local/share/secchat/scripts/\n"));
+    //  Healthy while the broker of its default command answers the probe
+    //  on its port.
+    assert_true (s_contains (docker, "\nEXPOSE 4242\n"));
+    assert_true (s_contains (docker, "CMD [\"secbroker\", \"--endpoint\", \"tcp://*:4242\""));
+    assert_true (s_contains (docker, "\nHEALTHCHECK --interval=10s --timeout=5s "
+                                     "--start-period=10s --retries=3 \\\n"
+                                     "    CMD [\"secbroker\", \"--probe\", "
+                                     "\"tcp://127.0.0.1:4242\"]\n"));
 
     //  Replay the build stage without Docker: a context holding only what
     //  it copies, then its two make commands.
@@ -889,6 +984,11 @@ test_compose_conversation (void **state)
     sc_testproc_t *broker = sc_testproc_broker_new (keys, g_work, 0, endpoint,
                                                     sizeof endpoint);
     assert_non_null (broker);
+    //  The compose file's health check passes for it.
+    char *probe = s_broker_path ();
+    const char *health [] = { probe, "--probe", endpoint, NULL };
+    free (s_run_ok (health, T_TOOL));
+    free (probe);
 
     char *client = sc_testdir_path (sc_testproc_bin_dir (), "secchat");
     assert_int_equal (access (client, X_OK), 0);
@@ -1393,7 +1493,7 @@ s_sandboxed_broker (const char *allow, const char *families, const char *nofile,
     char *log = sc_testdir_path (g_work, "broker.log");
     const char *argv [] = { self, "--sandbox-exec", allow, families, nofile, broker,
                             "--endpoint", "tcp://127.0.0.1:*", "--cert", cert, "--key", key,
-                            "--users", users, NULL };
+                            "--users", users, "--metrics", "127.0.0.1:0", NULL };
     sc_testproc_t *proc = sc_testproc_new ("broker", argv, log);
     assert_non_null (proc);
     const char *line = NULL;
@@ -1408,6 +1508,47 @@ s_sandboxed_broker (const char *allow, const char *families, const char *nofile,
     free (cert);
     free (broker);
     return proc;
+}
+
+//  GET /metrics from the broker s_sandboxed_broker started (its port
+//  from its log): the whole answer, once it says 2 sessions, or the last
+//  one after T_LINE.
+static char *
+s_scrape_sandboxed (void)
+{
+    const char *prefix = "metrics on http://127.0.0.1:";
+    char *log_path = sc_testdir_path (g_work, "broker.log");
+    char *log = s_read_file (log_path);
+    free (log_path);
+    const char *at = strstr (log, prefix);
+    assert_non_null (at);
+    int port = atoi (at + strlen (prefix));
+    free (log);
+    assert_true (port > 0 && port < 65536);
+    int64_t deadline = sc_testproc_now_ms () + T_LINE;
+    char *answer = NULL;
+    do {
+        free (answer);
+        sc_testproc_sleep_ms (50);
+        int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true (fd >= 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_port = htons ((uint16_t) port) };
+        sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        assert_int_equal (connect (fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        const char *get = "GET /metrics HTTP/1.0\r\n\r\n";
+        assert_int_equal (send (fd, get, strlen (get), MSG_NOSIGNAL), (ssize_t) strlen (get));
+        size_t used = 0, size = 8192;
+        answer = calloc (1, size);
+        assert_non_null (answer);
+        ssize_t n;
+        while (used < size - 1 && (n = recv (fd, answer + used, size - 1 - used, 0)) > 0)
+            used += (size_t) n;
+        close (fd);
+        assert_true (strncmp (answer, "HTTP/1.1 200 ", 13) == 0);
+    } while (!s_contains (answer, "\nsecbroker_sessions 2\n")
+             && sc_testproc_now_ms () < deadline);
+    return answer;
 }
 
 static void
@@ -1452,6 +1593,14 @@ test_unit_sandbox (void **state)
     assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", T_LINE));
     assert_int_equal (sc_testproc_send (alice, "sandboxed"), 0);
     assert_int_equal (sc_testproc_expect (bob, "msg alice sandboxed", T_LINE), 0);
+    //  Its metrics server (--metrics, another thread) serves in the
+    //  sandbox too.
+    char *metrics = s_scrape_sandboxed ();
+    if (!s_contains (metrics, "\nsecbroker_sessions 2\n")) {
+        print_error ("the sandboxed broker's metrics:\n%s", metrics);
+        fail ();
+    }
+    free (metrics);
     assert_int_equal (sc_testproc_signal (broker, SIGHUP), 0);
     assert_int_equal (s_wait_log ("registry reloaded: 2 users", T_LINE), 0);
     assert_int_equal (sc_testproc_send (bob, "/list"), 0);

@@ -745,7 +745,8 @@ test_refuse (void **state)
 }
 
 //  Someone in a chat, or with a request pending either way, is busy: the
-//  asker hears "busy" and the busy user hears nothing.
+//  asker hears "busy", and the busy user hears who tried ("missed NAME"),
+//  once in a row per asker, with the chat or request going on untouched.
 static void
 test_busy (void **state)
 {
@@ -758,9 +759,13 @@ test_busy (void **state)
     OPEN_CHAT (alice, "alice", bob, "bob");
     SAY (carol, "/talk alice");
     SEE (carol, "busy alice");
+    SEE (alice, "missed carol");
     SAY (carol, "/talk bob");
     SEE (carol, "busy bob");
-    //  The next thing alice and bob see is each other, not carol.
+    SEE (bob, "missed carol");
+    SAY (carol, "/talk bob");
+    SEE (carol, "busy bob");
+    //  Then alice and bob see each other, not carol again.
     MESSAGE (bob, "bob", alice, "still there?");
     MESSAGE (alice, "alice", bob, "yes");
     SETTLE (alice, "bob");
@@ -773,8 +778,10 @@ test_busy (void **state)
     SEE (bob, "request alice");
     SAY (carol, "/talk bob");
     SEE (carol, "busy bob");
+    SEE (bob, "missed carol");
     SAY (carol, "/talk alice");
     SEE (carol, "busy alice");
+    SEE (alice, "missed carol");
     SAY (bob, "/accept");
     SEE (alice, "accepted bob");
     SEE_CHAT (alice, "alice", bob, "bob");

@@ -733,19 +733,28 @@ test_refuse_busy_self_notfound (void **state)
 
     s_send_named (alice, SC_OP_RTT, "bob", 0);
     s_expect_named (bob, SC_OP_RTT, "alice");
-    /* bob has a request pending: carol is told he is busy, bob sees nothing */
+    /* bob has a request pending: carol is told he is busy, bob is told
+       carol tried (NOTIFY MISSED), once: asking again tells him nothing */
     s_send_named (carol, SC_OP_RTT, "bob", 0);
     sc_msg_t msg;
     s_recv (carol, &msg, SC_OP_REFUSE);
     assert_string_equal (msg.name, "bob");
     assert_int_equal (msg.code, SC_REFUSE_BUSY);
     sc_msg_reset (&msg);
+    s_expect_notify (bob, "carol", SC_NOTIFY_MISSED);
     s_expect_nothing (bob);
-    /* so is alice, who asked */
+    s_send_named (carol, SC_OP_RTT, "bob", 0);
+    s_recv (carol, &msg, SC_OP_REFUSE);
+    assert_int_equal (msg.code, SC_REFUSE_BUSY);
+    sc_msg_reset (&msg);
+    s_expect_nothing (bob);
+    /* so is alice, who asked; and she hears of carol too */
     s_send_named (carol, SC_OP_RTT, "alice", 0);
     s_recv (carol, &msg, SC_OP_REFUSE);
     assert_int_equal (msg.code, SC_REFUSE_BUSY);
     sc_msg_reset (&msg);
+    s_expect_notify (alice, "carol", SC_NOTIFY_MISSED);
+    s_expect_nothing (carol);
     /* a second request while one is pending */
     s_send_named (alice, SC_OP_RTT, "carol", 0);
     s_expect_error (alice, SC_ERR_STATE);
@@ -762,6 +771,25 @@ test_refuse_busy_self_notfound (void **state)
     sc_msg_reset (&msg);
     /* everyone idle again */
     s_open_chat (carol, bob);
+    /* a new chat: bob hears of each asker again, in a row once each */
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (alice, SC_OP_REFUSE, "bob");
+    s_expect_notify (bob, "alice", SC_NOTIFY_MISSED);
+    client_t *dave = s_login ("dave");
+    s_send_named (dave, SC_OP_RTT, "bob", 0);
+    s_expect_named (dave, SC_OP_REFUSE, "bob");
+    s_expect_notify (bob, "dave", SC_NOTIFY_MISSED);
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (alice, SC_OP_REFUSE, "bob");
+    s_expect_notify (bob, "alice", SC_NOTIFY_MISSED);
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (alice, SC_OP_REFUSE, "bob");
+    s_expect_nothing (bob);
+    s_expect_nothing (carol);
+    /* the chat goes on, untouched */
+    s_send_named (bob, SC_OP_LEAVE, NULL, 0);
+    s_expect_notify (carol, "bob", SC_NOTIFY_LEFT);
+    s_client_destroy (&dave);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
     s_client_destroy (&carol);
@@ -1054,6 +1082,131 @@ test_undelivered (void **state)
     assert_int_equal (sc_broker_sessions (T.broker), 1);
     s_client_destroy (&alice);
     s_client_destroy (&bob);
+}
+
+/* The counters the metrics serve follow what happened: logins and
+   failed logins by reason, chats open, envelopes relayed and their
+   bytes, the undelivered, sessions and logins in progress. */
+static void
+test_stats (void **state)
+{
+    (void) state;
+    sc_broker_stats_t st;
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.logins + st.sessions + st.chats + st.relayed + st.undelivered, 0);
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    client_t *carol = s_client_new ("alice");       /* alice's key, as bob */
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (carol, "bob", &code), SC_OP_ERROR);
+    s_client_destroy (&carol);
+    carol = s_client_new ("carol");                 /* a login that times out */
+    sc_handshake_t *hs = sc_handshake_new_client (carol->key, "carol", T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (carol, frame, len);
+    free (frame);
+    sc_handshake_destroy (&hs);
+    sent_t *sent = s_pop (carol->rid, sizeof carol->rid);  /* AUTH_BROKER */
+    s_sent_free (&sent);
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.logins, 2);
+    assert_int_equal (st.sessions, 2);
+    assert_int_equal (st.handshakes, 1);
+    assert_int_equal (st.logins_failed[SC_BROKER_FAIL_AUTH], 1);
+    assert_int_equal (st.logins_failed[SC_BROKER_FAIL_TIMEOUT], 0);
+    T.now += 10001;
+    sc_broker_tick (T.broker, T.now);
+    sc_msg_t timeout;
+    s_recv_plain (carol, &timeout);
+    assert_int_equal (timeout.code, SC_ERR_TIMEOUT);
+    sc_msg_reset (&timeout);
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.handshakes, 0);
+    assert_int_equal (st.logins_failed[SC_BROKER_FAIL_TIMEOUT], 1);
+    s_client_destroy (&carol);
+
+    s_open_chat (alice, bob);
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.chats, 1);
+    /* three MESSAGEs; their envelopes' bytes as alice sent them */
+    uint8_t box[40] = { 0 };
+    size_t bytes = 0;
+    for (uint64_t i = 1; i <= 3; i++) {
+        sc_msg_t msg;
+        sc_msg_init (&msg, SC_OP_MESSAGE);
+        msg.counter = i;
+        assert_int_equal (sc_msg_set_data (&msg, box, sizeof box - i), 0);
+        assert_int_equal (sc_wire_seal (alice->ch, &msg, &frame, &len), 0);
+        sc_msg_reset (&msg);
+        s_deliver (alice, frame, len);
+        free (frame);
+        bytes += len;
+        s_recv (bob, &msg, SC_OP_MESSAGE);
+        sc_msg_reset (&msg);
+    }
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.relayed, 3);
+    assert_int_equal (st.relayed_bytes, bytes);
+    assert_int_equal (st.undelivered, 0);
+    /* one that finds bob gone */
+    sc_msg_t msg;
+    sc_msg_init (&msg, SC_OP_MESSAGE);
+    msg.counter = 4;
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    assert_int_equal (sc_wire_seal (alice->ch, &msg, &frame, &len), 0);
+    sc_msg_reset (&msg);
+    s_fail_rid = bob->rid;
+    s_fail_code = SC_BROKER_GONE;
+    s_deliver (alice, frame, len);
+    s_fail_rid = NULL;
+    free (frame);
+    s_expect_error (alice, SC_ERR_UNDELIVERED);
+    s_expect_notify (alice, NULL, SC_NOTIFY_LOST);
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.relayed, 3);
+    assert_int_equal (st.undelivered, 1);
+    assert_int_equal (st.chats, 0);
+    assert_int_equal (st.sessions, 1);
+    assert_int_equal (st.logins, 2);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+}
+
+/* A chat that ends any way leaves the count: LEAVE, QUIT, a refused
+   request never counted. */
+static void
+test_stats_chats (void **state)
+{
+    (void) state;
+    client_t *alice = s_login ("alice");
+    client_t *bob = s_login ("bob");
+    client_t *carol = s_login ("carol");
+    client_t *dave = s_login ("dave");
+    sc_broker_stats_t st;
+    s_open_chat (alice, bob);
+    s_open_chat (carol, dave);
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.chats, 2);
+    s_send_named (alice, SC_OP_LEAVE, NULL, 0);
+    s_expect_notify (bob, "alice", SC_NOTIFY_LEFT);
+    s_send_named (dave, SC_OP_QUIT, NULL, 0);
+    s_expect_notify (carol, "dave", SC_NOTIFY_QUIT);
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.chats, 0);
+    s_send_named (alice, SC_OP_RTT, "bob", 0);
+    s_expect_named (bob, SC_OP_RTT, "alice");
+    s_send_named (bob, SC_OP_REFUSE, "alice", 0);
+    s_expect_named (alice, SC_OP_REFUSE, "bob");
+    sc_broker_stats (T.broker, &st);
+    assert_int_equal (st.chats, 0);
+    assert_int_equal (st.sessions, 3);
+    s_client_destroy (&alice);
+    s_client_destroy (&bob);
+    s_client_destroy (&carol);
+    s_client_destroy (&dave);
 }
 
 static void
@@ -1829,6 +1982,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_quit_and_shutdown, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_undelivered, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stats, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stats_chats, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_counter_exhausted_ends_session, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_seq_gap_ends_session, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_forged_seq_changes_nothing, s_setup, s_teardown),

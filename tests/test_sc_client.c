@@ -1008,6 +1008,53 @@ test_leave_and_notify (void **state)
     broker_destroy (&fb);
 }
 
+/* NOTIFY MISSED: someone asked while we were busy. It is said
+   ("missed NAME"), and nothing else changes: not the chat, even when the
+   name is the peer's, not a request pending, not the wait for a closed
+   chat's NOTIFY. */
+static void
+test_notify_missed (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice, *bob;
+    open_chat (fb, &alice, &bob, NULL);
+    deliver_named (alice, SC_OP_NOTIFY, "carol", SC_NOTIFY_MISSED);
+    expect_line (alice, "missed carol");
+    deliver_named (alice, SC_OP_NOTIFY, "bob", SC_NOTIFY_MISSED);
+    expect_line (alice, "missed bob");
+    expect_nothing (alice);
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_CHATTING);
+    type (alice, "still here");
+    expect_line (bob, "msg alice still here");
+    type (bob, "me too");
+    expect_line (alice, "msg bob me too");
+
+    /* bob's E2E close came, its LEAVE's NOTIFY not yet: a MISSED naming
+       bob is not that NOTIFY, and the one that follows is still taken as
+       the old chat's end, not news */
+    sc_client_command (bob->client, "/leave", 6, g_now);
+    frame_t close_frame = bob->out[bob->out_head++];        /* E2E close */
+    broker_session (bob, &close_frame);
+    free_frame (&close_frame);
+    skip_lines (alice);
+    deliver_named (alice, SC_OP_NOTIFY, "bob", SC_NOTIFY_MISSED);
+    expect_line (alice, "missed bob");
+    pump (fb);                      /* bob's LEAVE -> NOTIFY [bob, 0] */
+    expect_nothing (alice);
+    skip_lines (bob);
+
+    /* waiting for an answer: still waiting after a MISSED */
+    type (alice, "/talk bob");
+    expect_line (bob, "request alice");
+    deliver_named (alice, SC_OP_NOTIFY, "dave", SC_NOTIFY_MISSED);
+    expect_line (alice, "missed dave");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_WAITING);
+    type (bob, "/accept");
+    expect_line (alice, "accepted bob");
+    broker_destroy (&fb);
+}
+
 /* Any NOTIFY that finds the chat open (no E2E close came before it) is
    the broker's word only: reported as unconfirmed, before the close,
    whatever its reason. */
@@ -2053,6 +2100,9 @@ test_format_batch (void **state)
     ev = (sc_event_t) { .type = SC_EV_NOT_FOUND, .name = "zed" };
     sc_event_format_batch (&ev, buf, sizeof buf);
     assert_string_equal (buf, "not-found zed\n");
+    ev = (sc_event_t) { .type = SC_EV_MISSED, .name = "carol" };
+    sc_event_format_batch (&ev, buf, sizeof buf);
+    assert_string_equal (buf, "missed carol\n");
     assert_int_equal (sc_event_format_batch (&ev, buf, 5), -1);
     ev = (sc_event_t) { .type = SC_EV_NOTICE, .text = "x" };
     assert_int_equal (sc_event_format_batch (&ev, buf, sizeof buf), 0);
@@ -2132,6 +2182,7 @@ main (void)
         cmocka_unit_test (test_lost_message),
         cmocka_unit_test (test_forged_box),
         cmocka_unit_test (test_leave_and_notify),
+        cmocka_unit_test (test_notify_missed),
         cmocka_unit_test (test_unconfirmed_close),
         cmocka_unit_test (test_close_after_loss),
         cmocka_unit_test (test_close_covering_all),

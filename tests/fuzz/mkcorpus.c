@@ -359,6 +359,7 @@ s_client_scripts (void)
     s_rec (s, C (CHAT), &initiator, 1);
     s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, 0, 1, "hello alice");
     s_rec_text (s, C (COMMAND), "hi bob");
+    s_rec_named (s, C (SEALED), SC_OP_NOTIFY, "carol", SC_NOTIFY_MISSED);
     s_rec_lost (s, 0x00, SC_E2E_TEXT, 1, 2, "this one is lost");
     s_rec_plain (s, C (PEER_MSG), SC_E2E_TEXT, 1, 3, "did you get it? \x1b[31m red \xc2\x9b");
     s_rec (s, C (PEER_LOSE), (const uint8_t *) "\x01", 1);

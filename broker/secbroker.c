@@ -27,6 +27,11 @@
 #include "sc_notify.h"
 #include "sc_proto.h"
 
+/* The release, from the Makefile's VERSION (--version). */
+#ifndef SC_VERSION
+#   error "SC_VERSION comes from the Makefile: -DSC_VERSION='\"VERSION\"'"
+#endif
+
 #define S_TICK_MS     100
 #define S_WORKERS_MAX 64
 #define S_CERT_WARN_S (30 * (int64_t) 86400)  /* warn when the certificate ends sooner */
@@ -60,6 +65,7 @@ s_usage (FILE *out)
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
         "                 [--cookie-logins N] [--failed-logins-per-source N] [--check]\n"
+        "       secbroker --version\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -87,6 +93,7 @@ s_usage (FILE *out)
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
         "  --help             this text\n"
+        "  --version          print 'secbroker VERSION' and exit\n"
         "\n"
         "It refuses to start when the key is not the certificate's or the\n"
         "certificate is not valid now, and warns when it ends within 30 days.\n"
@@ -96,7 +103,7 @@ s_usage (FILE *out)
         "SIGTERM stops it.\n");
 }
 
-/* 0 ok, 1 help printed, -1 bad arguments (usage printed). */
+/* 0 ok, 1 help or version printed, -1 bad arguments (usage printed). */
 static int
 s_parse (int argc, char **argv, s_args_t *args)
 {
@@ -115,6 +122,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "failed-logins-per-source", required_argument, NULL, 'F' },
         { "check", no_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
@@ -183,6 +191,7 @@ s_parse (int argc, char **argv, s_args_t *args)
             }
             case 'K': args->check = true; break;
             case 'h': s_usage (stdout); return 1;
+            case 'V': printf ("secbroker %s\n", SC_VERSION); return 1;
             default: s_usage (stderr); return -1;
         }
     }

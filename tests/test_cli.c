@@ -298,6 +298,10 @@ s_group_setup (void **state)
     if (!g_root)
         return -1;
     g_keys = sc_testdir_path (g_root, "keys");
+    //  No configuration of the machine's user reaches the programs.
+    char *xdg = sc_testdir_path (g_root, "no-config");
+    setenv ("XDG_CONFIG_HOME", xdg, 1);
+    free (xdg);
     const char *const users [] = { "alice", "bob", NULL };
     return sc_testproc_make_keys (g_keys, users);
 }

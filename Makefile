@@ -6,6 +6,10 @@
 # License, v. 2.0. If a copy of the MPL was not distributed with this
 # file, You can obtain one at https://mozilla.org/MPL/2.0/.
 
+# The release: `secbroker --version`, `secchat --version` and
+# `secchat-keys --version` all say this, and nothing else holds it.
+VERSION    = 1.0.0
+
 # Debian packages the build, the tests and the demo need.
 DEPS_PKGS = libzmq3-dev libczmq-dev libssl-dev libmsgpack-dev libcmocka-dev \
             libedit-dev libmicrohttpd-dev pkg-config openssl gcc make
@@ -62,6 +66,8 @@ BINS       = bin/secbroker bin/secchat
 ifeq ($(SANITIZE),1)
 BINS       = $(BUILD)/bin/secbroker $(BUILD)/bin/secchat
 endif
+# The key script with VERSION written into it, beside the binaries.
+KEYS_SCRIPT = $(dir $(firstword $(BINS)))secchat-keys
 
 .PHONY: all deps test demo clean build check run-demo layers
 # The public targets install the packages first, then run make again so
@@ -73,7 +79,7 @@ test: deps
 demo: deps
 	@$(MAKE) --no-print-directory run-demo
 
-build: $(BINS)
+build: $(BINS) $(KEYS_SCRIPT)
 
 # Install what is missing from Debian's packages (as root), or say how.
 deps:
@@ -100,6 +106,17 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+# The two main()s print VERSION; a new one rebuilds them.
+VERSION_DEF = -DSC_VERSION='"$(VERSION)"'
+$(BUILD)/broker/secbroker.o $(BUILD)/client/secchat.o: CFLAGS += $(VERSION_DEF)
+$(BUILD)/broker/secbroker.o $(BUILD)/client/secchat.o: Makefile
+
+$(KEYS_SCRIPT): keys/secchat-keys Makefile
+	@mkdir -p $(dir $@)
+	sed 's|^SC_VERSION=.*|SC_VERSION=$(VERSION)|' keys/secchat-keys >$@.tmp
+	chmod 0755 $@.tmp
+	mv -f $@.tmp $@
+
 bin/secbroker $(BUILD)/bin/secbroker: $(BUILD)/broker/secbroker.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -113,7 +130,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TLIB_OBJ) $(LIB)
 
 # Run every test program; fail at the end if any failed. The integration
 # tests find the binaries through SC_BIN_DIR.
-check: layers $(BINS) $(TESTS)
+check: layers $(BINS) $(KEYS_SCRIPT) $(TESTS)
 	@failed=""; for t in $(TESTS); do \
 	  echo "== $$t"; \
 	  SC_BIN_DIR=$(dir $(firstword $(BINS))) $$t || failed="$$failed $$(basename $$t)"; \
@@ -153,11 +170,12 @@ DOCDIR     ?= $(PREFIX)/share/doc/secchat
 DOCS        = README.md $(wildcard docs/*.md)
 
 .PHONY: install uninstall
-install: $(BINS)
+install: $(BINS) $(KEYS_SCRIPT)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0755 $(BINS) keys/secchat-keys $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BINS) $(KEYS_SCRIPT) $(DESTDIR)$(BINDIR)/
 	install -m 0644 deploy/secchat.1 $(DESTDIR)$(MANDIR)/man1/secchat.1
+	install -m 0644 deploy/secchat-keys.1 $(DESTDIR)$(MANDIR)/man1/secchat-keys.1
 	install -m 0644 deploy/secbroker.8 $(DESTDIR)$(MANDIR)/man8/secbroker.8
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	sed 's|/usr/local/bin/|$(BINDIR)/|g' deploy/secbroker.service \
@@ -168,6 +186,7 @@ install: $(BINS)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secbroker $(DESTDIR)$(BINDIR)/secchat \
 	  $(DESTDIR)$(BINDIR)/secchat-keys $(DESTDIR)$(MANDIR)/man1/secchat.1 \
+	  $(DESTDIR)$(MANDIR)/man1/secchat-keys.1 \
 	  $(DESTDIR)$(MANDIR)/man8/secbroker.8 $(DESTDIR)$(UNITDIR)/secbroker.service \
 	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
@@ -288,10 +307,10 @@ lint-run:
 	@rc=0; echo "== cppcheck"; \
 	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 \
 	  --inline-suppr --suppressions-list=.cppcheck --std=c11 --quiet \
-	  $(INCLUDES) $(LINT_SRC) || rc=1; \
+	  $(VERSION_DEF) $(INCLUDES) $(LINT_SRC) || rc=1; \
 	echo "== clang-tidy"; \
 	mkdir -p $(BUILD); \
-	clang-tidy --quiet $(LINT_SRC) -- $(CSTD) $(INCLUDES) \
+	clang-tidy --quiet $(LINT_SRC) -- $(CSTD) $(VERSION_DEF) $(INCLUDES) \
 	  $(shell pkg-config --cflags $(PKGS) 2>/dev/null) >$(BUILD)/clang-tidy.log 2>&1 \
 	  || rc=1; grep -v ' warnings\? generated\.$$' $(BUILD)/clang-tidy.log; \
 	if [ $$rc = 0 ]; then echo "lint: clean"; else echo "LINT FAILED"; fi; exit $$rc

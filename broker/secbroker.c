@@ -31,6 +31,11 @@
 #include "sc_proto.h"
 #include "sc_wire.h"
 
+/* The release, from the Makefile's VERSION (--version). */
+#ifndef SC_VERSION
+#   error "SC_VERSION comes from the Makefile: -DSC_VERSION='\"VERSION\"'"
+#endif
+
 #define S_TICK_MS     100
 #define S_WORKERS_MAX 64
 #define S_CERT_WARN_S (30 * (int64_t) 86400)  /* warn when the certificate ends sooner */
@@ -69,6 +74,7 @@ s_usage (FILE *out)
         "                 [--cookie-logins N] [--failed-logins-per-source N]\n"
         "                 [--metrics ADDR:PORT] [--check]\n"
         "       secbroker --probe ENDPOINT\n"
+        "       secbroker --version\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -101,6 +107,7 @@ s_usage (FILE *out)
         "                     tcp://127.0.0.1:4242) for a sign of life, for health\n"
         "                     checks: exit 0 when it answers within 3 s, 1 if not\n"
         "  --help             this text\n"
+        "  --version          print 'secbroker VERSION' and exit\n"
         "\n"
         "It refuses to start when the key is not the certificate's or the\n"
         "certificate is not valid now, and warns when it ends within 30 days.\n"
@@ -112,7 +119,7 @@ s_usage (FILE *out)
         "SIGTERM stops it.\n");
 }
 
-/* 0 ok, 1 help printed, -1 bad arguments (usage printed). */
+/* 0 ok, 1 help or version printed, -1 bad arguments (usage printed). */
 static int
 s_parse (int argc, char **argv, s_args_t *args)
 {
@@ -133,6 +140,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "check", no_argument, NULL, 'K' },
         { "probe", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
@@ -203,6 +211,7 @@ s_parse (int argc, char **argv, s_args_t *args)
             case 'K': args->check = true; break;
             case 'P': args->probe = optarg; break;
             case 'h': s_usage (stdout); return 1;
+            case 'V': printf ("secbroker %s\n", SC_VERSION); return 1;
             default: s_usage (stderr); return -1;
         }
     }

@@ -31,10 +31,17 @@
 #include <czmq.h>
 
 #include "sc_client.h"
+#include "sc_config.h"
 #include "sc_crypto.h"
 #include "sc_key.h"
+#include "sc_keytool.h"
 #include "sc_msg.h"
 #include "sc_term.h"
+
+/* The release, from the Makefile's VERSION (--version). */
+#ifndef SC_VERSION
+#   error "SC_VERSION comes from the Makefile: -DSC_VERSION='\"VERSION\"'"
+#endif
 
 #define S_PASSWORD_MAX      1024
 #define S_PASSWORD_TRIES    3
@@ -53,6 +60,8 @@ typedef struct {
     const char *password_file, *config_dir;
     long timeout_s;
     bool batch;
+    const char *bell;                   /* requests, messages, off; NULL: default */
+    bool no_history;                    /* history = off */
 } s_opts_t;
 
 typedef struct {
@@ -136,9 +145,13 @@ s_catch (int sig, void (*handler) (int))
 /* ---- Command line ---------------------------------------------------------- */
 
 static const char s_usage[] =
-    "usage: secchat --endpoint EP --user NAME --key FILE --ca FILE\n"
+    "usage: secchat [--endpoint EP] [--user NAME] [--key FILE] [--ca FILE]\n"
     "               [--broker-name NAME] [--password-file FILE] [--config-dir DIR]\n"
     "               [--timeout SECONDS] [--batch]\n"
+    "       secchat keygen [--user NAME] [--out DIR] [--password-file FILE]\n"
+    "       secchat passwd KEYFILE [--password-file OLD --new-password-file NEW]\n"
+    "       secchat fingerprint FILE [--password-file FILE]\n"
+    "       secchat --version\n"
     "\n"
     "  --endpoint EP         the broker (default tcp://localhost:4242)\n"
     "  --user NAME           your registered name, [a-z0-9_-]{1,32} (required)\n"
@@ -151,7 +164,15 @@ static const char s_usage[] =
     "  --timeout SECONDS     how long to wait for the broker when logging in (10)\n"
     "  --batch               one command per input line, one event per output line\n"
     "                        (on when standard input is not a terminal)\n"
-    "  --help                this text\n";
+    "  --help                this text\n"
+    "  --version             print 'secchat VERSION'\n"
+    "\n"
+    "keygen makes your key (CONFIG/NAME.key under a password asked twice, and\n"
+    "NAME.pub for the broker's administrator); passwd changes a key's password;\n"
+    "fingerprint prints a key file's fingerprint as /fingerprint shows it.\n"
+    "\n"
+    "An option not given is read from CONFIG/config, one `key = value` a line:\n"
+    "endpoint, user, key, ca, broker-name, bell, history.\n";
 
 static void
 s_usage_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2), noreturn));
@@ -201,6 +222,33 @@ s_parse_timeout (const char *arg)
     return value;
 }
 
+/* CONFIG/config, read: the options the command line did not give are
+   taken from it. Exits 2 with the file and line of a bad line. */
+static sc_config_t *
+s_load_config (const char *config_dir)
+{
+    char *path = zsys_sprintf ("%s/config", config_dir);
+    if (!path)
+        s_die (1, "out of memory");
+    char err[1024];
+    sc_config_t *config = sc_config_load (path, err, sizeof err);
+    zstr_free (&path);
+    if (!config)
+        s_die (2, "%s", err);
+    return config;
+}
+
+/* The configuration the options borrow from: it lives until
+   s_finish. */
+static sc_config_t *s_config;
+
+/* value, or else the file's setting for key. */
+static const char *
+s_or_config (const char *value, const sc_config_t *config, const char *key)
+{
+    return value ? value : sc_config_get (config, key);
+}
+
 static void
 s_parse_args (int argc, char *argv[], s_opts_t *opts)
 {
@@ -215,12 +263,12 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
         { "timeout", required_argument, NULL, 't' },
         { "batch", no_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     memset (opts, 0, sizeof *opts);
-    opts->endpoint = "tcp://localhost:4242";
-    opts->broker_name = "secbroker";
     opts->timeout_s = 10;
+    bool help = false;
     int c;
     while ((c = getopt_long (argc, argv, "h", longs, NULL)) != -1) {
         switch (c) {
@@ -233,24 +281,44 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
             case 'd': opts->config_dir = optarg; break;
             case 't': opts->timeout_s = s_parse_timeout (optarg); break;
             case 'B': opts->batch = true; break;
-            case 'h': fputs (s_usage, stdout); exit (0);
+            case 'h': help = true; break;
+            case 'V': printf ("secchat %s\n", SC_VERSION); exit (0);
             default:  s_usage_error (NULL);
         }
     }
+    const char *config_dir = s_config_dir (opts->config_dir);
+    if (help) {
+        printf ("%s\nCONFIG is %s; the file read is %s/config.\n", s_usage,
+                config_dir, config_dir);
+        exit (0);
+    }
     if (optind < argc)
         s_usage_error ("unexpected argument '%s'", argv[optind]);
+    sc_config_t *config = s_config = s_load_config (config_dir);
+    opts->endpoint = s_or_config (opts->endpoint, config, "endpoint");
+    opts->user = s_or_config (opts->user, config, "user");
+    opts->key_path = s_or_config (opts->key_path, config, "key");
+    opts->ca_path = s_or_config (opts->ca_path, config, "ca");
+    opts->broker_name = s_or_config (opts->broker_name, config, "broker-name");
+    opts->bell = s_or_config (opts->bell, config, "bell");
+    const char *history = sc_config_get (config, "history");
+    if (history && strcmp (history, "off") == 0)
+        opts->no_history = true;
+    if (!opts->endpoint)
+        opts->endpoint = "tcp://localhost:4242";
+    if (!opts->broker_name)
+        opts->broker_name = "secbroker";
     if (!opts->user)
-        s_usage_error ("--user is required");
+        s_usage_error ("--user is required (or `user = NAME` in %s/config)", config_dir);
     if (!sc_name_valid (opts->user, strlen (opts->user)))
         s_usage_error ("--user must be 1 to 32 of a-z 0-9 _ -");
     if (!opts->endpoint[0] || !opts->broker_name[0])
         s_usage_error ("--endpoint and --broker-name cannot be empty");
-    const char *config = s_config_dir (opts->config_dir);
-    opts->config_dir = config;
+    opts->config_dir = config_dir;
     if (!opts->key_path)
-        opts->key_path = zsys_sprintf ("%s/%s.key", config, opts->user);
+        opts->key_path = zsys_sprintf ("%s/%s.key", config_dir, opts->user);
     if (!opts->ca_path)
-        opts->ca_path = zsys_sprintf ("%s/ca.pem", config);
+        opts->ca_path = zsys_sprintf ("%s/ca.pem", config_dir);
     if (!opts->key_path || !opts->ca_path)
         s_die (1, "out of memory");
     if (!opts->batch && !isatty (STDIN_FILENO))
@@ -285,10 +353,14 @@ s_password_from_tty (int tty, const char *key_path, char *password, size_t size)
     quiet.c_lflag |= ICANON;
     char prompt[600];
     int n = snprintf (prompt, sizeof prompt, "Password for %s: ", key_path);
-    if (n > 0 && write (tty, prompt, (size_t) n) < 0)
-        return -1;
+    /* Echo off first, then the prompt: a password typed (or pasted) as
+       soon as the prompt shows is neither echoed nor flushed. */
     if (tcsetattr (tty, TCSAFLUSH, &quiet))
         return -1;
+    if (n > 0 && write (tty, prompt, (size_t) n) < 0) {
+        tcsetattr (tty, TCSAFLUSH, &saved);
+        return -1;
+    }
     size_t len = 0;
     int rc = -1;
     char c;
@@ -550,6 +622,7 @@ s_finish (s_app_t *app, int code, const char *why)
     sc_client_destroy (&app->client);
     sc_key_destroy (&app->key);
     sc_ca_destroy (&app->ca);
+    sc_config_destroy (&s_config);
     exit (code);
 }
 
@@ -843,6 +916,28 @@ s_make_config_dir (const char *dir)
         fprintf (stderr, "secchat: note: cannot create %s: %s\n", dir, strerror (errno));
 }
 
+/* secchat keygen, passwd, fingerprint: keygen's defaults are the
+   configuration's user (else the login name) and CONFIG. */
+static int
+s_keytool (int argc, char *argv[])
+{
+    char *config_dir = NULL;
+    const char *user = NULL;
+    sc_config_t *config = NULL;
+    if (strcmp (argv[0], "keygen") == 0) {
+        config_dir = (char *) s_config_dir (NULL);      /* malloc'd */
+        config = s_load_config (config_dir);
+        user = sc_config_get (config, "user");
+        const char *login = getenv ("USER");
+        if (!user && login && sc_name_valid (login, strlen (login)))
+            user = login;
+    }
+    int rc = sc_keytool_main (argc, argv, user, config_dir);
+    sc_config_destroy (&config);
+    zstr_free (&config_dir);
+    return rc;
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -853,6 +948,8 @@ main (int argc, char *argv[])
         fprintf (stderr, "secchat: cannot disable core dumps: %s\n", strerror (errno));
         return 1;
     }
+    if (argc > 1 && sc_keytool_is_command (argv[1]))
+        return s_keytool (argc - 1, argv + 1);
     static s_app_t app;
     s_parse_args (argc, argv, &app.opts);
     signal (SIGPIPE, SIG_IGN);

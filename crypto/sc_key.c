@@ -39,6 +39,13 @@
 #define SC_KEY_FILE_MAX  (1024L * 1024)
 //  The broker's certificate travels in one message; nothing bigger.
 #define SC_CERT_DER_MAX  4096
+//  scrypt for the keys we write (keys/README.md): N=2^14, r=8, p=5,
+//  16 MiB, within OpenSSL's 32 MiB limit.
+#define SC_KEY_SCRYPT_N  16384
+#define SC_KEY_SCRYPT_R  8
+#define SC_KEY_SCRYPT_P  5
+//  A random salt of 128 bits (OpenSSL 3.0 would take 64).
+#define SC_KEY_SALT_LEN  16
 
 struct _sc_key_t {
     EVP_PKEY *pkey;                 //  always Ed25519
@@ -445,6 +452,75 @@ sc_key_destroy (sc_key_t **self_p)
     EVP_PKEY_free (self->pkey);        //  wipes the private key
     free (self);
     *self_p = NULL;
+}
+
+//  A memory BIO's bytes as a malloc'd, NUL-terminated string. 0 or -1.
+static int
+s_bio_string (BIO *bio, char **out, size_t *out_len)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data (bio, &data);
+    if (n <= 0 || !data)
+        return -1;
+    char *copy = malloc ((size_t) n + 1);
+    if (!copy)
+        return -1;
+    memcpy (copy, data, (size_t) n);
+    copy [n] = 0;
+    *out = copy;
+    *out_len = (size_t) n;
+    return 0;
+}
+
+int
+sc_key_private_pem (const sc_key_t *self, const char *password,
+                    char **pem, size_t *len)
+{
+    if (!pem || !len)
+        return -1;
+    *pem = NULL;
+    *len = 0;
+    size_t pass_len = password ? strlen (password) : 0;
+    if (!sc_key_has_private (self) || pass_len == 0 || pass_len > INT_MAX)
+        return -1;
+    ERR_clear_error ();
+    //  What `openssl pkcs8 -topk8 -scrypt -scrypt_N 16384 -scrypt_r 8
+    //  -scrypt_p 5 -v2 aes-256-cbc` does: the key info (which OpenSSL
+    //  wipes when it frees it) encrypted under PBES2 with scrypt.
+    PKCS8_PRIV_KEY_INFO *info = EVP_PKEY2PKCS8 (self->pkey);
+    X509_ALGOR *pbe = info ? PKCS5_pbe2_set_scrypt (EVP_aes_256_cbc (), NULL,
+                                                    SC_KEY_SALT_LEN, NULL,
+                                                    SC_KEY_SCRYPT_N, SC_KEY_SCRYPT_R,
+                                                    SC_KEY_SCRYPT_P)
+                           : NULL;
+    X509_SIG *sealed = pbe ? PKCS8_set0_pbe (password, (int) pass_len, info, pbe) : NULL;
+    if (pbe && !sealed)
+        X509_ALGOR_free (pbe);          //  taken only on success
+    BIO *bio = sealed ? BIO_new (BIO_s_mem ()) : NULL;
+    int rc = bio && PEM_write_bio_PKCS8 (bio, sealed) == 1
+             && s_bio_string (bio, pem, len) == 0 ? 0 : -1;
+    BIO_free (bio);
+    X509_SIG_free (sealed);
+    PKCS8_PRIV_KEY_INFO_free (info);
+    ERR_clear_error ();
+    return rc;
+}
+
+int
+sc_key_public_pem (const sc_key_t *self, char **pem, size_t *len)
+{
+    if (!pem || !len)
+        return -1;
+    *pem = NULL;
+    *len = 0;
+    if (!self)
+        return -1;
+    BIO *bio = BIO_new (BIO_s_mem ());
+    int rc = bio && PEM_write_bio_PUBKEY (bio, self->pkey) == 1
+             && s_bio_string (bio, pem, len) == 0 ? 0 : -1;
+    BIO_free (bio);
+    ERR_clear_error ();
+    return rc;
 }
 
 bool

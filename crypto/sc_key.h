@@ -60,9 +60,22 @@ sc_key_t *sc_key_load_public (const char *path, int *err);
 sc_key_t *sc_key_from_raw (const uint8_t pub[static SC_PUB_LEN]);
 /* A private key from a raw 32-byte seed (tests). */
 sc_key_t *sc_key_from_seed (const uint8_t seed[static SC_KEY_LEN]);
-/* A new random Ed25519 private key (tests). */
+/* A new random Ed25519 private key. */
 sc_key_t *sc_key_generate (void);
 void sc_key_destroy (sc_key_t **self_p);
+
+/* The private key as PKCS#8 PEM ("BEGIN ENCRYPTED PRIVATE KEY")
+   encrypted under password (not empty) with PBES2: scrypt N=2^14, r=8,
+   p=5, a random salt, and AES-256-CBC, as keys/secchat-keys and
+   `openssl pkcs8 -topk8 -scrypt` write it (keys/README.md says why
+   these numbers). *pem is malloc'd and NUL-terminated, the caller frees
+   it; *len is its length. 0 or -1. */
+int sc_key_private_pem (const sc_key_t *self, const char *password,
+                        char **pem, size_t *len) SC_MUST_CHECK;
+/* The public key as SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY"), as
+   `openssl pkey -pubout` writes it and the broker's registry reads it.
+   *pem as above. 0 or -1. */
+int sc_key_public_pem (const sc_key_t *self, char **pem, size_t *len) SC_MUST_CHECK;
 
 bool sc_key_has_private (const sc_key_t *self);
 /* The raw public key. */

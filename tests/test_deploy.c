@@ -350,6 +350,7 @@ static const s_installed_t s_layout [] = {
     { "usr/bin/secchat", 0755 },
     { "usr/bin/secchat-keys", 0755 },
     { "usr/share/man/man1/secchat.1", 0644 },
+    { "usr/share/man/man1/secchat-keys.1", 0644 },
     { "usr/share/man/man8/secbroker.8", 0644 },
     { "usr/lib/systemd/system/secbroker.service", 0644 },
 };
@@ -470,8 +471,22 @@ test_install_layout (void **state)
     free (usage);
     free (broker);
     char *keys = sc_testdir_path (destdir, "usr/bin/secchat-keys");
-    const char *keys_help [] = { keys, "-h", NULL };
-    free (s_run_ok (keys_help, T_TOOL));
+    const char *keys_help [] = { keys, "--help", NULL };
+    usage = s_run_ok (keys_help, T_TOOL);
+    assert_true (s_contains (usage, "--replace-ca"));
+    free (usage);
+    //  The installed script says the version the binaries say.
+    const char *keys_version [] = { keys, "--version", NULL };
+    char *version = s_run_ok (keys_version, T_TOOL);
+    char *server = sc_testdir_path (destdir, "usr/bin/secbroker");
+    const char *server_version [] = { server, "--version", NULL };
+    char *expected = s_run_ok (server_version, T_TOOL);
+    assert_true (strncmp (version, "secchat-keys ", 13) == 0);
+    assert_true (strncmp (expected, "secbroker ", 10) == 0);
+    assert_string_equal (version + 13, expected + 10);
+    free (expected);
+    free (server);
+    free (version);
     free (keys);
 
     s_make ("uninstall", destdir, "/usr");
@@ -536,6 +551,7 @@ test_manpages (void **state)
     s_require_tool ("man", "man-db");
     s_lint_page ("deploy/secchat.1", "end-to-end encrypted one-to-one chat in the terminal");
     s_lint_page ("deploy/secbroker.8", "relay for secchat, the end-to-end encrypted chat");
+    s_lint_page ("deploy/secchat-keys.1", "make the CA, the broker certificate and user keys");
     //  The lint can fail: a broken copy does.
     char *bad = sc_testdir_path (g_work, "bad.1");
     s_write_file (bad, ".Dd November 23, 2025\n.Dt BAD 1\n.Os\n.Sh NAME\n.Nm bad\n"

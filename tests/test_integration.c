@@ -1667,8 +1667,10 @@ test_no_core_dumps (void **state)
     char *fifo = sc_testdir_path (dir, "fifo");
     assert_int_equal (mkfifo (fifo, 0666), 0);
     assert_int_equal (chmod (fifo, 0666), 0);
+    //  Its own configuration directory: user 65534 cannot read $HOME's.
     const char *client [] = { "secchat", "--batch", "--user", "alice", "--ca", fifo,
-                              "--key", fifo, "--password-file", fifo, NULL };
+                              "--key", fifo, "--password-file", fifo,
+                              "--config-dir", dir, NULL };
     s_check_no_dumps ("secchat", client);
     const char *broker [] = { "secbroker", "--endpoint", "tcp://127.0.0.1:0", "--key", fifo,
                               "--cert", fifo, "--users", dir, NULL };

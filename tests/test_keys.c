@@ -4,7 +4,7 @@
  * temporary directory, and what it made is checked with openssl itself:
  * files and modes, the certificate chain and extensions, that each user
  * key opens with its password file and matches its registry entry, and
- * the rerun, -b, -f and name-validation behaviour. Run from the
+ * the rerun, -b, -f, -C, -K and name-validation behaviour. Run from the
  * repository root, as `make check` does.
  *
  * This Source Code Form is subject to the terms of the Mozilla Public
@@ -576,38 +576,127 @@ static void test_rerun_adds_user_keeps_existing(void **state)
     assert_user_ok(g_dir, "carol");
 }
 
-static void test_force_replaces_keys(void **state)
+/* The files of DIR that every user's and the broker's setup depend on. */
+static const char *const g_service_files[] = {
+    "ca.key", "ca.pem", "broker.key", "broker.crt",
+};
+enum { N_SERVICE = sizeof(g_service_files) / sizeof(*g_service_files) };
+
+static void read_service_files(const char *dir, char *text[N_SERVICE],
+                               size_t len[N_SERVICE])
+{
+    char path[PATH_LEN];
+
+    for (size_t i = 0; i < N_SERVICE; i++) {
+        BUILD(path, "%s/%s", dir, g_service_files[i]);
+        text[i] = must_slurp(path, &len[i]);
+    }
+}
+
+/* 1 when file i of DIR is byte for byte what was read before, 0 when
+ * it changed. Frees the old text. */
+static int service_file_same(const char *dir, size_t i, char *before[],
+                             size_t before_len[])
+{
+    char path[PATH_LEN];
+    size_t len;
+
+    BUILD(path, "%s/%s", dir, g_service_files[i]);
+    char *now = must_slurp(path, &len);
+    int same = len == before_len[i] && memcmp(now, before[i], len) == 0;
+    free(now);
+    free(before[i]);
+    before[i] = NULL;
+    return same;
+}
+
+/* -f re-makes the named users, and never touches the CA or the
+ * broker's key: every other user's ca.pem keeps working. */
+static void test_force_remakes_user_only(void **state)
 {
     char dir[PATH_LEN], path[PATH_LEN], args[CMD_LEN];
+    char *before[N_SERVICE];
+    size_t before_len[N_SERVICE];
 
     (void)state;
     fresh_dir(dir, sizeof(dir), "force");
-    BUILD(args, "'%s' alice", dir);
+    BUILD(args, "'%s' alice carol", dir);
     assert_keys_ok(args);
-    BUILD(path, "%s/clients/alice.key", dir);
+    BUILD(path, "%s/clients/carol.key", dir);
     char *old_key = must_slurp(path, NULL);
-    BUILD(path, "%s/ca.key", dir);
-    char *old_ca = must_slurp(path, NULL);
-
-    BUILD(args, "-f '%s' alice", dir);
-    assert_keys_ok(args);
     BUILD(path, "%s/clients/alice.key", dir);
+    char *alice_key = must_slurp(path, NULL);
+    read_service_files(dir, before, before_len);
+
+    BUILD(args, "-f '%s' carol", dir);
+    assert_keys_ok(args);
+    for (size_t i = 0; i < N_SERVICE; i++) {
+        if (!service_file_same(dir, i, before, before_len)) {
+            print_error("-f DIR carol changed %s\n", g_service_files[i]);
+            fail();
+        }
+    }
+    BUILD(path, "%s/clients/carol.key", dir);
     char *new_key = must_slurp(path, NULL);
-    BUILD(path, "%s/ca.key", dir);
-    char *new_ca = must_slurp(path, NULL);
     assert_string_not_equal(old_key, new_key);
-    assert_string_not_equal(old_ca, new_ca);
+    BUILD(path, "%s/clients/alice.key", dir);
+    char *alice_again = must_slurp(path, NULL);
+    assert_string_equal(alice_key, alice_again);
     free(old_key);
     free(new_key);
-    free(old_ca);
-    free(new_ca);
+    free(alice_key);
+    free(alice_again);
 
     /* The new key, password and registry entry belong together. */
-    assert_user_ok(dir, "alice");
-    char cmd[CMD_LEN];
+    assert_user_ok(dir, "carol");
+    char *out = last_output("out");
+    assert_contains(out, "CA:      reused");
+    assert_contains(out, "broker:  reused");
+    free(out);
+
+    /* -f with no user to re-make is a mistake, said as one. */
+    BUILD(args, "-f '%s'", dir);
+    assert_int_equal(keys(args), 2);
+    char *err = last_output("err");
+    assert_contains(err, "-C");
+    free(err);
+}
+
+/* Replacing the CA or the broker's key takes its own option. */
+static void test_replace_ca_and_broker_key(void **state)
+{
+    char dir[PATH_LEN], args[CMD_LEN], cmd[CMD_LEN];
+    char *before[N_SERVICE];
+    size_t before_len[N_SERVICE];
+
+    (void)state;
+    fresh_dir(dir, sizeof(dir), "replace");
+    BUILD(args, "'%s' alice", dir);
+    assert_keys_ok(args);
+
+    /* -K: a new broker key and certificate, the same CA. */
+    read_service_files(dir, before, before_len);
+    BUILD(args, "-K '%s'", dir);
+    assert_keys_ok(args);
+    assert_true(service_file_same(dir, 0, before, before_len));  /* ca.key */
+    assert_true(service_file_same(dir, 1, before, before_len));  /* ca.pem */
+    assert_false(service_file_same(dir, 2, before, before_len)); /* broker.key */
+    assert_false(service_file_same(dir, 3, before, before_len)); /* broker.crt */
     BUILD(cmd, "openssl verify -CAfile '%s/ca.pem' '%s/broker.crt' >/dev/null",
           dir, dir);
     assert_int_equal(run(cmd), 0);
+
+    /* --replace-ca: a new CA, the broker's certificate reissued under
+     * it for the same key. */
+    read_service_files(dir, before, before_len);
+    BUILD(args, "--replace-ca '%s'", dir);
+    assert_keys_ok(args);
+    assert_false(service_file_same(dir, 0, before, before_len));
+    assert_false(service_file_same(dir, 1, before, before_len));
+    assert_true(service_file_same(dir, 2, before, before_len));
+    assert_false(service_file_same(dir, 3, before, before_len));
+    assert_int_equal(run(cmd), 0);
+    assert_user_ok(dir, "alice");
 }
 
 static void test_other_broker_name(void **state)
@@ -733,6 +822,15 @@ static void test_usage_and_errors(void **state)
     assert_contains(out, "Usage:");
     assert_contains(out, "demo only");
     free(out);
+    assert_keys_ok("--help");
+    out = last_output("out");
+    assert_contains(out, "Usage:");
+    assert_contains(out, "--replace-ca");
+    free(out);
+    assert_int_equal(keys("--bogus"), 2);
+    out = last_output("err");
+    assert_contains(out, "unknown option --bogus");
+    free(out);
 
     assert_int_not_equal(keys(""), 0);
     fresh_dir(dir, sizeof(dir), "errors");
@@ -812,7 +910,8 @@ int main(void)
         cmocka_unit_test(test_wrong_password_fails),
         cmocka_unit_test(test_user_keys_encrypted),
         cmocka_unit_test(test_rerun_adds_user_keeps_existing),
-        cmocka_unit_test(test_force_replaces_keys),
+        cmocka_unit_test(test_force_remakes_user_only),
+        cmocka_unit_test(test_replace_ca_and_broker_key),
         cmocka_unit_test(test_other_broker_name),
         cmocka_unit_test(test_invalid_user_names),
         cmocka_unit_test(test_usage_and_errors),

@@ -809,6 +809,66 @@ test_seed_and_generate (void **state)
     assert_false (sc_key_has_private (NULL));
 }
 
+//  What sc_key_private_pem writes opens with its password, as the same
+//  key, and with no other; the public PEM loads as the same public key.
+static void
+test_key_to_pem (void **state)
+{
+    (void) state;
+    sc_key_t *key = sc_key_generate ();
+    assert_non_null (key);
+    uint8_t pub [32], again [32];
+    assert_int_equal (sc_key_public_raw (key, pub), 0);
+
+    char *pem = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_key_private_pem (key, "tr0ub4dor&3", &pem, &len), 0);
+    assert_int_equal (strlen (pem), len);
+    assert_non_null (strstr (pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    int err = 0;
+    sc_key_t *back = sc_key_private_from_pem (pem, len, "tr0ub4dor&3", &err);
+    assert_non_null (back);
+    assert_int_equal (sc_key_public_raw (back, again), 0);
+    assert_memory_equal (pub, again, 32);
+    sc_key_destroy (&back);
+    assert_null (sc_key_private_from_pem (pem, len, "tr0ub4dor&4", &err));
+    assert_int_equal (err, SC_KEY_EBADPASS);
+    assert_null (sc_key_private_from_pem (pem, len, NULL, &err));
+    assert_int_equal (err, SC_KEY_EBADPASS);
+    //  A fresh salt and IV each time: never the same bytes twice.
+    char *pem2 = NULL;
+    size_t len2 = 0;
+    assert_int_equal (sc_key_private_pem (key, "tr0ub4dor&3", &pem2, &len2), 0);
+    assert_string_not_equal (pem, pem2);
+    free (pem2);
+    free (pem);
+
+    //  No password, an empty one, or a public key only: refused.
+    assert_int_equal (sc_key_private_pem (key, "", &pem, &len), -1);
+    assert_null (pem);
+    assert_int_equal (sc_key_private_pem (key, NULL, &pem, &len), -1);
+    sc_key_t *public_only = sc_key_from_raw (pub);
+    assert_non_null (public_only);
+    assert_int_equal (sc_key_private_pem (public_only, "x", &pem, &len), -1);
+
+    assert_int_equal (sc_key_public_pem (public_only, &pem, &len), 0);
+    assert_non_null (strstr (pem, "-----BEGIN PUBLIC KEY-----"));
+    char path [] = "/tmp/secchat-pub-XXXXXX";
+    int fd = mkstemp (path);
+    assert_true (fd >= 0);
+    assert_int_equal (write (fd, pem, len), (ssize_t) len);
+    assert_int_equal (close (fd), 0);
+    sc_key_t *loaded = sc_key_load_public (path, &err);
+    unlink (path);
+    assert_non_null (loaded);
+    assert_int_equal (sc_key_public_raw (loaded, again), 0);
+    assert_memory_equal (pub, again, 32);
+    sc_key_destroy (&loaded);
+    free (pem);
+    sc_key_destroy (&public_only);
+    sc_key_destroy (&key);
+}
+
 
 //  ---------------------------------------------------------------------
 //  Certificates
@@ -1121,6 +1181,7 @@ main (void)
         cmocka_unit_test (test_cert_bad_der),
         cmocka_unit_test (test_cert_files),
         cmocka_unit_test (test_cert_check),
+        cmocka_unit_test (test_key_to_pem),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -711,23 +711,34 @@ sc_cert_verify (const sc_ca_t *ca, const uint8_t *der, size_t der_len,
     return s_key_wrap (pkey, false, err);
 }
 
-//  Appends ", NAME" (or NAME first) to buf, each byte outside printable
-//  ASCII shown as '?', and "..." when it does not fit.
+//  One byte into buf, shown as '?' outside printable ASCII; at the end
+//  of the room, "..." and false (buf is full: *len is size from then).
+static bool
+s_name_put (char *buf, size_t size, size_t *len, unsigned char c)
+{
+    if (*len + 4 >= size) {
+        if (*len + 3 < size)
+            memcpy (buf + *len, "...", 4);
+        *len = size;
+        return false;
+    }
+    char shown = '?';
+    if (c >= 0x20 && c < 0x7f)
+        shown = (char) c;
+    buf[(*len)++] = shown;
+    buf[*len] = 0;
+    return true;
+}
+
+//  Appends ", NAME" (or NAME first) to buf.
 static void
 s_name_add (char *buf, size_t size, size_t *len, const unsigned char *name, int name_len)
 {
-    const char *sep = *len ? ", " : "";
-    for (const char *s = sep; *s || name_len > 0; ) {
-        if (*len + 4 >= size) {
-            if (*len + 3 < size)
-                memcpy (buf + *len, "...", 4);
-            *len = size;                //  full: nothing more is added
+    if (*len && (!s_name_put (buf, size, len, ',') || !s_name_put (buf, size, len, ' ')))
+        return;
+    for (int i = 0; i < name_len; i++)
+        if (!s_name_put (buf, size, len, name[i]))
             return;
-        }
-        char c = *s ? *s++ : (name_len--, (char) *name++);
-        buf[(*len)++] = c >= 0x20 && c < 0x7f ? c : '?';
-        buf[*len] = 0;
-    }
 }
 
 int

@@ -10,8 +10,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,20 @@
 #define S_PORT_LEN      6           /* "65535" and its NUL                */
 #define S_ERROR_MAX     1024
 
+/* A name resolved in a thread of its own, so that a slow resolver does
+   not stop the caller's loop. The thread writes a byte to the pipe when
+   it is done; a lookup the endpoint gave up on is freed by the thread. */
+typedef struct {
+    pthread_mutex_t lock;
+    bool abandoned;                 /* the endpoint gave up: thread frees */
+    char *host;
+    char port[S_PORT_LEN];
+    struct addrinfo *addrs;         /* the result...                      */
+    int rc;                         /* ...getaddrinfo's code...           */
+    int err;                        /* ...and errno for EAI_SYSTEM        */
+    int pipe_w;
+} s_lookup_t;
+
 struct _sc_endpoint_t {
     char *host;                     /* without brackets                   */
     char port[S_PORT_LEN];
@@ -31,6 +48,8 @@ struct _sc_endpoint_t {
     struct addrinfo *next;          /* the next address to try            */
     struct addrinfo *trying;        /* the connection in progress         */
     int fd;                         /* its socket, or -1                  */
+    s_lookup_t *lookup;             /* a name being resolved, or NULL     */
+    int lookup_fd;                  /* its pipe, readable once it is done */
     int result;                     /* of the probe: 1, 0 or -1           */
     int last_errno;                 /* of the last address that failed    */
     bool ipv6;
@@ -184,6 +203,7 @@ sc_endpoint_new (const char *text, size_t len, char *why, size_t why_size)
         return NULL;
     }
     self->fd = -1;
+    self->lookup_fd = -1;
     char detail[S_ERROR_MAX];
     if (s_parse (self, rest, detail, sizeof detail)) {
         s_why (why, why_size, "'%.*s': %s", (int) len, text, detail);
@@ -304,6 +324,132 @@ s_try (sc_endpoint_t *self)
     return self->result = -1;
 }
 
+static void
+s_lookup_free (s_lookup_t *lookup)
+{
+    if (lookup->addrs)
+        freeaddrinfo (lookup->addrs);
+    pthread_mutex_destroy (&lookup->lock);
+    free (lookup->host);
+    free (lookup);
+}
+
+static void *
+s_lookup_run (void *arg)
+{
+    s_lookup_t *lookup = arg;
+    struct addrinfo hints;
+    memset (&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    struct addrinfo *addrs = NULL;
+    int rc = getaddrinfo (lookup->host, lookup->port, &hints, &addrs);
+    int err = errno;
+    pthread_mutex_lock (&lookup->lock);
+    bool abandoned = lookup->abandoned;
+    if (!abandoned) {
+        lookup->addrs = rc ? NULL : addrs;
+        lookup->rc = rc;
+        lookup->err = err;
+        /* an empty pipe has room for the one byte */
+        if (write (lookup->pipe_w, "", 1) != 1) {
+            lookup->rc = EAI_SYSTEM;
+            lookup->err = errno;
+        }
+    }
+    pthread_mutex_unlock (&lookup->lock);
+    if (abandoned) {
+        if (!rc)
+            freeaddrinfo (addrs);
+        s_lookup_free (lookup);
+    }
+    return NULL;
+}
+
+/* Start resolving self->host in a thread (with every signal blocked: they
+   are the caller's loop's). 0, or -1 with the error set. */
+static int
+s_lookup_start (sc_endpoint_t *self)
+{
+    int fds[2] = { -1, -1 };
+    s_lookup_t *lookup = calloc (1, sizeof *lookup);
+    if (lookup)
+        lookup->host = strdup (self->host);
+    if (!lookup || !lookup->host || pthread_mutex_init (&lookup->lock, NULL)
+        || pipe (fds) || fcntl (fds[0], F_SETFD, FD_CLOEXEC)
+        || fcntl (fds[1], F_SETFD, FD_CLOEXEC) || fcntl (fds[0], F_SETFL, O_NONBLOCK)) {
+        if (fds[0] >= 0) {
+            close (fds[0]);
+            close (fds[1]);
+        }
+        s_error_add (self, "cannot resolve %s: %s", self->host, strerror (errno));
+        if (lookup)
+            free (lookup->host);
+        free (lookup);
+        return -1;
+    }
+    memcpy (lookup->port, self->port, sizeof lookup->port);
+    lookup->pipe_w = fds[1];
+    pthread_attr_t attr;
+    sigset_t all, saved;
+    sigfillset (&all);
+    int rc = pthread_attr_init (&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+        pthread_sigmask (SIG_SETMASK, &all, &saved);
+        pthread_t thread;
+        rc = pthread_create (&thread, &attr, s_lookup_run, lookup);
+        pthread_sigmask (SIG_SETMASK, &saved, NULL);
+        pthread_attr_destroy (&attr);
+    }
+    if (rc) {
+        close (fds[0]);
+        close (fds[1]);
+        s_lookup_free (lookup);
+        s_error_add (self, "cannot resolve %s: %s", self->host, strerror (rc));
+        return -1;
+    }
+    self->lookup = lookup;
+    self->lookup_fd = fds[0];
+    return 0;
+}
+
+/* Give up on a lookup in progress (its thread frees it), or free one
+   that is done. */
+static void
+s_lookup_drop (sc_endpoint_t *self)
+{
+    s_lookup_t *lookup = self->lookup;
+    if (!lookup)
+        return;
+    pthread_mutex_lock (&lookup->lock);
+    char byte;
+    bool done = read (self->lookup_fd, &byte, 1) == 1;
+    lookup->abandoned = !done;
+    close (lookup->pipe_w);
+    pthread_mutex_unlock (&lookup->lock);
+    if (done)
+        s_lookup_free (lookup);
+    close (self->lookup_fd);
+    self->lookup = NULL;
+    self->lookup_fd = -1;
+}
+
+/* The lookup is done: its addresses, or the error. 1, 0 or -1 as
+   sc_endpoint_probe. */
+static int
+s_lookup_result (sc_endpoint_t *self, int rc, int err, struct addrinfo *addrs)
+{
+    if (rc) {
+        s_error_add (self, "%s does not resolve (%s)", self->host,
+                     rc == EAI_SYSTEM ? strerror (err) : gai_strerror (rc));
+        return self->result = -1;
+    }
+    self->addrs = self->next = addrs;
+    return s_try (self);
+}
+
 int
 sc_endpoint_probe (sc_endpoint_t *self)
 {
@@ -314,31 +460,53 @@ sc_endpoint_probe (sc_endpoint_t *self)
     self->error[0] = self->address[0] = 0;
     self->last_errno = 0;
     self->ipv6 = false;
+    /* An address needs no resolver: at once. */
     struct addrinfo hints;
     memset (&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (self->bracketed ? AI_NUMERICHOST : 0);
-    int rc = getaddrinfo (self->host, self->port, &hints, &self->addrs);
-    if (rc) {
-        self->addrs = NULL;
-        s_error_add (self, "%s does not resolve (%s)", self->host,
-                     rc == EAI_SYSTEM ? strerror (errno) : gai_strerror (rc));
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+    struct addrinfo *addrs = NULL;
+    int rc = getaddrinfo (self->host, self->port, &hints, &addrs);
+    if (rc != EAI_NONAME || self->bracketed)
+        return s_lookup_result (self, rc, errno, rc ? NULL : addrs);
+    if (s_lookup_start (self))
         return self->result = -1;
-    }
-    self->next = self->addrs;
-    return s_try (self);
+    return self->result = 0;
 }
 
 int
 sc_endpoint_fd (const sc_endpoint_t *self)
 {
-    return self->fd;
+    return self->lookup ? self->lookup_fd : self->fd;
+}
+
+/* The lookup's pipe polled: its result, or 0 while it goes on. */
+static int
+s_lookup_step (sc_endpoint_t *self)
+{
+    s_lookup_t *lookup = self->lookup;
+    char byte;
+    if (read (self->lookup_fd, &byte, 1) != 1)
+        return 0;
+    pthread_mutex_lock (&lookup->lock);
+    int rc = lookup->rc, err = lookup->err;
+    struct addrinfo *addrs = lookup->addrs;
+    lookup->addrs = NULL;
+    close (lookup->pipe_w);
+    pthread_mutex_unlock (&lookup->lock);
+    s_lookup_free (lookup);
+    close (self->lookup_fd);
+    self->lookup = NULL;
+    self->lookup_fd = -1;
+    return s_lookup_result (self, rc, err, addrs);
 }
 
 int
 sc_endpoint_step (sc_endpoint_t *self)
 {
+    if (self->lookup)
+        return s_lookup_step (self);
     if (self->fd < 0)
         return self->result;
     struct pollfd pfd = { .fd = self->fd, .events = POLLOUT };
@@ -360,6 +528,7 @@ sc_endpoint_step (sc_endpoint_t *self)
 void
 sc_endpoint_cancel (sc_endpoint_t *self)
 {
+    s_lookup_drop (self);
     if (self->fd >= 0)
         close (self->fd);
     self->fd = -1;

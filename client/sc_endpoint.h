@@ -8,9 +8,9 @@
     ZeroMQ connects lazily and retries a refused or unresolvable address
     in silence, so the client would only learn of a typo at its login
     timeout. The probe finds out at once: it resolves HOST (getaddrinfo,
-    which blocks: /etc/hosts or the resolver), then makes a non-blocking
-    TCP connection to each address in turn until one is accepted, and
-    closes it. The address that accepted is the one to give ZeroMQ, as a
+    in a thread of its own for a name, so that a slow resolver does not
+    stop the caller's loop), then makes a non-blocking TCP connection to
+    each address in turn until one is accepted, and closes it. The address that accepted is the one to give ZeroMQ, as a
     numeric endpoint (so ZeroMQ does not resolve again and connects to
     the same place, IPv6 included). When none does, the error says which
     addresses were tried and what each answered.
@@ -40,12 +40,13 @@ void sc_endpoint_destroy (sc_endpoint_t **self_p);
 const char *sc_endpoint_name (const sc_endpoint_t *self);
 
 /* Start a probe (an earlier one is dropped): 1 when an address accepted
-   at once, 0 when a connection is in progress (poll sc_endpoint_fd for
-   writing, then call sc_endpoint_step), -1 when nothing can answer (the
-   host does not resolve, or every address refused): see
-   sc_endpoint_error. */
+   at once, 0 when a lookup or a connection is in progress (poll
+   sc_endpoint_fd for reading and writing, then call sc_endpoint_step),
+   -1 when nothing can answer (the host does not resolve, or every
+   address refused): see sc_endpoint_error. */
 int sc_endpoint_probe (sc_endpoint_t *self);
-/* The socket of the connection in progress, or -1. */
+/* What the probe in progress waits on (the lookup's pipe, or the
+   connection's socket), or -1. */
 int sc_endpoint_fd (const sc_endpoint_t *self);
 /* After the fd polled (or any time): as sc_endpoint_probe. */
 int sc_endpoint_step (sc_endpoint_t *self);

@@ -967,7 +967,8 @@ s_loop (s_app_t *app)
         int probe = app->probing ? n : -1;
         if (app->probing)
             items[n++] = (zmq_pollitem_t) {
-                .fd = sc_endpoint_fd (app->endpoints[app->current]), .events = ZMQ_POLLOUT };
+                .fd = sc_endpoint_fd (app->endpoints[app->current]),
+                .events = ZMQ_POLLIN | ZMQ_POLLOUT };
         int rc = zmq_poll (items, n, s_poll_timeout (app, now));
         if (rc < 0 && zmq_errno () != EINTR)
             s_finish (app, 1, "poll failed");

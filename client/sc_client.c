@@ -29,6 +29,7 @@
 /* Error texts: one line; a key-changed warning with two fingerprints and
    the pins path is the longest. */
 #define S_TEXT_MAX          1024
+#define S_NAMES_MAX         512         /* a certificate's names, shown   */
 /* A received chat line is acknowledged this long after it came, unless
    a message of ours carries the acknowledgement first: one for a burst,
    well within the second docs/PROTOCOL.md allows. */
@@ -591,6 +592,16 @@ s_on_auth_broker (sc_client_t *self, const sc_msg_t *msg)
     int rc = sc_handshake_client_auth (self->hs, msg->nonce, msg->eph,
                                        msg->data, msg->data_len, msg->sig,
                                        msg->mac, box, &box_len, &cert_err);
+    if (rc == SC_HS_ECERT && cert_err == SC_KEY_ENAME) {
+        /* The chain is good: say which names it has, so a wrong
+           --broker-name is told from a wrong broker. */
+        char names[S_NAMES_MAX];
+        int n = sc_cert_names (msg->data, msg->data_len, names, sizeof names);
+        s_login_failed (self, false, "broker certificate rejected: it is for %s, not for "
+                        "the expected broker name %s (--broker-name)",
+                        n > 0 ? names : "no name", self->broker_name);
+        return;
+    }
     if (rc == SC_HS_ECERT) {
         s_login_failed (self, false, "broker certificate rejected: %s",
                         sc_key_strerror (cert_err));

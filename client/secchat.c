@@ -5,7 +5,9 @@
     poll loop over the DEALER socket and standard input. The protocol is
     all in sc_client; this file moves bytes between it, the socket and
     the user, keeps time, and reconnects (new socket, new handshake)
-    when the broker is lost.
+    when the broker is lost. Each login tries the --endpoint list in
+    order, each endpoint probed first (sc_endpoint) so that a refused
+    port or a name that does not resolve fails at once.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -33,6 +35,7 @@
 #include "sc_client.h"
 #include "sc_config.h"
 #include "sc_crypto.h"
+#include "sc_endpoint.h"
 #include "sc_key.h"
 #include "sc_keytool.h"
 #include "sc_msg.h"
@@ -52,6 +55,9 @@
 #define S_BACKOFF_MIN_MS    500
 #define S_BACKOFF_MAX_MS    8000
 #define S_POLL_MAX_MS       1000
+#define S_ENDPOINTS_MAX     16          /* in one --endpoint list          */
+#define S_ATTEMPT_MIN_MS    1000        /* for one endpoint of a list      */
+#define S_WHY_MAX           600
 /* At the end of input, how long answers already asked for may take. */
 #define S_DRAIN_MS          2000
 
@@ -75,12 +81,21 @@ typedef struct {
     sc_key_t *key;
     sc_client_t *client;
     sc_term_t *term;
+    sc_endpoint_t *endpoints[S_ENDPOINTS_MAX];  /* --endpoint, in order */
+    size_t n_endpoints;
+    size_t current;                     /* the one tried or in use        */
+    bool probing;                       /* its probe is in progress       */
+    bool round_refused;                 /* every failure of this round was
+                                           a refusal or a name that does
+                                           not resolve                    */
+    char why[S_ENDPOINTS_MAX][S_WHY_MAX];   /* each one's last failure    */
     zsock_t *sock;
     s_frame_t outq[S_OUTQ_MAX];         /* not yet taken by the socket    */
     size_t outq_head, outq_len;
-    int64_t login_deadline;             /* 0: not logging in              */
+    int64_t login_deadline;             /* 0: not logging in; else the end
+                                           of the attempt on this endpoint */
     int64_t first_deadline;             /* the first login's, all tries   */
-    bool login_retry;                   /* the last failure may pass      */
+    int64_t attempt_start;              /* of the attempt on this endpoint */
     int64_t reconnect_at;               /* 0: not waiting to reconnect    */
     int64_t backoff_ms;
     bool stdin_open;
@@ -153,7 +168,8 @@ static const char s_usage[] =
     "       secchat fingerprint FILE [--password-file FILE]\n"
     "       secchat --version\n"
     "\n"
-    "  --endpoint EP         the broker (default tcp://localhost:4242)\n"
+    "  --endpoint EP         the broker, HOST:PORT or [IPV6]:PORT (tcp:// optional);\n"
+    "                        EP,EP,... are tried in order (tcp://localhost:4242)\n"
     "  --user NAME           your registered name, [a-z0-9_-]{1,32} (required)\n"
     "  --key FILE            your private key (default CONFIG/NAME.key)\n"
     "  --ca FILE             the CA of the broker's certificate (default CONFIG/ca.pem)\n"
@@ -325,6 +341,34 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
         opts->batch = true;
 }
 
+/* --endpoint EP[,EP...]: each one checked now (a usage error), spaces
+   around the commas allowed. */
+static void
+s_parse_endpoints (s_app_t *app)
+{
+    const char *p = app->opts.endpoint;
+    while (true) {
+        size_t len = strcspn (p, ",");
+        const char *start = p, *end = p + len;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if (start == end)
+            s_usage_error ("--endpoint: an empty endpoint in '%s'", app->opts.endpoint);
+        if (app->n_endpoints == S_ENDPOINTS_MAX)
+            s_usage_error ("--endpoint: at most %d endpoints", S_ENDPOINTS_MAX);
+        char why[S_WHY_MAX];
+        sc_endpoint_t *ep = sc_endpoint_new (start, (size_t) (end - start), why, sizeof why);
+        if (!ep)
+            s_usage_error ("--endpoint %s", why);
+        app->endpoints[app->n_endpoints++] = ep;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+}
+
 /* ---- Password and key ------------------------------------------------------ */
 
 /* First line of the file, without its newline (no stdio buffer keeps
@@ -458,10 +502,8 @@ static void
 s_on_event (void *arg, const sc_event_t *ev)
 {
     s_app_t *app = arg;
-    if (ev->type == SC_EV_LOGIN_FAILED) {
+    if (ev->type == SC_EV_LOGIN_FAILED)
         snprintf (app->login_error, sizeof app->login_error, "%s", ev->text);
-        app->login_retry = ev->number != 0;
-    }
     if (app->term)
         sc_term_event (app->term, ev);
     else
@@ -534,7 +576,7 @@ s_sockopt (zsock_t *sock, int option, int value)
 }
 
 static zsock_t *
-s_connect (const char *endpoint)
+s_connect (const char *address, bool ipv6)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     if (!sock)
@@ -543,7 +585,8 @@ s_connect (const char *endpoint)
     if (zmq_setsockopt (zsock_resolve (sock), ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
         || s_sockopt (sock, ZMQ_LINGER, 2000)
         || s_sockopt (sock, ZMQ_IMMEDIATE, 1)
-        || zsock_connect (sock, "%s", endpoint)) {
+        || s_sockopt (sock, ZMQ_IPV6, ipv6)
+        || zsock_connect (sock, "%s", address)) {
         zsock_destroy (&sock);
         return NULL;
     }
@@ -555,9 +598,30 @@ s_disconnect (s_app_t *app)
 {
     s_outq_clear (app);
     zsock_destroy (&app->sock);
+    if (app->n_endpoints)
+        sc_endpoint_cancel (app->endpoints[app->current]);
+    app->probing = false;
     app->login_deadline = 0;
 }
 
+static void
+s_note (s_app_t *app, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+/* A diagnostic: "secchat: note: ..." on standard error in batch mode,
+   a line on a terminal. */
+static void
+s_note (s_app_t *app, const char *fmt, ...)
+{
+    char text[2 * S_WHY_MAX];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (text, sizeof text, fmt, ap);
+    va_end (ap);
+    sc_event_t ev = { .type = SC_EV_NOTICE, .text = text };
+    s_on_event (app, &ev);
+}
+
+/* A new round over the endpoints after backoff_ms, which doubles. */
 static void
 s_schedule_reconnect (s_app_t *app, int64_t now)
 {
@@ -568,29 +632,143 @@ s_schedule_reconnect (s_app_t *app, int64_t now)
         app->backoff_ms = S_BACKOFF_MAX_MS;
 }
 
-/* (Re)connect: a new socket and a fresh handshake, new ephemeral keys. */
+static int s_attempt (s_app_t *app, int64_t now, char *why, bool *refused);
+
+/* The first login could not be made: every endpoint and why, one line. */
+static void
+s_unreachable (s_app_t *app) __attribute__ ((noreturn));
+
+static void
+s_finish (s_app_t *app, int code, const char *why) __attribute__ ((noreturn));
+
+static void
+s_unreachable (s_app_t *app)
+{
+    char line[S_ENDPOINTS_MAX * (S_WHY_MAX + SC_ENDPOINT_TEXT_MAX + 16)];
+    size_t len = (size_t) snprintf (line, sizeof line, "broker unreachable: ");
+    for (size_t i = 0; i < app->n_endpoints && len < sizeof line; i++)
+        len += (size_t) snprintf (line + len, sizeof line - len, "%s%s: %s", i ? "; " : "",
+                                  sc_endpoint_name (app->endpoints[i]),
+                                  app->why[i][0] ? app->why[i] : "not tried");
+    s_finish (app, 1, line);
+}
+
+/* The attempt on the current endpoint failed (refused: a refusal or a
+   name that does not resolve, which trying again soon will not fix):
+   on to the next endpoint, or at the end of the list a new round after
+   the backoff. A first login gives up when the whole list refused, or
+   when its --timeout would pass before the next round. */
+static void
+s_endpoint_failed (s_app_t *app, int64_t now, const char *failure, bool refused)
+{
+    char why[S_WHY_MAX];
+    snprintf (why, sizeof why, "%s", failure);
+    while (true) {
+        s_disconnect (app);
+        size_t i = app->current;
+        bool news = strcmp (app->why[i], why) != 0;
+        snprintf (app->why[i], sizeof app->why[i], "%s", why);
+        if (!refused)
+            app->round_refused = false;
+        const char *name = sc_endpoint_name (app->endpoints[i]);
+        if (i + 1 == app->n_endpoints) {
+            if (!sc_client_ever_ready (app->client)
+                && (app->round_refused || now + app->backoff_ms >= app->first_deadline))
+                s_unreachable (app);
+            if (news)
+                s_note (app, "%s: %s; retrying", name, why);
+            s_schedule_reconnect (app, now);
+            return;
+        }
+        if (news)
+            s_note (app, "%s: %s; trying %s", name, why,
+                    sc_endpoint_name (app->endpoints[i + 1]));
+        app->current = i + 1;
+        if (s_attempt (app, now, why, &refused) == 0)
+            return;
+    }
+}
+
+/* The probe found the endpoint: a new socket to that address and a
+   fresh handshake, new ephemeral keys. 0, or -1 with why. */
+static int
+s_open_socket (s_app_t *app, int64_t now, char *why)
+{
+    sc_endpoint_t *ep = app->endpoints[app->current];
+    app->probing = false;
+    app->sock = s_connect (sc_endpoint_address (ep), sc_endpoint_ipv6 (ep));
+    if (!app->sock) {
+        snprintf (why, S_WHY_MAX, "cannot connect to %s: %s", sc_endpoint_address (ep),
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    if (sc_client_start (app->client, now)) {
+        snprintf (why, S_WHY_MAX, "cannot start the login");
+        return -1;
+    }
+    return 0;
+}
+
+/* The probe's result so far: 0 when it goes on or the login started,
+   -1 with why (S_WHY_MAX bytes) and *refused when it failed. */
+static int
+s_probe_result (s_app_t *app, int64_t now, int rc, char *why, bool *refused)
+{
+    *refused = false;
+    if (rc > 0)
+        return s_open_socket (app, now, why);
+    if (rc == 0)
+        return 0;
+    snprintf (why, S_WHY_MAX, "%s", sc_endpoint_error (app->endpoints[app->current]));
+    *refused = true;
+    return -1;
+}
+
+/* Try the current endpoint: resolve it and see that its port answers
+   (ZeroMQ would retry a refused port or a bad name in silence), within
+   this endpoint's share of --timeout. 0 while it goes on; -1 with why
+   and *refused when it failed already. */
+static int
+s_attempt (s_app_t *app, int64_t now, char *why, bool *refused)
+{
+    int64_t attempt = app->opts.timeout_s * 1000 / (int64_t) app->n_endpoints;
+    if (attempt < S_ATTEMPT_MIN_MS)
+        attempt = S_ATTEMPT_MIN_MS;
+    app->attempt_start = now;
+    app->login_deadline = now + attempt;
+    /* the first login has --timeout in all, retries included */
+    if (!sc_client_ever_ready (app->client) && app->login_deadline > app->first_deadline)
+        app->login_deadline = app->first_deadline;
+    app->login_error[0] = 0;
+    app->probing = true;
+    int rc = sc_endpoint_probe (app->endpoints[app->current]);
+    return s_probe_result (app, now, rc, why, refused);
+}
+
+/* The probe's socket polled: go on with what it says. */
+static void
+s_probe_step (s_app_t *app, int64_t now)
+{
+    char why[S_WHY_MAX];
+    bool refused = false;
+    int rc = sc_endpoint_step (app->endpoints[app->current]);
+    if (s_probe_result (app, now, rc, why, &refused))
+        s_endpoint_failed (app, now, why, refused);
+}
+
+/* A round over the endpoints, from the first. */
 static void
 s_start_login (s_app_t *app, int64_t now)
 {
     app->reconnect_at = 0;
-    app->sock = s_connect (app->opts.endpoint);
-    if (app->sock) {
-        /* the first login has --timeout in all, retries included */
-        if (!sc_client_ever_ready (app->client)) {
-            if (!app->first_deadline)
-                app->first_deadline = now + app->opts.timeout_s * 1000;
-            app->login_deadline = app->first_deadline;
-        }
-        else
-            app->login_deadline = now + app->opts.timeout_s * 1000;
-        if (sc_client_start (app->client, now) == 0)
-            return;
-    }
-    /* A first attempt that cannot even start is a bad endpoint. */
-    if (!sc_client_ever_ready (app->client))
-        s_die (2, "cannot connect to %s: %s", app->opts.endpoint,
-               app->sock ? "cannot start the login" : zmq_strerror (zmq_errno ()));
-    s_schedule_reconnect (app, now);
+    if (!app->first_deadline)
+        app->first_deadline = now + app->opts.timeout_s * 1000;
+    app->current = 0;
+    app->round_refused = true;
+    char why[S_WHY_MAX];
+    bool refused = false;
+    if (s_attempt (app, now, why, &refused))
+        s_endpoint_failed (app, now, why, refused);
 }
 
 /* ---- After every step of the core ------------------------------------------------ */
@@ -620,6 +798,8 @@ s_finish (s_app_t *app, int code, const char *why)
     if (why)
         fprintf (stderr, "secchat: %s\n", why);
     sc_client_destroy (&app->client);
+    for (size_t i = 0; i < app->n_endpoints; i++)
+        sc_endpoint_destroy (&app->endpoints[i]);
     sc_key_destroy (&app->key);
     sc_ca_destroy (&app->ca);
     sc_config_destroy (&s_config);
@@ -639,23 +819,27 @@ s_after (s_app_t *app, int64_t now)
                   "took over", app->opts.user);
         s_finish (app, 1, why);
     }
-    /* a first login the broker refused for now (busy, rate): again,
-       within --timeout */
-    if (state == SC_CLIENT_OFFLINE && !ready && app->sock && app->login_retry
-        && now + app->backoff_ms < app->first_deadline) {
-        fprintf (stderr, "secchat: note: %s: retrying\n", app->login_error);
-        app->login_retry = false;
-        s_schedule_reconnect (app, now);
-    }
-    if (state == SC_CLIENT_DEAD || (state == SC_CLIENT_OFFLINE && !ready && app->sock))
+    if (state == SC_CLIENT_DEAD)
         s_finish (app, 1, app->login_error[0] ? app->login_error
                                               : "broker unreachable");
+    /* a login this endpoint refused for now (busy, rate, stopping) or
+       lost: the next one, or again within --timeout */
+    if (state == SC_CLIENT_OFFLINE && app->sock && app->login_deadline) {
+        s_endpoint_failed (app, now, app->login_error[0] ? app->login_error
+                           : "the connection was lost during the login", false);
+    }
+    else
     if (state == SC_CLIENT_OFFLINE && app->sock)
-        s_schedule_reconnect (app, now);
+        s_schedule_reconnect (app, now);         /* a session lost: a new round */
+    else
     if (state >= SC_CLIENT_IDLE && app->login_deadline) {
         app->login_deadline = 0;
         app->backoff_ms = S_BACKOFF_MIN_MS;
         app->login_error[0] = 0;
+        memset (app->why, 0, sizeof app->why);
+        if (app->n_endpoints > 1)
+            s_note (app, "logged in at %s",
+                    sc_endpoint_name (app->endpoints[app->current]));
     }
     s_update_prompt (app);
 }
@@ -804,13 +988,12 @@ s_timers (s_app_t *app, int64_t now)
     sc_client_tick (app->client, now);
     s_after (app, now);
     if (app->login_deadline && now >= app->login_deadline) {
-        if (!sc_client_ever_ready (app->client)) {
-            char why[600];
-            snprintf (why, sizeof why, "broker unreachable at %s", app->opts.endpoint);
-            s_finish (app, 1, app->login_error[0] ? app->login_error : why);
-        }
-        sc_client_reset (app->client);
-        s_schedule_reconnect (app, now);
+        char why[S_WHY_MAX];
+        snprintf (why, sizeof why, "no answer in %.1f s",
+                  (double) (now - app->attempt_start) / 1000);
+        if (sc_client_state (app->client) != SC_CLIENT_OFFLINE)
+            sc_client_reset (app->client);
+        s_endpoint_failed (app, now, why, false);
     }
     if (app->reconnect_at && now >= app->reconnect_at)
         s_start_login (app, now);
@@ -846,7 +1029,7 @@ s_loop (s_app_t *app)
 {
     while (true) {
         int64_t now = s_now ();
-        zmq_pollitem_t items[2];
+        zmq_pollitem_t items[3];
         int n = 0;
         if (app->sock)
             items[n++] = (zmq_pollitem_t) { .socket = zsock_resolve (app->sock),
@@ -854,6 +1037,11 @@ s_loop (s_app_t *app)
         int in = app->stdin_open ? n : -1;
         if (app->stdin_open)
             items[n++] = (zmq_pollitem_t) { .fd = STDIN_FILENO, .events = ZMQ_POLLIN };
+        int probe = app->probing ? n : -1;
+        if (app->probing)
+            items[n++] = (zmq_pollitem_t) {
+                .fd = sc_endpoint_fd (app->endpoints[app->current]),
+                .events = ZMQ_POLLIN | ZMQ_POLLOUT };
         int rc = zmq_poll (items, n, s_poll_timeout (app, now));
         if (rc < 0 && zmq_errno () != EINTR)
             s_finish (app, 1, "poll failed");
@@ -873,6 +1061,10 @@ s_loop (s_app_t *app)
                 sc_term_read (app->term);
             else
                 s_read_batch (app);
+        }
+        if (rc > 0 && probe >= 0 && app->probing && items[probe].revents) {
+            s_probe_step (app, s_now ());
+            s_after (app, s_now ());
         }
         if (app->quitting)
             s_quit (app);
@@ -952,6 +1144,7 @@ main (int argc, char *argv[])
         return s_keytool (argc - 1, argv + 1);
     static s_app_t app;
     s_parse_args (argc, argv, &app.opts);
+    s_parse_endpoints (&app);
     signal (SIGPIPE, SIG_IGN);
     app.ca = s_load_ca (app.opts.ca_path);
     app.key = s_load_key (&app.opts);

@@ -787,6 +787,81 @@ sc_cert_verify (const sc_ca_t *ca, const uint8_t *der, size_t der_len,
     return s_key_wrap (pkey, false, err);
 }
 
+//  One byte into buf, shown as '?' outside printable ASCII; at the end
+//  of the room, "..." and false (buf is full: *len is size from then).
+static bool
+s_name_put (char *buf, size_t size, size_t *len, unsigned char c)
+{
+    if (*len + 4 >= size) {
+        if (*len + 3 < size)
+            memcpy (buf + *len, "...", 4);
+        *len = size;
+        return false;
+    }
+    char shown = '?';
+    if (c >= 0x20 && c < 0x7f)
+        shown = (char) c;
+    buf[(*len)++] = shown;
+    buf[*len] = 0;
+    return true;
+}
+
+//  Appends ", NAME" (or NAME first) to buf.
+static void
+s_name_add (char *buf, size_t size, size_t *len, const unsigned char *name, int name_len)
+{
+    if (*len && (!s_name_put (buf, size, len, ',') || !s_name_put (buf, size, len, ' ')))
+        return;
+    for (int i = 0; i < name_len; i++)
+        if (!s_name_put (buf, size, len, name[i]))
+            return;
+}
+
+int
+sc_cert_names (const uint8_t *der, size_t der_len, char *buf, size_t size)
+{
+    if (!der || der_len == 0 || der_len > SC_CERT_DER_MAX || !buf || size < 8)
+        return -1;
+    buf[0] = 0;
+    ERR_clear_error ();
+    const unsigned char *p = der;
+    X509 *cert = d2i_X509 (NULL, &p, (long) der_len);
+    if (!cert || p != der + der_len) {
+        X509_free (cert);
+        ERR_clear_error ();
+        return -1;
+    }
+    size_t len = 0;
+    int names = 0;
+    GENERAL_NAMES *sans = X509_get_ext_d2i (cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; sans && i < sk_GENERAL_NAME_num (sans); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value (sans, i);
+        if (gn->type != GEN_DNS)
+            continue;
+        s_name_add (buf, size, &len, ASN1_STRING_get0_data (gn->d.dNSName),
+                    ASN1_STRING_length (gn->d.dNSName));
+        names++;
+    }
+    GENERAL_NAMES_free (sans);
+    //  As the check (X509_check_host): the CNs only without a DNS SAN.
+    const X509_NAME *subject = X509_get_subject_name (cert);
+    bool had_san = names > 0;
+    for (int i = -1; !had_san
+         && (i = X509_NAME_get_index_by_NID (subject, NID_commonName, i)) >= 0; ) {
+        unsigned char *utf8 = NULL;
+        int utf8_len = ASN1_STRING_to_UTF8 (&utf8, X509_NAME_ENTRY_get_data (
+                                            X509_NAME_get_entry (subject, i)));
+        if (utf8_len >= 0) {
+            s_name_add (buf, size, &len, utf8, utf8_len);
+            names++;
+        }
+        OPENSSL_free (utf8);
+    }
+    X509_free (cert);
+    ERR_clear_error ();
+    return names;
+}
+
 //  Seconds from ref to t (t - ref); 0 or -1.
 static int
 s_time_diff (const ASN1_TIME *ref, const ASN1_TIME *t, int64_t *seconds)

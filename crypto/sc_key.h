@@ -112,6 +112,13 @@ int sc_cert_load_der (const char *path, uint8_t **der, size_t *der_len) SC_MUST_
    otherwise. */
 sc_key_t *sc_cert_verify (const sc_ca_t *ca, const uint8_t *der, size_t der_len,
                           const char *name, int *err);
+/* The names a DER certificate is for, as sc_cert_verify matches them:
+   its DNS SANs, or its CNs when it has no DNS SAN. Joined by ", " into
+   buf (size bytes, at least 8), every byte outside printable ASCII
+   shown as '?', cut with "..." when they do not fit. Returns how many
+   names there are (0: none, buf ""), or -1 when the certificate does
+   not parse. */
+int sc_cert_names (const uint8_t *der, size_t der_len, char *buf, size_t size);
 /* The broker's own check of its identity: the DER certificate must
    parse, hold the public half of key (a private key), and be valid at
    now (seconds since the epoch): SC_KEY_OK, SC_KEY_EFORMAT,

@@ -652,7 +652,7 @@ test_login_wrong_ca (void **state)
 {
     (void) state;
     login_fails (g_other_ca, "secbroker", true, NULL,
-                 "LOGIN_FAILED broker certificate rejected*");
+                 "LOGIN_FAILED broker certificate rejected: the certificate is not signed by the trusted CA*");
 }
 
 static void
@@ -660,7 +660,8 @@ test_login_wrong_broker_name (void **state)
 {
     (void) state;
     login_fails (g_ca, "otherbroker", true, NULL,
-                 "LOGIN_FAILED broker certificate rejected*");
+                 "LOGIN_FAILED broker certificate rejected: it is for secbroker, not "
+                 "for the expected broker name otherbroker (--broker-name)");
 }
 
 static void

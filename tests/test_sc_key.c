@@ -117,6 +117,10 @@ static const char s_openssl_cnf [] =
     "[v3_other_san]\n"
     "basicConstraints = CA:FALSE\n"
     "subjectAltName = DNS:other.example\n"
+    "authorityKeyIdentifier = keyid\n"
+    "[v3_two_sans]\n"
+    "basicConstraints = CA:FALSE\n"
+    "subjectAltName = DNS:chat.example, IP:127.0.0.1, DNS:secbroker\n"
     "authorityKeyIdentifier = keyid\n";
 
 //  A CA: key ca_name.key, self-signed certificate ca_name.pem.
@@ -203,6 +207,7 @@ s_make_certs (void)
         || s_make_cert ("broker2", "broker", "secbroker", "v3_broker", "ca2")
         || s_make_cert ("cn-only", "broker", "secbroker", "v3_cn_only", "ca")
         || s_make_cert ("other-san", "broker", "secbroker", "v3_other_san", "ca")
+        || s_make_cert ("two-sans", "broker", "secbroker", "v3_two_sans", "ca")
         || s_make_cert ("rsa-broker", "rsa", "secbroker", "v3_broker", "ca")
         || s_make_cert ("big", "broker", "secbroker", "v3_big", "ca")
         || s_run ("cat ca.pem ca2.pem > both-cas.pem")
@@ -960,6 +965,50 @@ test_cert_wrong_name (void **state)
     sc_ca_destroy (&ca);
 }
 
+//  The names of cert_name.pem as sc_cert_names gives them, into buf.
+static int
+s_names (const char *cert_name, char *buf, size_t size)
+{
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    char file [64];
+    snprintf (file, sizeof file, "%s.pem", cert_name);
+    assert_int_equal (sc_cert_load_der (s_path (file), &der, &der_len), 0);
+    int n = sc_cert_names (der, der_len, buf, size);
+    free (der);
+    assert_int_equal (ERR_peek_error (), 0);
+    return n;
+}
+
+//  What a wrong --broker-name is told: the names the check matched
+//  against (DNS SANs, or the CN without any), never the CN beside SANs.
+static void
+test_cert_names (void **state)
+{
+    (void) state;
+    char names [128];
+    assert_int_equal (s_names ("broker", names, sizeof names), 1);
+    assert_string_equal (names, "secbroker");
+    assert_int_equal (s_names ("cn-only", names, sizeof names), 1);
+    assert_string_equal (names, "secbroker");
+    assert_int_equal (s_names ("other-san", names, sizeof names), 1);
+    assert_string_equal (names, "other.example");
+    //  IP SANs are not broker names
+    assert_int_equal (s_names ("two-sans", names, sizeof names), 2);
+    assert_string_equal (names, "chat.example, secbroker");
+    //  cut, never overrun
+    char small [16];
+    memset (small, 'x', sizeof small);
+    assert_int_equal (s_names ("two-sans", small, 12), 2);
+    assert_string_equal (small, "chat.exa...");
+    assert_int_equal (small [12], 'x');
+    //  not a certificate
+    static const uint8_t garbage [] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+    assert_int_equal (sc_cert_names (garbage, sizeof garbage, names, sizeof names), -1);
+    assert_int_equal (ERR_peek_error (), 0);
+    assert_int_equal (sc_cert_names (NULL, 0, names, sizeof names), -1);
+}
+
 static void
 test_cert_wrong_ca (void **state)
 {
@@ -1176,6 +1225,7 @@ main (void)
         cmocka_unit_test (test_seed_and_generate),
         cmocka_unit_test (test_cert_good),
         cmocka_unit_test (test_cert_wrong_name),
+        cmocka_unit_test (test_cert_names),
         cmocka_unit_test (test_cert_wrong_ca),
         cmocka_unit_test (test_cert_not_ed25519),
         cmocka_unit_test (test_cert_bad_der),

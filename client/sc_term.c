@@ -82,7 +82,6 @@ struct _sc_term_t {
     unsigned char in[4096];
     size_t in_pos, in_len;
     bool eof;           /* standard input ended (the terminal hung up)    */
-    bool eof_key;       /* ^D on an empty line                            */
     bool full, full_said;   /* the line is full (said once per line)      */
     /* a bracketed paste, read whole */
     char *paste;
@@ -414,7 +413,7 @@ static int
 s_getc_key (sc_term_t *self)
 {
     while (true) {
-        if (self->paste_ready || self->eof_key)
+        if (self->paste_ready)
             return S_NOOP;              /* handled once libedit returns   */
         if (!s_have (self, 1, -1))
             return self->eof ? -1 : S_NOOP;
@@ -423,11 +422,6 @@ s_getc_key (sc_term_t *self)
             if (self->paste_ready || self->in_pos == self->in_len)
                 return S_NOOP;
             continue;
-        }
-        if (c == 0x04 && self->fresh) {
-            self->in_pos++;             /* ^D on an empty line            */
-            self->eof_key = true;
-            return S_NOOP;
         }
         int ch = s_utf8_char (self);
         size_t used = self->fresh || rl_end < 0 ? 0 : (size_t) rl_end;
@@ -825,10 +819,6 @@ sc_term_read (sc_term_t *self)
         if (!self->noop)
             /* (after S_NOOP, libedit's rl_end is the last line's) */
             self->fresh = rl_end <= 0;
-        if (self->eof_key) {
-            self->eof_key = false;
-            self->on_line (self->arg, NULL, 0);
-        }
         if (self->paste_ready)
             s_paste_handle (self);
         if (self->full && !self->full_said)

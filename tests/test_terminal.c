@@ -469,10 +469,13 @@ test_tab_completion (void **state)
     SEE_TTY (alice, "[idle]");
     //  a file in the working directory that a file-name completion
     //  would offer
-    snprintf (path, sizeof path, "%s/cwd/carolina.txt", g_work);
-    FILE *file = fopen (path, "w");
-    assert_non_null (file);
-    fclose (file);
+    const char *const files [] = { "carolina.txt", "zzfile.txt" };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf (path, sizeof path, "%s/cwd/%s", g_work, files [i]);
+        FILE *file = fopen (path, "w");
+        assert_non_null (file);
+        fclose (file);
+    }
     sc_testproc_t *bob = s_login ("bob");
     sc_testproc_t *carol = s_login ("carol");
     //  a command
@@ -491,7 +494,7 @@ test_tab_completion (void **state)
     s_tty_type (alice, "/talk zz\t");
     s_tty_settle (alice, 300);
     s_tty_type (alice, "\001\013");         //  ^A ^K: clear the line
-    assert_null (strstr (alice->plain, "carolina"));
+    assert_null (strstr (alice->plain, "zzfile"));
     //  a name in a message, in a chat
     s_tty_type (alice, "/talk b\t\r");
     SEE (bob, "request alice");
@@ -666,7 +669,14 @@ test_ctrl_d (void **state)
     //  with text on the line, ^D deletes the character under the cursor
     s_tty_type (alice, "abc\033[D\033[D\004\r");
     SEE (bob, "msg alice ac");
-    //  on an empty line it quits as /quit does: the chat closes, bye
+    //  on an empty line it quits as /quit does, at once: not as the end
+    //  of a script's input, which waits up to 2 s for answers (here
+    //  bob's to a request he leaves open)
+    s_tty_type (alice, "/leave\r");
+    SEE (bob, "closed alice");
+    s_tty_type (alice, "/talk bob\r");
+    SEE (bob, "request alice");
+    SEE_TTY (alice, "[waiting for bob]");
     int64_t start = sc_testproc_now_ms ();
     s_tty_type (alice, "\004");
     SEE (bob, "closed alice");

@@ -743,11 +743,19 @@ s_answer_confirm (sc_term_t *self, bool yes)
     free (line);
 }
 
-/* One key answers the question: y or Y is yes. */
+/* One key answers the question: y or Y is yes. A focus report is no
+   key; a paste is a no (and is dropped). */
 static void
 s_answer (sc_term_t *self)
 {
     unsigned char c = self->in[self->in_pos];
+    if (c == 0x1b && s_escape (self) && !self->paste_ready)
+        return;
+    if (self->paste_ready) {
+        s_paste_free (self);
+        s_info (self, "-- a paste is no answer: nothing of it sent");
+    }
+    else
     if (c == 0x1b)
         self->in_pos = self->in_len;    /* a whole sequence is one no     */
     else

@@ -528,6 +528,10 @@ test_paste_confirmed (void **state)
     s_tty_type (alice, "\033[200~first line\r/list\r\r\xc3\xa9t\xc3\xa9 \xe2\x9c\x93\033[201~");
     SEE_TTY (alice, "-- you pasted 3 lines: send them as 3 messages? [y/N]");
     SEE_NOTHING (bob);
+    //  the terminal's focus reports (the user went to another window and
+    //  came back) are no answer
+    s_tty_type (alice, "\033[O");
+    s_tty_type (alice, "\033[I");
     s_tty_type (alice, "y");
     SEE (bob, "msg alice first line");
     SEE (bob, "msg alice /list");

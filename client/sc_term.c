@@ -427,8 +427,7 @@ s_getc_key (sc_term_t *self)
         size_t used = self->fresh || rl_end < 0 ? 0 : (size_t) rl_end;
         if (ch >= 0x20 && ch != 0x7f && used + 4 > S_EDIT_MAX) {
             /* the line is full: refused with the bell (paste longer text) */
-            fputs ("\a", stdout);
-            fflush (stdout);
+            sc_term_bell (self);
             self->full = true;
             return S_NOOP;
         }
@@ -518,8 +517,8 @@ s_names_set (sc_term_t *self, const char *list)
     while (list && *list) {
         const char *end = strchr (list, ' ');
         size_t len = end ? (size_t) (end - list) : strlen (list);
-        char name[SC_NAME_MAX + 1];
         if (len > 0 && len <= SC_NAME_MAX) {
+            char name[SC_NAME_MAX + 1];
             memcpy (name, list, len);
             name[len] = 0;
             s_name_add (self, name);
@@ -901,7 +900,7 @@ s_print (sc_term_t *self, sc_term_style_t style, const char *text, bool stamped)
                                       day, sizeof day) == 1;
             self->last_stamp = tm;
             self->stamped = true;
-            strftime (stamp, sizeof stamp, "%H:%M", &tm);
+            snprintf (stamp, sizeof stamp, "%02d:%02d", tm.tm_hour, tm.tm_min);
         }
     }
     if (!self->in_line)
@@ -923,7 +922,7 @@ s_print (sc_term_t *self, sc_term_style_t style, const char *text, bool stamped)
 void
 sc_term_print (sc_term_t *self, sc_term_style_t style, const char *text)
 {
-    s_print (self, style, text, false);
+    s_print (self, style, text, true);
 }
 
 void
@@ -1226,7 +1225,7 @@ sc_term_event (sc_term_t *self, const sc_event_t *ev)
         case SC_EV_FINGERPRINT: s_show_fingerprint (self, ev); break;
         case SC_EV_ERROR:       s_show_error (self, ev); break;
         case SC_EV_BYE:         s_info (self, "-- bye"); break;
-        case SC_EV_HELP:        sc_term_print (self, SC_TERM_PLAIN, ev->text); break;
+        case SC_EV_HELP:        s_print (self, SC_TERM_PLAIN, ev->text, false); break;
         case SC_EV_NOTICE:      s_info (self, "-- note: %s", ev->text); break;
         case SC_EV_LOGIN_FAILED:
             break;              /* the caller says it on standard error */

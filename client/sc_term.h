@@ -64,7 +64,7 @@ void sc_term_read (sc_term_t *self);
 /* Show another prompt, keeping what the user is typing. */
 void sc_term_set_prompt (sc_term_t *self, const char *prompt);
 /* Print text (one or more lines, no trailing newline needed) above the
-   input line. */
+   input line, each line after the time (and the date line when due). */
 void sc_term_print (sc_term_t *self, sc_term_style_t style, const char *text);
 /* Ring the bell (unless the bell is off). */
 void sc_term_bell (sc_term_t *self);

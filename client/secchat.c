@@ -42,7 +42,7 @@
    4096-byte message); it is refused whole, never cut. */
 #define S_LINE_CAP          (SC_TEXT_MAX + 2)
 /* On a terminal a longer message is sent as several, up to this much. */
-#define S_TERM_LINE_CAP     (64 * SC_TEXT_MAX)
+#define S_TERM_LINE_CAP     ((size_t) 64 * SC_TEXT_MAX)
 #define S_OUTQ_MAX          1024        /* frames waiting for the socket  */
 #define S_BACKOFF_MIN_MS    500
 #define S_BACKOFF_MAX_MS    8000

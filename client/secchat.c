@@ -41,8 +41,6 @@
 /* A batch line longer than this cannot be anything valid ("//" and a
    4096-byte message); it is refused whole, never cut. */
 #define S_LINE_CAP          (SC_TEXT_MAX + 2)
-/* On a terminal a longer message is sent as several, up to this much. */
-#define S_TERM_LINE_CAP     ((size_t) 64 * SC_TEXT_MAX)
 #define S_OUTQ_MAX          1024        /* frames waiting for the socket  */
 #define S_BACKOFF_MIN_MS    500
 #define S_BACKOFF_MAX_MS    8000
@@ -611,7 +609,8 @@ s_end_of_input (s_app_t *app)
 }
 
 /* On a terminal, a message longer than one is sent as several, cut at
-   character boundaries; each piece starting with '/' escaped. */
+   character boundaries; each piece starting with '/' escaped. (The
+   terminal gives lines of at most 1000 bytes typed, 1 MiB pasted.) */
 static void
 s_split_message (s_app_t *app, const char *line, size_t len, int64_t now)
 {
@@ -638,9 +637,6 @@ static void
 s_line (s_app_t *app, const char *line, size_t len, bool too_long)
 {
     int64_t now = s_now ();
-    if (too_long && app->term)
-        s_local_error (app, "too-long", "a line is at most 262144 bytes of text: not sent");
-    else
     if (too_long)
         s_local_error (app, "too-long", "a line is at most 4096 bytes of text: not sent");
     else
@@ -692,7 +688,7 @@ s_term_line (void *arg, const char *line, size_t len)
     if (!line)
         s_quit (app);       /* ^D on an empty line, or the terminal hung up */
     else
-        s_line (app, line, len, len > S_TERM_LINE_CAP);
+        s_line (app, line, len, false);    /* bounded by the terminal */
 }
 
 /* Batch: read what is there and run each complete line. */

@@ -555,6 +555,19 @@ test_paste_confirmed (void **state)
     s_tty_type (alice, "\003");
     SEE_TTY (alice, "-- paste cancelled");
     SEE_NOTHING (bob);
+    //  more than 1 MiB: refused whole, nothing asked, nothing sent
+    size_t big = 1024 * 1024 + 100;
+    char *huge = malloc (big + 16);
+    assert_non_null (huge);
+    memcpy (huge, "\033[200~", 6);
+    for (size_t i = 0; i < big; i++)
+        huge [6 + i] = i % 100 == 99 ? '\n' : 'z';
+    memcpy (huge + 6 + big, "\033[201~", 7);
+    s_tty_type (alice, huge);
+    free (huge);
+    SEE_TTY (alice, "!! a paste of more than 1 MiB: nothing of it sent");
+    SEE_NOTHING (bob);
+    assert_null (strstr (alice->plain + alice->mark, "you pasted"));
     //  one line with no newline goes into the line, to edit: sent with
     //  Enter, never run
     s_tty_type (alice, "\033[200~/quit\033[201~");

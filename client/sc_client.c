@@ -764,6 +764,7 @@ s_send_text (sc_client_t *self, const char *text, size_t len)
     }
     self->lines_sent++;
     s_queue_append (&self->unacked, line);
+    s_event (self, SC_EV_SENT, self->peer, line->text, self->lines_sent);
 }
 
 /* The peer has received our messages up to counter ack. */

@@ -66,6 +66,10 @@ typedef enum {
     SC_EV_NOT_FOUND,
     SC_EV_CHAT,         /* name; safety: the safety number                */
     SC_EV_MSG,          /* name; text: the message, controls shown as '?' */
+    SC_EV_SENT,         /* name: the peer; text: an own line just sent, as
+                           typed; number: its place among the own lines of
+                           this chat (1, 2...), which ACKED counts. For the
+                           terminal only: no batch line                   */
     SC_EV_CLOSED,       /* name                                           */
     SC_EV_LOST,         /* name; number: messages that never arrived      */
     SC_EV_ACKED,        /* name; number: how many of own lines the peer

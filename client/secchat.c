@@ -48,7 +48,7 @@
 
 #define S_PASSWORD_MAX      1024
 #define S_PASSWORD_TRIES    3
-/* A typed line longer than this cannot be anything valid ("//" and a
+/* A batch line longer than this cannot be anything valid ("//" and a
    4096-byte message); it is refused whole, never cut. */
 #define S_LINE_CAP          (SC_TEXT_MAX + 2)
 #define S_OUTQ_MAX          1024        /* frames waiting for the socket  */
@@ -66,7 +66,8 @@ typedef struct {
     const char *password_file, *config_dir;
     long timeout_s;
     bool batch;
-    const char *bell;                   /* requests, messages, off; NULL: default */
+    sc_term_bell_t bell;
+    bool bell_given;                    /* --bell given: the file's is not read */
     bool no_history;                    /* history = off */
 } s_opts_t;
 
@@ -162,7 +163,7 @@ s_catch (int sig, void (*handler) (int))
 static const char s_usage[] =
     "usage: secchat [--endpoint EP] [--user NAME] [--key FILE] [--ca FILE]\n"
     "               [--broker-name NAME] [--password-file FILE] [--config-dir DIR]\n"
-    "               [--timeout SECONDS] [--batch]\n"
+    "               [--timeout SECONDS] [--batch] [--bell requests|messages|off]\n"
     "       secchat keygen [--user NAME] [--out DIR] [--password-file FILE]\n"
     "       secchat passwd KEYFILE [--password-file OLD --new-password-file NEW]\n"
     "       secchat fingerprint FILE [--password-file FILE]\n"
@@ -180,6 +181,9 @@ static const char s_usage[] =
     "  --timeout SECONDS     how long to wait for the broker when logging in (10)\n"
     "  --batch               one command per input line, one event per output line\n"
     "                        (on when standard input is not a terminal)\n"
+    "  --bell WHEN           on a terminal, ring for: requests (and for messages\n"
+    "                        while the terminal is not focused), messages, off\n"
+    "                        (default requests)\n"
     "  --help                this text\n"
     "  --version             print 'secchat VERSION'\n"
     "\n"
@@ -278,6 +282,7 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
         { "config-dir", required_argument, NULL, 'd' },
         { "timeout", required_argument, NULL, 't' },
         { "batch", no_argument, NULL, 'B' },
+        { "bell", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -285,6 +290,7 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
     memset (opts, 0, sizeof *opts);
     opts->timeout_s = 10;
     bool help = false;
+    opts->bell = SC_TERM_BELL_REQUESTS;
     int c;
     while ((c = getopt_long (argc, argv, "h", longs, NULL)) != -1) {
         switch (c) {
@@ -297,6 +303,11 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
             case 'd': opts->config_dir = optarg; break;
             case 't': opts->timeout_s = s_parse_timeout (optarg); break;
             case 'B': opts->batch = true; break;
+            case 'L':
+                if (sc_term_bell_parse (optarg, &opts->bell))
+                    s_usage_error ("--bell wants requests, messages or off");
+                opts->bell_given = true;
+                break;
             case 'h': help = true; break;
             case 'V': printf ("secchat %s\n", SC_VERSION); exit (0);
             default:  s_usage_error (NULL);
@@ -316,7 +327,9 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
     opts->key_path = s_or_config (opts->key_path, config, "key");
     opts->ca_path = s_or_config (opts->ca_path, config, "ca");
     opts->broker_name = s_or_config (opts->broker_name, config, "broker-name");
-    opts->bell = s_or_config (opts->bell, config, "bell");
+    const char *bell = sc_config_get (config, "bell");
+    if (!opts->bell_given && bell && sc_term_bell_parse (bell, &opts->bell))
+        s_usage_error ("bell in %s/config wants requests, messages or off", config_dir);
     const char *history = sc_config_get (config, "history");
     if (history && strcmp (history, "off") == 0)
         opts->no_history = true;
@@ -855,12 +868,41 @@ s_end_of_input (s_app_t *app)
     app->drain_until = s_now () + S_DRAIN_MS;
 }
 
+/* On a terminal, a message longer than one is sent as several, cut at
+   character boundaries; each piece starting with '/' escaped. (The
+   terminal gives lines of at most 1000 bytes typed, 1 MiB pasted.) */
+static void
+s_split_message (s_app_t *app, const char *line, size_t len, int64_t now)
+{
+    const char *text = line + (line[0] == '/' ? 1 : 0);
+    size_t left = len - (size_t) (text - line), pieces = 0;
+    char piece[SC_TEXT_MAX + 2];
+    while (left > 0 && sc_client_state (app->client) < SC_CLIENT_DONE) {
+        size_t cut = sc_term_split (text, left, SC_TEXT_MAX);
+        size_t at = text[0] == '/' ? 1 : 0;
+        piece[0] = '/';
+        memcpy (piece + at, text, cut);
+        sc_client_command (app->client, piece, at + cut, now);
+        text += cut;
+        left -= cut;
+        pieces++;
+    }
+    sc_wipe (piece, sizeof piece);
+    char note[128];
+    snprintf (note, sizeof note, "-- a long line, cut into %zu messages", pieces);
+    sc_term_print (app->term, SC_TERM_INFO, note);
+}
+
 static void
 s_line (s_app_t *app, const char *line, size_t len, bool too_long)
 {
     int64_t now = s_now ();
     if (too_long)
         s_local_error (app, "too-long", "a line is at most 4096 bytes of text: not sent");
+    else
+    if (app->term && len > SC_TEXT_MAX + (line[0] == '/' ? 1u : 0u)
+        && (line[0] != '/' || line[1] == '/'))
+        s_split_message (app, line, len, now);
     else
     if (app->opts.batch && len == 5 && memcmp (line, "/quit", 5) == 0)
         /* A script's /quit waits, as its end of input does, for the
@@ -904,9 +946,9 @@ s_term_line (void *arg, const char *line, size_t len)
 {
     s_app_t *app = arg;
     if (!line)
-        s_end_of_input (app);
+        s_quit (app);       /* ^D on an empty line, or the terminal hung up */
     else
-        s_line (app, line, len, len > S_LINE_CAP);
+        s_line (app, line, len, false);    /* bounded by the terminal */
 }
 
 /* Batch: read what is there and run each complete line. */
@@ -1000,6 +1042,30 @@ s_timers (s_app_t *app, int64_t now)
     s_after (app, now);
 }
 
+/* Ctrl-C on a terminal: the terminal clears the line, or asks before
+   what an empty line's Ctrl-C does here. */
+static void
+s_interrupt (s_app_t *app, sc_client_state_t state)
+{
+    const char *peer = sc_client_peer (app->client);
+    char question[128];
+    const char *line = "/leave";
+    if (state == SC_CLIENT_CHATTING || state == SC_CLIENT_KEYX)
+        snprintf (question, sizeof question, "end the chat with %s?", peer ? peer : "?");
+    else if (state == SC_CLIENT_WAITING)
+        snprintf (question, sizeof question, "withdraw your request to %s?",
+                  peer ? peer : "?");
+    else if (state == SC_CLIENT_INCOMING) {
+        snprintf (question, sizeof question, "refuse %s's request?", peer ? peer : "?");
+        line = "/refuse";
+    }
+    else {
+        snprintf (question, sizeof question, "quit secchat?");
+        line = "/quit";
+    }
+    sc_term_interrupt (app->term, question, line);
+}
+
 static void
 s_signals (s_app_t *app)
 {
@@ -1014,11 +1080,15 @@ s_signals (s_app_t *app)
             sc_term_resume (app->term);
     }
     if (s_signal && !app->quitting) {
+        int sig = s_signal;
         s_signal = 0;
         sc_client_state_t state = sc_client_state (app->client);
         if (state < SC_CLIENT_IDLE && !sc_client_ever_ready (app->client))
             s_finish (app, 1, "interrupted");
-        s_quit (app);
+        if (sig == SIGINT && app->term)
+            s_interrupt (app, state);
+        else
+            s_quit (app);
     }
 }
 
@@ -1172,6 +1242,7 @@ main (int argc, char *argv[])
         s_utf8_input ();
         if (!(app.term = sc_term_new ("[connecting]> ", s_term_line, &app)))
             s_die (1, "cannot set up the terminal");
+        sc_term_set_bell (app.term, app.opts.bell);
     }
     app.stdin_open = true;
     app.backoff_ms = S_BACKOFF_MIN_MS;

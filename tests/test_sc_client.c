@@ -74,6 +74,9 @@ typedef struct {
     /* the client's events as batch lines (others as "NOTICE ...") */
     char *lines[MAX_LINES];
     size_t nlines, read;
+    /* SC_EV_SENT (no batch line): how many, and the last one's number */
+    uint64_t sent, sent_last;
+    char sent_text[64];
 } conn_t;
 
 struct fake_broker_t {
@@ -105,6 +108,13 @@ static void
 io_event (void *arg, const sc_event_t *ev)
 {
     conn_t *conn = arg;
+    if (ev->type == SC_EV_SENT) {
+        assert_non_null (ev->text);
+        conn->sent++;
+        conn->sent_last = ev->number;
+        snprintf (conn->sent_text, sizeof conn->sent_text, "%s", ev->text);
+        return;
+    }
     char line[SC_EVENT_LINE_MAX];
     int n = sc_event_format_batch (ev, line, sizeof line);
     assert_true (n >= 0);
@@ -1204,6 +1214,12 @@ test_acks_coalesced (void **state)
     expect_line (bob, "msg alice two");
     expect_line (bob, "msg alice three");
     assert_int_equal (fb->messages, 3);
+    /* the terminal labels each own line as it goes, numbered as the
+       acks count them */
+    assert_int_equal (alice->sent, 3);
+    assert_int_equal (alice->sent_last, 3);
+    assert_string_equal (alice->sent_text, "three");
+    assert_int_equal (bob->sent, 0);
     int64_t due = sc_client_timeout (bob->client, t0);
     assert_true (due > 0 && due < 1000);
     tick (bob, t0 + due - 1);
@@ -1232,6 +1248,7 @@ test_acks_coalesced (void **state)
     expect_line (alice, "msg bob d");
     expect_line (alice, "acked bob 5");         /* one line for two acks */
     expect_nothing (alice);
+    assert_int_equal (alice->sent_last, 5);
     tick (alice, g_now + 900);                 /* alice owes "d" an ACK */
     assert_int_equal (fb->messages, 9);
     tick (bob, g_now);

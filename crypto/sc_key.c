@@ -762,3 +762,61 @@ sc_cert_check (const uint8_t *der, size_t der_len, const sc_key_t *key,
     ERR_clear_error ();
     return rc;
 }
+
+int
+sc_key_save_private (const sc_key_t *self, const char *path, const char *password)
+{
+    if (!self || !self->has_private || !path || !password)
+        return SC_KEY_EINTERNAL;
+    uint8_t salt[16];
+    X509_ALGOR *pbe = NULL;
+    PKCS8_PRIV_KEY_INFO *info = NULL;
+    X509_SIG *p8 = NULL;
+    BIO *bio = BIO_new (BIO_s_mem ());
+    int rc = SC_KEY_EINTERNAL;
+    if (bio && sc_random (salt, sizeof salt) == 0
+        && (pbe = PKCS5_pbe2_set_scrypt (EVP_aes_256_cbc (), salt, sizeof salt,
+                                         NULL, 16384, 8, 5))
+        && (info = EVP_PKEY2PKCS8 (self->pkey))
+        && (p8 = PKCS8_set0_pbe (password, (int) strlen (password), info, pbe))) {
+        pbe = NULL;                 /* p8 holds it now */
+        if (PEM_write_bio_PKCS8 (bio, p8) == 1)
+            rc = SC_KEY_OK;
+    }
+    X509_ALGOR_free (pbe);
+    X509_SIG_free (p8);
+    PKCS8_PRIV_KEY_INFO_free (info);
+    char *pem = NULL;
+    long len = bio && rc == SC_KEY_OK ? BIO_get_mem_data (bio, &pem) : 0;
+    if (rc == SC_KEY_OK) {
+        rc = SC_KEY_EIO;
+        int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            if (len > 0 && write (fd, pem, (size_t) len) == (ssize_t) len && fsync (fd) == 0)
+                rc = SC_KEY_OK;
+            if (close (fd))
+                rc = SC_KEY_EIO;
+            if (rc)
+                unlink (path);
+        }
+    }
+    BIO_free (bio);         /* a mem BIO's buffer is cleared on free */
+    ERR_clear_error ();
+    return rc;
+}
+
+char *
+sc_key_public_pem (const sc_key_t *self)
+{
+    BIO *bio = self ? BIO_new (BIO_s_mem ()) : NULL;
+    char *data = NULL, *pem = NULL;
+    long len = 0;
+    if (bio && PEM_write_bio_PUBKEY (bio, self->pkey) == 1
+        && (len = BIO_get_mem_data (bio, &data)) > 0 && (pem = malloc ((size_t) len + 1))) {
+        memcpy (pem, data, (size_t) len);
+        pem[len] = 0;
+    }
+    BIO_free (bio);
+    ERR_clear_error ();
+    return pem;
+}

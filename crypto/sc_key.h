@@ -64,6 +64,16 @@ sc_key_t *sc_key_from_seed (const uint8_t seed[static SC_KEY_LEN]);
 sc_key_t *sc_key_generate (void);
 void sc_key_destroy (sc_key_t **self_p);
 
+/* Write the private key to a new file, mode 0600 (an existing file is
+   never replaced: SC_KEY_EIO), as PKCS#8 PEM encrypted under password
+   with scrypt (N = 2^14, r = 8, p = 5) and AES-256-CBC, as the README's
+   `openssl pkcs8 -topk8 -scrypt` makes it. 0 or a sc_key_err_t. */
+int sc_key_save_private (const sc_key_t *self, const char *path,
+                         const char *password) SC_MUST_CHECK;
+/* The public key as SubjectPublicKeyInfo PEM (a NAME.pub file), NUL
+   terminated, malloc'd: the caller frees it. NULL on failure. */
+char *sc_key_public_pem (const sc_key_t *self);
+
 bool sc_key_has_private (const sc_key_t *self);
 /* The raw public key. */
 int sc_key_public_raw (const sc_key_t *self, uint8_t pub[static SC_PUB_LEN]) SC_MUST_CHECK;

@@ -521,7 +521,7 @@ sc_enrol_code_parse (const char *text, uint8_t code[static SC_HS_CODE_LEN])
     for (const char *p = text; *p; p++) {
         if (*p == '-' || *p == ' ')
             continue;
-        char c = *p >= 'a' && *p <= 'z' ? (char) (*p - 'a' + 'A') : *p;
+        int c = *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p;
         const char *at = c ? strchr (s_base32, c) : NULL;
         if (!at || count == 32) {
             memset (code, 0, SC_HS_CODE_LEN);

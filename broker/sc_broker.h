@@ -43,9 +43,12 @@ typedef struct {
     uint32_t rate_burst;        /* control requests in a burst...        */
     uint32_t rate_per_s;        /* ...and per second after it            */
     uint64_t seq_limit;         /* session counter limit; 0: 2^48        */
+    bool     registration_open; /* anyone may enrol a free name, no code */
+    size_t   enrol_per_source;  /* enrolments a minute from one source   */
+    size_t   enrol_failed_per_name; /* failed enrolments a minute per name */
 } sc_broker_opts_t;
 
-/* Defaults: 5000, 10000, 4096, 1024, 256, 128, 20, 10, 0. */
+/* Defaults: 5000, 10000, 4096, 1024, 256, 128, 20, 10, 0, false, 10, 5. */
 void sc_broker_opts_default (sc_broker_opts_t *opts);
 
 typedef struct _sc_broker_t sc_broker_t;

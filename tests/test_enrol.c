@@ -17,13 +17,18 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#define _GNU_SOURCE                 //  posix_openpt, ptsname, memmem
 #include "sc_testproc.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -405,6 +410,140 @@ test_invite_list_revoke (void **state)
     sc_testproc_destroy (&broker);
 }
 
+
+//  On a terminal: the new key's password is asked twice, with echo off;
+//  two that differ are asked again; then the user is logged in, and the
+//  key opens with that password.
+typedef struct {
+    pid_t pid;
+    int master;
+    char screen[65536];
+    size_t len;
+} tty_t;
+
+//  How many times text is on the screen.
+static int
+s_tty_count (const tty_t *t, const char *text)
+{
+    int count = 0;
+    size_t len = strlen (text);
+    for (const char *p = t->screen; (p = memmem (p, t->len - (size_t) (p - t->screen), text, len));
+         p += len)
+        count++;
+    return count;
+}
+
+//  Read what it writes until text is on the screen `times` times (0) or
+//  the time runs out (-1).
+static int
+s_tty_wait_n (tty_t *t, const char *text, int times, int timeout_ms)
+{
+    int64_t deadline = sc_testproc_now_ms () + timeout_ms;
+    while (s_tty_count (t, text) < times) {
+        int64_t left = deadline - sc_testproc_now_ms ();
+        struct pollfd pfd = { t->master, POLLIN, 0 };
+        if (left <= 0 || poll (&pfd, 1, (int) left) <= 0)
+            return -1;
+        ssize_t n = read (t->master, t->screen + t->len, sizeof t->screen - 1 - t->len);
+        if (n <= 0)
+            return -1;
+        t->len += (size_t) n;
+    }
+    return 0;
+}
+
+static int
+s_tty_wait (tty_t *t, const char *text, int timeout_ms)
+{
+    return s_tty_wait_n (t, text, 1, timeout_ms);
+}
+
+//  Typed after the prompt: the client turns echo off (TCSAFLUSH, which
+//  drops what was typed ahead) just after it prints the prompt, so the
+//  keys wait a moment.
+static void
+s_tty_type (tty_t *t, const char *keys)
+{
+    sc_testproc_sleep_ms (300);
+    assert_int_equal (write (t->master, keys, strlen (keys)), (ssize_t) strlen (keys));
+}
+
+static void
+test_enrol_on_a_terminal (void **state)
+{
+    (void) state;
+    sc_testproc_t *broker = s_broker (NULL);
+    char code[64];
+    s_invite ("nina", "10m", code);
+    tty_t t;
+    memset (&t, 0, sizeof t);
+    t.master = posix_openpt (O_RDWR | O_NOCTTY);
+    assert_true (t.master >= 0);
+    assert_int_equal (grantpt (t.master), 0);
+    assert_int_equal (unlockpt (t.master), 0);
+    const char *slave = ptsname (t.master);
+    assert_non_null (slave);
+    char *key = s_work ("nina.key");
+    char *cfg = s_work ("cfg-nina");
+    char *ca = sc_testdir_path (g_keys, "ca.pem");
+    const char *argv[] = { s_bin ("secchat"), "enrol", "--endpoint", g_endpoint,
+                           "--user", "nina", "--code", code, "--key", key, "--ca", ca,
+                           "--config-dir", cfg, NULL };
+    t.pid = fork ();
+    assert_true (t.pid >= 0);
+    if (t.pid == 0) {
+        setsid ();
+        int fd = open (slave, O_RDWR);
+        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
+            _exit (126);
+        dup2 (fd, 0);
+        dup2 (fd, 1);
+        dup2 (fd, 2);
+        close (t.master);
+        setenv ("TERM", "xterm", 1);
+        execv (argv[0], (char *const *) argv);
+        _exit (127);
+    }
+    int wait_ms = sc_testproc_timeout (10000);
+    if (s_tty_wait (&t, "New password for", wait_ms))
+        fail_msg ("no password prompt; the terminal shows: %.*s", (int) t.len, t.screen);
+    s_tty_type (&t, "first try\r");
+    assert_int_equal (s_tty_wait (&t, "Again: ", wait_ms), 0);
+    s_tty_type (&t, "another\r");
+    if (s_tty_wait (&t, "The two differ, try again.", wait_ms))
+        fail_msg ("no second try; the terminal shows: %.*s", (int) t.len, t.screen);
+    assert_int_equal (s_tty_wait_n (&t, "New password for", 2, wait_ms), 0);
+    s_tty_type (&t, "tty secret\r");
+    assert_int_equal (s_tty_wait_n (&t, "Again: ", 2, wait_ms), 0);
+    s_tty_type (&t, "tty secret\r");
+    if (s_tty_wait (&t, "[idle]", wait_ms))
+        fail_msg ("not logged in; the terminal shows: %.*s", (int) t.len, t.screen);
+    //  echo was off: no password on the screen
+    assert_null (memmem (t.screen, t.len, "secret", 6));
+    assert_null (memmem (t.screen, t.len, "first try", 9));
+    s_tty_type (&t, "/quit\r");
+    int status = 0;
+    int64_t deadline = sc_testproc_now_ms () + wait_ms;
+    while (waitpid (t.pid, &status, WNOHANG) == 0 && sc_testproc_now_ms () < deadline) {
+        char sink[4096];
+        struct pollfd pfd = { t.master, POLLIN, 0 };
+        if (poll (&pfd, 1, 100) > 0 && read (t.master, sink, sizeof sink) <= 0)
+            sc_testproc_sleep_ms (10);
+    }
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (t.master);
+    const char *good[] = { "openssl", "pkey", "-in", key, "-passin", "pass:tty secret",
+                           "-noout", NULL };
+    assert_int_equal (s_run ("openssl", good, NULL, 0), 0);
+    const char *bad[] = { "openssl", "pkey", "-in", key, "-passin", "pass:another",
+                          "-noout", NULL };
+    assert_int_not_equal (s_run ("openssl", bad, NULL, 0), 0);
+    free (key);
+    free (cfg);
+    free (ca);
+    sc_testproc_destroy (&broker);
+}
+
 //  ---------------------------------------------------------------------
 
 static int
@@ -468,6 +607,7 @@ main (void)
         T (test_enrol_code_refused),
         T (test_enrol_name_taken),
         T (test_invite_list_revoke),
+        T (test_enrol_on_a_terminal),
 #undef T
     };
     return cmocka_run_group_tests_name ("enrol", tests, s_group_setup, s_group_teardown);

@@ -9,6 +9,10 @@
     linked to at most one other session. docs/PROTOCOL.md section 4 says
     what each opcode does.
 
+    Enrolment (section 5a) reads invitations from the registry's folder
+    and writes the new key there; an invitation's expiry is compared
+    with the wall clock, time(2), not with the time handed in.
+
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.

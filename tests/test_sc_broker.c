@@ -2077,6 +2077,37 @@ test_enrol_rate (void **state)
     s_revoke_teardown ();
 }
 
+/* A refused enrolment is a failed login of its source: past
+   --failed-logins-per-source a source's HELLO is refused. */
+static void
+test_enrol_failures_count (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.max_failed_per_source = 2;
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, R.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    uint8_t wrong[SC_HS_CODE_LEN] = { 7 };
+    client_t *c = s_newcomer ("dave");
+    assert_int_equal (s_enrol (c, "dave", wrong), SC_ERR_ENROL_CODE);
+    assert_int_equal (s_enrol (c, "erin", NULL), SC_ERR_ENROL_CLOSED);
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, "dave", T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (c, frame, len);
+    free (frame);
+    sc_handshake_destroy (&hs);
+    s_expect_plain_error (c, SC_ERR_RATE, "too many failed logins from your address, retry later");
+    s_client_destroy (&c);
+    s_revoke_teardown ();
+}
+
 int
 main (void)
 {
@@ -2115,6 +2146,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_enrol_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_open, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_rate, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_enrol_failures_count, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

@@ -953,18 +953,26 @@ main (int argc, char *argv[])
     static s_app_t app;
     s_parse_args (argc, argv, &app.opts);
     signal (SIGPIPE, SIG_IGN);
-    app.ca = s_load_ca (app.opts.ca_path);
     uint8_t code[SC_HS_CODE_LEN] = { 0 };
-    if (app.opts.code && sc_enrol_code_parse (app.opts.code, code))
-        s_die (2, "--code: not an invitation code (8 groups of 4 letters A-Z and "
-               "digits 2-7, as secbroker invite printed it)");
-    s_make_config_dir (app.opts.config_dir);
+    if (app.opts.code) {
+        if (sc_enrol_code_parse (app.opts.code, code))
+            s_die (2, "--code: not an invitation code (8 groups of 4 letters A-Z and "
+                   "digits 2-7, as secbroker invite printed it)");
+        /* out of the command line that other users can list */
+        char *arg = (char *) app.opts.code;
+        memset (arg, 'x', strlen (arg));
+        app.opts.code = NULL;
+    }
+    app.ca = s_load_ca (app.opts.ca_path);
     if (app.opts.enrol) {
+        s_make_config_dir (app.opts.config_dir);
         app.key = s_make_key (&app.opts);
         app.key_made = true;
     }
-    else
+    else {
         app.key = s_load_key (&app.opts);
+        s_make_config_dir (app.opts.config_dir);
+    }
     char *pins = zsys_sprintf ("%s/%s.pins", app.opts.config_dir, app.opts.user);
     if (!pins)
         s_die (1, "out of memory");

@@ -21,6 +21,7 @@
 
 #include "sc_broker.h"
 #include "sc_handshake.h"
+#include "sc_invite.h"
 #include "sc_log.h"
 #include "sc_wire.h"
 
@@ -129,6 +130,8 @@ struct _sc_broker_t {
     size_t failed;              /* ...and their total...                  */
     int64_t failed_since;       /* ...since the last summary              */
     sc_broker_stats_t stats;    /* the counters; gauges filled when read  */
+    zhashx_t *enrol_sources;    /* address -> enrolments this minute      */
+    zhashx_t *enrol_names;      /* name -> failed enrolments this minute  */
     /* A name with no key is checked against this key, made at start and
        its private half dropped at once, so that an unknown name and a
        wrong signature cost the same and get the same answer (and nobody
@@ -156,6 +159,9 @@ sc_broker_opts_default (sc_broker_opts_t *opts)
     opts->rate_burst = 20;
     opts->rate_per_s = 10;
     opts->seq_limit = 0;
+    opts->registration_open = false;
+    opts->enrol_per_source = 10;
+    opts->enrol_failed_per_name = 5;
 }
 
 static void
@@ -240,11 +246,13 @@ sc_broker_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len,
     self->dead = zlist_new ();
     self->by_source = zhashx_new ();
     self->failures = zhashx_new ();
+    self->enrol_sources = zhashx_new ();
+    self->enrol_names = zhashx_new ();
     sc_key_t *dummy = sc_key_generate ();
     int dummy_rc = dummy ? sc_key_public_raw (dummy, self->dummy_pub) : -1;
     sc_key_destroy (&dummy);
     if (!self->id || !self->sessions || !self->by_name || !self->dead || !self->by_source
-        || !self->failures || dummy_rc || sc_random (self->cookie_key[0], SC_KEY_LEN)
+        || !self->failures || !self->enrol_sources || !self->enrol_names || dummy_rc || sc_random (self->cookie_key[0], SC_KEY_LEN)
         || sc_random (self->cookie_key[1], SC_KEY_LEN)) {
         sc_broker_destroy (&self);
         return NULL;
@@ -252,6 +260,8 @@ sc_broker_new (const sc_key_t *key, const uint8_t *cert, size_t cert_len,
     zhashx_set_destructor (self->sessions, s_session_destructor);
     zhashx_set_destructor (self->by_source, s_count_destructor);
     zhashx_set_destructor (self->failures, s_count_destructor);
+    zhashx_set_destructor (self->enrol_sources, s_count_destructor);
+    zhashx_set_destructor (self->enrol_names, s_count_destructor);
     return self;
 }
 
@@ -265,6 +275,8 @@ sc_broker_destroy (sc_broker_t **self_p)
         zlist_destroy (&self->dead);
         zhashx_destroy (&self->by_source);
         zhashx_destroy (&self->failures);
+        zhashx_destroy (&self->enrol_sources);
+        zhashx_destroy (&self->enrol_names);
         sc_wipe (self->cookie_key, sizeof self->cookie_key);
         s_identity_drop (&self->id);
         free (self);
@@ -584,6 +596,8 @@ struct _sc_broker_job_t {
     char name[SC_HS_NAME_MAX + 1];
     uint8_t user_pub[SC_PUB_LEN];
     bool unknown;                   /* not registered: user_pub is a dummy */
+    bool enrol;                     /* an enrolment: user_pub is the new key */
+    uint8_t code[SC_HS_CODE_LEN];   /* ...and its code (all zero: none)    */
     bool keys_ok;
     sc_session_keys_t keys;
 };
@@ -852,6 +866,151 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     s_job_start (self, s, job);
 }
 
+/* ---- Enrolment (docs/PROTOCOL.md section 5a) ------------------------------ */
+
+/* A count table kept bounded: past S_SOURCES_MAX keys, one more key
+   counts under "other". */
+static const char *
+s_bounded_key (zhashx_t *table, const char *key)
+{
+    if (zhashx_size (table) >= S_SOURCES_MAX && !zhashx_lookup (table, key))
+        return S_SOURCE_OTHER;
+    return key;
+}
+
+/* An enrolment refused: counted against its name, told, nothing kept. */
+static void
+s_enrol_refused (sc_broker_t *self, s_session_t *s, const char *name,
+                 uint32_t code, const char *why)
+{
+    s_count_add (self->enrol_names, s_bounded_key (self->enrol_names, name), 1);
+    sc_log (SC_LOG_INFO, "enrolment of %s refused from %s: %s", name,
+            s->source ? s->source : S_SOURCE_UNKNOWN, why);
+    s_login_refused (self, s, name, code, why);
+}
+
+static bool
+s_is_zero (const uint8_t *data, size_t len)
+{
+    uint8_t any = 0;
+    for (size_t i = 0; i < len; i++)
+        any |= data[i];
+    return any == 0;
+}
+
+/* May name be enrolled with code now? 0, or the ERROR code and *why. */
+static uint32_t
+s_enrol_check (sc_broker_t *self, const char *name,
+               const uint8_t code[static SC_HS_CODE_LEN], const char **why)
+{
+    if (s_is_zero (code, SC_HS_CODE_LEN)) {
+        if (!self->opts.registration_open) {
+            *why = "registration is closed: enrolment needs an invitation code";
+            return SC_ERR_ENROL_CLOSED;
+        }
+    }
+    else {
+        int rc = sc_invite_check (sc_registry_dir (self->registry), name, code,
+                                  (int64_t) time (NULL));
+        if (rc == SC_INVITE_EIO) {
+            sc_log (SC_LOG_ERROR, "enrolment of %s failed: cannot read its invitation in %s",
+                    name, sc_registry_dir (self->registry));
+            *why = "internal error";
+            return SC_ERR_INTERNAL;
+        }
+        if (rc == SC_INVITE_EXPIRED) {
+            *why = "this code has expired";
+            return SC_ERR_ENROL_CODE;
+        }
+        if (rc != SC_INVITE_OK) {
+            *why = "invalid or already used code";
+            return SC_ERR_ENROL_CODE;
+        }
+    }
+    if (sc_registry_taken (self->registry, name)) {
+        *why = "this name is already registered";
+        return SC_ERR_ENROL_TAKEN;
+    }
+    return 0;
+}
+
+/* ENROL: open the box, apply the limits and check the code here (cheap:
+   a hash); the new key's signature is checked by a job, as a login's. */
+static void
+s_on_enrol (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
+{
+    char name[SC_HS_NAME_MAX + 1] = "";
+    uint8_t pub[SC_PUB_LEN], code[SC_HS_CODE_LEN];
+    int rc = sc_handshake_broker_open_enrol (s->hs, msg->data, msg->data_len, name, pub, code);
+    if (rc) {
+        s_login_refused (self, s, name, SC_ERR_AUTH, sc_hs_strerror (rc));
+        return;
+    }
+    const char *source = s->source ? s->source : S_SOURCE_UNKNOWN;
+    const char *why = NULL;
+    if (s_count (self->enrol_sources, source) >= self->opts.enrol_per_source) {
+        sc_wipe (code, sizeof code);
+        s_login_refused (self, s, name, SC_ERR_ENROL_RATE,
+                         "too many enrolments from your address, retry later");
+        return;
+    }
+    s_count_add (self->enrol_sources, s_bounded_key (self->enrol_sources, source), 1);
+    if (s_count (self->enrol_names, name) >= self->opts.enrol_failed_per_name) {
+        sc_wipe (code, sizeof code);
+        s_login_refused (self, s, name, SC_ERR_ENROL_RATE,
+                         "too many failed enrolments for this name, retry later");
+        return;
+    }
+    uint32_t err = s_enrol_check (self, name, code, &why);
+    sc_broker_job_t *job = err ? NULL : s_job_new (s, J_VERIFY);
+    if (err || !job) {
+        sc_wipe (code, sizeof code);
+        if (err)
+            s_enrol_refused (self, s, name, err, why);
+        else
+            s_login_refused (self, s, name, SC_ERR_INTERNAL, "internal error");
+        return;
+    }
+    job->hs = s->hs;
+    s->hs = NULL;
+    job->id = s_identity_hold (s->id);      /* what job->hs borrows */
+    strcpy (job->name, name);
+    memcpy (job->user_pub, pub, SC_PUB_LEN);
+    job->enrol = true;
+    memcpy (job->code, code, SC_HS_CODE_LEN);
+    sc_wipe (code, sizeof code);
+    s_job_start (self, s, job);
+}
+
+/* The new key proved itself: check the code again (it may have been
+   used or revoked while the job was out), register the name, burn the
+   code. 0, or the ERROR code and *why. */
+static uint32_t
+s_enrol_commit (sc_broker_t *self, sc_broker_job_t *job, const char **why)
+{
+    uint32_t err = s_enrol_check (self, job->name, job->code, why);
+    if (err)
+        return err;
+    char detail[512];
+    int rc = sc_registry_enrol (self->registry, job->name, job->user_pub, detail, sizeof detail);
+    if (rc > 0) {
+        *why = "this name is already registered";
+        return SC_ERR_ENROL_TAKEN;
+    }
+    if (rc < 0) {
+        sc_log (SC_LOG_ERROR, "enrolment of %s failed: %s", job->name, detail);
+        *why = "internal error";
+        return SC_ERR_INTERNAL;
+    }
+    bool invited = !s_is_zero (job->code, SC_HS_CODE_LEN);
+    if (invited && sc_invite_remove (sc_registry_dir (self->registry), job->name))
+        sc_log (SC_LOG_WARNING, "enrolled %s, but its invitation could not be removed: %s",
+                job->name, strerror (errno));
+    sc_log (SC_LOG_INFO, "enrolled %s (%s)", job->name,
+            invited ? "invitation" : "open registration");
+    return 0;
+}
+
 /* 0 when pub is still name's key in the registry; else the answer to
    a login with it: SC_ERR_UNKNOWN_USER (the name was removed) or
    SC_ERR_AUTH (its key changed). A login whose job checked the
@@ -871,6 +1030,20 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
 {
     const char *why = NULL;
     uint32_t code = SC_ERR_AUTH;
+    if (job->enrol && job->rc == SC_HS_OK && job->keys_ok
+        && (code = s_enrol_commit (self, job, &why)) != 0) {
+        sc_wipe (&job->keys, sizeof job->keys);
+        s_enrol_refused (self, s, job->name, code, why);
+        return;
+    }
+    code = SC_ERR_AUTH;
+    if (job->enrol && job->rc) {
+        sc_wipe (&job->keys, sizeof job->keys);
+        s_enrol_refused (self, s, job->name, SC_ERR_AUTH,
+                         job->rc == SC_HS_ESIG || job->rc == SC_HS_EMAC
+                         ? "authentication failed" : sc_hs_strerror (job->rc));
+        return;
+    }
     if (job->rc && job->rc != SC_HS_ESIG && job->rc != SC_HS_EMAC)
         why = sc_hs_strerror (job->rc);
     else
@@ -970,6 +1143,9 @@ s_on_handshake (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t l
         s_error_plain (self, s->rid, s->rid_len, s_codec_error_code (rc), sc_codec_strerror (rc));
         s_remove (self, s, SC_NOTIFY_LOST);
     }
+    else
+    if (msg.opcode == SC_OP_ENROL)
+        s_on_enrol (self, s, &msg);
     else
     if (msg.opcode != SC_OP_AUTH_CLIENT) {
         s_login_failed (self, s, "", SC_ERR_STATE, "not AUTH_CLIENT during the handshake");
@@ -1450,6 +1626,8 @@ s_failures_summary (sc_broker_t *self)
         zhashx_purge (self->failures);
         self->failed = 0;
     }
+    zhashx_purge (self->enrol_sources);
+    zhashx_purge (self->enrol_names);
     self->failed_since = self->now;
 }
 

@@ -9,6 +9,10 @@
     linked to at most one other session. docs/PROTOCOL.md section 4 says
     what each opcode does.
 
+    Enrolment (section 5a) reads invitations from the registry's folder
+    and writes the new key there; an invitation's expiry is compared
+    with the wall clock, time(2), not with the time handed in.
+
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
@@ -43,9 +47,12 @@ typedef struct {
     uint32_t rate_burst;        /* control requests in a burst...        */
     uint32_t rate_per_s;        /* ...and per second after it            */
     uint64_t seq_limit;         /* session counter limit; 0: 2^48        */
+    bool     registration_open; /* anyone may enrol a free name, no code */
+    size_t   enrol_per_source;  /* enrolments a minute from one source   */
+    size_t   enrol_failed_per_name; /* failed enrolments a minute per name */
 } sc_broker_opts_t;
 
-/* Defaults: 5000, 10000, 4096, 1024, 256, 128, 20, 10, 0. */
+/* Defaults: 5000, 10000, 4096, 1024, 256, 128, 20, 10, 0, false, 10, 5. */
 void sc_broker_opts_default (sc_broker_opts_t *opts);
 
 typedef struct _sc_broker_t sc_broker_t;

@@ -7,6 +7,8 @@
 #include <czmq.h>
 #include <dirent.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sc_msg.h"
 #include "sc_registry.h"
@@ -224,5 +226,85 @@ sc_registry_raw (const sc_registry_t *self, const char *name,
     if (!user)
         return -1;
     memcpy (pub, user->raw, SC_PUB_LEN);
+    return 0;
+}
+
+const char *
+sc_registry_dir (const sc_registry_t *self)
+{
+    return self->dir;
+}
+
+bool
+sc_registry_taken (const sc_registry_t *self, const char *name)
+{
+    if (zhashx_lookup (self->users, name))
+        return true;
+    char path[4096];
+    struct stat st;
+    int n = snprintf (path, sizeof path, "%s/%s.pub", self->dir, name);
+    /* a name that cannot be a file cannot be taken; lstat: a dangling
+       link is a name taken too */
+    return n > 0 && (size_t) n < sizeof path && lstat (path, &st) == 0;
+}
+
+int
+sc_registry_enrol (sc_registry_t *self, const char *name,
+                   const uint8_t pub[static SC_PUB_LEN], char *why, size_t size)
+{
+    char path[4096], tmp[4096 + 16];
+    if (!sc_name_valid (name, strlen (name))
+        || snprintf (path, sizeof path, "%s/%s.pub", self->dir, name) >= (int) sizeof path) {
+        snprintf (why, size, "invalid name");
+        return -1;
+    }
+    if (zhashx_lookup (self->users, name))
+        return 1;
+    /* .NAME.pub.XXXXXX: not a key file to the registry while it is there */
+    snprintf (tmp, sizeof tmp, "%s/.%s.pub.XXXXXX", self->dir, name);
+    s_user_t *user = calloc (1, sizeof *user);
+    sc_key_t *key = sc_key_from_raw (pub);
+    char *pem = NULL;
+    size_t len = 0;
+    if (key && sc_key_public_pem (key, &pem, &len))
+        pem = NULL;
+    sc_key_destroy (&key);
+    int fd = pem && user ? mkstemp (tmp) : -1;
+    if (fd < 0) {
+        snprintf (why, size, "cannot write in %s: %s", self->dir,
+                  pem && user ? strerror (errno) : "out of memory");
+        free (pem);
+        free (user);
+        return -1;
+    }
+    bool ok = fchmod (fd, 0644) == 0 && write (fd, pem, len) == (ssize_t) len
+           && fsync (fd) == 0;
+    free (pem);
+    if (close (fd) || !ok) {
+        snprintf (why, size, "cannot write %s: %s", tmp, strerror (errno));
+        unlink (tmp);
+        free (user);
+        return -1;
+    }
+    /* link, unlike rename, never replaces a file that appeared meanwhile */
+    int rc = link (tmp, path);
+    int err = errno;
+    unlink (tmp);
+    if (rc) {
+        free (user);
+        if (err == EEXIST)
+            return 1;
+        snprintf (why, size, "cannot create %s: %s", path, strerror (err));
+        return -1;
+    }
+    user->key = sc_key_from_raw (pub);
+    memcpy (user->raw, pub, SC_PUB_LEN);
+    if (!user->key || zhashx_insert (self->users, name, user) != 0) {
+        /* on disk but not in the table: the next reload brings it in */
+        void *item = user;
+        s_user_destroy (&item);
+        snprintf (why, size, "registered %s on disk, but out of memory", name);
+        return -1;
+    }
     return 0;
 }

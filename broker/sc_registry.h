@@ -14,6 +14,7 @@
 #ifndef SC_REGISTRY_H_INCLUDED
 #define SC_REGISTRY_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,18 @@ typedef void (sc_registry_bad_fn) (void *arg, const char *file, const char *why)
 int sc_registry_check (const char *dir, sc_registry_bad_fn *bad, void *arg, size_t *users);
 
 size_t sc_registry_size (const sc_registry_t *self);
+/* The folder it reads (borrowed). */
+const char *sc_registry_dir (const sc_registry_t *self);
+/* Whether name is taken: in the table, or its NAME.pub is in the folder
+   (a file added since the last reload counts). */
+bool sc_registry_taken (const sc_registry_t *self, const char *name);
+/* Enrolment: register name with the raw public key pub. NAME.pub is
+   written to a temporary file, then linked into place, which fails if
+   the name exists meanwhile: a registered name is never replaced. The
+   user is in the table at once. 0; 1 when name is taken; -1 on failure
+   (why says what; nothing is left behind). */
+int sc_registry_enrol (sc_registry_t *self, const char *name,
+                       const uint8_t pub[static SC_PUB_LEN], char *why, size_t size);
 /* The key of a user (borrowed, valid until the next reload), or NULL. */
 const sc_key_t *sc_registry_key (const sc_registry_t *self, const char *name);
 /* The user's raw public key; -1 when unknown. */

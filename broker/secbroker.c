@@ -25,6 +25,8 @@
 
 #include "sc_broker.h"
 #include "sc_crypto.h"
+#include "sc_invite.h"
+#include "sc_msg.h"
 #include "sc_log.h"
 #include "sc_metrics.h"
 #include "sc_notify.h"
@@ -53,6 +55,7 @@ typedef struct {
     size_t cookie_logins;       /* from this many on, HELLO needs a cookie */
     size_t failed_per_source;   /* failed logins a minute from one address */
     bool check;                 /* --check: validate the files and exit  */
+    bool registration_open;     /* --registration open                   */
 } s_args_t;
 
 static volatile sig_atomic_t s_reload = 0;
@@ -72,7 +75,10 @@ s_usage (FILE *out)
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
         "                 [--cookie-logins N] [--failed-logins-per-source N]\n"
-        "                 [--metrics ADDR:PORT] [--check]\n"
+        "                 [--metrics ADDR:PORT] [--registration invite|open] [--check]\n"
+        "       secbroker invite NAME [--users DIR] [--valid TIME]\n"
+        "       secbroker invite --list [--users DIR]\n"
+        "       secbroker invite --revoke NAME [--users DIR]\n"
         "       secbroker --probe ENDPOINT\n"
         "       secbroker --version\n"
         "\n"
@@ -100,6 +106,9 @@ s_usage (FILE *out)
         "                     address; past it, its logins are refused (default 128)\n"
         "  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
         "                     (e.g. 127.0.0.1:9464 or [::1]:9464; default: none)\n"
+        "  --registration MODE  invite (default): enrolment needs a code from\n"
+        "                     `secbroker invite`; open: ANYONE may enrol any free\n"
+        "                     name (at most 10 enrolments a minute per address)\n"
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
@@ -108,6 +117,12 @@ s_usage (FILE *out)
         "                     checks: exit 0 when it answers within 3 s, 1 if not\n"
         "  --help             this text\n"
         "  --version          print 'secbroker VERSION' and exit\n"
+        "\n"
+        "invite NAME prints a one-time enrolment code for NAME on stdout and\n"
+        "stores its hash in DIR/NAME.invite (mode 0600), good for --valid\n"
+        "(30s, 10m, 24h, 7d...; default 24h) or until used; the running broker\n"
+        "sees it at once. --list shows the pending invitations, --revoke\n"
+        "cancels one.\n"
         "\n"
         "It refuses to start when the key is not the certificate's or the\n"
         "certificate is not valid now, and warns when it ends within 30 days.\n"
@@ -139,6 +154,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "metrics", required_argument, NULL, 'm' },
         { "check", no_argument, NULL, 'K' },
         { "probe", required_argument, NULL, 'P' },
+        { "registration", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -148,7 +164,7 @@ s_parse (int argc, char **argv, s_args_t *args)
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
                          "info", NULL, NULL, 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
-                         4096, 1024, 256, 128, false };
+                         4096, 1024, 256, 128, false, false };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -210,6 +226,13 @@ s_parse (int argc, char **argv, s_args_t *args)
             case 'm': args->metrics = optarg; break;
             case 'K': args->check = true; break;
             case 'P': args->probe = optarg; break;
+            case 'R':
+                if (strcmp (optarg, "open") != 0 && strcmp (optarg, "invite") != 0) {
+                    fprintf (stderr, "secbroker: --registration is invite or open\n");
+                    return -1;
+                }
+                args->registration_open = strcmp (optarg, "open") == 0;
+                break;
             case 'h': s_usage (stdout); return 1;
             case 'V': printf ("secbroker %s\n", SC_VERSION); return 1;
             default: s_usage (stderr); return -1;
@@ -710,6 +733,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     opts.max_per_source = args->logins_per_source;
     opts.cookie_at = args->cookie_logins;
     opts.max_failed_per_source = args->failed_per_source;
+    opts.registration_open = args->registration_open;
     s_shell_t shell = { handle, NULL };
     sc_broker_t *broker = sc_broker_new (key, cert, cert_len, registry, &opts, s_send, &shell);
     s_workers_t workers;
@@ -744,6 +768,9 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         sc_log (SC_LOG_WARNING, "cannot notify systemd: %s", strerror (errno));
     sc_log (SC_LOG_INFO, "listening on %s, %zu users registered, %zu login workers",
             zsock_endpoint (router), sc_registry_size (registry), workers.count);
+    if (args->registration_open)
+        sc_log (SC_LOG_WARNING, "registration is open: anyone who reaches %s may "
+                "enrol any free name", zsock_endpoint (router));
 
     int64_t next_tick = zclock_mono () + S_TICK_MS;
     zmq_pollitem_t items[1 + S_WORKERS_MAX];
@@ -794,6 +821,109 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     return 0;
 }
 
+/* ---- secbroker invite ------------------------------------------------ */
+
+static void
+s_invite_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: secbroker invite NAME [--users DIR] [--valid TIME]\n"
+        "       secbroker invite --list [--users DIR]\n"
+        "       secbroker invite --revoke NAME [--users DIR]\n"
+        "\n"
+        "  --users DIR   the broker's registry (default /etc/secbroker/users)\n"
+        "  --valid TIME  how long the code is good: 30s, 10m, 24h, 7d...\n"
+        "                (1 s to 365 d; default 24h)\n");
+}
+
+static void
+s_invite_print (void *arg, const char *name, int64_t expires)
+{
+    int64_t now = *(const int64_t *) arg;
+    char date[64];
+    if (expires < 0) {
+        printf ("%s invalid\n", name);
+        return;
+    }
+    s_date (expires, date, sizeof date);
+    printf ("%s %s%s\n", name, date, expires <= now ? " expired" : "");
+}
+
+static int
+s_invite (int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "users", required_argument, NULL, 'u' },
+        { "valid", required_argument, NULL, 'v' },
+        { "list", no_argument, NULL, 'l' },
+        { "revoke", required_argument, NULL, 'r' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *users = "/etc/secbroker/users", *revoke = NULL;
+    int64_t valid = 86400;
+    bool list = false;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+            case 'u': users = optarg; break;
+            case 'v':
+                if (sc_invite_parse_valid (optarg, &valid)) {
+                    fprintf (stderr, "secbroker: --valid takes a count and s, m, h or d "
+                             "(30s, 10m, 24h, 7d), at most 365d\n");
+                    return 2;
+                }
+                break;
+            case 'l': list = true; break;
+            case 'r': revoke = optarg; break;
+            case 'h': s_invite_usage (stdout); return 0;
+            default: s_invite_usage (stderr); return 2;
+        }
+    }
+    const char *name = optind < argc ? argv[optind++] : NULL;
+    if (optind < argc || (list + (revoke != NULL) + (name != NULL)) != 1) {
+        s_invite_usage (stderr);
+        return 2;
+    }
+    int64_t now = (int64_t) time (NULL);
+    if (list) {
+        if (sc_invite_list (users, s_invite_print, &now) == 0)
+            return 0;
+        fprintf (stderr, "secbroker: cannot read %s: %s\n", users, strerror (errno));
+        return 1;
+    }
+    const char *who = revoke ? revoke : name;
+    if (!sc_name_valid (who, strlen (who))) {
+        fprintf (stderr, "secbroker: a name is 1 to 32 of a-z 0-9 _ -\n");
+        return 2;
+    }
+    if (revoke) {
+        if (sc_invite_remove (users, revoke) == 0) {
+            fprintf (stderr, "secbroker: invitation of %s revoked\n", revoke);
+            return 0;
+        }
+        fprintf (stderr, "secbroker: cannot revoke the invitation of %s: %s\n", revoke,
+                 errno == ENOENT ? "there is none" : strerror (errno));
+        return 1;
+    }
+    uint8_t code[SC_HS_CODE_LEN];
+    char why[4200], text[SC_HS_CODE_TEXT_LEN + 1], date[64];
+    if (sc_invite_create (users, name, now + valid, code, why, sizeof why)) {
+        fprintf (stderr, "secbroker: cannot invite %s: %s\n", name, why);
+        return 1;
+    }
+    sc_enrol_code_format (code, text);
+    sc_wipe (code, sizeof code);
+    s_date (now + valid, date, sizeof date);
+    printf ("%s\n", text);
+    fflush (stdout);
+    sc_wipe (text, sizeof text);
+    fprintf (stderr, "secbroker: %s may enrol once with this code until %s:\n"
+             "  secchat enrol --user %s --code CODE --endpoint EP --ca ca.pem\n",
+             name, date, name);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -804,6 +934,8 @@ main (int argc, char **argv)
         fprintf (stderr, "secbroker: cannot disable core dumps: %s\n", strerror (errno));
         return 1;
     }
+    if (argc > 1 && strcmp (argv[1], "invite") == 0)
+        return s_invite (argc - 1, argv + 1);
     s_args_t args;
     int rc = s_parse (argc, argv, &args);
     if (rc)

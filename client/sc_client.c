@@ -77,6 +77,8 @@ struct _sc_client_t {
     bool ever_ready;
     bool send_failed;                   /* acted upon before returning     */
     sc_handshake_t *hs;
+    bool enrol;                         /* logins enrol until welcomed     */
+    uint8_t code[SC_HS_CODE_LEN];       /* ...with this code               */
     sc_msg_t hello;                     /* this login's HELLO, for a COOKIE */
     sc_channel_t *channel;
     int64_t probe_since;                /* plaintext ERROR seen: PING sent
@@ -487,7 +489,9 @@ s_code_word (uint32_t code)
         [SC_ERR_TIMEOUT] = "timeout", [SC_ERR_INTERNAL] = "internal",
         [SC_ERR_NO_CHAT] = "no-chat", [SC_ERR_UNDELIVERED] = "undelivered",
         [SC_ERR_SUITE] = "suite", [SC_ERR_SHUTDOWN] = "shutdown",
-        [SC_ERR_REVOKED] = "revoked"
+        [SC_ERR_REVOKED] = "revoked", [SC_ERR_ENROL_CODE] = "enrol-code",
+        [SC_ERR_ENROL_TAKEN] = "enrol-taken", [SC_ERR_ENROL_RATE] = "enrol-rate",
+        [SC_ERR_ENROL_CLOSED] = "enrol-closed"
     };
     if (code < sizeof words / sizeof words[0] && words[code])
         return words[code];
@@ -513,7 +517,11 @@ s_code_text (uint32_t code)
         [SC_ERR_UNDELIVERED] = "the peer could not be reached: not sent",
         [SC_ERR_SUITE] = "unsupported cipher suite",
         [SC_ERR_SHUTDOWN] = "the broker is stopping",
-        [SC_ERR_REVOKED] = "this user's key was revoked at the broker"
+        [SC_ERR_REVOKED] = "this user's key was revoked at the broker",
+        [SC_ERR_ENROL_CODE] = "invalid, used or expired code",
+        [SC_ERR_ENROL_TAKEN] = "this name is already registered",
+        [SC_ERR_ENROL_RATE] = "too many enrolment attempts, retry later",
+        [SC_ERR_ENROL_CLOSED] = "enrolment needs an invitation code"
     };
     if (code < sizeof texts / sizeof texts[0] && texts[code])
         return texts[code];
@@ -527,6 +535,16 @@ s_detail (const sc_msg_t *msg)
 }
 
 /* ---- Login -------------------------------------------------------------- */
+
+int
+sc_client_set_enrol (sc_client_t *self, const uint8_t *code)
+{
+    if (!code || self->state != SC_CLIENT_OFFLINE || self->ever_ready)
+        return -1;
+    memcpy (self->code, code, SC_HS_CODE_LEN);
+    self->enrol = true;
+    return 0;
+}
 
 int
 sc_client_start (sc_client_t *self, int64_t now_ms)
@@ -561,7 +579,8 @@ s_on_login_error (sc_client_t *self, const sc_msg_t *msg)
     bool retry = msg->code == SC_ERR_TIMEOUT || msg->code == SC_ERR_RATE
               || msg->code == SC_ERR_INTERNAL || msg->code == SC_ERR_SHUTDOWN
               || msg->code == SC_ERR_STATE;
-    const char *what = msg->code == SC_ERR_UNKNOWN_USER ? "broker refused the user"
+    const char *what = self->enrol ? "broker refused the enrolment of"
+                     : msg->code == SC_ERR_UNKNOWN_USER ? "broker refused the user"
                      : msg->code == SC_ERR_AUTH ? "authentication failed for"
                      : "broker refused the login of";
     s_login_failed (self, retry, "%s %s: %s (%s)", what, self->name,
@@ -586,10 +605,12 @@ s_on_cookie (sc_client_t *self, const sc_msg_t *msg)
 static void
 s_on_auth_broker (sc_client_t *self, const sc_msg_t *msg)
 {
-    uint8_t box[SC_HS_BOX_MAX];
+    uint8_t box[SC_HS_ENROL_BOX_LEN];
     size_t box_len = 0;
     int cert_err = 0;
-    int rc = sc_handshake_client_auth (self->hs, msg->nonce, msg->eph,
+    int rc = self->enrol ? sc_handshake_client_enrol (self->hs, self->code) : 0;
+    if (rc == 0)
+        rc = sc_handshake_client_auth (self->hs, msg->nonce, msg->eph,
                                        msg->data, msg->data_len, msg->sig,
                                        msg->mac, box, &box_len, &cert_err);
     if (rc == SC_HS_ECERT && cert_err == SC_KEY_ENAME) {
@@ -618,9 +639,10 @@ s_on_auth_broker (sc_client_t *self, const sc_msg_t *msg)
         return;
     }
     sc_handshake_destroy (&self->hs);
-    /* AUTH_CLIENT still travels plain: the channel starts with WELCOME. */
+    /* AUTH_CLIENT (ENROL) still travels plain: the channel starts with
+       WELCOME. */
     sc_msg_t reply;
-    sc_msg_init (&reply, SC_OP_AUTH_CLIENT);
+    sc_msg_init (&reply, self->enrol ? SC_OP_ENROL : SC_OP_AUTH_CLIENT);
     if (sc_msg_set_data (&reply, box, box_len) == 0
         && s_transmit (self, &reply, false) == 0)
         self->state = SC_CLIENT_LOGGING_IN;
@@ -669,6 +691,9 @@ s_on_welcome (sc_client_t *self, const sc_msg_t *msg)
     }
     self->state = SC_CLIENT_IDLE;
     self->ever_ready = true;
+    /* enrolled: the name is ours, later logins are ordinary ones */
+    self->enrol = false;
+    sc_wipe (self->code, sizeof self->code);
     self->heartbeat_ms = msg->code;
     self->last_recv = self->last_ping = self->now;
     s_event (self, SC_EV_READY, self->name, NULL, 0);

@@ -123,6 +123,14 @@ sc_client_t *sc_client_new (const sc_key_t *key, const char *name,
                             const char *pins_path, const sc_client_io_t *io);
 void sc_client_destroy (sc_client_t **self_p);
 
+/* Enrol instead of logging in (docs/PROTOCOL.md section 5a): the logins
+   send ENROL with code (SC_HS_CODE_LEN bytes; all zero: none, for a
+   broker with open registration) and the client's key as the new key,
+   until one is welcomed; from then on they are ordinary logins. A
+   refusal (ERROR 16..19) ends in `dead`. Only before the first start.
+   0 or -1. */
+int sc_client_set_enrol (sc_client_t *self, const uint8_t *code);
+
 /* Start a login with fresh ephemeral keys (sends HELLO). Only from
    offline. 0 or -1. */
 int sc_client_start (sc_client_t *self, int64_t now_ms);

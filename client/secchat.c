@@ -36,6 +36,7 @@
 #include "sc_config.h"
 #include "sc_crypto.h"
 #include "sc_endpoint.h"
+#include "sc_handshake.h"
 #include "sc_key.h"
 #include "sc_keytool.h"
 #include "sc_msg.h"
@@ -64,11 +65,13 @@
 typedef struct {
     const char *endpoint, *user, *key_path, *ca_path, *broker_name;
     const char *password_file, *config_dir;
+    const char *code;                   /* enrol: the invitation code     */
     long timeout_s;
     bool batch;
     sc_term_bell_t bell;
     bool bell_given;                    /* --bell given: the file's is not read */
     bool no_history;                    /* history = off */
+    bool enrol;                         /* `secchat enrol`                */
 } s_opts_t;
 
 typedef struct {
@@ -104,6 +107,8 @@ typedef struct {
     bool quit_given;                    /* ...and gave the core /quit     */
     int64_t drain_until;                /* end of input: answers awaited  */
     char login_error[600];              /* why the last login failed      */
+    bool refused;                       /* ...for good (no retry)         */
+    bool key_made;                      /* enrol: we wrote opts.key_path  */
     char inbuf[S_LINE_CAP + 1];         /* batch input: the current line  */
     size_t inlen;
     bool too_long;
@@ -164,11 +169,19 @@ static const char s_usage[] =
     "usage: secchat [--endpoint EP] [--user NAME] [--key FILE] [--ca FILE]\n"
     "               [--broker-name NAME] [--password-file FILE] [--config-dir DIR]\n"
     "               [--timeout SECONDS] [--batch] [--bell requests|messages|off]\n"
+    "       secchat enrol --endpoint EP --user NAME --ca FILE --code CODE\n"
+    "               [--key FILE] [--password-file FILE] [other options as above]\n"
     "       secchat keygen [--user NAME] [--out DIR] [--password-file FILE]\n"
     "       secchat passwd KEYFILE [--password-file OLD --new-password-file NEW]\n"
     "       secchat fingerprint FILE [--password-file FILE]\n"
     "       secchat --version\n"
     "\n"
+    "  enrol                 register NAME at the broker with a one-time code\n"
+    "                        from its administrator (`secbroker invite NAME`):\n"
+    "                        makes a new key in --key (it must not exist), asks\n"
+    "                        its password twice, enrols, and stays logged in\n"
+    "  --code CODE           the invitation code (without it: only a broker with\n"
+    "                        open registration accepts the enrolment)\n"
     "  --endpoint EP         the broker, HOST:PORT or [IPV6]:PORT (tcp:// optional);\n"
     "                        EP,EP,... are tried in order (tcp://localhost:4242)\n"
     "  --user NAME           your registered name, [a-z0-9_-]{1,32} (required)\n"
@@ -283,6 +296,7 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
         { "timeout", required_argument, NULL, 't' },
         { "batch", no_argument, NULL, 'B' },
         { "bell", required_argument, NULL, 'L' },
+        { "code", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -291,6 +305,12 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
     opts->timeout_s = 10;
     bool help = false;
     opts->bell = SC_TERM_BELL_REQUESTS;
+    if (argc > 1 && strcmp (argv[1], "enrol") == 0) {
+        opts->enrol = true;
+        argv[1] = argv[0];      /* getopt starts after it */
+        argc--;
+        argv++;
+    }
     int c;
     while ((c = getopt_long (argc, argv, "h", longs, NULL)) != -1) {
         switch (c) {
@@ -308,6 +328,7 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
                     s_usage_error ("--bell wants requests, messages or off");
                 opts->bell_given = true;
                 break;
+            case 'C': opts->code = optarg; break;
             case 'h': help = true; break;
             case 'V': printf ("secchat %s\n", SC_VERSION); exit (0);
             default:  s_usage_error (NULL);
@@ -343,6 +364,8 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
         s_usage_error ("--user must be 1 to 32 of a-z 0-9 _ -");
     if (!opts->endpoint[0] || !opts->broker_name[0])
         s_usage_error ("--endpoint and --broker-name cannot be empty");
+    if (opts->code && !opts->enrol)
+        s_usage_error ("--code is for `secchat enrol`");
     opts->config_dir = config_dir;
     if (!opts->key_path)
         opts->key_path = zsys_sprintf ("%s/%s.key", config_dir, opts->user);
@@ -400,7 +423,7 @@ s_password_from_file (const char *path, char *password, size_t size)
    path: a signal interrupts read() (no SA_RESTART) and is handled after
    the restore. -1 on end of input or a signal. */
 static int
-s_password_from_tty (int tty, const char *key_path, char *password, size_t size)
+s_password_from_tty (int tty, const char *prompt_text, char *password, size_t size)
 {
     struct termios saved, quiet;
     if (tcgetattr (tty, &saved))
@@ -409,7 +432,7 @@ s_password_from_tty (int tty, const char *key_path, char *password, size_t size)
     quiet.c_lflag &= (tcflag_t) ~(ECHO | ECHONL);
     quiet.c_lflag |= ICANON;
     char prompt[600];
-    int n = snprintf (prompt, sizeof prompt, "Password for %s: ", key_path);
+    int n = snprintf (prompt, sizeof prompt, "%s", prompt_text);
     /* Echo off first, then the prompt: a password typed (or pasted) as
        soon as the prompt shows is neither echoed nor flushed. */
     if (tcsetattr (tty, TCSAFLUSH, &quiet))
@@ -479,7 +502,9 @@ s_load_key (const s_opts_t *opts)
     for (int try = 0; try < S_PASSWORD_TRIES && !key; try++) {
         if (try > 0 && write (tty, "Wrong password, try again.\n", 27) < 0)
             break;
-        if (s_password_from_tty (tty, opts->key_path, password, sizeof password))
+        char prompt[600];
+        snprintf (prompt, sizeof prompt, "Password for %s: ", opts->key_path);
+        if (s_password_from_tty (tty, prompt, password, sizeof password))
             break;
         key = s_load_key_with (opts->key_path, password);
         sc_wipe (password, sizeof password);
@@ -490,6 +515,66 @@ s_load_key (const s_opts_t *opts)
         s_die (1, "interrupted");
     if (!key)
         s_die (1, "wrong password for %s", opts->key_path);
+    return key;
+}
+
+/* Enrolment: the new key's password, from the file or typed twice on
+   the terminal. Not empty: the key file must not open without it. */
+static void
+s_new_password (const s_opts_t *opts, char *password, size_t size)
+{
+    if (opts->password_file) {
+        s_password_from_file (opts->password_file, password, size);
+        if (!password[0])
+            s_die (1, "the password in %s is empty", opts->password_file);
+        return;
+    }
+    int tty = open ("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (tty < 0)
+        s_die (1, "no terminal to ask the new key's password on: use --password-file");
+    s_catch (SIGINT, s_on_signal);
+    s_catch (SIGTERM, s_on_signal);
+    s_catch (SIGHUP, s_on_signal);
+    char again[S_PASSWORD_MAX], prompt[600];
+    bool done = false;
+    snprintf (prompt, sizeof prompt, "New password for %s: ", opts->key_path);
+    for (int try = 0; try < S_PASSWORD_TRIES && !done; try++) {
+        if (s_password_from_tty (tty, prompt, password, size)
+            || s_password_from_tty (tty, "Again: ", again, sizeof again))
+            break;
+        const char *no = !password[0] ? "An empty password protects nothing, try again.\n"
+                       : strcmp (password, again) ? "The two differ, try again.\n" : NULL;
+        if (no && write (tty, no, strlen (no)) < 0)
+            break;
+        done = !no;
+    }
+    sc_wipe (again, sizeof again);
+    close (tty);
+    if (!done) {
+        sc_wipe (password, size);
+        s_die (1, s_signal ? "interrupted" : "no password set: nothing done");
+    }
+}
+
+/* Enrolment: a new key pair, its private half written (encrypted, mode
+   0600) to --key, which must not exist. */
+static sc_key_t *
+s_make_key (const s_opts_t *opts)
+{
+    if (access (opts->key_path, F_OK) == 0)
+        s_die (1, "%s already exists: enrolment makes a new key; give another "
+               "--key, or log in with that one", opts->key_path);
+    char password[S_PASSWORD_MAX];
+    s_new_password (opts, password, sizeof password);
+    sc_key_t *key = sc_key_generate ();
+    int rc = key ? sc_key_save_private (key, opts->key_path, password) : SC_KEY_EINTERNAL;
+    sc_wipe (password, sizeof password);
+    if (rc) {
+        sc_key_destroy (&key);
+        s_die (1, "cannot write the new key to %s: %s", opts->key_path,
+               rc == SC_KEY_EIO ? strerror (errno) : sc_key_strerror (rc));
+    }
+    fprintf (stderr, "secchat: new key written to %s\n", opts->key_path);
     return key;
 }
 
@@ -515,8 +600,10 @@ static void
 s_on_event (void *arg, const sc_event_t *ev)
 {
     s_app_t *app = arg;
-    if (ev->type == SC_EV_LOGIN_FAILED)
+    if (ev->type == SC_EV_LOGIN_FAILED) {
         snprintf (app->login_error, sizeof app->login_error, "%s", ev->text);
+        app->refused = ev->number == 0;
+    }
     if (app->term)
         sc_term_event (app->term, ev);
     else
@@ -810,6 +897,17 @@ s_finish (s_app_t *app, int code, const char *why)
     zsock_destroy (&app->sock);
     if (why)
         fprintf (stderr, "secchat: %s\n", why);
+    /* An enrolment refused registered nothing: its new key goes, so
+       the same command can be run again. One that may have gone through
+       (the broker lost before its answer) keeps the key. */
+    if (app->key_made && app->client && !sc_client_ever_ready (app->client)) {
+        if (app->refused && unlink (app->opts.key_path) == 0)
+            fprintf (stderr, "secchat: nothing was registered; %s removed\n",
+                     app->opts.key_path);
+        else
+            fprintf (stderr, "secchat: the new key stays in %s: if the enrolment went "
+                     "through, log in with it\n", app->opts.key_path);
+    }
     sc_client_destroy (&app->client);
     for (size_t i = 0; i < app->n_endpoints; i++)
         sc_endpoint_destroy (&app->endpoints[i]);
@@ -1216,9 +1314,26 @@ main (int argc, char *argv[])
     s_parse_args (argc, argv, &app.opts);
     s_parse_endpoints (&app);
     signal (SIGPIPE, SIG_IGN);
+    uint8_t code[SC_HS_CODE_LEN] = { 0 };
+    if (app.opts.code) {
+        if (sc_enrol_code_parse (app.opts.code, code))
+            s_die (2, "--code: not an invitation code (8 groups of 4 letters A-Z and "
+                   "digits 2-7, as secbroker invite printed it)");
+        /* out of the command line that other users can list */
+        char *arg = (char *) app.opts.code;
+        memset (arg, 'x', strlen (arg));
+        app.opts.code = NULL;
+    }
     app.ca = s_load_ca (app.opts.ca_path);
-    app.key = s_load_key (&app.opts);
-    s_make_config_dir (app.opts.config_dir);
+    if (app.opts.enrol) {
+        s_make_config_dir (app.opts.config_dir);
+        app.key = s_make_key (&app.opts);
+        app.key_made = true;
+    }
+    else {
+        app.key = s_load_key (&app.opts);
+        s_make_config_dir (app.opts.config_dir);
+    }
     char *pins = zsys_sprintf ("%s/%s.pins", app.opts.config_dir, app.opts.user);
     if (!pins)
         s_die (1, "out of memory");
@@ -1226,6 +1341,9 @@ main (int argc, char *argv[])
     app.client = sc_client_new (app.key, app.opts.user, app.ca, app.opts.broker_name,
                                 pins, &io);
     zstr_free (&pins);
+    if (app.client && app.opts.enrol && sc_client_set_enrol (app.client, code))
+        sc_client_destroy (&app.client);
+    sc_wipe (code, sizeof code);
     if (!app.client)
         s_die (1, "cannot start the client");
 

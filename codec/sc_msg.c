@@ -168,7 +168,7 @@ typedef struct {
 
 /* docs/PROTOCOL.md section 4, "Field types and bounds". A box is at least
    the 16-byte AEAD tag plus one byte. */
-static const s_schema_t s_schemas [SC_OP_HELLO_COOKIE + 1] = {
+static const s_schema_t s_schemas [SC_OP_ENROL + 1] = {
     [SC_OP_QUIT]     = { .name = "QUIT" },
     [SC_OP_LIST]     = { .name = "LIST" },
     [SC_OP_RTT]      = { .name = "RTT", .count = 1, .field = { S_NAME } },
@@ -215,6 +215,8 @@ static const s_schema_t s_schemas [SC_OP_HELLO_COOKIE + 1] = {
     [SC_OP_HELLO_COOKIE] = { .name = "HELLO_COOKIE", .count = 4, .field = {
                          S_UINT (suite, 1, 255), S_BYTES (nonce),
                          S_BYTES (eph), S_BYTES (cookie) } },
+    [SC_OP_ENROL]    = { .name = "ENROL", .count = 1, .field = {
+                         S_DATA (17, SC_LOGIN_BOX_MAX) } },
 };
 
 static const s_schema_t *

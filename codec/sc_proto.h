@@ -18,7 +18,7 @@
 #define SC_DETAIL_MAX      256   /* ERROR detail text */
 #define SC_CERT_MAX        4096  /* broker certificate, DER */
 #define SC_BOX_MAX         8192  /* an E2E ciphertext (MESSAGE box) */
-#define SC_LOGIN_BOX_MAX   256   /* AUTH_CLIENT box */
+#define SC_LOGIN_BOX_MAX   256   /* AUTH_CLIENT and ENROL box */
 #define SC_USERS_MAX       400   /* names in one USERS reply */
 #define SC_ENVELOPE_MAX    16384 /* one envelope, the only ZeroMQ frame */
 #define SC_COOKIE_LEN      32    /* COOKIE: an HMAC-SHA256 */
@@ -51,7 +51,8 @@ typedef enum {
     SC_OP_AUTH_BROKER = 33,    /* B->C  [nonce, eph, cert, sig, mac] plain */
     SC_OP_AUTH_CLIENT = 34,    /* C->B  [box]                   plaintext  */
     SC_OP_COOKIE = 35,         /* B->C  [cookie]                plaintext  */
-    SC_OP_HELLO_COOKIE = 36    /* C->B  [suite, nonce, eph, cookie] plain  */
+    SC_OP_HELLO_COOKIE = 36,   /* C->B  [suite, nonce, eph, cookie] plain  */
+    SC_OP_ENROL = 37           /* C->B  [box]    enrolment, plaintext      */
 } sc_opcode_t;
 
 /* ERROR codes */
@@ -70,7 +71,11 @@ typedef enum {
     SC_ERR_UNDELIVERED = 12,   /* peer unreachable or too slow: not sent   */
     SC_ERR_SUITE = 13,         /* unsupported cipher suite                 */
     SC_ERR_SHUTDOWN = 14,      /* the broker is stopping                   */
-    SC_ERR_REVOKED = 15        /* the user's key left the registry: out    */
+    SC_ERR_REVOKED = 15,       /* the user's key left the registry: out    */
+    SC_ERR_ENROL_CODE = 16,    /* enrolment: wrong, used or expired code   */
+    SC_ERR_ENROL_TAKEN = 17,   /* enrolment: the name is already registered */
+    SC_ERR_ENROL_RATE = 18,    /* enrolment: too many attempts, retry later */
+    SC_ERR_ENROL_CLOSED = 19   /* enrolment: no code, registration closed  */
 } sc_error_code_t;
 
 /* REFUSE reasons */

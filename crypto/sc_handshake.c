@@ -25,6 +25,10 @@ static const char s_label_sig_b[] = "secchat/1 cb broker signature";
 static const char s_label_sig_c[] = "secchat/1 cb client signature";
 static const char s_label_c2b[] = "secchat/1 cb session c2b";
 static const char s_label_b2c[] = "secchat/1 cb session b2c";
+static const char s_label_enrol_box[] = "secchat/1 cb enrol box c2b";
+static const char s_label_enrol_sig[] = "secchat/1 cb enrol signature";
+static const char s_label_code[] = "secchat/1 enrol code";
+static const char s_base32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 typedef enum {
     S_START,            /* nothing done yet                                */
@@ -55,6 +59,10 @@ struct _sc_handshake_t {
     uint8_t k_box[SC_KEY_LEN], k_fin_b[SC_KEY_LEN], k_fin_c[SC_KEY_LEN];
     uint8_t th2[SC_HASH_LEN];
     uint8_t sig_c[SC_SIG_LEN], mac_c[SC_HASH_LEN];
+    /* enrolment: the new public key and the code in the ENROL box */
+    bool enrol;
+    uint8_t enrol_pub[SC_PUB_LEN];
+    uint8_t code[SC_HS_CODE_LEN];
     sc_session_keys_t keys;
 };
 
@@ -139,6 +147,7 @@ s_wipe_secrets (sc_handshake_t *self)
     sc_wipe (self->k_box, sizeof self->k_box);
     sc_wipe (self->k_fin_b, sizeof self->k_fin_b);
     sc_wipe (self->k_fin_c, sizeof self->k_fin_c);
+    sc_wipe (self->code, sizeof self->code);
 }
 
 static int
@@ -221,6 +230,23 @@ s_finish (sc_handshake_t *self)
     return rc;
 }
 
+/* What the client signs: TH2 || u8 len || name, and for an enrolment
+   the new public key after it (so the box cannot carry another key). */
+static size_t
+s_signed_part (const sc_handshake_t *self, uint8_t out[static SC_HASH_LEN + 1 + SC_HS_NAME_MAX + SC_PUB_LEN])
+{
+    uint8_t len = (uint8_t) strlen (self->name);
+    memcpy (out, self->th2, SC_HASH_LEN);
+    out[SC_HASH_LEN] = len;
+    memcpy (out + SC_HASH_LEN + 1, self->name, len);
+    size_t n = SC_HASH_LEN + 1 + len;
+    if (self->enrol) {
+        memcpy (out + n, self->enrol_pub, SC_PUB_LEN);
+        n += SC_PUB_LEN;
+    }
+    return n;
+}
+
 int
 sc_handshake_client_hello (sc_handshake_t *self, uint8_t *suite,
                            uint8_t nonce[static SC_RANDOM_LEN],
@@ -267,28 +293,43 @@ sc_handshake_client_auth (sc_handshake_t *self,
     if (sc_hmac_verify (self->k_fin_b, self->th2, SC_HASH_LEN, mac))
         return s_fail (self, SC_HS_EMAC);
 
-    /* sig_c over label || 0 || TH2 || u8 len || name */
-    uint8_t len = (uint8_t) strlen (self->name);
-    uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
-    memcpy (signed_part, self->th2, SC_HASH_LEN);
-    signed_part[SC_HASH_LEN] = len;
-    memcpy (signed_part + SC_HASH_LEN + 1, self->name, len);
-    if (sc_key_sign_labelled (self->identity, s_label_sig_c, signed_part, SC_HASH_LEN + 1 + len, self->sig_c))
+    /* sig_c over label || 0 || TH2 || u8 len || name (|| new key) */
+    uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX + SC_PUB_LEN];
+    size_t signed_len = s_signed_part (self, signed_part);
+    if (sc_key_sign_labelled (self->identity, self->enrol ? s_label_enrol_sig : s_label_sig_c,
+                              signed_part, signed_len, self->sig_c))
         return s_fail (self, SC_HS_EINTERNAL);
     if ((rc = s_finish (self)))
         return s_fail (self, rc);
 
     /* the name padded with zeros to its maximum: the box's size does not
        tell the name's length */
-    uint8_t pt[SC_HS_BOX_MAX - SC_TAG_LEN] = { 0 };
-    size_t pt_len = sizeof pt;
+    uint8_t len = (uint8_t) strlen (self->name);
+    uint8_t pt[SC_HS_ENROL_BOX_LEN - SC_TAG_LEN] = { 0 };
+    size_t pt_len = 1 + SC_HS_NAME_MAX;
     pt[0] = len;
     memcpy (pt + 1, self->name, len);
-    memcpy (pt + 1 + SC_HS_NAME_MAX, self->sig_c, SC_SIG_LEN);
-    memcpy (pt + 1 + SC_HS_NAME_MAX + SC_SIG_LEN, self->mac_c, SC_HASH_LEN);
+    uint8_t enrol_key[SC_KEY_LEN];
+    const uint8_t *box_key = self->k_box;
+    if (self->enrol) {
+        memcpy (pt + pt_len, self->enrol_pub, SC_PUB_LEN);
+        pt_len += SC_PUB_LEN;
+        memcpy (pt + pt_len, self->code, SC_HS_CODE_LEN);
+        pt_len += SC_HS_CODE_LEN;
+        if (sc_hkdf_expand_label (self->prk, s_label_enrol_box, NULL, 0, enrol_key)) {
+            sc_wipe (pt, sizeof pt);
+            return s_fail (self, SC_HS_EINTERNAL);
+        }
+        box_key = enrol_key;
+    }
+    memcpy (pt + pt_len, self->sig_c, SC_SIG_LEN);
+    pt_len += SC_SIG_LEN;
+    memcpy (pt + pt_len, self->mac_c, SC_HASH_LEN);
+    pt_len += SC_HASH_LEN;
     uint8_t nonce[SC_NONCE_LEN] = { 0 };
-    rc = sc_aead_seal (self->k_box, nonce, self->th2, SC_HASH_LEN, pt, pt_len, box);
+    rc = sc_aead_seal (box_key, nonce, self->th2, SC_HASH_LEN, pt, pt_len, box);
     sc_wipe (pt, sizeof pt);
+    sc_wipe (enrol_key, sizeof enrol_key);
     if (rc)
         return s_fail (self, SC_HS_EINTERNAL);
     *box_len = pt_len + SC_TAG_LEN;
@@ -365,13 +406,15 @@ sc_handshake_broker_verify (sc_handshake_t *self, const sc_key_t *client_key)
 {
     if (!self->broker || self->state != S_OPENED || !client_key)
         return s_fail (self, SC_HS_ESTATE);
-    uint8_t len = (uint8_t) strlen (self->name);
-    uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX];
-    memcpy (signed_part, self->th2, SC_HASH_LEN);
-    signed_part[SC_HASH_LEN] = len;
-    memcpy (signed_part + SC_HASH_LEN + 1, self->name, len);
-    if (sc_key_verify_labelled (client_key, s_label_sig_c, signed_part,
-                  SC_HASH_LEN + 1 + len, self->sig_c))
+    /* an enrolment is checked with the key its box carries, no other */
+    uint8_t pub[SC_PUB_LEN];
+    if (self->enrol && (sc_key_public_raw (client_key, pub)
+                        || !sc_equal (pub, self->enrol_pub, SC_PUB_LEN)))
+        return s_fail (self, SC_HS_ESIG);
+    uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX + SC_PUB_LEN];
+    size_t signed_len = s_signed_part (self, signed_part);
+    if (sc_key_verify_labelled (client_key, self->enrol ? s_label_enrol_sig : s_label_sig_c,
+                                signed_part, signed_len, self->sig_c))
         return s_fail (self, SC_HS_ESIG);
     int rc = s_finish (self);
     if (rc)
@@ -379,6 +422,137 @@ sc_handshake_broker_verify (sc_handshake_t *self, const sc_key_t *client_key)
     s_wipe_secrets (self);
     self->state = S_DONE;
     return SC_HS_OK;
+}
+
+int
+sc_handshake_client_enrol (sc_handshake_t *self, const uint8_t code[static SC_HS_CODE_LEN])
+{
+    if (self->broker || self->state != S_HELLO_SENT || self->enrol)
+        return s_fail (self, SC_HS_ESTATE);
+    if (sc_key_public_raw (self->identity, self->enrol_pub))
+        return s_fail (self, SC_HS_EINTERNAL);
+    memcpy (self->code, code, SC_HS_CODE_LEN);
+    self->enrol = true;
+    return SC_HS_OK;
+}
+
+int
+sc_handshake_broker_open_enrol (sc_handshake_t *self, const uint8_t *box, size_t box_len,
+                                char name[static SC_HS_NAME_MAX + 1],
+                                uint8_t pub[static SC_PUB_LEN],
+                                uint8_t code[static SC_HS_CODE_LEN])
+{
+    if (!self->broker || self->state != S_HELLO_ANSWERED)
+        return s_fail (self, SC_HS_ESTATE);
+    if (box_len != SC_HS_ENROL_BOX_LEN)
+        return s_fail (self, SC_HS_EBOX);
+    uint8_t pt[SC_HS_ENROL_BOX_LEN - SC_TAG_LEN];
+    uint8_t key[SC_KEY_LEN];
+    uint8_t nonce[SC_NONCE_LEN] = { 0 };
+    if (sc_hkdf_expand_label (self->prk, s_label_enrol_box, NULL, 0, key))
+        return s_fail (self, SC_HS_EINTERNAL);
+    int rc = sc_aead_open (key, nonce, self->th2, SC_HASH_LEN, box, box_len, pt);
+    sc_wipe (key, sizeof key);
+    if (rc)
+        return s_fail (self, SC_HS_EBOX);
+    size_t len = pt[0];
+    static const uint8_t zeros[SC_HS_NAME_MAX] = { 0 };
+    rc = SC_HS_EBOX;
+    if (len >= 1 && len <= SC_HS_NAME_MAX
+        && sc_name_valid ((const char *) pt + 1, len)
+        && memcmp (pt + 1 + len, zeros, SC_HS_NAME_MAX - len) == 0) {
+        size_t at = 1 + SC_HS_NAME_MAX;
+        memcpy (self->name, pt + 1, len);
+        self->name[len] = 0;
+        memcpy (self->enrol_pub, pt + at, SC_PUB_LEN);
+        at += SC_PUB_LEN;
+        memcpy (code, pt + at, SC_HS_CODE_LEN);
+        at += SC_HS_CODE_LEN;
+        memcpy (self->sig_c, pt + at, SC_SIG_LEN);
+        at += SC_SIG_LEN;
+        memcpy (self->mac_c, pt + at, SC_HASH_LEN);
+        memcpy (name, self->name, len + 1);
+        memcpy (pub, self->enrol_pub, SC_PUB_LEN);
+        self->enrol = true;
+        rc = SC_HS_OK;
+    }
+    sc_wipe (pt, sizeof pt);
+    if (rc)
+        return s_fail (self, rc);
+    self->state = S_OPENED;
+    return SC_HS_OK;
+}
+
+int
+sc_enrol_code_new (uint8_t code[static SC_HS_CODE_LEN])
+{
+    static const uint8_t zeros[SC_HS_CODE_LEN] = { 0 };
+    do {
+        if (sc_random (code, SC_HS_CODE_LEN))
+            return -1;
+    } while (memcmp (code, zeros, SC_HS_CODE_LEN) == 0);
+    return 0;
+}
+
+/* 160 bits are exactly 32 base32 letters of 5 bits, read big-endian. */
+void
+sc_enrol_code_format (const uint8_t code[static SC_HS_CODE_LEN],
+                      char text[static SC_HS_CODE_TEXT_LEN + 1])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < 32; i++) {
+        size_t bit = i * 5;
+        unsigned v = (unsigned) code[bit / 8] << 8;
+        if (bit / 8 + 1 < SC_HS_CODE_LEN)
+            v |= code[bit / 8 + 1];
+        v = (v >> (11 - bit % 8)) & 31;
+        if (i > 0 && i % 4 == 0)
+            text[n++] = '-';
+        text[n++] = s_base32[v];
+    }
+    text[n] = 0;
+}
+
+int
+sc_enrol_code_parse (const char *text, uint8_t code[static SC_HS_CODE_LEN])
+{
+    memset (code, 0, SC_HS_CODE_LEN);
+    size_t count = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '-' || *p == ' ')
+            continue;
+        int c = *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p;
+        const char *at = c ? strchr (s_base32, c) : NULL;
+        if (!at || count == 32) {
+            memset (code, 0, SC_HS_CODE_LEN);
+            return -1;
+        }
+        unsigned v = (unsigned) (at - s_base32);
+        size_t bit = count * 5;
+        /* 5 bits at bit offset `bit`, spanning at most two bytes */
+        unsigned shifted = v << (11 - bit % 8);
+        code[bit / 8] |= (uint8_t) (shifted >> 8);
+        if (bit / 8 + 1 < SC_HS_CODE_LEN)
+            code[bit / 8 + 1] |= (uint8_t) shifted;
+        count++;
+    }
+    static const uint8_t zeros[SC_HS_CODE_LEN] = { 0 };
+    if (count != 32 || memcmp (code, zeros, SC_HS_CODE_LEN) == 0) {
+        memset (code, 0, SC_HS_CODE_LEN);
+        return -1;
+    }
+    return 0;
+}
+
+int
+sc_enrol_code_hash (const uint8_t code[static SC_HS_CODE_LEN], uint8_t hash[static SC_HASH_LEN])
+{
+    uint8_t data[sizeof s_label_code + SC_HS_CODE_LEN];    /* label, 0x00, code */
+    memcpy (data, s_label_code, sizeof s_label_code);
+    memcpy (data + sizeof s_label_code, code, SC_HS_CODE_LEN);
+    int rc = sc_sha256 (data, sizeof data, hash);
+    sc_wipe (data, sizeof data);
+    return rc;
 }
 
 int

@@ -11,6 +11,13 @@
     Broker: new_broker -> broker_hello -> broker_open (learn the name;
             look the user up) -> broker_verify -> keys
 
+    Enrolment (docs/PROTOCOL.md 5a) is the same handshake with another
+    last box: the client's identity is its new key, client_enrol before
+    client_auth makes the ENROL box (name, new public key, one-time
+    code, signature by the new key, MAC), and the broker opens it with
+    broker_open_enrol, checks the code itself, then calls broker_verify
+    with the new key.
+
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
@@ -26,6 +33,16 @@
 /* The AUTH_CLIENT box, always this long: u8 len || name padded with
    zeros to SC_HS_NAME_MAX bytes || sig || mac, plus the tag. */
 #define SC_HS_BOX_MAX  (1 + SC_HS_NAME_MAX + SC_SIG_LEN + SC_HASH_LEN + SC_TAG_LEN)
+
+/* An enrolment code: 160 random bits, typed as 8 groups of 4 base32
+   letters (RFC 4648 alphabet) joined by '-'. All zero: no code. */
+#define SC_HS_CODE_LEN      20
+#define SC_HS_CODE_TEXT_LEN (8 * 4 + 7)
+/* The ENROL box, always this long: u8 len || name padded with zeros to
+   SC_HS_NAME_MAX bytes || new public key || code || sig || mac, plus
+   the tag. */
+#define SC_HS_ENROL_BOX_LEN (1 + SC_HS_NAME_MAX + SC_PUB_LEN + SC_HS_CODE_LEN \
+                             + SC_SIG_LEN + SC_HASH_LEN + SC_TAG_LEN)
 
 typedef enum {
     SC_HS_OK = 0,
@@ -91,6 +108,33 @@ int sc_handshake_broker_open (sc_handshake_t *self,
    MAC. */
 int sc_handshake_broker_verify (sc_handshake_t *self,
                                 const sc_key_t *client_key) SC_MUST_CHECK;
+
+/* Client, after client_hello and before client_auth: enrol instead of
+   logging in. client_auth then makes the ENROL box (SC_HS_ENROL_BOX_LEN
+   bytes, box must hold that many), signed by the identity given to
+   new_client (the new key), carrying code (all zero: none, for open
+   registration). */
+int sc_handshake_client_enrol (sc_handshake_t *self,
+                               const uint8_t code[static SC_HS_CODE_LEN]) SC_MUST_CHECK;
+/* Broker, instead of broker_open: open an ENROL box; the claimed name,
+   the new public key and the code out. Nothing is proven yet: check the
+   code, then broker_verify with the new key. */
+int sc_handshake_broker_open_enrol (sc_handshake_t *self,
+                                    const uint8_t *box, size_t box_len,
+                                    char name[static SC_HS_NAME_MAX + 1],
+                                    uint8_t pub[static SC_PUB_LEN],
+                                    uint8_t code[static SC_HS_CODE_LEN]) SC_MUST_CHECK;
+
+/* Enrolment codes. A new random one (never all zero); its text; a
+   typed text back to the code (case, '-' and spaces do not matter: 32
+   base32 letters), -1 when it is not one; the hash the broker keeps:
+   SHA-256 ("secchat/1 enrol code" || 0x00 || code). */
+int sc_enrol_code_new (uint8_t code[static SC_HS_CODE_LEN]) SC_MUST_CHECK;
+void sc_enrol_code_format (const uint8_t code[static SC_HS_CODE_LEN],
+                           char text[static SC_HS_CODE_TEXT_LEN + 1]);
+int sc_enrol_code_parse (const char *text, uint8_t code[static SC_HS_CODE_LEN]) SC_MUST_CHECK;
+int sc_enrol_code_hash (const uint8_t code[static SC_HS_CODE_LEN],
+                        uint8_t hash[static SC_HASH_LEN]) SC_MUST_CHECK;
 
 /* Both: after the last step succeeded, the session keys (send/recv from
    this side's point of view) and the session id. Works once; the

@@ -913,3 +913,26 @@ sc_cert_check (const uint8_t *der, size_t der_len, const sc_key_t *key,
     ERR_clear_error ();
     return rc;
 }
+
+int
+sc_key_save_private (const sc_key_t *self, const char *path, const char *password)
+{
+    if (!self || !self->has_private || !path || !password)
+        return SC_KEY_EINTERNAL;
+    char *pem = NULL;
+    size_t len = 0;
+    if (sc_key_private_pem (self, password, &pem, &len))
+        return SC_KEY_EINTERNAL;
+    int rc = SC_KEY_EIO;
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (len > 0 && write (fd, pem, len) == (ssize_t) len && fsync (fd) == 0)
+            rc = SC_KEY_OK;
+        if (close (fd))
+            rc = SC_KEY_EIO;
+        if (rc)
+            unlink (path);
+    }
+    free (pem);
+    return rc;
+}

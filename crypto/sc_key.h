@@ -76,6 +76,12 @@ int sc_key_private_pem (const sc_key_t *self, const char *password,
    `openssl pkey -pubout` writes it and the broker's registry reads it.
    *pem as above. 0 or -1. */
 int sc_key_public_pem (const sc_key_t *self, char **pem, size_t *len) SC_MUST_CHECK;
+/* Write the private key to a new file, mode 0600 (an existing file is
+   never replaced: SC_KEY_EIO), as PKCS#8 PEM encrypted under password
+   with scrypt (N = 2^14, r = 8, p = 5) and AES-256-CBC, as the README's
+   `openssl pkcs8 -topk8 -scrypt` makes it. 0 or a sc_key_err_t. */
+int sc_key_save_private (const sc_key_t *self, const char *path,
+                         const char *password) SC_MUST_CHECK;
 
 bool sc_key_has_private (const sc_key_t *self);
 /* The raw public key. */

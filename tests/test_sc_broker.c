@@ -19,6 +19,7 @@
 
 #include "sc_broker.h"
 #include "sc_handshake.h"
+#include "sc_invite.h"
 #include "sc_log.h"
 #include "sc_testbroker.h"
 #include "sc_testproc.h"
@@ -1955,6 +1956,311 @@ test_quit_and_shutdown (void **state)
     s_client_destroy (&dave);
 }
 
+/* ---- Enrolment (docs/PROTOCOL.md section 5a) ---------------------------------- */
+
+/* A client with a brand-new key, not in any registry. */
+static client_t *
+s_newcomer (const char *name)
+{
+    client_t *c = calloc (1, sizeof *c);
+    assert_non_null (c);
+    strcpy (c->name, name);
+    c->rid[4] = ++T.next_rid;
+    c->key = sc_key_generate ();
+    assert_non_null (c->key);
+    return c;
+}
+
+/* c enrols as name with code (NULL: none): SC_OP_WELCOME (c->ch set),
+   or the plaintext ERROR's code, its detail in s_login_detail. */
+static uint32_t
+s_enrol (client_t *c, const char *name, const uint8_t *code)
+{
+    static const uint8_t none[SC_HS_CODE_LEN] = { 0 };
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, name, T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (c, frame, len);
+    free (frame);
+    sc_msg_t msg;
+    s_recv_plain (c, &msg);
+    assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
+    uint8_t box[SC_HS_ENROL_BOX_LEN];
+    size_t box_len = 0;
+    assert_int_equal (sc_handshake_client_enrol (hs, code ? code : none), 0);
+    assert_int_equal (sc_handshake_client_auth (hs, msg.nonce, msg.eph, msg.data, msg.data_len,
+                                                msg.sig, msg.mac, box, &box_len, NULL), 0);
+    sc_msg_reset (&msg);
+    sc_session_keys_t keys;
+    assert_int_equal (sc_handshake_keys (hs, &keys), 0);
+    sc_handshake_destroy (&hs);
+    sc_channel_destroy (&c->ch);
+    c->ch = sc_channel_new (&keys);
+    sc_wipe (&keys, sizeof keys);
+    sc_msg_init (&msg, SC_OP_ENROL);
+    assert_int_equal (sc_msg_set_data (&msg, box, box_len), 0);
+    s_send_plain (c, &msg);
+    sc_msg_reset (&msg);
+
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    uint8_t opcode = 0;
+    uint64_t seq = 0;
+    uint32_t result = SC_OP_WELCOME;
+    assert_int_equal (sc_wire_peek (sent->frame, sent->len, &opcode, &seq), 0);
+    if (opcode == SC_OP_ERROR) {
+        assert_int_equal (seq, 0);
+        assert_int_equal (sc_wire_open_plain (sent->frame, sent->len, &msg), 0);
+        result = msg.code;
+        snprintf (s_login_detail, sizeof s_login_detail, "%s", msg.text);
+        sc_channel_destroy (&c->ch);
+    }
+    else {
+        assert_int_equal (sc_wire_open (c->ch, sent->frame, sent->len, &msg), 0);
+        assert_int_equal (msg.opcode, SC_OP_WELCOME);
+        assert_string_equal (msg.name, name);
+    }
+    sc_msg_reset (&msg);
+    s_sent_free (&sent);
+    return result;
+}
+
+/* A file of the users folder, read whole (NULL when it is not there). */
+static char *
+s_users_file (const char *file)
+{
+    char *path = sc_testdir_path (R.dir, file);
+    size_t len = 0;
+    char *data = access (path, F_OK) == 0 ? sc_testdir_slurp (path, &len) : NULL;
+    free (path);
+    return data;
+}
+
+/* An invitation for name into R.dir, good for valid seconds from now. */
+static void
+s_invite (const char *name, int64_t valid, uint8_t code[SC_HS_CODE_LEN])
+{
+    char why[256] = "";
+    if (sc_invite_create (R.dir, name, (int64_t) time (NULL) + valid, code, why, sizeof why))
+        fail_msg ("invite: %s", why);
+}
+
+/* The key c holds is the one registered for its name. */
+static void
+s_expect_registered (client_t *c)
+{
+    uint8_t want[SC_PUB_LEN], got[SC_PUB_LEN];
+    assert_int_equal (sc_key_public_raw (c->key, want), 0);
+    assert_int_equal (sc_registry_raw (R.registry, c->name, got), 0);
+    assert_memory_equal (got, want, SC_PUB_LEN);
+    /* ...on disk too, so a reload or a restart keeps it */
+    char file[64];
+    snprintf (file, sizeof file, "%s.pub", c->name);
+    char *path = sc_testdir_path (R.dir, file);
+    int err = 0;
+    sc_key_t *disk = sc_key_load_public (path, &err);
+    free (path);
+    assert_non_null (disk);
+    assert_int_equal (sc_key_public_raw (disk, got), 0);
+    assert_memory_equal (got, want, SC_PUB_LEN);
+    sc_key_destroy (&disk);
+}
+
+/* An invitation, an enrolment with its code: the user is logged in, its
+   key registered, the code burnt; it logs in again normally and chats;
+   the same code does not work twice. */
+static void
+test_enrol_invited (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    uint8_t code[SC_HS_CODE_LEN];
+    s_invite ("dave", 600, code);
+    char *invite = s_users_file ("dave.invite");
+    assert_non_null (invite);
+    /* only the hash is stored */
+    char text[SC_HS_CODE_TEXT_LEN + 1], hex[2 * SC_HASH_LEN + 1];
+    uint8_t hash[SC_HASH_LEN];
+    sc_enrol_code_format (code, text);
+    assert_int_equal (sc_enrol_code_hash (code, hash), 0);
+    for (size_t i = 0; i < SC_HASH_LEN; i++)
+        snprintf (hex + 2 * i, 3, "%02x", hash[i]);
+    assert_non_null (strstr (invite, hex));
+    assert_null (strstr (invite, text));
+    free (invite);
+
+    client_t *dave = s_newcomer ("dave");
+    assert_int_equal (s_enrol (dave, "dave", code), SC_OP_WELCOME);
+    s_expect_registered (dave);
+    assert_null (s_users_file ("dave.invite"));
+    client_t *alice = s_login ("alice");
+    s_expect_users (alice, "dave", NULL);
+    s_open_chat (alice, dave);
+
+    /* the same code again, for another key: refused, nothing changes */
+    client_t *thief = s_newcomer ("dave");
+    assert_int_equal (s_enrol (thief, "dave", code), SC_ERR_ENROL_CODE);
+    assert_string_equal (s_login_detail, "invalid or already used code");
+    s_expect_registered (dave);
+    /* dave logs in with the enrolled key as anyone does */
+    client_t *again = s_newcomer ("dave");
+    sc_key_destroy (&again->key);
+    again->key = dave->key;
+    uint32_t err = 0;
+    assert_int_equal (s_login_as (again, "dave", &err), SC_OP_WELCOME);
+    again->key = NULL;
+    s_expect_error (dave, SC_ERR_REPLACED);
+    s_client_destroy (&again);
+    s_client_destroy (&thief);
+    s_client_destroy (&alice);
+    s_client_destroy (&dave);
+    s_revoke_teardown ();
+}
+
+/* Each refusal: its error and detail, and nothing registered. */
+static void
+test_enrol_refused (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    uint8_t code[SC_HS_CODE_LEN], wrong[SC_HS_CODE_LEN];
+    s_invite ("dave", 600, code);
+    memcpy (wrong, code, sizeof wrong);
+    wrong[19] ^= 1;
+    client_t *c = s_newcomer ("dave");
+    assert_int_equal (s_enrol (c, "dave", wrong), SC_ERR_ENROL_CODE);
+    assert_string_equal (s_login_detail, "invalid or already used code");
+    /* dave's code is no good for another name */
+    assert_int_equal (s_enrol (c, "erin", code), SC_ERR_ENROL_CODE);
+    assert_null (s_users_file ("erin.pub"));
+    /* expired */
+    uint8_t old[SC_HS_CODE_LEN];
+    s_invite ("frank", -1, old);
+    assert_int_equal (s_enrol (c, "frank", old), SC_ERR_ENROL_CODE);
+    assert_string_equal (s_login_detail, "this code has expired");
+    assert_null (s_users_file ("frank.pub"));
+    /* no code: registration is closed by default */
+    assert_int_equal (s_enrol (c, "grace", NULL), SC_ERR_ENROL_CLOSED);
+    assert_string_equal (s_login_detail,
+                         "registration is closed: enrolment needs an invitation code");
+    assert_null (s_users_file ("grace.pub"));
+    /* a name registered after the invitation (the administrator copied
+       a key in) is not taken over, even with a good code */
+    s_users_put ("dave", "dave");
+    char *before = s_users_file ("dave.pub");
+    assert_int_equal (s_enrol (c, "dave", code), SC_ERR_ENROL_TAKEN);
+    assert_string_equal (s_login_detail, "this name is already registered");
+    char *after = s_users_file ("dave.pub");
+    assert_string_equal (before, after);
+    free (before);
+    free (after);
+    assert_null (sc_registry_key (R.registry, "dave"));    /* not until a reload */
+    assert_int_equal (sc_broker_sessions (T.broker), 0);
+    s_client_destroy (&c);
+    s_revoke_teardown ();
+}
+
+/* Open registration: a free name for anyone, a taken one for nobody. */
+static void
+test_enrol_open (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.registration_open = true;
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, R.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    client_t *erin = s_newcomer ("erin");
+    assert_int_equal (s_enrol (erin, "erin", NULL), SC_OP_WELCOME);
+    s_expect_registered (erin);
+    char *before = s_users_file ("alice.pub");
+    client_t *mallory = s_newcomer ("alice");
+    assert_int_equal (s_enrol (mallory, "alice", NULL), SC_ERR_ENROL_TAKEN);
+    char *after = s_users_file ("alice.pub");
+    assert_string_equal (before, after);
+    free (before);
+    free (after);
+    client_t *alice = s_login ("alice");
+    s_expect_users (alice, "erin", NULL);
+    s_client_destroy (&alice);
+    s_client_destroy (&mallory);
+    s_client_destroy (&erin);
+    s_revoke_teardown ();
+}
+
+/* Enrolments a minute per source, failed ones per name; a minute later
+   they pass again. */
+static void
+test_enrol_rate (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.enrol_per_source = 4;
+    opts.enrol_failed_per_name = 2;
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, R.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    sc_broker_tick (T.broker, T.now);
+    uint8_t code[SC_HS_CODE_LEN], wrong[SC_HS_CODE_LEN] = { 1 };
+    s_invite ("dave", 600, code);
+    client_t *c = s_newcomer ("dave");
+    assert_int_equal (s_enrol (c, "dave", wrong), SC_ERR_ENROL_CODE);
+    assert_int_equal (s_enrol (c, "dave", wrong), SC_ERR_ENROL_CODE);
+    /* two failures for dave: even the right code waits */
+    assert_int_equal (s_enrol (c, "dave", code), SC_ERR_ENROL_RATE);
+    assert_string_equal (s_login_detail, "too many failed enrolments for this name, retry later");
+    assert_null (s_users_file ("dave.pub"));
+    /* the 5th attempt from this source in the minute */
+    assert_int_equal (s_enrol (c, "erin", wrong), SC_ERR_ENROL_CODE);
+    assert_int_equal (s_enrol (c, "erin", wrong), SC_ERR_ENROL_RATE);
+    assert_string_equal (s_login_detail, "too many enrolments from your address, retry later");
+    T.now += 60001;
+    sc_broker_tick (T.broker, T.now);
+    assert_int_equal (s_enrol (c, "dave", code), SC_OP_WELCOME);
+    s_expect_registered (c);
+    s_client_destroy (&c);
+    s_revoke_teardown ();
+}
+
+/* A refused enrolment is a failed login of its source: past
+   --failed-logins-per-source a source's HELLO is refused. */
+static void
+test_enrol_failures_count (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.max_failed_per_source = 2;
+    sc_broker_destroy (&T.broker);
+    T.broker = sc_broker_new (T.k.broker_key, T.k.cert, T.k.cert_len, R.registry, &opts,
+                              s_capture, NULL);
+    assert_non_null (T.broker);
+    uint8_t wrong[SC_HS_CODE_LEN] = { 7 };
+    client_t *c = s_newcomer ("dave");
+    assert_int_equal (s_enrol (c, "dave", wrong), SC_ERR_ENROL_CODE);
+    assert_int_equal (s_enrol (c, "erin", NULL), SC_ERR_ENROL_CLOSED);
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, "dave", T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *frame;
+    size_t len;
+    sc_testbroker_hello (hs, &frame, &len);
+    s_deliver (c, frame, len);
+    free (frame);
+    sc_handshake_destroy (&hs);
+    s_expect_plain_error (c, SC_ERR_RATE, "too many failed logins from your address, retry later");
+    s_client_destroy (&c);
+    s_revoke_teardown ();
+}
+
 int
 main (void)
 {
@@ -1991,6 +2297,11 @@ main (void)
         cmocka_unit_test_setup_teardown (test_revoke_changed_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_job_in_flight, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_new_identity, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_enrol_invited, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_enrol_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_enrol_open, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_enrol_rate, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_enrol_failures_count, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

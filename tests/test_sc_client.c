@@ -93,6 +93,9 @@ struct fake_broker_t {
     bool busy;                      /* answer RTT with REFUSE busy       */
     const char *welcome_name;       /* WELCOME another name              */
     bool deaf;                      /* handle nothing                    */
+    /* enrolment: the one code it takes, and what came */
+    uint8_t enrol_code[SC_HS_CODE_LEN];
+    int enrols, logins;
 };
 
 static void
@@ -290,11 +293,32 @@ broker_hello (conn_t *conn, const sc_msg_t *in)
     sc_msg_reset (&out);
 }
 
+static void register_user (fake_broker_t *fb, const char *name, const sc_key_t *key);
+
 static void
 broker_auth (conn_t *conn, const sc_msg_t *in)
 {
     char name[SC_HS_NAME_MAX + 1];
-    assert_int_equal (sc_handshake_broker_open (conn->hs, in->data, in->data_len, name), 0);
+    if (in->opcode == SC_OP_ENROL) {
+        /* the code it was given registers the key the box carries */
+        uint8_t new_pub[SC_PUB_LEN], code[SC_HS_CODE_LEN];
+        assert_int_equal (sc_handshake_broker_open_enrol (conn->hs, in->data, in->data_len,
+                                                          name, new_pub, code), 0);
+        conn->broker->enrols++;
+        if (memcmp (code, conn->broker->enrol_code, SC_HS_CODE_LEN) != 0) {
+            sc_handshake_destroy (&conn->hs);
+            deliver_error (conn, SC_ERR_ENROL_CODE, "invalid or already used code", true);
+            return;
+        }
+        sc_key_t *new_key = sc_key_from_raw (new_pub);
+        assert_non_null (new_key);
+        register_user (conn->broker, name, new_key);
+        sc_key_destroy (&new_key);
+    }
+    else {
+        assert_int_equal (sc_handshake_broker_open (conn->hs, in->data, in->data_len, name), 0);
+        conn->broker->logins++;
+    }
     const uint8_t *pub = find_user (conn->broker, name);
     if (!pub) {
         sc_handshake_destroy (&conn->hs);
@@ -328,7 +352,7 @@ broker_handshake (conn_t *conn, const frame_t *f)
     assert_int_equal (sc_wire_open_plain (f->data, f->len, &msg), 0);
     if (msg.opcode == SC_OP_HELLO)
         broker_hello (conn, &msg);
-    else if (msg.opcode == SC_OP_AUTH_CLIENT)
+    else if (msg.opcode == SC_OP_AUTH_CLIENT || msg.opcode == SC_OP_ENROL)
         broker_auth (conn, &msg);
     else
         fail_msg ("unexpected opcode %d in the handshake", msg.opcode);
@@ -688,6 +712,61 @@ test_login_welcome_other_name (void **state)
     (void) state;
     login_fails (g_ca, "secbroker", true, "mallory",
                  "LOGIN_FAILED the broker welcomed mallory instead of alice*");
+}
+
+/* Enrolment: ENROL with the code and the client's key, then the session
+   is a login's; a reconnect logs in with AUTH_CLIENT, not ENROL again. */
+static void
+test_enrol (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    assert_int_equal (sc_enrol_code_new (fb->enrol_code), 0);
+    conn_t *dave = add_client (fb, "dave", false, g_ca, "secbroker", NULL);
+    assert_int_equal (sc_client_set_enrol (dave->client, fb->enrol_code), 0);
+    assert_int_equal (sc_client_start (dave->client, g_now), 0);
+    pump (fb);
+    expect_line (dave, "ready dave");
+    assert_int_equal (fb->enrols, 1);
+    assert_int_equal (fb->logins, 0);
+    uint8_t pub[SC_PUB_LEN];
+    assert_int_equal (sc_key_public_raw (dave->key, pub), 0);
+    assert_memory_equal (find_user (fb, "dave"), pub, SC_PUB_LEN);
+    /* too late to enrol again */
+    assert_int_equal (sc_client_set_enrol (dave->client, fb->enrol_code), -1);
+    /* the connection lost: the next login is an ordinary one */
+    sc_client_reset (dave->client);
+    sc_channel_destroy (&dave->ch);
+    assert_int_equal (sc_client_start (dave->client, g_now), 0);
+    pump (fb);
+    expect_line (dave, "ready dave");
+    assert_int_equal (fb->enrols, 1);
+    assert_int_equal (fb->logins, 1);
+    expect_nothing (dave);
+    broker_destroy (&fb);
+}
+
+/* A refused enrolment ends the client for good, with the broker's
+   words; it does not try again. */
+static void
+test_enrol_refused (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    assert_int_equal (sc_enrol_code_new (fb->enrol_code), 0);
+    conn_t *dave = add_client (fb, "dave", false, g_ca, "secbroker", NULL);
+    uint8_t wrong[SC_HS_CODE_LEN];
+    assert_int_equal (sc_enrol_code_new (wrong), 0);
+    assert_int_equal (sc_client_set_enrol (dave->client, wrong), 0);
+    assert_int_equal (sc_client_start (dave->client, g_now), 0);
+    pump (fb);
+    expect_line (dave, "LOGIN_FAILED broker refused the enrolment of dave: "
+                       "enrol-code (invalid or already used code)");
+    expect_nothing (dave);
+    assert_int_equal (sc_client_state (dave->client), SC_CLIENT_DEAD);
+    assert_null (find_user (fb, "dave"));
+    assert_int_equal (fb->enrols, 1);
+    broker_destroy (&fb);
 }
 
 /* A plaintext refusal that a retry may fix leaves the client offline,
@@ -2190,6 +2269,8 @@ main (void)
         cmocka_unit_test (test_login_unknown_user),
         cmocka_unit_test (test_login_welcome_other_name),
         cmocka_unit_test (test_login_timeout_retry),
+        cmocka_unit_test (test_enrol),
+        cmocka_unit_test (test_enrol_refused),
         cmocka_unit_test (test_commands_before_login),
         cmocka_unit_test (test_request_and_answers),
         cmocka_unit_test (test_commands_checked),

@@ -134,7 +134,7 @@ typedef struct {
     uint8_t suite, nonce_c [SC_RANDOM_LEN], eph_c [SC_PUB_LEN];
     uint8_t nonce_b [SC_RANDOM_LEN], eph_b [SC_PUB_LEN];
     uint8_t sig_b [SC_SIG_LEN], mac_b [SC_HASH_LEN];
-    uint8_t box [SC_HS_BOX_MAX + 8];
+    uint8_t box [SC_HS_ENROL_BOX_LEN + 8];
     size_t box_len;
 } flight_t;
 
@@ -1239,6 +1239,366 @@ test_spec_client_side (void **state)
     sc_wipe (&s, sizeof s);
 }
 
+
+//  ---------------------------------------------------------------------
+//  Enrolment (docs/PROTOCOL.md section 5a)
+
+static const uint8_t s_code [SC_HS_CODE_LEN] = {
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
+};
+
+//  The ENROL box from the specification: k_enrol from prk, pt = L || n
+//  || zeros || key || code || sig || mac; sig by signer over
+//  "secchat/1 cb enrol signature" || 0x00 || sig_th2 || L || n || signed_key
+//  (sig_th2 NULL: this handshake's TH2; a recorded sig given: that one).
+typedef struct {
+    const char *name;
+    const uint8_t *key;             //  the key in the box
+    const uint8_t *signed_key;      //  the key signed (normally key)
+    const sc_key_t *signer;
+    const char *label;              //  normally the enrol label
+    const uint8_t *sig;             //  a signature to use instead
+    const uint8_t *code;
+} enrol_opts_t;
+
+static void
+s_spec_enrol_box (spec_t *s, const enrol_opts_t *o, flight_t *fl,
+                  uint8_t sig_out [SC_SIG_LEN])
+{
+    size_t nl = strlen (o->name);
+    uint8_t part [SC_HASH_LEN + 1 + SC_HS_NAME_MAX + SC_PUB_LEN];
+    size_t part_len = s_th2_name (s->th2, o->name, nl, part);
+    memcpy (part + part_len, o->signed_key ? o->signed_key : o->key, SC_PUB_LEN);
+    part_len += SC_PUB_LEN;
+    uint8_t sig [SC_SIG_LEN], mac [SC_HASH_LEN];
+    if (o->sig)
+        memcpy (sig, o->sig, SC_SIG_LEN);
+    else
+        s_sign (o->signer, o->label ? o->label : "secchat/1 cb enrol signature",
+                part, part_len, sig);
+    if (sig_out)
+        memcpy (sig_out, sig, SC_SIG_LEN);
+    //  TH3 = H(TH2 || L || n || sig), mac = HMAC(k_fC, TH3): as a login's
+    uint8_t th3_in [SC_HASH_LEN + 1 + SC_HS_NAME_MAX + SC_SIG_LEN];
+    size_t th3_len = s_th2_name (s->th2, o->name, nl, th3_in);
+    memcpy (th3_in + th3_len, sig, SC_SIG_LEN);
+    assert_int_equal (sc_sha256 (th3_in, th3_len + SC_SIG_LEN, s->th3), 0);
+    assert_int_equal (sc_hmac (s->k_fc, s->th3, SC_HASH_LEN, mac), 0);
+    uint8_t pt [SC_HS_ENROL_BOX_LEN - SC_TAG_LEN] = { 0 };
+    size_t n = 0;
+    pt [n++] = (uint8_t) nl;
+    memcpy (pt + n, o->name, nl);
+    n += SC_HS_NAME_MAX;
+    memcpy (pt + n, o->key, SC_PUB_LEN);
+    n += SC_PUB_LEN;
+    memcpy (pt + n, o->code, SC_HS_CODE_LEN);
+    n += SC_HS_CODE_LEN;
+    memcpy (pt + n, sig, SC_SIG_LEN);
+    n += SC_SIG_LEN;
+    memcpy (pt + n, mac, SC_HASH_LEN);
+    n += SC_HASH_LEN;
+    assert_int_equal (n, sizeof pt);
+    uint8_t k_enrol [SC_KEY_LEN], nonce [SC_NONCE_LEN] = { 0 };
+    s_expand (s->prk, "secchat/1 cb enrol box c2b", NULL, 0, k_enrol);
+    assert_int_equal (sc_aead_seal (k_enrol, nonce, s->th2, SC_HASH_LEN, pt, n, fl->box), 0);
+    fl->box_len = n + SC_TAG_LEN;
+    s_expand (s->prk, "secchat/1 cb session c2b", s->th3, SC_HASH_LEN, s->k_c2b);
+    s_expand (s->prk, "secchat/1 cb session b2c", s->th3, SC_HASH_LEN, s->k_b2c);
+}
+
+//  A new key and its raw public half.
+static sc_key_t *
+s_new_key (uint8_t pub [SC_PUB_LEN])
+{
+    sc_key_t *key = sc_key_generate ();
+    assert_non_null (key);
+    assert_int_equal (sc_key_public_raw (key, pub), 0);
+    return key;
+}
+
+//  The library on both sides: the broker learns the name, the new key
+//  and the code, checks the new key's signature, and both hold the same
+//  session keys.
+static void
+test_enrol_success (void **state)
+{
+    (void) state;
+    uint8_t pub [SC_PUB_LEN];
+    sc_key_t *key = s_new_key (pub);
+    pair_t p;
+    s_pair (&p, key, "dave", BROKER, F->broker, F->cert, F->cert_len);
+    s_hello (&p);
+    assert_int_equal (sc_handshake_client_enrol (p.client, s_code), SC_HS_OK);
+    assert_int_equal (s_client_auth (&p, F->cert, F->cert_len, NULL), SC_HS_OK);
+    assert_int_equal (p.fl.box_len, SC_HS_ENROL_BOX_LEN);
+    assert_int_equal (SC_HS_ENROL_BOX_LEN, 197);
+    char name [SC_HS_NAME_MAX + 1];
+    uint8_t got_pub [SC_PUB_LEN], got_code [SC_HS_CODE_LEN];
+    assert_int_equal (sc_handshake_broker_open_enrol (p.broker, p.fl.box, p.fl.box_len,
+                                                      name, got_pub, got_code), SC_HS_OK);
+    assert_string_equal (name, "dave");
+    assert_memory_equal (got_pub, pub, SC_PUB_LEN);
+    assert_memory_equal (got_code, s_code, SC_HS_CODE_LEN);
+    sc_key_t *registered = sc_key_from_raw (got_pub);
+    assert_int_equal (sc_handshake_broker_verify (p.broker, registered), SC_HS_OK);
+    sc_session_keys_t ck, bk;
+    assert_int_equal (sc_handshake_keys (p.client, &ck), SC_HS_OK);
+    assert_int_equal (sc_handshake_keys (p.broker, &bk), SC_HS_OK);
+    assert_memory_equal (ck.sid, bk.sid, SC_HASH_LEN);
+    assert_memory_equal (ck.k_send, bk.k_recv, SC_KEY_LEN);
+    assert_memory_equal (ck.k_recv, bk.k_send, SC_KEY_LEN);
+    sc_key_destroy (&registered);
+    sc_key_destroy (&key);
+    s_pair_destroy (&p);
+}
+
+//  The box from the specification is what the broker accepts, and the
+//  box a genuine client makes opens as the specification says.
+static void
+test_enrol_spec (void **state)
+{
+    (void) state;
+    uint8_t pub [SC_PUB_LEN];
+    sc_key_t *key = s_new_key (pub);
+    sc_handshake_t *broker = sc_handshake_new_broker (F->broker, F->cert, F->cert_len);
+    assert_non_null (broker);
+    spec_t s;
+    flight_t fl;
+    s_spec_client_hello (&s, &fl, broker);
+    enrol_opts_t o = { .name = "dave", .key = pub, .signer = key, .code = s_code };
+    s_spec_enrol_box (&s, &o, &fl, NULL);
+    char name [SC_HS_NAME_MAX + 1];
+    uint8_t got_pub [SC_PUB_LEN], got_code [SC_HS_CODE_LEN];
+    assert_int_equal (sc_handshake_broker_open_enrol (broker, fl.box, fl.box_len, name,
+                                                      got_pub, got_code), SC_HS_OK);
+    assert_int_equal (sc_handshake_broker_verify (broker, key), SC_HS_OK);
+    sc_session_keys_t keys;
+    assert_int_equal (sc_handshake_keys (broker, &keys), SC_HS_OK);
+    assert_memory_equal (keys.sid, s.th3, SC_HASH_LEN);
+    assert_memory_equal (keys.k_recv, s.k_c2b, SC_KEY_LEN);
+    sc_handshake_destroy (&broker);
+
+    //  A genuine client against a broker computed here: its box opens
+    //  with k_enrol, nonce 0, AD TH2, and holds the layout above.
+    sc_handshake_t *client = sc_handshake_new_client (key, "dave", F->ca, BROKER);
+    assert_non_null (client);
+    memset (&s, 0, sizeof s);
+    assert_int_equal (sc_handshake_client_hello (client, &fl.suite, fl.nonce_c, fl.eph_c),
+                      SC_HS_OK);
+    assert_int_equal (sc_x25519_keygen (s.e_priv, fl.eph_b), 0);
+    assert_int_equal (sc_random (fl.nonce_b, SC_RANDOM_LEN), 0);
+    assert_int_equal (sc_x25519 (s.e_priv, fl.eph_c, s.ss), 0);
+    s_spec_auth_broker (&s, &fl);
+    assert_int_equal (sc_handshake_client_enrol (client, s_code), SC_HS_OK);
+    size_t box_len = 0;
+    assert_int_equal (sc_handshake_client_auth (client, fl.nonce_b, fl.eph_b, F->cert,
+                                                F->cert_len, fl.sig_b, fl.mac_b, fl.box,
+                                                &box_len, NULL), SC_HS_OK);
+    uint8_t k_enrol [SC_KEY_LEN], nonce [SC_NONCE_LEN] = { 0 };
+    uint8_t pt [SC_HS_ENROL_BOX_LEN - SC_TAG_LEN];
+    s_expand (s.prk, "secchat/1 cb enrol box c2b", NULL, 0, k_enrol);
+    assert_int_equal (box_len, SC_HS_ENROL_BOX_LEN);
+    assert_int_equal (sc_aead_open (k_enrol, nonce, s.th2, SC_HASH_LEN, fl.box, box_len, pt), 0);
+    assert_int_equal (pt [0], 4);
+    assert_memory_equal (pt + 1, "dave", 4);
+    assert_memory_equal (pt + 33, pub, SC_PUB_LEN);
+    assert_memory_equal (pt + 65, s_code, SC_HS_CODE_LEN);
+    uint8_t part [SC_HASH_LEN + 1 + 4 + SC_PUB_LEN];
+    size_t part_len = s_th2_name (s.th2, "dave", 4, part);
+    memcpy (part + part_len, pub, SC_PUB_LEN);
+    assert_true (s_verifies (key, "secchat/1 cb enrol signature", part,
+                             part_len + SC_PUB_LEN, pt + 85));
+    //  not a login signature
+    assert_false (s_verifies (key, "secchat/1 cb client signature", part, part_len, pt + 85));
+    //  and not under the login's box key: the two boxes never mix
+    assert_int_not_equal (sc_aead_open (s.k_box, nonce, s.th2, SC_HASH_LEN, fl.box, box_len,
+                                        pt), 0);
+    sc_handshake_destroy (&client);
+    sc_key_destroy (&key);
+    sc_wipe (&s, sizeof s);
+}
+
+//  A recorded enrolment replayed to the broker fails: its box does not
+//  open under a new handshake's key, and even someone who knows what it
+//  held (the code, the key, the signature) and seals it again under the
+//  new handshake gets nowhere, since the signature is over the old TH2.
+static void
+test_enrol_replay (void **state)
+{
+    (void) state;
+    uint8_t pub [SC_PUB_LEN], sig [SC_SIG_LEN];
+    sc_key_t *key = s_new_key (pub);
+    sc_handshake_t *broker = sc_handshake_new_broker (F->broker, F->cert, F->cert_len);
+    assert_non_null (broker);
+    spec_t s;
+    flight_t rec;
+    s_spec_client_hello (&s, &rec, broker);
+    enrol_opts_t o = { .name = "dave", .key = pub, .signer = key, .code = s_code };
+    s_spec_enrol_box (&s, &o, &rec, sig);
+    sc_handshake_destroy (&broker);
+
+    //  The recorded HELLO and ENROL to a new broker handshake.
+    broker = sc_handshake_new_broker (F->broker, F->cert, F->cert_len);
+    assert_non_null (broker);
+    flight_t fl = rec;
+    assert_int_equal (sc_handshake_broker_hello (broker, rec.suite, rec.nonce_c, rec.eph_c,
+                                                 fl.nonce_b, fl.eph_b, fl.sig_b, fl.mac_b),
+                      SC_HS_OK);
+    char name [SC_HS_NAME_MAX + 1];
+    uint8_t got_pub [SC_PUB_LEN], got_code [SC_HS_CODE_LEN];
+    assert_int_equal (sc_handshake_broker_open_enrol (broker, rec.box, rec.box_len, name,
+                                                      got_pub, got_code), SC_HS_EBOX);
+    sc_handshake_destroy (&broker);
+
+    //  The recorded contents sealed again in a fresh handshake.
+    broker = sc_handshake_new_broker (F->broker, F->cert, F->cert_len);
+    assert_non_null (broker);
+    memset (&s, 0, sizeof s);
+    s_spec_client_hello (&s, &fl, broker);
+    o.sig = sig;
+    s_spec_enrol_box (&s, &o, &fl, NULL);
+    assert_int_equal (sc_handshake_broker_open_enrol (broker, fl.box, fl.box_len, name,
+                                                      got_pub, got_code), SC_HS_OK);
+    assert_int_equal (sc_handshake_broker_verify (broker, key), SC_HS_ESIG);
+    sc_session_keys_t keys;
+    assert_int_equal (sc_handshake_keys (broker, &keys), SC_HS_ESTATE);
+    sc_handshake_destroy (&broker);
+    sc_key_destroy (&key);
+    sc_wipe (&s, sizeof s);
+}
+
+//  A box moved to another key fails: the code cannot be carried over to
+//  a key that did not sign this enrolment.
+static void
+test_enrol_moved_key (void **state)
+{
+    (void) state;
+    uint8_t pub [SC_PUB_LEN], other_pub [SC_PUB_LEN];
+    sc_key_t *key = s_new_key (pub);
+    sc_key_t *other = s_new_key (other_pub);
+    const struct {
+        const uint8_t *key, *signed_key;
+        const sc_key_t *signer, *verify_with;
+        const char *label;
+    } cases [] = {
+        //  the genuine enrolment, its key swapped for another
+        { other_pub, pub, key, other, NULL },
+        //  signed by the new key over another key
+        { pub, other_pub, key, key, NULL },
+        //  another key's genuine signature, the box naming the new key
+        { pub, other_pub, other, key, NULL },
+        //  a login's signature, not an enrolment's
+        { pub, pub, key, key, "secchat/1 cb client signature" },
+        //  a genuine box, checked by a broker with another key
+        { pub, pub, key, other, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        sc_handshake_t *broker = sc_handshake_new_broker (F->broker, F->cert, F->cert_len);
+        assert_non_null (broker);
+        spec_t s;
+        flight_t fl;
+        s_spec_client_hello (&s, &fl, broker);
+        enrol_opts_t o = { .name = "dave", .key = cases [i].key,
+                           .signed_key = cases [i].signed_key, .signer = cases [i].signer,
+                           .label = cases [i].label, .code = s_code };
+        s_spec_enrol_box (&s, &o, &fl, NULL);
+        char name [SC_HS_NAME_MAX + 1];
+        uint8_t got_pub [SC_PUB_LEN], got_code [SC_HS_CODE_LEN];
+        assert_int_equal (sc_handshake_broker_open_enrol (broker, fl.box, fl.box_len, name,
+                                                          got_pub, got_code), SC_HS_OK);
+        assert_memory_equal (got_pub, cases [i].key, SC_PUB_LEN);
+        assert_int_equal (sc_handshake_broker_verify (broker, cases [i].verify_with),
+                          SC_HS_ESIG);
+        sc_handshake_destroy (&broker);
+        sc_wipe (&s, sizeof s);
+    }
+    sc_key_destroy (&key);
+    sc_key_destroy (&other);
+}
+
+//  A login box is not an enrolment box, nor the other way round.
+static void
+test_enrol_box_kinds (void **state)
+{
+    (void) state;
+    pair_t p;
+    s_pair_default (&p);
+    s_hello (&p);
+    assert_int_equal (s_client_auth (&p, F->cert, F->cert_len, NULL), SC_HS_OK);
+    char name [SC_HS_NAME_MAX + 1];
+    uint8_t pub [SC_PUB_LEN], code [SC_HS_CODE_LEN];
+    assert_int_equal (sc_handshake_broker_open_enrol (p.broker, p.fl.box, p.fl.box_len, name,
+                                                      pub, code), SC_HS_EBOX);
+    s_pair_destroy (&p);
+
+    s_pair_default (&p);
+    s_hello (&p);
+    assert_int_equal (sc_handshake_client_enrol (p.client, s_code), SC_HS_OK);
+    assert_int_equal (s_client_auth (&p, F->cert, F->cert_len, NULL), SC_HS_OK);
+    assert_int_equal (sc_handshake_broker_open (p.broker, p.fl.box, p.fl.box_len, name),
+                      SC_HS_EBOX);
+    s_pair_destroy (&p);
+
+    //  client_enrol only between HELLO and AUTH_BROKER, once
+    s_pair_default (&p);
+    assert_int_equal (sc_handshake_client_enrol (p.client, s_code), SC_HS_ESTATE);
+    s_pair_destroy (&p);
+    s_pair_default (&p);
+    s_hello (&p);
+    assert_int_equal (sc_handshake_client_enrol (p.client, s_code), SC_HS_OK);
+    assert_int_equal (sc_handshake_client_enrol (p.client, s_code), SC_HS_ESTATE);
+    s_pair_destroy (&p);
+}
+
+//  The code as people type it: 8 groups of 4 base32 letters.
+static void
+test_enrol_code_text (void **state)
+{
+    (void) state;
+    uint8_t code [SC_HS_CODE_LEN], back [SC_HS_CODE_LEN];
+    for (size_t i = 0; i < SC_HS_CODE_LEN; i++)
+        code [i] = (uint8_t) i;
+    char text [SC_HS_CODE_TEXT_LEN + 1];
+    sc_enrol_code_format (code, text);
+    //  RFC 4648 base32 of 00 01 .. 13, in groups
+    assert_string_equal (text, "AAAQ-EAYE-AUDA-OCAJ-BIFQ-YDIO-B4IB-CEQT");
+    assert_int_equal (sc_enrol_code_parse (text, back), 0);
+    assert_memory_equal (back, code, SC_HS_CODE_LEN);
+    assert_int_equal (sc_enrol_code_parse ("aaaq eaye-auda ocaj bifq ydio b4ib ceqt", back), 0);
+    assert_memory_equal (back, code, SC_HS_CODE_LEN);
+    memset (code, 0xff, sizeof code);
+    code [19] = 0xfe;
+    sc_enrol_code_format (code, text);
+    assert_string_equal (text, "7777-7777-7777-7777-7777-7777-7777-7776");
+    assert_int_equal (sc_enrol_code_parse (text, back), 0);
+    assert_memory_equal (back, code, SC_HS_CODE_LEN);
+    //  not codes: short, long, a letter outside the alphabet, all zero
+    const char *bad [] = {
+        "AAAQ-EAYE-AUDA-OCAJ-BIFQ-YDIO-B4IB-CEQ",
+        "AAAQ-EAYE-AUDA-OCAJ-BIFQ-YDIO-B4IB-CEQTA",
+        "AAAQ-EAYE-AUDA-OCAJ-BIFQ-YDIO-B4IB-CEQ1",
+        "AAAQ-EAYE-AUDA-OCAJ-BIFQ-YDIO-B4IB-CEQ8",
+        "AAAQ-EAYE-AUDA-OCAJ-BIFQ-YDIO-B4IB_CEQT",
+        "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        assert_int_equal (sc_enrol_code_parse (bad [i], back), -1);
+        uint8_t zero [SC_HS_CODE_LEN] = { 0 };
+        assert_memory_equal (back, zero, SC_HS_CODE_LEN);
+    }
+    //  new codes: never zero, never twice; the hash is the specified one
+    uint8_t a [SC_HS_CODE_LEN], b [SC_HS_CODE_LEN], h [SC_HASH_LEN], want [SC_HASH_LEN];
+    assert_int_equal (sc_enrol_code_new (a), 0);
+    assert_int_equal (sc_enrol_code_new (b), 0);
+    assert_memory_not_equal (a, b, SC_HS_CODE_LEN);
+    assert_int_equal (sc_enrol_code_hash (s_code, h), 0);
+    uint8_t msg [64];
+    size_t len = s_labelled ("secchat/1 enrol code", s_code, SC_HS_CODE_LEN, msg);
+    assert_int_equal (sc_sha256 (msg, len, want), 0);
+    assert_memory_equal (h, want, SC_HASH_LEN);
+}
+
 int
 main (void)
 {
@@ -1260,6 +1620,12 @@ main (void)
         cmocka_unit_test (test_new_rejects_bad_arguments),
         cmocka_unit_test (test_spec_broker_side),
         cmocka_unit_test (test_spec_client_side),
+        cmocka_unit_test (test_enrol_success),
+        cmocka_unit_test (test_enrol_spec),
+        cmocka_unit_test (test_enrol_replay),
+        cmocka_unit_test (test_enrol_moved_key),
+        cmocka_unit_test (test_enrol_box_kinds),
+        cmocka_unit_test (test_enrol_code_text),
     };
     return cmocka_run_group_tests (tests, group_setup, group_teardown);
 }

@@ -1204,6 +1204,68 @@ test_cert_check (void **state)
     free (der);
 }
 
+//  A key made here, saved under a password: it loads back with that
+//  password only, openssl reads it (scrypt N = 2^14, r = 8, p = 5,
+//  AES-256-CBC, as the README's command), mode 0600, and an existing
+//  file is never replaced. Its public PEM loads as a registry key.
+static void
+test_save_private (void **state)
+{
+    (void) state;
+    sc_key_t *key = sc_key_generate ();
+    assert_non_null (key);
+    uint8_t raw [SC_PUB_LEN], back [SC_PUB_LEN];
+    assert_int_equal (sc_key_public_raw (key, raw), 0);
+    const char *path = s_path ("saved.key");
+    unlink (path);
+    assert_int_equal (sc_key_save_private (key, path, PASSWORD), SC_KEY_OK);
+    struct stat st;
+    assert_int_equal (stat (path, &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0600);
+    s_load_works ("saved.key", PASSWORD);
+    s_load_fails ("saved.key", "wrong password", SC_KEY_EBADPASS);
+    int err = 0;
+    sc_key_t *loaded = sc_key_load_private (path, PASSWORD, &err);
+    assert_non_null (loaded);
+    assert_int_equal (sc_key_public_raw (loaded, back), 0);
+    assert_memory_equal (raw, back, SC_PUB_LEN);
+    sc_key_destroy (&loaded);
+    assert_int_equal (s_run ("openssl asn1parse -in saved.key > saved.asn1"
+                             " && grep -q ':scrypt' saved.asn1"
+                             " && grep -q ':4000$' saved.asn1"     //  N = 2^14
+                             " && grep -q ':aes-256-cbc' saved.asn1"
+                             " && openssl pkey -in saved.key -passin pass:'%s' -noout",
+                             PASSWORD), 0);
+    //  never over an existing file
+    size_t len_before = 0, len_after = 0;
+    static char before [8192];
+    memcpy (before, s_slurp ("saved.key", &len_before), sizeof before);
+    sc_key_t *other = sc_key_generate ();
+    assert_non_null (other);
+    assert_int_equal (sc_key_save_private (other, path, PASSWORD), SC_KEY_EIO);
+    const char *after = s_slurp ("saved.key", &len_after);
+    assert_int_equal (len_before, len_after);
+    assert_memory_equal (before, after, len_before);
+    //  a public key cannot be saved as a private one
+    sc_key_t *pub = sc_key_from_raw (raw);
+    assert_non_null (pub);
+    assert_int_not_equal (sc_key_save_private (pub, s_path ("pub-only.key"), PASSWORD), 0);
+    //  the public PEM is what the registry reads
+    char *pem = NULL;
+    size_t pem_len = 0;
+    assert_int_equal (sc_key_public_pem (pub, &pem, &pem_len), 0);
+    s_write ("saved.pub", pem, pem_len, 0644);
+    free (pem);
+    sc_key_t *reread = sc_key_load_public (s_path ("saved.pub"), &err);
+    assert_non_null (reread);
+    assert_int_equal (sc_key_public_raw (reread, back), 0);
+    assert_memory_equal (raw, back, SC_PUB_LEN);
+    sc_key_destroy (&reread);
+    sc_key_destroy (&pub);
+    sc_key_destroy (&other);
+    sc_key_destroy (&key);
+}
+
 
 int
 main (void)
@@ -1223,6 +1285,7 @@ main (void)
         cmocka_unit_test (test_public_keys),
         cmocka_unit_test (test_public_key_forms),
         cmocka_unit_test (test_seed_and_generate),
+        cmocka_unit_test (test_save_private),
         cmocka_unit_test (test_cert_good),
         cmocka_unit_test (test_cert_wrong_name),
         cmocka_unit_test (test_cert_names),

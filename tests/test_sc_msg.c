@@ -159,6 +159,7 @@ static const t_schema_t t_schemas [] = {
     { SC_OP_AUTH_CLIENT, 1, { TB (80) } },
     { SC_OP_COOKIE, 1, { TB (32) } },
     { SC_OP_HELLO_COOKIE, 4, { TU (1), TB (32), TB (32), TB (32) } },
+    { SC_OP_ENROL, 1, { TB (197) } },
 };
 #define T_SCHEMAS (sizeof t_schemas / sizeof t_schemas [0])
 
@@ -376,6 +377,7 @@ t_fill (sc_msg_t *msg, uint8_t opcode)
             t_pattern (msg->mac, sizeof msg->mac, 140);
             break;
         case SC_OP_AUTH_CLIENT:
+        case SC_OP_ENROL:
             t_set_data (msg, SC_LOGIN_BOX_MAX, 150);
             break;
         case SC_OP_COOKIE:
@@ -424,7 +426,7 @@ t_assert_msg_equal (const sc_msg_t *a, const sc_msg_t *b)
 }
 
 static const uint8_t t_all_opcodes [] = {
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 32, 33, 34, 35, 36
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 32, 33, 34, 35, 36, 37
 };
 #define T_OPCODES (sizeof t_all_opcodes)
 
@@ -798,7 +800,7 @@ test_parse_errors (void **state)
     free (big);
     /* no such opcode */
     const uint8_t empty [] = { 0x90 };
-    const uint8_t unknown [] = { 18, 31, 37, 255 };
+    const uint8_t unknown [] = { 18, 31, 38, 255 };
     for (size_t i = 0; i < sizeof unknown; i++) {
         assert_int_equal (sc_msg_decode (unknown [i], empty, 1, &msg), SC_CODEC_EOPCODE);
         sc_msg_reset (&msg);
@@ -976,6 +978,10 @@ test_bin_sizes (void **state)
         { SC_OP_AUTH_CLIENT, 0, 17, SC_CODEC_OK },
         { SC_OP_AUTH_CLIENT, 0, SC_LOGIN_BOX_MAX, SC_CODEC_OK },
         { SC_OP_AUTH_CLIENT, 0, SC_LOGIN_BOX_MAX + 1, SC_CODEC_ESIZE },
+        { SC_OP_ENROL, 0, 16, SC_CODEC_ESIZE },
+        { SC_OP_ENROL, 0, 17, SC_CODEC_OK },
+        { SC_OP_ENROL, 0, SC_LOGIN_BOX_MAX, SC_CODEC_OK },
+        { SC_OP_ENROL, 0, SC_LOGIN_BOX_MAX + 1, SC_CODEC_ESIZE },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
         int rc = t_decode_bin_len (cases [i].op, cases [i].field, cases [i].len);
@@ -1529,7 +1535,7 @@ static void
 test_envelope_opcode (void **state)
 {
     (void) state;
-    const uint64_t unknown [] = { 18, 31, 37, 255, 256, 65536, UINT64_MAX };
+    const uint64_t unknown [] = { 18, 31, 38, 255, 256, 65536, UINT64_MAX };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown [0]; i++)
         assert_int_equal (t_env (1, unknown [i]), SC_CODEC_EOPCODE);
     for (size_t i = 0; i < T_OPCODES; i++)
@@ -1914,12 +1920,12 @@ test_strerror_and_names (void **state)
     const char *names [] = { "QUIT", "LIST", "RTT", "ACCEPT", "REFUSE",
         "MESSAGE", "CC_SESSION", "USER_NOT_FOUND", "NOTIFY", "LEAVE", "ERROR",
         "PING", "PONG", "CHAT", "USERS", "WELCOME", "CC_REPLY", "CC_FINISH",
-        "HELLO", "AUTH_BROKER", "AUTH_CLIENT", "COOKIE", "HELLO_COOKIE" };
+        "HELLO", "AUTH_BROKER", "AUTH_CLIENT", "COOKIE", "HELLO_COOKIE", "ENROL" };
     for (size_t i = 0; i < T_OPCODES; i++) {
         assert_true (sc_opcode_known (t_all_opcodes [i]));
         assert_string_equal (sc_opcode_name (t_all_opcodes [i]), names [i]);
     }
-    const int unknown_ops [] = { -1, 18, 31, 37, 255, 256, 100000 };
+    const int unknown_ops [] = { -1, 18, 31, 38, 255, 256, 100000 };
     for (size_t i = 0; i < sizeof unknown_ops / sizeof unknown_ops [0]; i++) {
         assert_false (sc_opcode_known (unknown_ops [i]));
         assert_null (sc_opcode_name (unknown_ops [i]));

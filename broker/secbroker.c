@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "sc_broker.h"
+#include "sc_cluster.h"
 #include "sc_crypto.h"
 #include "sc_log.h"
 #include "sc_notify.h"
@@ -41,6 +42,8 @@ typedef struct {
     size_t cookie_logins;       /* from this many on, HELLO needs a cookie */
     size_t failed_per_source;   /* failed logins a minute from one address */
     bool check;                 /* --check: validate the files and exit  */
+    sc_cluster_opts_t cluster;  /* --cluster: urls set                   */
+    char node[SC_NAME_MAX + 1]; /* --node, or from the host name         */
 } s_args_t;
 
 static volatile sig_atomic_t s_reload = 0;
@@ -60,6 +63,9 @@ s_usage (FILE *out)
         "                 [--log-level LEVEL] [--heartbeat MS] [--login-timeout MS]\n"
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
         "                 [--cookie-logins N] [--failed-logins-per-source N] [--check]\n"
+        "                 [--cluster URLS [--node NAME] [--nats-user USER]\n"
+        "                  [--nats-password PASSWORD] [--nats-creds FILE]\n"
+        "                  [--nats-tlsca FILE] [--nats-tlscert FILE --nats-tlskey FILE]]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
         "encrypted chats. It never sees what they say.\n"
@@ -83,6 +89,17 @@ s_usage (FILE *out)
         "                     first echo a cookie; 0: always (default 256)\n"
         "  --failed-logins-per-source N  failed logins a minute from one IP\n"
         "                     address; past it, its logins are refused (default 128)\n"
+        "  --cluster URLS     one of several brokers serving the same users as one:\n"
+        "                     the NATS servers, nats://HOST:PORT or tls://HOST:PORT,\n"
+        "                     comma-separated (default: a broker on its own)\n"
+        "  --node NAME        this broker's name in the cluster, unique, of a-z, 0-9,\n"
+        "                     _ and - (default: the host name)\n"
+        "  --nats-user USER   NATS user name (or in the URL: nats://USER:PASS@HOST)\n"
+        "  --nats-password PASSWORD  ...and its password\n"
+        "  --nats-creds FILE  NATS credentials file (JWT and nkey seed)\n"
+        "  --nats-tlsca FILE  CA certificates to verify the NATS servers with\n"
+        "  --nats-tlscert FILE, --nats-tlskey FILE  client certificate and key\n"
+        "                     presented to the NATS servers\n"
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
@@ -94,6 +111,31 @@ s_usage (FILE *out)
         "SIGHUP reloads the key, the certificate and the users (all or\n"
         "nothing) and logs out users whose key was removed or changed;\n"
         "SIGTERM stops it.\n");
+}
+
+/* The node's name: --node as it is, or the host name made one (lower
+   case, other characters as '-', at most SC_NAME_MAX). 0, or -1 when
+   --node is no name. */
+static int
+s_node_name (const char *given, char *out, size_t size)
+{
+    if (given) {
+        if (!sc_name_valid (given, strlen (given)))
+            return -1;
+        snprintf (out, size, "%s", given);
+        return 0;
+    }
+    char host[256] = "";
+    if (gethostname (host, sizeof host - 1) || !*host)
+        snprintf (host, sizeof host, "secbroker");
+    size_t n = 0;
+    for (const char *c = host; *c && n < SC_NAME_MAX && n + 1 < size; c++) {
+        char ch = (char) tolower ((unsigned char) *c);
+        out[n++] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'
+                 ? ch : '-';
+    }
+    out[n] = 0;
+    return 0;
 }
 
 /* 0 ok, 1 help printed, -1 bad arguments (usage printed). */
@@ -114,6 +156,14 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "cookie-logins", required_argument, NULL, 'C' },
         { "failed-logins-per-source", required_argument, NULL, 'F' },
         { "check", no_argument, NULL, 'K' },
+        { "cluster", required_argument, NULL, 'N' },
+        { "node", required_argument, NULL, 'n' },
+        { "nats-user", required_argument, NULL, 1 },
+        { "nats-password", required_argument, NULL, 2 },
+        { "nats-creds", required_argument, NULL, 3 },
+        { "nats-tlsca", required_argument, NULL, 4 },
+        { "nats-tlscert", required_argument, NULL, 5 },
+        { "nats-tlskey", required_argument, NULL, 6 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -122,7 +172,9 @@ s_parse (int argc, char **argv, s_args_t *args)
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
                          "info", 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
-                         4096, 1024, 256, 128, false };
+                         4096, 1024, 256, 128, false, { 0 }, "" };
+    sc_cluster_opts_default (&args->cluster);
+    const char *node = NULL;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -182,6 +234,14 @@ s_parse (int argc, char **argv, s_args_t *args)
                 break;
             }
             case 'K': args->check = true; break;
+            case 'N': args->cluster.urls = optarg; break;
+            case 'n': node = optarg; break;
+            case 1: args->cluster.user = optarg; break;
+            case 2: args->cluster.password = optarg; break;
+            case 3: args->cluster.creds = optarg; break;
+            case 4: args->cluster.tls_ca = optarg; break;
+            case 5: args->cluster.tls_cert = optarg; break;
+            case 6: args->cluster.tls_key = optarg; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
         }
@@ -191,6 +251,22 @@ s_parse (int argc, char **argv, s_args_t *args)
         s_usage (stderr);
         return -1;
     }
+    if (!args->cluster.urls && (node || args->cluster.user || args->cluster.password
+                                || args->cluster.creds || args->cluster.tls_ca
+                                || args->cluster.tls_cert || args->cluster.tls_key)) {
+        fprintf (stderr, "secbroker: --node and the --nats-* options need --cluster\n");
+        return -1;
+    }
+    if (!args->cluster.tls_cert != !args->cluster.tls_key) {
+        fprintf (stderr, "secbroker: --nats-tlscert and --nats-tlskey go together\n");
+        return -1;
+    }
+    if (args->cluster.urls && s_node_name (node, args->node, sizeof args->node)) {
+        fprintf (stderr, "secbroker: --node must be 1 to %d of a-z, 0-9, _ and -\n",
+                 SC_NAME_MAX);
+        return -1;
+    }
+    args->cluster.node = args->node;
     if (sc_log_set_level (args->log_level)) {
         fprintf (stderr, "secbroker: --log-level is error, warning, info or debug\n");
         return -1;
@@ -615,13 +691,33 @@ s_drain (sc_broker_t *broker, s_shell_t *shell)
     }
 }
 
+/* What the other nodes sent, at most a batch. */
+static void
+s_cluster_drain (sc_cluster_t *cluster, sc_broker_t *broker)
+{
+    sc_node_msg_t msg;
+    for (int i = 0; i < 1000 && sc_cluster_next (cluster, &msg, zclock_mono ()) == 1; i++)
+        sc_broker_cluster_msg (broker, &msg, zclock_mono ());
+}
+
 static int
 s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
        const uint8_t *cert, size_t cert_len)
 {
+    sc_cluster_t *cluster = NULL;
+    if (args->cluster.urls) {
+        char why[1024];
+        cluster = sc_cluster_new (&args->cluster, why, sizeof why);
+        if (!cluster) {
+            fprintf (stderr, "secbroker: %s\n", why);
+            return 1;
+        }
+    }
     zsock_t *router = s_bind (args);
-    if (!router)
+    if (!router) {
+        sc_cluster_destroy (&cluster);
         return 1;
+    }
     void *handle = zsock_resolve (router);
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
@@ -640,8 +736,11 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             s_workers_stop (&workers, broker);
         sc_broker_destroy (&broker);
         zsock_destroy (&router);
+        sc_cluster_destroy (&cluster);
         return 1;
     }
+    if (cluster)
+        sc_broker_set_cluster (broker, cluster);
     sc_broker_set_forward (broker, s_forward);
     sc_broker_set_source (broker, s_source);
     if (workers.count)
@@ -652,19 +751,26 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         sc_log (SC_LOG_WARNING, "cannot notify systemd: %s", strerror (errno));
     sc_log (SC_LOG_INFO, "listening on %s, %zu users registered, %zu login workers",
             zsock_endpoint (router), sc_registry_size (registry), workers.count);
+    if (cluster)
+        sc_log (SC_LOG_INFO, "node %s of the cluster at %s", sc_cluster_node (cluster),
+                args->cluster.urls);
 
     int64_t next_tick = zclock_mono () + S_TICK_MS;
-    zmq_pollitem_t items[1 + S_WORKERS_MAX];
+    /* the ROUTER, the cluster's queue when there is one, the workers */
+    zmq_pollitem_t items[2 + S_WORKERS_MAX];
+    int base = 1;
     items[0] = (zmq_pollitem_t) { handle, 0, ZMQ_POLLIN, 0 };
+    if (cluster)
+        items[base++] = (zmq_pollitem_t) { NULL, sc_cluster_fd (cluster), ZMQ_POLLIN, 0 };
     for (size_t i = 0; i < workers.count; i++)
-        items[1 + i] = (zmq_pollitem_t) { zsock_resolve (workers.actor[i]), 0, ZMQ_POLLIN, 0 };
+        items[base + i] = (zmq_pollitem_t) { zsock_resolve (workers.actor[i]), 0, ZMQ_POLLIN, 0 };
     while (!zsys_interrupted) {
         long timeout = (long) (next_tick - zclock_mono ());
         /* The workers' pipes only while jobs are out: each socket in a
            zmq_poll costs system calls (ZeroMQ checks its mailbox), and
            between logins the relay needs only the ROUTER. */
-        int nitems = sc_broker_jobs (broker) > 0 ? 1 + (int) workers.count : 1;
-        for (int i = 1; i < 1 + (int) workers.count; i++)
+        int nitems = sc_broker_jobs (broker) > 0 ? base + (int) workers.count : base;
+        for (int i = 1; i < base + (int) workers.count; i++)
             items[i].revents = 0;
         int rc = zmq_poll (items, nitems, timeout > 0 ? timeout : 0);
         if (rc < 0 && zmq_errno () != EINTR) {
@@ -672,10 +778,12 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             break;
         }
         for (size_t i = 0; rc > 0 && i < workers.count; i++)
-            if (items[1 + i].revents & ZMQ_POLLIN)
+            if (items[base + i].revents & ZMQ_POLLIN)
                 s_collect (&workers, i, broker);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_drain (broker, &shell);
+        if (cluster && rc > 0 && (items[1].revents & ZMQ_POLLIN))
+            s_cluster_drain (cluster, broker);
         if (s_reload) {
             s_reload = 0;
             sc_notify_reloading ();
@@ -683,6 +791,10 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             sc_notify ("READY=1");
         }
         if (zclock_mono () >= next_tick) {
+            if (cluster) {
+                sc_cluster_tick (cluster, zclock_mono ());
+                s_cluster_drain (cluster, broker);
+            }
             sc_broker_tick (broker, zclock_mono ());
             next_tick = zclock_mono () + S_TICK_MS;
         }
@@ -693,6 +805,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     s_workers_stop (&workers, broker);
     sc_broker_destroy (&broker);
     zsock_destroy (&router);
+    sc_cluster_destroy (&cluster);
     return 0;
 }
 

@@ -63,6 +63,7 @@ struct _sc_cluster_t {
     s_item_t *head, *tail;
     size_t queued;              /* bytes                                 */
     uint64_t dropped;
+    bool reconnected;           /* since the core's thread last looked   */
     int pipe[2];
     /* the core's thread only */
     zhashx_t *local;            /* name -> s_entry_t                     */
@@ -82,7 +83,7 @@ sc_cluster_opts_default (sc_cluster_opts_t *opts)
     memset (opts, 0, sizeof *opts);
     opts->beat_ms = 1000;
     opts->dead_ms = 5000;
-    opts->connect_ms = 10000;
+    opts->connect_ms = 5000;
 }
 
 static int64_t
@@ -137,6 +138,29 @@ s_on_msg (natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure
     pthread_mutex_unlock (&self->lock);
 }
 
+/* The connection to a NATS server was lost, and found again on one of
+   them (maybe another): said in the log, and the core's thread resyncs. */
+static void
+s_on_disconnected (natsConnection *nc, void *closure)
+{
+    (void) nc;
+    (void) closure;
+    sc_log (SC_LOG_WARNING, "cluster: disconnected from NATS, reconnecting");
+}
+
+static void
+s_on_reconnected (natsConnection *nc, void *closure)
+{
+    sc_cluster_t *self = closure;
+    char url[256] = "";
+    if (natsConnection_GetConnectedUrl (nc, url, sizeof url) != NATS_OK)
+        snprintf (url, sizeof url, "a NATS server");
+    sc_log (SC_LOG_INFO, "cluster: reconnected to NATS at %s", url);
+    pthread_mutex_lock (&self->lock);
+    self->reconnected = true;
+    pthread_mutex_unlock (&self->lock);
+}
+
 static void
 s_on_error (natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
@@ -178,6 +202,8 @@ s_nats_options (sc_cluster_t *self, char **urls, int count)
     self->nopts = n;
     if (st == NATS_OK) st = natsOptions_SetServers (n, (const char **) urls, count);
     if (st == NATS_OK) st = natsOptions_SetName (n, self->node);
+    /* in the order given: the operator spreads the nodes over the servers */
+    if (st == NATS_OK) st = natsOptions_SetNoRandomize (n, true);
     if (st == NATS_OK) st = natsOptions_SetTimeout (n, 2000);
     if (st == NATS_OK) st = natsOptions_SetMaxReconnect (n, -1);
     if (st == NATS_OK) st = natsOptions_SetReconnectWait (n, 250);
@@ -188,6 +214,8 @@ s_nats_options (sc_cluster_t *self, char **urls, int count)
     if (st == NATS_OK) st = natsOptions_UseGlobalMessageDelivery (n, true);
     if (st == NATS_OK) st = natsOptions_SetReconnectBufSize (n, 64 * 1024 * 1024);
     if (st == NATS_OK) st = natsOptions_SetErrorHandler (n, s_on_error, self);
+    if (st == NATS_OK) st = natsOptions_SetDisconnectedCB (n, s_on_disconnected, self);
+    if (st == NATS_OK) st = natsOptions_SetReconnectedCB (n, s_on_reconnected, self);
     if (st == NATS_OK && o->user)
         st = natsOptions_SetUserInfo (n, o->user, o->password ? o->password : "");
     if (st == NATS_OK && o->creds)
@@ -686,17 +714,18 @@ void
 sc_cluster_tick (sc_cluster_t *self, int64_t now_ms)
 {
     self->now = now_ms;
+    pthread_mutex_lock (&self->lock);
+    bool reconnected = self->reconnected;
+    self->reconnected = false;
+    pthread_mutex_unlock (&self->lock);
     if (natsConnection_Status (self->nc) != NATS_CONN_STATUS_CONNECTED) {
-        if (!self->down)
-            sc_log (SC_LOG_WARNING, "cluster: lost NATS, reconnecting");
         self->down = true;
         return;
     }
-    if (self->down) {
+    if (self->down || reconnected) {
         /* what was missed meanwhile: nobody is judged on the silence,
            and every node sends its users again */
         self->down = false;
-        sc_log (SC_LOG_INFO, "cluster: reconnected to NATS");
         for (s_node_t *node = (s_node_t *) zhashx_first (self->nodes); node;
              node = (s_node_t *) zhashx_next (self->nodes))
             node->last_seen = now_ms;

@@ -45,7 +45,7 @@ typedef struct {
     const char *tls_key;
     uint32_t beat_ms;           /* heartbeat interval (1000)              */
     uint32_t dead_ms;           /* silent this long: a node is gone (5000) */
-    uint32_t connect_ms;        /* give up connecting at start after (10000) */
+    uint32_t connect_ms;        /* give up connecting at start after (5000) */
 } sc_cluster_opts_t;
 
 void sc_cluster_opts_default (sc_cluster_opts_t *opts);

@@ -1,0 +1,592 @@
+/*  Several secbrokers as one service over NATS (secbroker --cluster).
+
+    Each test starts three real nats-server processes clustered by routes
+    on loopback ephemeral ports, three secbrokers (nodes b1, b2, b3, each
+    on a different NATS server first) and real secchat batch clients, and
+    checks that users on different nodes see one broker: the whole flow,
+    a node killed (its users' peers told, no ghosts in /list, the users
+    back on another node), a node restarted, a NATS server killed (the
+    chat goes on, every message delivered or reported) and NATS
+    unreachable at start. The codec of the bodies between brokers is
+    checked first.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sc_node.h"
+#include "sc_testproc.h"
+
+/* ---- The codec of the bodies between brokers ------------------------------ */
+
+static void
+test_node_codec (void **state)
+{
+    (void) state;
+    uint8_t body[40];
+    memset (body, 0xab, sizeof body);
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_RELAY);
+    strcpy (msg.node, "b1");
+    msg.boot = 0x1122334455667788ull;
+    strcpy (msg.from, "alice");
+    msg.from_sid = 7;
+    strcpy (msg.to, "bob");
+    msg.to_sid = 9;
+    msg.code = 5;
+    msg.since = 1700000000123;
+    msg.has_key = true;
+    memset (msg.key, 0x42, sizeof msg.key);
+    msg.data = body;
+    msg.data_len = sizeof body;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_node_msg_encode (&msg, &buf, &len), 0);
+    sc_node_msg_t out;
+    assert_int_equal (sc_node_msg_decode (buf, len, &out), 0);
+    assert_int_equal (out.kind, SC_NODE_RELAY);
+    assert_string_equal (out.node, "b1");
+    assert_true (out.boot == msg.boot);
+    assert_string_equal (out.from, "alice");
+    assert_string_equal (out.to, "bob");
+    assert_true (out.from_sid == 7 && out.to_sid == 9 && out.code == 5);
+    assert_true (out.since == msg.since);
+    assert_true (out.has_key && memcmp (out.key, msg.key, sizeof msg.key) == 0);
+    assert_int_equal (out.data_len, sizeof body);
+    assert_memory_equal (out.data, body, sizeof body);
+
+    /* strict: trailing bytes, truncation, another version */
+    uint8_t *longer = malloc (len + 1);
+    assert_non_null (longer);
+    memcpy (longer, buf, len);
+    longer[len] = 0;
+    assert_int_equal (sc_node_msg_decode (longer, len + 1, &out), SC_CODEC_ETRAILING);
+    assert_int_equal (sc_node_msg_decode (buf, len - 1, &out), SC_CODEC_EPARSE);
+    buf[1] = 2;                                 /* version 2 */
+    assert_int_equal (sc_node_msg_decode (buf, len, &out), SC_CODEC_EVERSION);
+    buf[1] = SC_NODE_VERSION;
+    buf[2] = 99;                                /* no such kind */
+    assert_int_equal (sc_node_msg_decode (buf, len, &out), SC_CODEC_EOPCODE);
+    free (longer);
+    free (buf);
+
+    /* a bad node name is neither sent nor taken */
+    strcpy (msg.node, "B 1");
+    assert_int_equal (sc_node_msg_encode (&msg, &buf, &len), -1);
+    const uint8_t bad_name[] = { 0x9c, 1, 1, 0xa3, 'B', ' ', '1', 0, 0xa0, 0, 0xa0, 0, 0,
+                                 0, 0xc4, 0, 0xc4, 0 };
+    assert_int_equal (sc_node_msg_decode (bad_name, sizeof bad_name, &out), SC_CODEC_ENAME);
+    /* an array inside claiming 2^32 elements is refused before anything
+       is allocated for it */
+    const uint8_t nested[] = { 0x9c, 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff };
+    assert_int_equal (sc_node_msg_decode (nested, sizeof nested, &out), SC_CODEC_EDEPTH);
+    const uint8_t not_array[] = { 0xa1, 'x' };
+    assert_int_equal (sc_node_msg_decode (not_array, sizeof not_array, &out), SC_CODEC_ETYPE);
+}
+
+/* ---- A cluster: three NATS servers, three secbrokers ------------------------ */
+
+#define S_NODES 3
+
+static struct {
+    char *dir;
+    char *keys;
+} T;
+
+typedef struct {
+    char *dir;
+    sc_testproc_t *nats[S_NODES];
+    int client_port[S_NODES];
+    int route_port[S_NODES];
+    sc_testproc_t *broker[S_NODES];
+    char endpoint[S_NODES][256];
+    char urls[S_NODES][256];
+} cluster_t;
+
+static cluster_t C;
+
+/* The port after `prefix` in the file, or -1. */
+static int
+s_port_in_log (const char *path, const char *prefix)
+{
+    char *text = sc_testdir_slurp (path, NULL);
+    const char *at = text ? strstr (text, prefix) : NULL;
+    int port = at ? atoi (at + strlen (prefix)) : -1;
+    free (text);
+    return port;
+}
+
+static void
+s_nats_start (int i)
+{
+    char name[16], log_name[32], routes[64];
+    snprintf (name, sizeof name, "n%d", i + 1);
+    snprintf (log_name, sizeof log_name, "nats%d.log", i + 1);
+    char *log = sc_testdir_path (C.dir, log_name);
+    const char *argv[16] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", "--cluster",
+                             "nats://127.0.0.1:-1", "--cluster_name", "secchat", "-n", name };
+    int argc = 11;
+    if (i > 0) {
+        snprintf (routes, sizeof routes, "nats://127.0.0.1:%d", C.route_port[0]);
+        argv[argc++] = "--routes";
+        argv[argc++] = routes;
+    }
+    argv[argc] = NULL;
+    C.nats[i] = sc_testproc_new (name, argv, log);
+    assert_non_null (C.nats[i]);
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    while (sc_testproc_now_ms () < deadline
+           && (C.route_port[i] = s_port_in_log (log, "route connections on 127.0.0.1:")) <= 0)
+        sc_testproc_sleep_ms (50);
+    C.client_port[i] = s_port_in_log (log, "client connections on 127.0.0.1:");
+    free (log);
+    assert_true (C.route_port[i] > 0 && C.client_port[i] > 0);
+}
+
+/* Node b(i+1): its own folder and log, NATS server i+2 first (b1 on n3,
+   b2 on n1, b3 on n2), then the others. */
+static void
+s_broker_start (int i)
+{
+    int first = (i + 2) % S_NODES;
+    snprintf (C.urls[i], sizeof C.urls[i], "nats://127.0.0.1:%d,nats://127.0.0.1:%d,"
+              "nats://127.0.0.1:%d", C.client_port[first],
+              C.client_port[(first + 1) % S_NODES], C.client_port[(first + 2) % S_NODES]);
+    char node[8], sub[8];
+    snprintf (node, sizeof node, "b%d", i + 1);
+    snprintf (sub, sizeof sub, "b%d", i + 1);
+    char *dir = sc_testdir_path (C.dir, sub);
+    if (access (dir, F_OK) != 0)
+        assert_int_equal (mkdir (dir, 0700), 0);
+    const char *const extra[] = { "--cluster", C.urls[i], "--node", node, NULL };
+    C.broker[i] = sc_testproc_broker_new_with (T.keys, dir, extra, C.endpoint[i],
+                                               sizeof C.endpoint[i]);
+    free (dir);
+    assert_non_null (C.broker[i]);
+}
+
+static void
+s_cluster_start (const char *tag)
+{
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, tag);
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    for (int i = 0; i < S_NODES; i++)
+        s_nats_start (i);
+    for (int i = 0; i < S_NODES; i++)
+        s_broker_start (i);
+}
+
+static sc_testproc_t *
+s_client_as (const char *user, const char *name, int node)
+{
+    sc_testclient_t opts = { .keys = T.keys, .workdir = C.dir, .endpoint = C.endpoint[node],
+                             .user = user, .name = name };
+    sc_testproc_t *client = sc_testproc_client_new (&opts);
+    assert_non_null (client);
+    char ready[64];
+    snprintf (ready, sizeof ready, "ready %s", user);
+    assert_int_equal (sc_testproc_expect (client, ready, sc_testproc_timeout (10000)), 0);
+    return client;
+}
+
+static sc_testproc_t *
+s_client (const char *user, int node)
+{
+    return s_client_as (user, user, node);
+}
+
+/* /list until it answers exactly `expect`: presence crosses NATS. */
+static void
+s_list_until (sc_testproc_t *client, const char *expect, int timeout_ms)
+{
+    int64_t deadline = sc_testproc_now_ms () + timeout_ms;
+    const char *line = NULL;
+    do {
+        assert_int_equal (sc_testproc_send (client, "/list"), 0);
+        line = sc_testproc_expect_prefix (client, "users", sc_testproc_timeout (5000));
+        assert_non_null (line);
+        if (strcmp (line, expect) == 0)
+            return;
+        sc_testproc_sleep_ms (250);
+    } while (sc_testproc_now_ms () < deadline);
+    sc_testproc_dump_all ();
+    fail_msg ("/list said \"%s\", not \"%s\", for %d ms", line, expect, timeout_ms);
+}
+
+/* from asks to, to accepts, both reach `chat`. */
+static void
+s_open_chat (sc_testproc_t *from, const char *from_name, sc_testproc_t *to,
+             const char *to_name)
+{
+    int t = sc_testproc_timeout (10000);
+    char line[128];
+    snprintf (line, sizeof line, "/talk %s", to_name);
+    assert_int_equal (sc_testproc_send (from, line), 0);
+    snprintf (line, sizeof line, "request %s", from_name);
+    assert_int_equal (sc_testproc_expect (to, line, t), 0);
+    assert_int_equal (sc_testproc_send (to, "/accept"), 0);
+    snprintf (line, sizeof line, "accepted %s", to_name);
+    assert_int_equal (sc_testproc_expect (from, line, t), 0);
+    snprintf (line, sizeof line, "chat %s ", to_name);
+    assert_non_null (sc_testproc_expect_prefix (from, line, t));
+    snprintf (line, sizeof line, "chat %s ", from_name);
+    assert_non_null (sc_testproc_expect_prefix (to, line, t));
+}
+
+static void
+s_say (sc_testproc_t *from, sc_testproc_t *to, const char *from_name, const char *text)
+{
+    char line[512];
+    snprintf (line, sizeof line, "msg %s %s", from_name, text);
+    assert_int_equal (sc_testproc_send (from, text), 0);
+    assert_int_equal (sc_testproc_expect (to, line, sc_testproc_timeout (10000)), 0);
+}
+
+static void
+s_quit (sc_testproc_t *client)
+{
+    assert_int_equal (sc_testproc_send (client, "/quit"), 0);
+    assert_int_equal (sc_testproc_skip_to (client, "bye", sc_testproc_timeout (10000)), 0);
+    assert_int_equal (sc_testproc_wait (client, sc_testproc_timeout (10000)), 0);
+}
+
+/* ---- The whole flow across nodes -------------------------------------------- */
+
+static void
+test_flow_across_nodes (void **state)
+{
+    (void) state;
+    s_cluster_start ("flow");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    sc_testproc_t *carol = s_client ("carol", 2);
+    /* everyone online on every node, sorted, oneself left out */
+    s_list_until (alice, "users bob carol", t);
+    s_list_until (bob, "users alice carol", t);
+    s_list_until (carol, "users alice bob", t);
+
+    /* registered but online nowhere */
+    assert_int_equal (sc_testproc_send (alice, "/talk dave"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "not-found dave", t), 0);
+
+    /* carol (b3) asks bob (b2): alice (b1) finds him busy; bob refuses */
+    assert_int_equal (sc_testproc_send (carol, "/talk bob"), 0);
+    assert_int_equal (sc_testproc_expect (bob, "request carol", t), 0);
+    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "busy bob", t), 0);
+    assert_int_equal (sc_testproc_send (bob, "/refuse"), 0);
+    assert_int_equal (sc_testproc_expect (carol, "refused bob", t), 0);
+    assert_int_equal (sc_testproc_expect (bob, "closed carol", t), 0);
+
+    /* carol withdraws a request: alice hears it */
+    assert_int_equal (sc_testproc_send (carol, "/talk alice"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "request carol", t), 0);
+    assert_int_equal (sc_testproc_send (carol, "/leave"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "closed carol", t), 0);
+    assert_int_equal (sc_testproc_expect (carol, "closed alice", t), 0);
+
+    /* alice (b1) and bob (b2) chat, both ways, confirmed end to end */
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "hello across the cluster");
+    s_say (bob, alice, "bob", "hello from the other node");
+    for (int i = 0; i < 20; i++) {
+        char text[32];
+        snprintf (text, sizeof text, "in order %d", i);
+        assert_int_equal (sc_testproc_send (alice, text), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        char line[64];
+        snprintf (line, sizeof line, "msg alice in order %d", i);
+        assert_int_equal (sc_testproc_expect (bob, line, t), 0);
+    }
+    assert_int_equal (sc_testproc_expect_acked (alice, "bob", 21, t), 0);
+    assert_int_equal (sc_testproc_expect_acked (bob, "alice", 1, t), 0);
+    /* in a chat on another node: busy */
+    assert_int_equal (sc_testproc_send (carol, "/talk alice"), 0);
+    assert_int_equal (sc_testproc_expect (carol, "busy alice", t), 0);
+    /* bob leaves: alice is told */
+    assert_int_equal (sc_testproc_send (bob, "/leave"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "closed bob", t), 0);
+    assert_int_equal (sc_testproc_expect (bob, "closed alice", t), 0);
+
+    /* a second login of alice, on b3, replaces the first, on b1 */
+    s_open_chat (carol, "carol", alice, "alice");
+    sc_testproc_t *alice2 = s_client_as ("alice", "alice2", 2);
+    const char *line = sc_testproc_expect_prefix (alice, "error replaced ", t);
+    assert_non_null (line);
+    assert_non_null (sc_testproc_expect_prefix (carol, "error unconfirmed-close alice (", t));
+    assert_int_equal (sc_testproc_skip_to (carol, "closed alice", t), 0);
+    s_list_until (bob, "users alice carol", t);
+    s_list_until (alice2, "users bob carol", t);
+
+    /* quit: the peer on the other node is told */
+    s_open_chat (alice2, "alice", carol, "carol");
+    s_say (carol, alice2, "carol", "same node now");
+    assert_int_equal (sc_testproc_send (bob, "/talk carol"), 0);
+    assert_int_equal (sc_testproc_expect (bob, "busy carol", t), 0);
+    s_quit (carol);
+    assert_int_equal (sc_testproc_expect (alice2, "closed carol", t), 0);
+    s_list_until (bob, "users alice", t);
+    s_quit (alice2);
+    s_quit (bob);
+    sc_testproc_destroy (&alice);
+}
+
+/* ---- A node killed, then restarted ------------------------------------------ */
+
+static void
+test_node_killed_and_restarted (void **state)
+{
+    (void) state;
+    s_cluster_start ("node-kill");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    sc_testproc_t *carol = s_client ("carol", 2);
+    s_list_until (carol, "users alice bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "before the crash");
+    assert_int_equal (sc_testproc_expect_acked (alice, "bob", 1, t), 0);
+
+    /* b2 dies with bob's session: alice (b1) is told within 10 s, and
+       bob is in nobody's list within 10 s */
+    int64_t killed = sc_testproc_now_ms ();
+    assert_int_equal (sc_testproc_kill (C.broker[1]), SC_TESTPROC_SIGNALED + SIGKILL);
+    sc_testproc_destroy (&C.broker[1]);
+    sc_testproc_destroy (&bob);     /* it would only retry b2 */
+    int ten = sc_testproc_timeout (10000);
+    assert_non_null (sc_testproc_expect_prefix (alice, "error unconfirmed-close bob (", ten));
+    assert_int_equal (sc_testproc_skip_to (alice, "closed bob", ten), 0);
+    assert_true (sc_testproc_now_ms () - killed <= ten);
+    s_list_until (carol, "users alice", (int) (ten - (sc_testproc_now_ms () - killed)));
+    s_list_until (alice, "users carol", t);
+
+    /* bob logs in to another node and chats again */
+    sc_testproc_t *bob2 = s_client_as ("bob", "bob2", 2);
+    s_list_until (alice, "users bob carol", t);
+    s_open_chat (alice, "alice", bob2, "bob");
+    s_say (bob2, alice, "bob", "back on b3");
+
+    /* b2 restarts, under the same name: it rejoins, and users log in to
+       it and chat across it */
+    s_broker_start (1);
+    sc_testproc_t *dave = s_client ("dave", 1);
+    s_list_until (carol, "users alice bob dave", t);
+    s_list_until (dave, "users alice bob carol", t);
+    s_open_chat (carol, "carol", dave, "dave");
+    s_say (dave, carol, "dave", "from the restarted node");
+    s_say (carol, dave, "carol", "welcome back");
+    s_quit (dave);
+    assert_int_equal (sc_testproc_expect (carol, "closed dave", t), 0);
+    s_quit (carol);
+    s_quit (bob2);
+    assert_int_equal (sc_testproc_expect (alice, "closed bob", t), 0);
+    s_quit (alice);
+}
+
+/* ---- One NATS server of three killed ----------------------------------------- */
+
+typedef struct {
+    int received;               /* "msg PEER PREFIX..." lines             */
+    int reported;               /* undelivered errors and unacked counts  */
+} s_tally_t;
+
+/* Read client's lines until `last`, counting. Only what a chat through
+   a failover may say is allowed besides. */
+static void
+s_tally_until (sc_testproc_t *client, const char *prefix, const char *last, s_tally_t *tally)
+{
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    const char *line = NULL;
+    while (sc_testproc_now_ms () < deadline) {
+        int rc = sc_testproc_read_line (client, 1000, &line);
+        if (rc < 0)
+            break;
+        if (rc == 0)
+            continue;
+        if (strcmp (line, last) == 0)
+            return;
+        if (strncmp (line, prefix, strlen (prefix)) == 0)
+            tally->received++;
+        else
+        if (strncmp (line, "error undelivered ", 18) == 0)
+            tally->reported++;
+        else
+        if (strncmp (line, "unacked ", 8) == 0)
+            tally->reported += atoi (strchr (line + 8, ' ') + 1);
+        else
+        if (strncmp (line, "lost ", 5) != 0) {
+            sc_testproc_dump_all ();
+            fail_msg ("unexpected line \"%s\" before \"%s\"", line, last);
+        }
+    }
+    sc_testproc_dump_all ();
+    fail_msg ("no \"%s\"", last);
+}
+
+static void
+test_nats_server_killed (void **state)
+{
+    (void) state;
+    s_cluster_start ("nats-kill");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);      /* b1, on n3 */
+    sc_testproc_t *bob = s_client ("bob", 1);          /* b2, on n1 */
+    s_list_until (alice, "users bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "before");
+
+    /* n3 dies under b1: b1 reconnects to another server; what both send
+       meanwhile is delivered or reported to its sender */
+    assert_int_equal (sc_testproc_kill (C.nats[2]), SC_TESTPROC_SIGNALED + SIGKILL);
+    enum { SENT = 10 };
+    for (int i = 0; i < SENT; i++) {
+        char text[32];
+        snprintf (text, sizeof text, "during %d", i);
+        assert_int_equal (sc_testproc_send (alice, text), 0);
+        snprintf (text, sizeof text, "back %d", i);
+        assert_int_equal (sc_testproc_send (bob, text), 0);
+        sc_testproc_sleep_ms (100);
+    }
+    /* the chat goes on: messages after it arrive */
+    sc_testproc_sleep_ms (1500);
+    assert_int_equal (sc_testproc_send (alice, "after"), 0);
+    assert_int_equal (sc_testproc_send (bob, "after too"), 0);
+    s_tally_t to_bob = { 0, 0 }, to_alice = { 0, 0 };
+    s_tally_until (bob, "msg alice during ", "msg alice after", &to_bob);
+    s_tally_until (alice, "msg bob back ", "msg bob after too", &to_alice);
+    /* the end of the chat counts what was never confirmed */
+    assert_int_equal (sc_testproc_send (alice, "/leave"), 0);
+    /* (no message may come any more: "-" counts none) */
+    s_tally_until (alice, "-", "closed bob", &to_bob);
+    s_tally_until (bob, "-", "closed alice", &to_alice);
+    fprintf (stderr, "NATS server killed: alice -> bob %d of %d delivered, %d reported; "
+             "bob -> alice %d delivered, %d reported\n", to_bob.received, SENT,
+             to_bob.reported, to_alice.received, to_alice.reported);
+    /* to_bob.reported holds alice's reports (her undelivered and unacked
+       lines), to_alice.reported bob's */
+    assert_true (to_bob.received + to_bob.reported >= SENT);
+    assert_true (to_alice.received + to_alice.reported >= SENT);
+    /* b1 did lose its server, and found another */
+    char *b1_log = sc_testdir_path (C.dir, "b1/broker.log");
+    char *text = sc_testdir_slurp (b1_log, NULL);
+    assert_non_null (text);
+    assert_non_null (strstr (text, "cluster: reconnected to NATS at nats://127.0.0.1:"));
+    free (text);
+    free (b1_log);
+    /* and a new chat across the two nodes works */
+    s_open_chat (bob, "bob", alice, "alice");
+    s_say (alice, bob, "alice", "after the failover");
+    s_quit (alice);
+    s_quit (bob);
+}
+
+/* ---- NATS unreachable at start ---------------------------------------------- */
+
+static void
+test_nats_unreachable (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    /* a port bound but not listening: connections are refused */
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    assert_true (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
+                 && getsockname (fd, (struct sockaddr *) &addr, &alen) == 0);
+    char urls[128], bin[512], cert[512], key[512], users[512];
+    snprintf (urls, sizeof urls, "nats://127.0.0.1:%d,nats://127.0.0.1:%d",
+              ntohs (addr.sin_port), ntohs (addr.sin_port));
+    snprintf (bin, sizeof bin, "%ssecbroker", sc_testproc_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
+    snprintf (key, sizeof key, "%s/broker.key", T.keys);
+    snprintf (users, sizeof users, "%s/users", T.keys);
+    char *log = sc_testdir_path (T.dir, "unreachable.log");
+    const char *const argv[] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
+                                 "--key", key, "--users", users, "--cluster", urls,
+                                 "--node", "lonely", NULL };
+    int64_t started = sc_testproc_now_ms ();
+    sc_testproc_t *broker = sc_testproc_new ("broker", argv, log);
+    assert_non_null (broker);
+    assert_int_equal (sc_testproc_wait (broker, 30000), 1);
+    assert_true (sc_testproc_now_ms () - started < 30000);
+    assert_int_equal (sc_testproc_expect_eof (broker, 1000), 0);
+    char *text = sc_testdir_slurp (log, NULL);
+    assert_non_null (text);
+    /* one line, naming the URLs it tried */
+    char *nl = strchr (text, '\n');
+    assert_non_null (nl);
+    assert_true (nl[1] == 0);
+    assert_non_null (strstr (text, urls));
+    assert_true (strncmp (text, "secbroker: ", 11) == 0);
+    free (text);
+    free (log);
+    close (fd);
+}
+
+/* ---- Fixture ------------------------------------------------------------------ */
+
+static int
+s_group_setup (void **state)
+{
+    (void) state;
+    T.dir = sc_testdir_new ("cluster");
+    if (!T.dir)
+        return -1;
+    T.keys = sc_testdir_path (T.dir, "keys");
+    const char *const users[] = { "alice", "bob", "carol", "dave", NULL };
+    return sc_testproc_make_keys (T.keys, users);
+}
+
+static int
+s_group_teardown (void **state)
+{
+    (void) state;
+    sc_testdir_remove (T.dir);
+    free (T.keys);
+    free (T.dir);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    sc_testproc_destroy_all ();
+    free (C.dir);
+    memset (&C, 0, sizeof C);
+    return 0;
+}
+
+int
+main (void)
+{
+    signal (SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_node_codec),
+        cmocka_unit_test_teardown (test_flow_across_nodes, s_teardown),
+        cmocka_unit_test_teardown (test_node_killed_and_restarted, s_teardown),
+        cmocka_unit_test_teardown (test_nats_server_killed, s_teardown),
+        cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
+}

@@ -285,7 +285,10 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
     }
     int64_t deadline = zclock_mono () + opts->connect_ms;
     natsStatus cst;
+    /* servers down or not up yet: tried again until the deadline; a
+       refusal (credentials, TLS) would only be refused again */
     while ((cst = natsConnection_Connect (&self->nc, self->nopts)) != NATS_OK
+           && (cst == NATS_NO_SERVER || cst == NATS_TIMEOUT || cst == NATS_IO_ERROR)
            && zclock_mono () + 500 < deadline)
         zclock_sleep (500);
     if (cst == NATS_OK)
@@ -347,7 +350,9 @@ sc_cluster_destroy (sc_cluster_t **self_p)
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
-    nats_Close ();
+    /* nats_Close is not called: with TLS set up it frees OpenSSL's
+       state, which the broker's own OpenSSL use and its exit handlers
+       still need (a crash at exit) */
 }
 
 const char *

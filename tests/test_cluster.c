@@ -14,6 +14,7 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
+#define _GNU_SOURCE         /* asprintf */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -345,9 +346,27 @@ test_flow_across_nodes (void **state)
     s_quit (carol);
     assert_int_equal (sc_testproc_expect (alice2, "closed carol", t), 0);
     s_list_until (bob, "users alice", t);
+
+    /* b2 stops (SIGTERM) mid-chat: it says goodbye, so alice hears at
+       once, well before a silent node would be given up (5 s) */
+    s_open_chat (alice2, "alice", bob, "bob");
+    s_say (bob, alice2, "bob", "going down");
+    int64_t stopped = sc_testproc_now_ms ();
+    assert_int_equal (sc_testproc_signal (C.broker[1], SIGTERM), 0);
+    assert_int_equal (sc_testproc_wait (C.broker[1], t), 0);
+    assert_non_null (sc_testproc_expect_prefix (alice2, "error unconfirmed-close bob (", t));
+    assert_int_equal (sc_testproc_skip_to (alice2, "closed bob", t), 0);
+    if (!sc_testproc_valgrind ())
+        assert_true (sc_testproc_now_ms () - stopped < 4000);
+    s_list_until (alice2, "users", t);
     s_quit (alice2);
-    s_quit (bob);
     sc_testproc_destroy (&alice);
+    sc_testproc_destroy (&bob);
+    /* the others stop cleanly too (under the sanitizers: no leak) */
+    for (int i = 0; i < S_NODES; i += 2) {
+        assert_int_equal (sc_testproc_signal (C.broker[i], SIGTERM), 0);
+        assert_int_equal (sc_testproc_wait (C.broker[i], t), 0);
+    }
 }
 
 /* ---- A node killed, then restarted ------------------------------------------ */
@@ -543,6 +562,142 @@ test_nats_unreachable (void **state)
     close (fd);
 }
 
+/* ---- deploy/nats-secchat.conf: accounts, permissions, TLS ---------------------- */
+
+/* A secbroker of the TLS cluster with these NATS options (extra:
+   NULL-terminated); started is whether it said it listens. */
+static sc_testproc_t *
+s_tls_broker (const char *node, const char *const extra[], int *status)
+{
+    char bin[512], cert[512], key[512], users[512], log[512];
+    snprintf (bin, sizeof bin, "%ssecbroker", sc_testproc_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
+    snprintf (key, sizeof key, "%s/broker.key", T.keys);
+    snprintf (users, sizeof users, "%s/users", T.keys);
+    snprintf (log, sizeof log, "%s/%s.log", C.dir, node);
+    const char *argv[32] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert, "--key",
+                             key, "--users", users, "--node", node };
+    int argc = 11;
+    for (int i = 0; extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    sc_testproc_t *broker = sc_testproc_new (node, argv, log);
+    assert_non_null (broker);
+    *status = sc_testproc_wait (broker, 0);
+    return broker;
+}
+
+static void
+test_nats_accounts_and_tls (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, "tls");
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    /* a CA, and one certificate for the server (127.0.0.1) and the
+       brokers, as deploy/README.md makes them */
+    char cmd[2048];
+    snprintf (cmd, sizeof cmd,
+              "cd '%s' && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n"
+              "extendedKeyUsage=serverAuth,clientAuth\\n' > ext && "
+              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+              "-keyout ca.key -out ca.pem -days 2 -subj /CN=nats-ca && "
+              "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+              "-keyout nats.key -out nats.csr -subj /CN=nats && "
+              "openssl x509 -req -in nats.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out nats.pem -days 2 -extfile ext", C.dir);
+    char *olog = sc_testdir_path (C.dir, "openssl.log");
+    char full[2600];
+    snprintf (full, sizeof full, "( %s ) > '%s' 2>&1", cmd, olog);
+    assert_int_equal (system (full), 0);
+    free (olog);
+    char *ca = sc_testdir_path (C.dir, "ca.pem");
+    char *crt = sc_testdir_path (C.dir, "nats.pem");
+    char *key = sc_testdir_path (C.dir, "nats.key");
+    setenv ("NATS_NAME", "n1", 1);
+    setenv ("NATS_TLS_CERT", crt, 1);
+    setenv ("NATS_TLS_KEY", key, 1);
+    setenv ("NATS_TLS_CA", ca, 1);
+    setenv ("SECCHAT_NATS_PASSWORD", "brokers-only", 1);
+    /* the file as shipped; only the addresses are the test's (a lone
+       server: its route goes nowhere) */
+    char *log = sc_testdir_path (C.dir, "nats.log");
+    const char *const nats_argv[] = { "nats-server", "-c", "deploy/nats-secchat.conf", "-a",
+                                      "127.0.0.1", "-p", "-1", "--cluster",
+                                      "nats://127.0.0.1:-1", "--routes",
+                                      "nats://127.0.0.1:1", NULL };
+    C.nats[0] = sc_testproc_new ("nats", nats_argv, log);
+    assert_non_null (C.nats[0]);
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    int port = -1;
+    while (sc_testproc_now_ms () < deadline
+           && (port = s_port_in_log (log, "client connections on 127.0.0.1:")) <= 0)
+        sc_testproc_sleep_ms (50);
+    free (log);
+    assert_true (port > 0);
+    char tls_url[64], plain_url[64];
+    snprintf (tls_url, sizeof tls_url, "tls://127.0.0.1:%d", port);
+    snprintf (plain_url, sizeof plain_url, "nats://127.0.0.1:%d", port);
+
+    /* the brokers, with the user, the password and their certificate */
+    const char *const good[] = { "--cluster", tls_url, "--nats-user", "secbroker",
+                                 "--nats-password", "brokers-only", "--nats-tlsca", ca,
+                                 "--nats-tlscert", crt, "--nats-tlskey", key, NULL };
+    int t = sc_testproc_timeout (10000);
+    int status = 0;
+    for (int i = 0; i < 2; i++) {
+        char node[8];
+        snprintf (node, sizeof node, "b%d", i + 1);
+        C.broker[i] = s_tls_broker (node, good, &status);
+        const char *line = sc_testproc_expect_prefix (C.broker[i], "secbroker listening on ", t);
+        assert_non_null (line);
+        snprintf (C.endpoint[i], sizeof C.endpoint[i], "%s", line + 23);
+    }
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    s_list_until (alice, "users bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (bob, alice, "bob", "over TLS, in our own account");
+
+    /* nobody else gets in: a wrong password, no client certificate, no
+       TLS; each is refused at once, in one line */
+    const char *const wrong_password[] = { "--cluster", tls_url, "--nats-user", "secbroker",
+                                           "--nats-password", "guess", "--nats-tlsca", ca,
+                                           "--nats-tlscert", crt, "--nats-tlskey", key, NULL };
+    const char *const no_cert[] = { "--cluster", tls_url, "--nats-user", "secbroker",
+                                     "--nats-password", "brokers-only", "--nats-tlsca", ca,
+                                     NULL };
+    const char *const no_tls[] = { "--cluster", plain_url, "--nats-user", "secbroker",
+                                   "--nats-password", "brokers-only", NULL };
+    const char *const *const refused[] = { wrong_password, no_cert, no_tls };
+    for (int i = 0; i < 3; i++) {
+        char node[16];
+        snprintf (node, sizeof node, "intruder%d", i);
+        sc_testproc_t *intruder = s_tls_broker (node, refused[i], &status);
+        assert_int_equal (sc_testproc_wait (intruder, t), 1);
+        assert_int_equal (sc_testproc_expect_eof (intruder, 1000), 0);
+        char *path = sc_testdir_path (C.dir, node);
+        char *path_log = NULL;
+        if (asprintf (&path_log, "%s.log", path) < 0)
+            fail ();
+        char *text = sc_testdir_slurp (path_log, NULL);
+        assert_non_null (text);
+        assert_true (strncmp (text, "secbroker: cannot reach NATS at ", 32) == 0);
+        assert_true (strchr (text, '\n') && strchr (text, '\n')[1] == 0);
+        free (text);
+        free (path_log);
+        free (path);
+        sc_testproc_destroy (&intruder);
+    }
+    /* and the chat went on */
+    s_say (alice, bob, "alice", "still private");
+    s_quit (alice);
+    s_quit (bob);
+    free (ca);
+    free (crt);
+    free (key);
+}
+
 /* ---- Fixture ------------------------------------------------------------------ */
 
 static int
@@ -587,6 +742,7 @@ main (void)
         cmocka_unit_test_teardown (test_node_killed_and_restarted, s_teardown),
         cmocka_unit_test_teardown (test_nats_server_killed, s_teardown),
         cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),
+        cmocka_unit_test_teardown (test_nats_accounts_and_tls, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

@@ -328,7 +328,8 @@ bench-run: bench-build
 #               ns per AEAD seal and open, per body decode, per relayed
 #               message in the broker's core; `name value` lines, the
 #               minimum of several repetitions. Not tests: nothing is timed
-#               against a limit.
+#               against a limit. bench_presence also starts a local
+#               nats-server (the cluster's presence and list costs).
 .PHONY: bench-micro bench-micro-build bench-micro-run
 MICRO_SRC   = $(wildcard tests/bench/micro/*.c)
 MICRO_BINS  = $(MICRO_SRC:tests/bench/micro/%.c=$(BUILD)/bench/%)

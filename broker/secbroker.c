@@ -48,6 +48,9 @@ typedef struct {
 
 static volatile sig_atomic_t s_reload = 0;
 
+/* --nats-password-file's password, wiped once NATS has its copy. */
+static char s_nats_password[1024];
+
 static void
 s_on_sighup (int sig)
 {
@@ -64,7 +67,8 @@ s_usage (FILE *out)
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
         "                 [--cookie-logins N] [--failed-logins-per-source N] [--check]\n"
         "                 [--cluster URLS [--node NAME] [--nats-user USER]\n"
-        "                  [--nats-password PASSWORD] [--nats-creds FILE]\n"
+        "                  [--nats-password PASSWORD | --nats-password-file FILE]\n"
+        "                  [--nats-creds FILE]\n"
         "                  [--nats-tlsca FILE] [--nats-tlscert FILE --nats-tlskey FILE]]\n"
         "\n"
         "The secchat broker: authenticates users and relays their end-to-end\n"
@@ -95,7 +99,8 @@ s_usage (FILE *out)
         "  --node NAME        this broker's name in the cluster, unique, of a-z, 0-9,\n"
         "                     _ and - (default: the host name)\n"
         "  --nats-user USER   NATS user name (or in the URL: nats://USER:PASS@HOST)\n"
-        "  --nats-password PASSWORD  ...and its password\n"
+        "  --nats-password PASSWORD  ...and its password (seen by ps: prefer\n"
+        "  --nats-password-file FILE  the first line of FILE)\n"
         "  --nats-creds FILE  NATS credentials file (JWT and nkey seed)\n"
         "  --nats-tlsca FILE  CA certificates to verify the NATS servers with\n"
         "  --nats-tlscert FILE, --nats-tlskey FILE  client certificate and key\n"
@@ -164,6 +169,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "nats-tlsca", required_argument, NULL, 4 },
         { "nats-tlscert", required_argument, NULL, 5 },
         { "nats-tlskey", required_argument, NULL, 6 },
+        { "nats-password-file", required_argument, NULL, 7 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -242,6 +248,19 @@ s_parse (int argc, char **argv, s_args_t *args)
             case 4: args->cluster.tls_ca = optarg; break;
             case 5: args->cluster.tls_cert = optarg; break;
             case 6: args->cluster.tls_key = optarg; break;
+            case 7: {
+                FILE *file = fopen (optarg, "r");
+                bool ok = file && fgets (s_nats_password, sizeof s_nats_password, file);
+                if (file)
+                    fclose (file);
+                s_nats_password[strcspn (s_nats_password, "\r\n")] = 0;
+                if (!ok || !*s_nats_password) {
+                    fprintf (stderr, "secbroker: cannot read a password from %s\n", optarg);
+                    return -1;
+                }
+                args->cluster.password = s_nats_password;
+                break;
+            }
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
         }
@@ -708,6 +727,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     if (args->cluster.urls) {
         char why[1024];
         cluster = sc_cluster_new (&args->cluster, why, sizeof why);
+        sc_wipe (s_nats_password, sizeof s_nats_password);
         if (!cluster) {
             fprintf (stderr, "secbroker: %s\n", why);
             return 1;

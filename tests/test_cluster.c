@@ -639,9 +639,15 @@ test_nats_accounts_and_tls (void **state)
     snprintf (tls_url, sizeof tls_url, "tls://127.0.0.1:%d", port);
     snprintf (plain_url, sizeof plain_url, "nats://127.0.0.1:%d", port);
 
-    /* the brokers, with the user, the password and their certificate */
+    /* the brokers, with the user, the password (from a file) and their
+       certificate */
+    char *pass = sc_testdir_path (C.dir, "nats.pass");
+    FILE *file = fopen (pass, "w");
+    assert_non_null (file);
+    assert_true (fputs ("brokers-only\n", file) >= 0);
+    assert_int_equal (fclose (file), 0);
     const char *const good[] = { "--cluster", tls_url, "--nats-user", "secbroker",
-                                 "--nats-password", "brokers-only", "--nats-tlsca", ca,
+                                 "--nats-password-file", pass, "--nats-tlsca", ca,
                                  "--nats-tlscert", crt, "--nats-tlskey", key, NULL };
     int t = sc_testproc_timeout (10000);
     int status = 0;
@@ -693,6 +699,7 @@ test_nats_accounts_and_tls (void **state)
     s_say (alice, bob, "alice", "still private");
     s_quit (alice);
     s_quit (bob);
+    free (pass);
     free (ca);
     free (crt);
     free (key);

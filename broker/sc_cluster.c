@@ -64,6 +64,7 @@ struct _sc_cluster_t {
     size_t queued;              /* bytes                                 */
     uint64_t dropped;
     bool reconnected;           /* since the core's thread last looked   */
+    bool closing;               /* sc_cluster_destroy under way          */
     int pipe[2];
     /* the core's thread only */
     zhashx_t *local;            /* name -> s_entry_t                     */
@@ -144,8 +145,12 @@ static void
 s_on_disconnected (natsConnection *nc, void *closure)
 {
     (void) nc;
-    (void) closure;
-    sc_log (SC_LOG_WARNING, "cluster: disconnected from NATS, reconnecting");
+    sc_cluster_t *self = closure;
+    pthread_mutex_lock (&self->lock);
+    bool closing = self->closing;
+    pthread_mutex_unlock (&self->lock);
+    if (!closing)
+        sc_log (SC_LOG_WARNING, "cluster: disconnected from NATS, reconnecting");
 }
 
 static void
@@ -323,6 +328,9 @@ sc_cluster_destroy (sc_cluster_t **self_p)
         sc_node_msg_init (&bye, SC_NODE_BYE);
         (void) s_publish (self, S_PRESENCE, &bye);
     }
+    pthread_mutex_lock (&self->lock);
+    self->closing = true;
+    pthread_mutex_unlock (&self->lock);
     if (self->nc) {
         (void) natsConnection_FlushTimeout (self->nc, 1000);
         natsConnection_Close (self->nc);
@@ -420,9 +428,12 @@ sc_cluster_online (sc_cluster_t *self, const char *name, uint64_t sid)
         }
     }
     e->sid = sid;
-    /* strictly later than any login here before it */
+    /* strictly later than any login here before it, and than the login
+       another node has (its clock may be ahead): that one is replaced */
     int64_t now = s_wall_ms ();
-    e->since = now > e->since ? now : e->since + 1;
+    s_entry_t *there = (s_entry_t *) zhashx_lookup (self->remote, name);
+    int64_t after = there && there->since > e->since ? there->since : e->since;
+    e->since = now > after ? now : after + 1;
     s_publish_up (self, S_PRESENCE, name, e);
 }
 

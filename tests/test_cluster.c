@@ -4,7 +4,8 @@
     on loopback ephemeral ports, three secbrokers (nodes b1, b2, b3, each
     on a different NATS server first) and real secchat batch clients, and
     checks that users on different nodes see one broker: the whole flow,
-    a node killed (its users' peers told, no ghosts in /list, the users
+    the one-broker demo's scripts with their users spread over two nodes
+    (as deploy/docker-compose.cluster.yml plays them), a node killed (its users' peers told, no ghosts in /list, the users
     back on another node), a node restarted, a NATS server killed (the
     chat goes on, every message delivered or reported) and NATS
     unreachable at start. The codec of the bodies between brokers is
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fnmatch.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -367,6 +369,103 @@ test_flow_across_nodes (void **state)
         assert_int_equal (sc_testproc_signal (C.broker[i], SIGTERM), 0);
         assert_int_equal (sc_testproc_wait (C.broker[i], t), 0);
     }
+}
+
+/* ---- The cluster demo's conversation, on loopback ------------------------------ */
+
+/* deploy/docker-compose.cluster.yml plays the one-broker demo's scripts
+   with alice and carol on b1 and bob on b2: the same lines must come as
+   on one broker (test_deploy checks the compose file runs exactly
+   this). */
+typedef struct {
+    const char *user;
+    int node;
+    const char *const *expected;
+    sc_testproc_t *proc;
+    char *lines[128];
+    size_t nlines;
+    bool done;
+} s_player_t;
+
+static const char *const s_alice_lines[] = {
+    "ready alice", "users bob carol", "refused carol", "accepted bob", "chat bob *",
+    "msg bob hi alice, only you can read this", "fingerprint * bob * *", "closed bob",
+    "bye", NULL
+};
+static const char *const s_bob_lines[] = {
+    "ready bob", "users alice carol", "request alice", "chat alice *",
+    "msg alice hi bob! carol is busy today", "closed alice", "accepted carol",
+    "chat carol *", "msg carol hello bob, not any more", "bye", NULL
+};
+static const char *const s_carol_lines[] = {
+    "ready carol", "users alice bob", "request alice", "request bob", "chat bob *",
+    "msg bob hello carol, alice told me you were busy", "closed bob", "bye", NULL
+};
+
+static void
+test_demo_scripts_across_nodes (void **state)
+{
+    (void) state;
+    s_cluster_start ("demo");
+    char *client = sc_testdir_path (sc_testproc_bin_dir (), "secchat");
+    setenv ("SECCHAT", client, 1);
+    char wait_s[16];
+    snprintf (wait_s, sizeof wait_s, "%d", sc_testproc_timeout (20000) / 1000);
+    setenv ("SECCHAT_WAIT", wait_s, 1);
+    setenv ("SECCHAT_LOGIN_TIMEOUT", "10", 1);
+    s_player_t players[3] = {
+        { "alice", 0, s_alice_lines, NULL, { NULL }, 0, false },
+        { "bob", 1, s_bob_lines, NULL, { NULL }, 0, false },
+        { "carol", 0, s_carol_lines, NULL, { NULL }, 0, false },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        const char *argv[] = { "sh", "deploy/scripts/run-client.sh", players[i].user,
+                               C.endpoint[players[i].node], T.keys, NULL };
+        char log_name[64];
+        snprintf (log_name, sizeof log_name, "run-%s.log", players[i].user);
+        char *log = sc_testdir_path (C.dir, log_name);
+        players[i].proc = sc_testproc_new (players[i].user, argv, log);
+        assert_non_null (players[i].proc);
+        assert_int_equal (sc_testproc_close_input (players[i].proc), 0);
+        free (log);
+    }
+    unsetenv ("SECCHAT");
+    unsetenv ("SECCHAT_WAIT");
+    unsetenv ("SECCHAT_LOGIN_TIMEOUT");
+    free (client);
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (60000);
+    size_t done = 0;
+    while (done < 3 && sc_testproc_now_ms () < deadline)
+        for (size_t i = 0; i < 3; i++) {
+            s_player_t *p = &players[i];
+            const char *line = NULL;
+            int rc = p->done ? 0 : sc_testproc_read_line (p->proc, 50, &line);
+            if (rc == 1 && p->nlines < 128)
+                p->lines[p->nlines++] = strdup (line);
+            else
+            if (rc == -1) {
+                p->done = true;
+                done++;
+            }
+        }
+    bool ok = done == 3;
+    for (size_t i = 0; ok && i < 3; i++) {
+        ok = sc_testproc_wait (players[i].proc, sc_testproc_timeout (10000)) == 0;
+        for (const char *const *e = players[i].expected; ok && *e; e++) {
+            bool found = false;
+            for (size_t j = 0; j < players[i].nlines && !found; j++)
+                found = fnmatch (*e, players[i].lines[j], 0) == 0;
+            if (!found)
+                fprintf (stderr, "%s never printed a line matching '%s'\n", players[i].user, *e);
+            ok = found;
+        }
+    }
+    if (!ok)
+        sc_testproc_dump_all ();
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < players[i].nlines; j++)
+            free (players[i].lines[j]);
+    assert_true (ok);
 }
 
 /* ---- A node killed, then restarted ------------------------------------------ */
@@ -746,6 +845,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_node_codec),
         cmocka_unit_test_teardown (test_flow_across_nodes, s_teardown),
+        cmocka_unit_test_teardown (test_demo_scripts_across_nodes, s_teardown),
         cmocka_unit_test_teardown (test_node_killed_and_restarted, s_teardown),
         cmocka_unit_test_teardown (test_nats_server_killed, s_teardown),
         cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),

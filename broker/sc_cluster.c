@@ -64,7 +64,9 @@ struct _sc_cluster_t {
     size_t queued;              /* bytes                                 */
     uint64_t dropped;
     bool reconnected;           /* since the core's thread last looked   */
-    bool closing;               /* sc_cluster_destroy under way          */
+    bool closing;               /* sc_cluster_destroy under way...       */
+    bool closed;                /* ...and NATS's last callback is done   */
+    pthread_cond_t closed_cond;
     int pipe[2];
     /* the core's thread only */
     zhashx_t *local;            /* name -> s_entry_t                     */
@@ -121,6 +123,9 @@ s_on_msg (natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure
     if (!item)
         return;
     pthread_mutex_lock (&self->lock);
+    if (self->closing)
+        free (item);
+    else
     if (self->queued + item->len > S_QUEUE_MAX) {
         self->dropped++;
         free (item);
@@ -163,6 +168,18 @@ s_on_reconnected (natsConnection *nc, void *closure)
     sc_log (SC_LOG_INFO, "cluster: reconnected to NATS at %s", url);
     pthread_mutex_lock (&self->lock);
     self->reconnected = true;
+    pthread_mutex_unlock (&self->lock);
+}
+
+/* NATS's last word on the connection: after it, no callback comes. */
+static void
+s_on_closed (natsConnection *nc, void *closure)
+{
+    (void) nc;
+    sc_cluster_t *self = closure;
+    pthread_mutex_lock (&self->lock);
+    self->closed = true;
+    pthread_cond_signal (&self->closed_cond);
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -221,6 +238,7 @@ s_nats_options (sc_cluster_t *self, char **urls, int count)
     if (st == NATS_OK) st = natsOptions_SetErrorHandler (n, s_on_error, self);
     if (st == NATS_OK) st = natsOptions_SetDisconnectedCB (n, s_on_disconnected, self);
     if (st == NATS_OK) st = natsOptions_SetReconnectedCB (n, s_on_reconnected, self);
+    if (st == NATS_OK) st = natsOptions_SetClosedCB (n, s_on_closed, self);
     if (st == NATS_OK && o->user)
         st = natsOptions_SetUserInfo (n, o->user, o->password ? o->password : "");
     if (st == NATS_OK && o->creds)
@@ -253,6 +271,7 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
     strcpy (self->node, opts->node);
     snprintf (self->subject, sizeof self->subject, "%s%s", S_NODE_PREFIX, self->node);
     pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->closed_cond, NULL);
     self->local = zhashx_new ();
     self->remote = zhashx_new ();
     self->nodes = zhashx_new ();
@@ -332,8 +351,26 @@ sc_cluster_destroy (sc_cluster_t **self_p)
     self->closing = true;
     pthread_mutex_unlock (&self->lock);
     if (self->nc) {
-        (void) natsConnection_FlushTimeout (self->nc, 1000);
-        natsConnection_Close (self->nc);
+        /* the subscriptions end first (what they still deliver is
+           dropped), then what was published goes out, then NATS says
+           the connection is closed: only then is no callback under way
+           or to come, and self may go */
+        if (natsConnection_DrainTimeout (self->nc, 2000) != NATS_OK)
+            natsConnection_Close (self->nc);
+        struct timespec until;
+        clock_gettime (CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        pthread_mutex_lock (&self->lock);
+        while (!self->closed
+               && pthread_cond_timedwait (&self->closed_cond, &self->lock, &until) == 0)
+            ;
+        bool closed = self->closed;
+        pthread_mutex_unlock (&self->lock);
+        if (!closed) {
+            sc_log (SC_LOG_WARNING, "cluster: NATS did not close within 5 s");
+            *self_p = NULL;     /* left to the exit rather than freed under it */
+            return;
+        }
     }
     natsSubscription_Destroy (self->sub_all);
     natsSubscription_Destroy (self->sub_node);
@@ -356,6 +393,7 @@ sc_cluster_destroy (sc_cluster_t **self_p)
     if (self->pipe[1] >= 0)
         close (self->pipe[1]);
     pthread_mutex_destroy (&self->lock);
+    pthread_cond_destroy (&self->closed_cond);
     free (self);
     *self_p = NULL;
     /* nats_Close is not called: with TLS set up it frees OpenSSL's

@@ -33,6 +33,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nats/nats.h>
+
 #include "sc_node.h"
 #include "sc_testproc.h"
 
@@ -103,6 +105,75 @@ test_node_codec (void **state)
     assert_int_equal (sc_node_msg_decode (not_array, sizeof not_array, &out), SC_CODEC_ETYPE);
 }
 
+/* Mutations of a valid body (bytes changed, cut, extended): every
+   decode either fails with a codec error, leaving nothing, or gives
+   valid names and data inside the input. Under the sanitizers a read
+   out of bounds aborts. */
+static void
+test_node_codec_mutations (void **state)
+{
+    (void) state;
+    uint8_t body[64];
+    memset (body, 0x5a, sizeof body);
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_RELAY);
+    strcpy (msg.node, "node-1");
+    strcpy (msg.from, "alice");
+    strcpy (msg.to, "bob");
+    msg.from_sid = 300;
+    msg.to_sid = 70000;
+    msg.since = -5;
+    msg.has_key = true;
+    msg.data = body;
+    msg.data_len = sizeof body;
+    uint8_t *good = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_node_msg_encode (&msg, &good, &len), 0);
+    uint8_t buf[256];
+    assert_true (len + 16 <= sizeof buf);
+    srand (12345);
+    size_t decoded = 0;
+    for (int round = 0; round < 200000; round++) {
+        memcpy (buf, good, len);
+        size_t n = len;
+        int edits = 1 + rand () % 4;
+        for (int e = 0; e < edits; e++) {
+            int what = rand () % 3;
+            if (what == 0)
+                buf[rand () % n] = (uint8_t) rand ();
+            else
+            if (what == 1 && n > 1)
+                n = 1 + (size_t) rand () % (n - 1);
+            else
+            if (n < sizeof buf)
+                buf[n++] = (uint8_t) rand ();
+        }
+        /* exactly n bytes, so that a read past them is a heap overflow */
+        uint8_t *in = malloc (n);
+        assert_non_null (in);
+        memcpy (in, buf, n);
+        sc_node_msg_t out;
+        int rc = sc_node_msg_decode (in, n, &out);
+        if (rc == 0) {
+            decoded++;
+            assert_true (sc_name_valid (out.node, strlen (out.node)));
+            assert_true (!*out.from || sc_name_valid (out.from, strlen (out.from)));
+            assert_true (!*out.to || sc_name_valid (out.to, strlen (out.to)));
+            assert_true (out.data_len <= SC_NODE_DATA_MAX);
+            assert_true (out.data_len == 0
+                         || (out.data >= in && out.data + out.data_len <= in + n));
+        }
+        else {
+            assert_true (rc < 0 && rc >= SC_CODEC_ENOMEM);
+            assert_int_equal (out.kind, 0);
+            assert_null (out.data);
+        }
+        free (in);
+    }
+    free (good);
+    print_message ("%zu of 200000 mutations decoded\n", decoded);
+}
+
 /* ---- A cluster: three NATS servers, three secbrokers ------------------------ */
 
 #define S_NODES 3
@@ -171,7 +242,7 @@ s_broker_start (int i)
     snprintf (C.urls[i], sizeof C.urls[i], "nats://127.0.0.1:%d,nats://127.0.0.1:%d,"
               "nats://127.0.0.1:%d", C.client_port[first],
               C.client_port[(first + 1) % S_NODES], C.client_port[(first + 2) % S_NODES]);
-    char node[8], sub[8];
+    char node[16], sub[16];
     snprintf (node, sizeof node, "b%d", i + 1);
     snprintf (sub, sizeof sub, "b%d", i + 1);
     char *dir = sc_testdir_path (C.dir, sub);
@@ -270,6 +341,19 @@ s_quit (sc_testproc_t *client)
     assert_int_equal (sc_testproc_wait (client, sc_testproc_timeout (10000)), 0);
 }
 
+/* A broker told to stop exits 0 (under the sanitizers: with no error
+   and no leak), else its log is shown. */
+static void
+s_stopped_cleanly (sc_testproc_t *broker)
+{
+    int status = sc_testproc_wait (broker, sc_testproc_timeout (10000));
+    if (status != 0) {
+        fprintf (stderr, "broker exit status %d\n", status);
+        sc_testproc_dump (broker);
+    }
+    assert_int_equal (status, 0);
+}
+
 /* ---- The whole flow across nodes -------------------------------------------- */
 
 static void
@@ -310,6 +394,28 @@ test_flow_across_nodes (void **state)
     s_open_chat (alice, "alice", bob, "bob");
     s_say (alice, bob, "alice", "hello across the cluster");
     s_say (bob, alice, "bob", "hello from the other node");
+    /* garbage on the brokers' subjects is dropped and logged; the chat
+       goes on */
+    char url[64];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", C.client_port[0]);
+    natsConnection *nc = NULL;
+    assert_int_equal (natsConnection_ConnectTo (&nc, url), NATS_OK);
+    static const uint8_t garbage[][8] = { { 0xc1 }, { 0x9c, 0x01, 0x0f }, { 0x91, 0x02 },
+                                          { 0xdd, 0xff, 0xff, 0xff, 0xff } };
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        assert_int_equal (natsConnection_Publish (nc, "secchat.node.b2", garbage[i], 8), NATS_OK);
+        assert_int_equal (natsConnection_Publish (nc, "secchat.presence", garbage[i], 8), NATS_OK);
+    }
+    assert_int_equal (natsConnection_FlushTimeout (nc, 5000), NATS_OK);
+    natsConnection_Destroy (nc);
+    s_say (alice, bob, "alice", "after the garbage");
+    s_say (bob, alice, "bob", "none of it reached us");
+    char *b2_log = sc_testdir_path (C.dir, "b2/broker.log");
+    char *said = sc_testdir_slurp (b2_log, NULL);
+    assert_non_null (said);
+    assert_non_null (strstr (said, "cluster: dropped a malformed message: "));
+    free (said);
+    free (b2_log);
     for (int i = 0; i < 20; i++) {
         char text[32];
         snprintf (text, sizeof text, "in order %d", i);
@@ -355,7 +461,7 @@ test_flow_across_nodes (void **state)
     s_say (bob, alice2, "bob", "going down");
     int64_t stopped = sc_testproc_now_ms ();
     assert_int_equal (sc_testproc_signal (C.broker[1], SIGTERM), 0);
-    assert_int_equal (sc_testproc_wait (C.broker[1], t), 0);
+    s_stopped_cleanly (C.broker[1]);
     assert_non_null (sc_testproc_expect_prefix (alice2, "error unconfirmed-close bob (", t));
     assert_int_equal (sc_testproc_skip_to (alice2, "closed bob", t), 0);
     if (!sc_testproc_valgrind ())
@@ -367,7 +473,7 @@ test_flow_across_nodes (void **state)
     /* the others stop cleanly too (under the sanitizers: no leak) */
     for (int i = 0; i < S_NODES; i += 2) {
         assert_int_equal (sc_testproc_signal (C.broker[i], SIGTERM), 0);
-        assert_int_equal (sc_testproc_wait (C.broker[i], t), 0);
+        s_stopped_cleanly (C.broker[i]);
     }
 }
 
@@ -751,7 +857,7 @@ test_nats_accounts_and_tls (void **state)
     int t = sc_testproc_timeout (10000);
     int status = 0;
     for (int i = 0; i < 2; i++) {
-        char node[8];
+        char node[16];
         snprintf (node, sizeof node, "b%d", i + 1);
         C.broker[i] = s_tls_broker (node, good, &status);
         const char *line = sc_testproc_expect_prefix (C.broker[i], "secbroker listening on ", t);
@@ -776,7 +882,7 @@ test_nats_accounts_and_tls (void **state)
                                    "--nats-password", "brokers-only", NULL };
     const char *const *const refused[] = { wrong_password, no_cert, no_tls };
     for (int i = 0; i < 3; i++) {
-        char node[16];
+        char node[32];
         snprintf (node, sizeof node, "intruder%d", i);
         sc_testproc_t *intruder = s_tls_broker (node, refused[i], &status);
         assert_int_equal (sc_testproc_wait (intruder, t), 1);
@@ -844,6 +950,7 @@ main (void)
     signal (SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_node_codec),
+        cmocka_unit_test (test_node_codec_mutations),
         cmocka_unit_test_teardown (test_flow_across_nodes, s_teardown),
         cmocka_unit_test_teardown (test_demo_scripts_across_nodes, s_teardown),
         cmocka_unit_test_teardown (test_node_killed_and_restarted, s_teardown),

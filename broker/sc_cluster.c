@@ -77,6 +77,7 @@ struct _sc_cluster_t {
     sc_node_msg_t *current_event;
     s_item_t *held;             /* a message waiting behind its events   */
     int64_t now, last_beat;
+    int64_t twin_said;          /* when a broker with our name was logged */
     bool down;                  /* NATS lost: nothing expires meanwhile  */
 };
 
@@ -681,8 +682,15 @@ s_on_beat (sc_cluster_t *self, s_node_t *node, const sc_node_msg_t *msg)
 static int
 s_on_message (sc_cluster_t *self, const sc_node_msg_t *msg)
 {
-    if (streq (msg->node, self->node))
+    if (streq (msg->node, self->node)) {
+        /* no echo: another broker has this node's name */
+        if (msg->boot != self->boot && self->now - self->twin_said >= 10000) {
+            sc_log (SC_LOG_ERROR, "cluster: another broker is also node %s: every node "
+                    "needs a name of its own (--node)", self->node);
+            self->twin_said = self->now;
+        }
         return 0;
+    }
     s_node_t *node = s_node_seen (self, msg);
     if (!node)
         return 0;

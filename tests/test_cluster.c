@@ -767,6 +767,45 @@ test_nats_unreachable (void **state)
     close (fd);
 }
 
+/* Two brokers under one node name would take each other's messages:
+   each says so in its log. */
+static void
+test_node_name_twice (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, "twins");
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    s_nats_start (0);
+    char url[64];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", C.client_port[0]);
+    const char *const extra[] = { "--cluster", url, "--node", "twin", NULL };
+    for (int i = 0; i < 2; i++) {
+        char sub[16];
+        snprintf (sub, sizeof sub, "b%d", i + 1);
+        char *dir = sc_testdir_path (C.dir, sub);
+        assert_int_equal (mkdir (dir, 0700), 0);
+        C.broker[i] = sc_testproc_broker_new_with (T.keys, dir, extra, C.endpoint[i],
+                                                   sizeof C.endpoint[i]);
+        free (dir);
+        assert_non_null (C.broker[i]);
+    }
+    char *log = sc_testdir_path (C.dir, "b1/broker.log");
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    bool said = false;
+    while (!said && sc_testproc_now_ms () < deadline) {
+        char *text = sc_testdir_slurp (log, NULL);
+        said = text && strstr (text, "cluster: another broker is also node twin: ");
+        free (text);
+        if (!said)
+            sc_testproc_sleep_ms (100);
+    }
+    free (log);
+    if (!said)
+        sc_testproc_dump_all ();
+    assert_true (said);
+}
+
 /* ---- deploy/nats-secchat.conf: accounts, permissions, TLS ---------------------- */
 
 /* A secbroker of the TLS cluster with these NATS options (extra:
@@ -956,6 +995,7 @@ main (void)
         cmocka_unit_test_teardown (test_node_killed_and_restarted, s_teardown),
         cmocka_unit_test_teardown (test_nats_server_killed, s_teardown),
         cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),
+        cmocka_unit_test_teardown (test_node_name_twice, s_teardown),
         cmocka_unit_test_teardown (test_nats_accounts_and_tls, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);

@@ -24,7 +24,7 @@
 #define S_PRESENCE      "secchat.presence"
 #define S_NODE_PREFIX   "secchat.node."
 #define S_URLS_MAX      16
-#define S_QUEUE_MAX     (256 * 1024 * 1024)     /* bytes waiting for the core */
+#define S_QUEUE_MAX     ((size_t) 256 * 1024 * 1024)     /* bytes waiting for the core */
 
 typedef struct _s_item_t s_item_t;
 struct _s_item_t {
@@ -545,7 +545,7 @@ s_remote_delete (sc_cluster_t *self, const char *name)
 /* Every user of node leaves the table (those with snap below keep_snap,
    or all with UINT64_MAX). */
 static void
-s_node_sweep (sc_cluster_t *self, s_node_t *node, uint64_t keep_snap, bool all)
+s_node_sweep (sc_cluster_t *self, const s_node_t *node, uint64_t keep_snap, bool all)
 {
     zlistx_t *gone = zlistx_new ();
     if (!gone)
@@ -655,7 +655,7 @@ s_on_up (sc_cluster_t *self, s_node_t *node, const sc_node_msg_t *msg)
 }
 
 static void
-s_on_down (sc_cluster_t *self, s_node_t *node, const sc_node_msg_t *msg)
+s_on_down (sc_cluster_t *self, const s_node_t *node, const sc_node_msg_t *msg)
 {
     s_entry_t *e = (s_entry_t *) zhashx_lookup (self->remote, msg->from);
     if (e && e->node == node && e->sid == msg->from_sid)

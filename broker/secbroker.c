@@ -136,8 +136,10 @@ s_node_name (const char *given, char *out, size_t size)
     size_t n = 0;
     for (const char *c = host; *c && n < SC_NAME_MAX && n + 1 < size; c++) {
         char ch = (char) tolower ((unsigned char) *c);
-        out[n++] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'
-                 ? ch : '-';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+        if (!ok)
+            ch = '-';
+        out[n++] = ch;
     }
     out[n] = 0;
     return 0;
@@ -252,7 +254,7 @@ s_parse (int argc, char **argv, s_args_t *args)
                 FILE *file = fopen (optarg, "r");
                 bool ok = file && fgets (s_nats_password, sizeof s_nats_password, file);
                 if (file)
-                    fclose (file);
+                    (void) fclose (file);
                 s_nats_password[strcspn (s_nats_password, "\r\n")] = 0;
                 if (!ok || !*s_nats_password) {
                     fprintf (stderr, "secbroker: cannot read a password from %s\n", optarg);

@@ -72,6 +72,8 @@ struct _sc_cluster_t {
     zhashx_t *local;            /* name -> s_entry_t                     */
     zhashx_t *remote;           /* name -> s_entry_t                     */
     zhashx_t *nodes;            /* name -> s_node_t                      */
+    zhashx_t *given_up;         /* name -> boot (uint64_t) of nodes given
+                                   up for their silence                  */
     zlistx_t *events;           /* sc_node_msg_t for the core            */
     uint8_t *current;           /* the message last handed out           */
     sc_node_msg_t *current_event;
@@ -276,8 +278,9 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
     self->local = zhashx_new ();
     self->remote = zhashx_new ();
     self->nodes = zhashx_new ();
+    self->given_up = zhashx_new ();
     self->events = zlistx_new ();
-    if (!self->local || !self->remote || !self->nodes || !self->events
+    if (!self->local || !self->remote || !self->nodes || !self->given_up || !self->events
         || pipe (self->pipe) || sc_random ((uint8_t *) &self->boot, sizeof self->boot)) {
         sc_cluster_destroy (&self);
         return NULL;
@@ -287,6 +290,7 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
     zhashx_set_destructor (self->local, s_free_destructor);
     zhashx_set_destructor (self->remote, s_free_destructor);
     zhashx_set_destructor (self->nodes, s_free_destructor);
+    zhashx_set_destructor (self->given_up, s_free_destructor);
     zlistx_set_destructor (self->events, s_free_destructor);
 
     char *list = strdup (opts->urls);
@@ -388,6 +392,7 @@ sc_cluster_destroy (sc_cluster_t **self_p)
     zhashx_destroy (&self->local);
     zhashx_destroy (&self->remote);
     zhashx_destroy (&self->nodes);
+    zhashx_destroy (&self->given_up);
     zlistx_destroy (&self->events);
     if (self->pipe[0] >= 0)
         close (self->pipe[0]);
@@ -620,6 +625,18 @@ s_node_seen (sc_cluster_t *self, const sc_node_msg_t *msg)
         strcpy (node->name, msg->node);
         node->boot = msg->boot;
         sc_log (SC_LOG_INFO, "cluster: node %s joined", node->name);
+        /* back from a silence we gave it up for (frozen, or cut off from
+           NATS): its users' peers here were told `lost`, so it must end
+           its side of those chats too */
+        const uint64_t *boot = (const uint64_t *) zhashx_lookup (self->given_up, node->name);
+        if (boot && *boot == node->boot) {
+            sc_log (SC_LOG_WARNING, "cluster: node %s is back after we gave it up: told it",
+                    node->name);
+            sc_node_msg_t gave_up;
+            sc_node_msg_init (&gave_up, SC_NODE_GAVE_UP);
+            (void) sc_cluster_send (self, node->name, &gave_up);
+        }
+        zhashx_delete (self->given_up, node->name);
         if (msg->kind != SC_NODE_SNAP_BEGIN)
             s_ask_snapshot (self, node);
     }
@@ -707,6 +724,12 @@ s_on_message (sc_cluster_t *self, const sc_node_msg_t *msg)
             return 0;
         case SC_NODE_SYNC:
             s_send_snapshot (self, msg->node);
+            return 0;
+        case SC_NODE_GAVE_UP:
+            /* it ended its side of our chats: we end ours, and learn its
+               users again */
+            s_node_gone (self, node, "it had given us up");
+            s_ask_snapshot (self, node);
             return 0;
         case SC_NODE_BYE:
             s_node_gone (self, node, "stopped");
@@ -814,6 +837,12 @@ sc_cluster_tick (sc_cluster_t *self, int64_t now_ms)
     for (s_node_t *node = gone ? (s_node_t *) zlistx_first (gone) : NULL; node;
          node = (s_node_t *) zlistx_next (gone)) {
         s_node_gone (self, node, "silent");
+        uint64_t *boot = malloc (sizeof *boot);
+        if (boot) {
+            *boot = node->boot;
+            if (zhashx_insert (self->given_up, node->name, boot))
+                zhashx_update (self->given_up, node->name, boot);
+        }
         zhashx_delete (self->nodes, node->name);
     }
     zlistx_destroy (&gone);

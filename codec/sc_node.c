@@ -22,7 +22,7 @@ sc_node_msg_init (sc_node_msg_t *self, uint8_t kind)
 static bool
 s_kind_known (uint64_t kind)
 {
-    return (kind >= SC_NODE_UP && kind <= SC_NODE_BYE)
+    return (kind >= SC_NODE_UP && kind <= SC_NODE_GAVE_UP)
         || (kind >= SC_NODE_RTT && kind <= SC_NODE_UNDELIVERED);
 }
 

@@ -35,6 +35,7 @@ typedef enum {
     SC_NODE_SNAP_BEGIN = 5,     /* a snapshot follows (UPs)...            */
     SC_NODE_SNAP_END = 6,       /* ...and is complete                     */
     SC_NODE_BYE = 7,            /* the node stops: its users are gone     */
+    SC_NODE_GAVE_UP = 8,        /* the sender had given the receiver up   */
     SC_NODE_RTT = 10,           /* from asks to; key: from's key          */
     SC_NODE_NOT_FOUND = 11,     /* from (asked) is not online here        */
     SC_NODE_REFUSE = 12,        /* code: SC_REFUSE_*                      */

@@ -17,10 +17,13 @@ DEPS_PKGS = libzmq3-dev libczmq-dev libssl-dev libmsgpack-dev libcmocka-dev \
 # (mandoc, man), validates the compose file (docker-compose) and checks
 # the unit (systemd-analyze and libseccomp come with systemd).
 DEPS_PKGS += mandoc man-db docker-compose systemd
+# A cluster of brokers (secbroker --cluster) talks over NATS: the C
+# client, and the server the cluster tests start.
+DEPS_PKGS += nats-server libnats-dev
 
 # msgpack-c ships its pkg-config file as `msgpack` (<= 4.x) or `msgpack-c`.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
-PKGS       = libzmq libczmq libcrypto libmicrohttpd $(MSGPACK_PC)
+PKGS       = libzmq libczmq libcrypto libmicrohttpd $(MSGPACK_PC) libnats
 
 CC        ?= cc
 CSTD       = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
@@ -350,7 +353,8 @@ bench-run: bench-build
 #               ns per AEAD seal and open, per body decode, per relayed
 #               message in the broker's core; `name value` lines, the
 #               minimum of several repetitions. Not tests: nothing is timed
-#               against a limit.
+#               against a limit. bench_presence also starts a local
+#               nats-server (the cluster's presence and list costs).
 .PHONY: bench-micro bench-micro-build bench-micro-run
 MICRO_SRC   = $(wildcard tests/bench/micro/*.c)
 MICRO_BINS  = $(MICRO_SRC:tests/bench/micro/%.c=$(BUILD)/bench/%)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "sc_broker.h"
+#include "sc_cluster.h"
 #include "sc_handshake.h"
 #include "sc_invite.h"
 #include "sc_log.h"
@@ -30,6 +31,15 @@ typedef enum { C_IDLE, C_ASKING, C_ASKED, C_CHAT } s_chat_t;
 
 typedef struct _s_session_t s_session_t;
 typedef struct _s_identity_t s_identity_t;
+
+/* The other side of a chat or request, logged in on another node of the
+   cluster (sc_cluster): its name, node and session there. */
+typedef struct {
+    char name[SC_NAME_MAX + 1];
+    char node[SC_NAME_MAX + 1];
+    uint64_t sid;               /* 0 until its node answered              */
+    uint8_t pub[SC_PUB_LEN];    /* the key it logged in with (RTT's)      */
+} s_remote_t;
 
 struct _s_session_t {
     char *key;                  /* routing id in hex: the table key       */
@@ -44,6 +54,7 @@ struct _s_session_t {
                                    this chat or request named this user  */
     s_chat_t chat;
     s_session_t *peer;          /* the other side of chat/request         */
+    s_remote_t *remote;         /* ...or that side on another node        */
     char *source;               /* its source, while in the handshake     */
     char *addr;                 /* its peer address, for the log          */
     s_identity_t *id;           /* the key and cert its handshake borrows */
@@ -123,6 +134,7 @@ struct _sc_broker_t {
     size_t orphans;             /* ...of them, whose session has gone     */
     uint64_t gen;               /* the last session's number              */
     sc_broker_source_fn *source;    /* the current message's address      */
+    sc_cluster_t *cluster;      /* the other nodes, or NULL               */
     zhashx_t *by_source;        /* address -> logins in progress (size_t) */
     uint8_t cookie_key[2][SC_KEY_LEN];  /* current and previous secret    */
     int64_t cookie_since;       /* when the current one was drawn         */
@@ -172,6 +184,7 @@ s_session_free (s_session_t **self_p)
         sc_handshake_destroy (&self->hs);
         s_identity_drop (&self->id);
         sc_channel_destroy (&self->ch);
+        free (self->remote);
         free (self->source);
         free (self->addr);
         free (self->key);
@@ -452,6 +465,8 @@ s_unlink (sc_broker_t *self, s_session_t *s)
 {
     if (s->chat == C_CHAT && self->stats.chats > 0)
         self->stats.chats--;
+    free (s->remote);
+    s->remote = NULL;
     if (s->peer) {
         s->peer->peer = NULL;
         s->peer->chat = C_IDLE;
@@ -463,9 +478,16 @@ s_unlink (sc_broker_t *self, s_session_t *s)
 }
 
 /* End s's chat or request; the other side gets NOTIFY [s, reason]. */
+static void s_remote_notify (sc_broker_t *self, s_session_t *s, uint32_t reason);
+
 static void
 s_end_link (sc_broker_t *self, s_session_t *s, uint32_t reason)
 {
+    if (s->remote) {
+        s_remote_notify (self, s, reason);
+        s_unlink (self, s);
+        return;
+    }
     s_session_t *other = s->peer;
     if (!other)
         return;
@@ -524,8 +546,11 @@ s_remove (sc_broker_t *self, s_session_t *s, uint32_t reason)
         s_handshake_left (self, s);
     if (s->busy)
         self->orphans++;    /* its job still counts until it is back */
-    if (s->phase == S_ONLINE && zhashx_lookup (self->by_name, s->name) == s)
+    if (s->phase == S_ONLINE && zhashx_lookup (self->by_name, s->name) == s) {
         zhashx_delete (self->by_name, s->name);
+        if (self->cluster)
+            sc_cluster_offline (self->cluster, s->name, s->gen);
+    }
     zlist_remove (self->dead, s);
     zhashx_delete (self->sessions, s->key);     /* frees s */
 }
@@ -1077,6 +1102,8 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     s->tokens_at = self->now;
     zhashx_update (self->by_name, s->name, s);
     self->stats.logins++;
+    if (self->cluster)
+        sc_cluster_online (self->cluster, s->name, s->gen);
     sc_log (SC_LOG_INFO, "login %s from %s", s->name, s->addr ? s->addr : S_SOURCE_UNKNOWN);
     sc_msg_t welcome;
     sc_msg_init (&welcome, SC_OP_WELCOME);
@@ -1209,39 +1236,65 @@ s_name_cmp (const void *a, const void *b)
     return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
+/* The names to list: a growable array of borrowed names. */
+typedef struct {
+    const char **names;
+    size_t count, size;
+    const char *self;           /* left out                               */
+    bool failed;
+} s_names_t;
+
+static void
+s_names_add (void *arg, const char *name)
+{
+    s_names_t *list = arg;
+    if (list->failed || streq (name, list->self))
+        return;
+    if (list->count == list->size) {
+        size_t size = list->size ? 2 * list->size : 64;
+        const char **names = realloc (list->names, size * sizeof *names);
+        if (!names) {
+            list->failed = true;
+            return;
+        }
+        list->names = names;
+        list->size = size;
+    }
+    list->names[list->count++] = name;
+}
+
 /* The names are sorted with qsort, not zlistx_sort: CZMQ 4.2.1's comb
-   sort makes one last pass too few and leaves some lists unsorted. */
+   sort makes one last pass too few and leaves some lists unsorted. In a
+   cluster the other nodes' users come in too (a name moving between
+   nodes may be in both: listed once). */
 static void
 s_on_list (sc_broker_t *self, s_session_t *s)
 {
-    zlistx_t *names = zhashx_keys (self->by_name);
-    size_t size = names ? zlistx_size (names) : 0;
-    const char **sorted = size ? malloc (size * sizeof *sorted) : NULL;
-    size_t count = 0;
-    if (size && !sorted) {
-        zlistx_destroy (&names);
+    s_names_t list = { NULL, 0, 0, s->name, false };
+    for (void *item = zhashx_first (self->by_name); item; item = zhashx_next (self->by_name))
+        s_names_add (&list, (const char *) zhashx_cursor (self->by_name));
+    if (self->cluster)
+        sc_cluster_names (self->cluster, s_names_add, &list);
+    if (list.failed) {
+        free (list.names);
         s_error (self, s, SC_ERR_INTERNAL, "out of memory");
         return;
     }
-    if (sorted) {
-        for (const char *name = (const char *) zlistx_first (names); name;
-             name = (const char *) zlistx_next (names))
-            if (!streq (name, s->name) && count < size)
-                sorted[count++] = name;
-        qsort (sorted, count, sizeof *sorted, s_name_cmp);
-    }
+    if (list.count)
+        qsort (list.names, list.count, sizeof *list.names, s_name_cmp);
     sc_msg_t msg;
     sc_msg_init (&msg, SC_OP_USERS);
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < list.count; i++) {
+        if (i > 0 && streq (list.names[i], list.names[i - 1]))
+            continue;
         if (msg.names_count == SC_USERS_MAX) {
             msg.flag = true;
             break;
         }
-        if (sc_msg_add_name (&msg, sorted[i]))
+        if (sc_msg_add_name (&msg, list.names[i]))
             break;
     }
-    free (sorted);
-    zlistx_destroy (&names);
+    free (list.names);
     (void) s_send (self, s, &msg);
     sc_msg_reset (&msg);
 }
@@ -1258,6 +1311,8 @@ s_tell_missed (sc_broker_t *self, s_session_t *t, const char *name)
         strcpy (t->missed, name);
 }
 
+static bool s_rtt_remote (sc_broker_t *self, s_session_t *s, const char *target);
+
 static void
 s_on_rtt (sc_broker_t *self, s_session_t *s, const char *target)
 {
@@ -1270,6 +1325,8 @@ s_on_rtt (sc_broker_t *self, s_session_t *s, const char *target)
         return;
     }
     s_session_t *t = (s_session_t *) zhashx_lookup (self->by_name, target);
+    if ((!t || t->dead) && self->cluster && s_rtt_remote (self, s, target))
+        return;
     if (!t || t->dead) {
         sc_log (SC_LOG_INFO, "request %s -> %s: not found", s->name, target);
         (void) s_send_named (self, s, SC_OP_USER_NOT_FOUND, target, 0);
@@ -1305,29 +1362,35 @@ s_requester (sc_broker_t *self, s_session_t *s, const char *name)
 }
 
 static int
-s_send_chat (sc_broker_t *self, s_session_t *to, const s_session_t *other,
-             bool initiator)
+s_send_chat (sc_broker_t *self, s_session_t *to, const char *name,
+             const uint8_t pub[static SC_PUB_LEN], bool initiator)
 {
     sc_msg_t msg;
     sc_msg_init (&msg, SC_OP_CHAT);
     msg.flag = initiator;
-    int rc = sc_msg_set_name (&msg, other->name);
-    memcpy (msg.key, other->pub, SC_PUB_LEN);   /* the key it proved */
+    int rc = sc_msg_set_name (&msg, name);
+    memcpy (msg.key, pub, SC_PUB_LEN);   /* the key it proved */
     if (rc == 0)
         rc = s_send (self, to, &msg);
     sc_msg_reset (&msg);
     return rc;
 }
 
+static bool s_answer_remote (sc_broker_t *self, s_session_t *s, const char *name,
+                             bool accept);
+
 static void
 s_on_accept (sc_broker_t *self, s_session_t *s, const char *name)
 {
+    if (s->remote && s_answer_remote (self, s, name, true))
+        return;
     s_session_t *r = s_requester (self, s, name);
     if (!r)
         return;
     s->chat = r->chat = C_CHAT;
     self->stats.chats++;
-    if (s_send_chat (self, r, s, true) || s_send_chat (self, s, r, false)) {
+    if (s_send_chat (self, r, s->name, s->pub, true)
+        || s_send_chat (self, s, r->name, r->pub, false)) {
         sc_log (SC_LOG_WARNING, "chat %s <-> %s could not start", r->name, s->name);
         s_error (self, s, SC_ERR_UNDELIVERED, "the chat could not start");
         s_end_link (self, r->dead ? r : s, SC_NOTIFY_LOST);
@@ -1339,6 +1402,8 @@ s_on_accept (sc_broker_t *self, s_session_t *s, const char *name)
 static void
 s_on_refuse (sc_broker_t *self, s_session_t *s, const char *name)
 {
+    if (s->remote && s_answer_remote (self, s, name, false))
+        return;
     s_session_t *r = s_requester (self, s, name);
     if (!r)
         return;
@@ -1347,16 +1412,22 @@ s_on_refuse (sc_broker_t *self, s_session_t *s, const char *name)
     (void) s_send_named (self, r, SC_OP_REFUSE, s->name, SC_REFUSE_DECLINED);
 }
 
+static const char *
+s_peer_name (const s_session_t *s)
+{
+    return s->remote ? s->remote->name : s->peer ? s->peer->name : "";
+}
+
 static void
 s_on_leave (sc_broker_t *self, s_session_t *s)
 {
     if (s->chat == C_ASKING) {
-        sc_log (SC_LOG_INFO, "request %s -> %s: withdrawn", s->name, s->peer->name);
+        sc_log (SC_LOG_INFO, "request %s -> %s: withdrawn", s->name, s_peer_name (s));
         s_end_link (self, s, SC_NOTIFY_CANCELLED);
     }
     else
     if (s->chat == C_CHAT) {
-        sc_log (SC_LOG_INFO, "chat %s <-> %s: %s left", s->name, s->peer->name, s->name);
+        sc_log (SC_LOG_INFO, "chat %s <-> %s: %s left", s->name, s_peer_name (s), s->name);
         s_end_link (self, s, SC_NOTIFY_LEFT);
     }
     else
@@ -1395,13 +1466,19 @@ s_reseal (sc_broker_t *self, s_session_t *peer, uint8_t opcode, s_frame_t *frame
     return rc ? rc : s_send_frame (self, peer->rid, peer->rid_len, out, out_len);
 }
 
+static void s_relay_remote (sc_broker_t *self, s_session_t *s, uint8_t opcode,
+                            const uint8_t *body, size_t len);
+
 /* MESSAGE and the E2E handshake: checked, then relayed as they are. */
 static void
 s_on_relay (sc_broker_t *self, s_session_t *s, uint8_t opcode, s_frame_t *frame,
             const uint8_t *body, size_t len)
 {
     if (s->chat != C_CHAT || !s->peer) {
-        s_error (self, s, SC_ERR_NO_CHAT, "not in a chat");
+        if (s->chat == C_CHAT && s->remote)
+            s_relay_remote (self, s, opcode, body, len);
+        else
+            s_error (self, s, SC_ERR_NO_CHAT, "not in a chat");
         return;
     }
     s_session_t *peer = s->peer;
@@ -1724,4 +1801,309 @@ sc_broker_set_identity (sc_broker_t *self, sc_key_t **key_p, uint8_t **cert_p,
     s_identity_drop (&self->id);
     self->id = id;
     return 0;
+}
+
+/* ---- The cluster: users on other nodes (docs/PROTOCOL.md section 12) ---- */
+
+void
+sc_broker_set_cluster (sc_broker_t *self, sc_cluster_t *cluster)
+{
+    self->cluster = cluster;
+}
+
+/* A message about user from (session from_sid here) to user to on node. */
+static int
+s_node_send (sc_broker_t *self, const char *node, uint8_t kind, const char *from,
+             uint64_t from_sid, const char *to, uint64_t to_sid, uint32_t code)
+{
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, kind);
+    snprintf (msg.from, sizeof msg.from, "%s", from);
+    msg.from_sid = from_sid;
+    snprintf (msg.to, sizeof msg.to, "%s", to);
+    msg.to_sid = to_sid;
+    msg.code = code;
+    return sc_cluster_send (self->cluster, node, &msg);
+}
+
+/* s's chat or request ends: its remote side hears why. */
+static void
+s_remote_notify (sc_broker_t *self, s_session_t *s, uint32_t reason)
+{
+    s_remote_t *r = s->remote;
+    if (s_node_send (self, r->node, SC_NODE_NOTIFY, s->name, s->gen, r->name, r->sid, reason))
+        sc_log (SC_LOG_WARNING, "%s -> %s on %s: the end of the chat could not be told",
+                s->name, r->name, r->node);
+}
+
+/* RTT to a user online on another node: true when it was one. */
+static bool
+s_rtt_remote (sc_broker_t *self, s_session_t *s, const char *target)
+{
+    const char *node = NULL;
+    uint64_t sid = 0;
+    if (sc_cluster_locate (self->cluster, target, &node, &sid))
+        return false;
+    s_remote_t *r = calloc (1, sizeof *r);
+    if (!r) {
+        s_error (self, s, SC_ERR_INTERNAL, "out of memory");
+        return true;
+    }
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_RTT);
+    strcpy (msg.from, s->name);
+    msg.from_sid = s->gen;
+    snprintf (msg.to, sizeof msg.to, "%s", target);
+    msg.has_key = true;
+    memcpy (msg.key, s->pub, SC_PUB_LEN);
+    if (sc_cluster_send (self->cluster, node, &msg)) {
+        free (r);
+        sc_log (SC_LOG_INFO, "request %s -> %s on %s: not sent", s->name, target, node);
+        (void) s_send_named (self, s, SC_OP_USER_NOT_FOUND, target, 0);
+        return true;
+    }
+    snprintf (r->name, sizeof r->name, "%s", target);
+    snprintf (r->node, sizeof r->node, "%s", node);
+    s->remote = r;
+    s->chat = C_ASKING;
+    sc_log (SC_LOG_INFO, "request %s -> %s on %s", s->name, target, node);
+    return true;
+}
+
+/* ACCEPT or REFUSE of a request from another node: true when s's
+   pending request is from name. */
+static bool
+s_answer_remote (sc_broker_t *self, s_session_t *s, const char *name, bool accept)
+{
+    s_remote_t *r = s->remote;
+    if (s->chat != C_ASKED || !streq (r->name, name))
+        return false;
+    if (!accept) {
+        sc_log (SC_LOG_INFO, "request %s -> %s: refused", r->name, s->name);
+        (void) s_node_send (self, r->node, SC_NODE_REFUSE, s->name, s->gen, r->name, r->sid,
+                            SC_REFUSE_DECLINED);
+        s_unlink (self, s);
+        return true;
+    }
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_ACCEPT);
+    strcpy (msg.from, s->name);
+    msg.from_sid = s->gen;
+    strcpy (msg.to, r->name);
+    msg.to_sid = r->sid;
+    msg.has_key = true;
+    memcpy (msg.key, s->pub, SC_PUB_LEN);
+    if (sc_cluster_send (self->cluster, r->node, &msg)) {
+        sc_log (SC_LOG_WARNING, "chat %s <-> %s could not start", r->name, s->name);
+        s_error (self, s, SC_ERR_UNDELIVERED, "the chat could not start");
+        s_unlink (self, s);
+        return true;
+    }
+    s->chat = C_CHAT;
+    self->stats.chats++;        /* this node's half of it */
+    sc_log (SC_LOG_INFO, "chat %s <-> %s on %s", r->name, s->name, r->node);
+    (void) s_send_chat (self, s, r->name, r->pub, false);
+    return true;
+}
+
+/* A relayed body to a peer on another node, as the ciphertext it is. */
+static void
+s_relay_remote (sc_broker_t *self, s_session_t *s, uint8_t opcode,
+                const uint8_t *body, size_t len)
+{
+    s_remote_t *r = s->remote;
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_RELAY);
+    strcpy (msg.from, s->name);
+    msg.from_sid = s->gen;
+    strcpy (msg.to, r->name);
+    msg.to_sid = r->sid;
+    msg.code = opcode;
+    msg.data = body;
+    msg.data_len = len;
+    if (sc_cluster_send (self->cluster, r->node, &msg)) {
+        sc_log (SC_LOG_INFO, "relay %s -> %s on %s: undelivered", s->name, r->name, r->node);
+        s_error (self, s, SC_ERR_UNDELIVERED, "the peer could not be reached: not delivered");
+    }
+}
+
+/* The session here a message from another node is for, or NULL. */
+static s_session_t *
+s_addressed (sc_broker_t *self, const sc_node_msg_t *msg)
+{
+    s_session_t *s = (s_session_t *) zhashx_lookup (self->by_name, msg->to);
+    if (!s || s->dead || s->phase != S_ONLINE || (msg->to_sid && s->gen != msg->to_sid))
+        return NULL;
+    return s;
+}
+
+/* s's chat or request is with msg's sender. */
+static bool
+s_linked (const s_session_t *s, const sc_node_msg_t *msg)
+{
+    const s_remote_t *r = s->remote;
+    return r && streq (r->name, msg->from) && streq (r->node, msg->node)
+        && (r->sid == 0 || msg->from_sid == 0 || r->sid == msg->from_sid);
+}
+
+/* Answer msg's sender about msg->to. */
+static void
+s_node_reply (sc_broker_t *self, const sc_node_msg_t *msg, uint8_t kind, uint64_t from_sid,
+              uint32_t code)
+{
+    (void) s_node_send (self, msg->node, kind, msg->to, from_sid, msg->from, msg->from_sid, code);
+}
+
+static void
+s_from_node_rtt (sc_broker_t *self, const sc_node_msg_t *msg)
+{
+    s_session_t *t = s_addressed (self, msg);
+    if (!t || !msg->has_key || !*msg->from) {
+        sc_log (SC_LOG_INFO, "request %s on %s -> %s: not found", msg->from, msg->node, msg->to);
+        s_node_reply (self, msg, SC_NODE_NOT_FOUND, 0, 0);
+        return;
+    }
+    if (t->chat != C_IDLE) {
+        sc_log (SC_LOG_INFO, "request %s on %s -> %s: busy", msg->from, msg->node, msg->to);
+        s_node_reply (self, msg, SC_NODE_REFUSE, t->gen, SC_REFUSE_BUSY);
+        s_tell_missed (self, t, msg->from);
+        return;
+    }
+    s_remote_t *r = calloc (1, sizeof *r);
+    if (!r || s_send_named (self, t, SC_OP_RTT, msg->from, 0)) {
+        free (r);
+        s_node_reply (self, msg, SC_NODE_NOT_FOUND, 0, 0);
+        return;
+    }
+    strcpy (r->name, msg->from);
+    strcpy (r->node, msg->node);
+    r->sid = msg->from_sid;
+    memcpy (r->pub, msg->key, SC_PUB_LEN);
+    t->remote = r;
+    t->chat = C_ASKED;
+    sc_log (SC_LOG_INFO, "request %s on %s -> %s", msg->from, msg->node, t->name);
+}
+
+static void
+s_from_node_accept (sc_broker_t *self, const sc_node_msg_t *msg)
+{
+    s_session_t *s = s_addressed (self, msg);
+    if (!s || s->chat != C_ASKING || !s_linked (s, msg) || !msg->has_key) {
+        /* withdrawn or gone meanwhile: the acceptor's chat ends */
+        s_node_reply (self, msg, SC_NODE_NOTIFY, s ? s->gen : 0, SC_NOTIFY_LOST);
+        return;
+    }
+    s->chat = C_CHAT;
+    self->stats.chats++;        /* this node's half of it */
+    s->remote->sid = msg->from_sid;
+    memcpy (s->remote->pub, msg->key, SC_PUB_LEN);
+    sc_log (SC_LOG_INFO, "chat %s <-> %s on %s", s->name, msg->from, msg->node);
+    (void) s_send_chat (self, s, msg->from, msg->key, true);
+}
+
+static void
+s_from_node_relay (sc_broker_t *self, const sc_node_msg_t *msg)
+{
+    s_session_t *s = s_addressed (self, msg);
+    int rc = -1;
+    uint8_t opcode = (uint8_t) msg->code;
+    bool relayed = msg->code == SC_OP_MESSAGE || msg->code == SC_OP_CC_SESSION
+                || msg->code == SC_OP_CC_REPLY || msg->code == SC_OP_CC_FINISH;
+    if (s && s->chat == C_CHAT && s_linked (s, msg) && relayed
+        && sc_msg_check (opcode, msg->data, msg->data_len) == 0) {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        rc = sc_wire_seal_raw (s->ch, opcode, msg->data, msg->data_len, &out, &out_len);
+        if (rc == SC_CHANNEL_ELIMIT)
+            s_mark_dead (self, s, "session counter exhausted", SC_NOTIFY_LOST);
+        else
+        if (rc == 0) {
+            rc = s_send_frame (self, s->rid, s->rid_len, out, out_len);
+            if (rc == SC_BROKER_GONE)
+                s_mark_dead (self, s, "connection lost", SC_NOTIFY_LOST);
+            else
+            if (rc)
+                s_mark_dead (self, s, "queue full: an envelope was dropped", SC_NOTIFY_LOST);
+        }
+    }
+    if (rc) {
+        sc_log (SC_LOG_INFO, "relay %s on %s -> %s: undelivered", msg->from, msg->node, msg->to);
+        s_node_reply (self, msg, SC_NODE_UNDELIVERED, s ? s->gen : 0, 0);
+    }
+}
+
+/* Every chat and request with a user of node ends: `lost`. */
+static void
+s_node_gone (sc_broker_t *self, const char *node)
+{
+    for (s_session_t *s = (s_session_t *) zhashx_first (self->sessions); s;
+         s = (s_session_t *) zhashx_next (self->sessions)) {
+        if (s->dead || !s->remote || !streq (s->remote->node, node))
+            continue;
+        char name[SC_NAME_MAX + 1];
+        strcpy (name, s->remote->name);
+        s_unlink (self, s);
+        sc_log (SC_LOG_INFO, "%s: peer %s lost with node %s", s->name, name, node);
+        (void) s_send_named (self, s, SC_OP_NOTIFY, name, SC_NOTIFY_LOST);
+    }
+}
+
+void
+sc_broker_cluster_msg (sc_broker_t *self, const sc_node_msg_t *msg, int64_t now_ms)
+{
+    self->now = now_ms;
+    s_session_t *s = NULL;
+    switch (msg->kind) {
+        case SC_NODE_RTT:
+            s_from_node_rtt (self, msg);
+            break;
+        case SC_NODE_NOT_FOUND:
+        case SC_NODE_REFUSE:
+            s = s_addressed (self, msg);
+            if (!s || s->chat != C_ASKING || !s_linked (s, msg))
+                break;
+            s_unlink (self, s);
+            if (msg->kind == SC_NODE_NOT_FOUND)
+                (void) s_send_named (self, s, SC_OP_USER_NOT_FOUND, msg->from, 0);
+            else
+                (void) s_send_named (self, s, SC_OP_REFUSE, msg->from,
+                                     msg->code <= SC_REFUSE_REASON_MAX ? msg->code
+                                                                       : SC_REFUSE_DECLINED);
+            break;
+        case SC_NODE_ACCEPT:
+            s_from_node_accept (self, msg);
+            break;
+        case SC_NODE_NOTIFY:
+            s = s_addressed (self, msg);
+            if (!s || !s_linked (s, msg))
+                break;
+            sc_log (SC_LOG_INFO, "%s: peer %s on %s ended the chat or request", s->name,
+                    msg->from, msg->node);
+            s_unlink (self, s);
+            (void) s_send_named (self, s, SC_OP_NOTIFY, msg->from,
+                                 msg->code <= SC_NOTIFY_REASON_MAX ? msg->code : SC_NOTIFY_LOST);
+            break;
+        case SC_NODE_RELAY:
+            s_from_node_relay (self, msg);
+            break;
+        case SC_NODE_UNDELIVERED:
+            s = s_addressed (self, msg);
+            if (s && s_linked (s, msg))
+                s_error (self, s, SC_ERR_UNDELIVERED,
+                         "the peer could not be reached: not delivered");
+            break;
+        case SC_CLUSTER_REPLACED:
+            s = (s_session_t *) zhashx_lookup (self->by_name, msg->from);
+            if (s && !s->dead && s->gen == msg->from_sid) {
+                sc_log (SC_LOG_INFO, "%s logged in again on node %s", s->name, msg->node);
+                s_replace (self, s);
+            }
+            break;
+        case SC_CLUSTER_NODE_GONE:
+            s_node_gone (self, msg->node);
+            break;
+        default:
+            break;
+    }
+    s_purge (self);
 }

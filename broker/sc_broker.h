@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "sc_key.h"
+#include "sc_node.h"
 #include "sc_registry.h"
 
 /* Deliver frame to the client with this routing id. The callee owns
@@ -144,6 +145,15 @@ typedef struct {
     uint64_t handshakes;        /* gauge: logins in progress              */
 } sc_broker_stats_t;
 void sc_broker_stats (const sc_broker_t *self, sc_broker_stats_t *stats);
+
+/* A cluster of brokers (broker/sc_cluster.h): with one set, users not
+   online here are looked for on the other nodes, logins and logouts are
+   published, and sc_broker_cluster_msg takes what sc_cluster_next hands
+   over. Without one (the default) nothing of this runs. The cluster is
+   borrowed and must outlive the broker. */
+typedef struct _sc_cluster_t sc_cluster_t;
+void sc_broker_set_cluster (sc_broker_t *self, sc_cluster_t *cluster);
+void sc_broker_cluster_msg (sc_broker_t *self, const sc_node_msg_t *msg, int64_t now_ms);
 
 size_t sc_broker_sessions (const sc_broker_t *self);     /* logged in  */
 size_t sc_broker_handshakes (const sc_broker_t *self);   /* in progress */

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "sc_broker.h"
+#include "sc_cluster.h"
 #include "sc_crypto.h"
 #include "sc_invite.h"
 #include "sc_msg.h"
@@ -56,9 +57,14 @@ typedef struct {
     size_t failed_per_source;   /* failed logins a minute from one address */
     bool check;                 /* --check: validate the files and exit  */
     bool registration_open;     /* --registration open                   */
+    sc_cluster_opts_t cluster;  /* --cluster: urls set                   */
+    char node[SC_NAME_MAX + 1]; /* --node, or from the host name         */
 } s_args_t;
 
 static volatile sig_atomic_t s_reload = 0;
+
+/* --nats-password-file's password, wiped once NATS has its copy. */
+static char s_nats_password[1024];
 
 static void
 s_on_sighup (int sig)
@@ -76,6 +82,10 @@ s_usage (FILE *out)
         "                 [--workers N] [--max-logins N] [--logins-per-source N]\n"
         "                 [--cookie-logins N] [--failed-logins-per-source N]\n"
         "                 [--metrics ADDR:PORT] [--registration invite|open] [--check]\n"
+        "                 [--cluster URLS [--node NAME] [--nats-user USER]\n"
+        "                  [--nats-password PASSWORD | --nats-password-file FILE]\n"
+        "                  [--nats-creds FILE]\n"
+        "                  [--nats-tlsca FILE] [--nats-tlscert FILE --nats-tlskey FILE]]\n"
         "       secbroker invite NAME [--users DIR] [--valid TIME]\n"
         "       secbroker invite --list [--users DIR]\n"
         "       secbroker invite --revoke NAME [--users DIR]\n"
@@ -109,6 +119,19 @@ s_usage (FILE *out)
         "  --registration MODE  invite (default): enrolment needs a code from\n"
         "                     `secbroker invite`; open: ANYONE may enrol any free\n"
         "                     name (at most 10 enrolments a minute per address)\n"
+        "  --cluster URLS     one of several brokers serving the same users as one:\n"
+        "                     the NATS servers, nats://HOST:PORT or tls://HOST:PORT,\n"
+        "                     comma-separated (default: a broker on its own)\n"
+        "  --node NAME        this broker's name in the cluster, unique, of a-z, 0-9,\n"
+        "                     _ and - (default: the host name)\n"
+        "  --nats-user USER   NATS user name (or in the URL: nats://USER:PASS@HOST)\n"
+        "  --nats-password PASSWORD  ...and its password (seen by ps: prefer\n"
+        "  --nats-password-file FILE  the first line of FILE)\n"
+        "  --nats-creds FILE  NATS credentials file (JWT and nkey seed)\n"
+        "  --nats-tlsca FILE  CA certificates to verify the NATS servers with\n"
+        "  --nats-tlscert FILE, --nats-tlskey FILE  client certificate and key\n"
+        "                     presented to the NATS servers\n");
+    fprintf (out,
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
         "                     (0: all good, 1: not) without binding\n"
@@ -134,6 +157,33 @@ s_usage (FILE *out)
         "SIGTERM stops it.\n");
 }
 
+/* The node's name: --node as it is, or the host name made one (lower
+   case, other characters as '-', at most SC_NAME_MAX). 0, or -1 when
+   --node is no name. */
+static int
+s_node_name (const char *given, char *out, size_t size)
+{
+    if (given) {
+        if (!sc_name_valid (given, strlen (given)))
+            return -1;
+        snprintf (out, size, "%s", given);
+        return 0;
+    }
+    char host[256] = "";
+    if (gethostname (host, sizeof host - 1) || !*host)
+        snprintf (host, sizeof host, "secbroker");
+    size_t n = 0;
+    for (const char *c = host; *c && n < SC_NAME_MAX && n + 1 < size; c++) {
+        char ch = (char) tolower ((unsigned char) *c);
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+        if (!ok)
+            ch = '-';
+        out[n++] = ch;
+    }
+    out[n] = 0;
+    return 0;
+}
+
 /* 0 ok, 1 help or version printed, -1 bad arguments (usage printed). */
 static int
 s_parse (int argc, char **argv, s_args_t *args)
@@ -155,6 +205,15 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "check", no_argument, NULL, 'K' },
         { "probe", required_argument, NULL, 'P' },
         { "registration", required_argument, NULL, 'R' },
+        { "cluster", required_argument, NULL, 'N' },
+        { "node", required_argument, NULL, 'n' },
+        { "nats-user", required_argument, NULL, 1 },
+        { "nats-password", required_argument, NULL, 2 },
+        { "nats-creds", required_argument, NULL, 3 },
+        { "nats-tlsca", required_argument, NULL, 4 },
+        { "nats-tlscert", required_argument, NULL, 5 },
+        { "nats-tlskey", required_argument, NULL, 6 },
+        { "nats-password-file", required_argument, NULL, 7 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -164,7 +223,9 @@ s_parse (int argc, char **argv, s_args_t *args)
                          "/etc/secbroker/broker.key", "/etc/secbroker/users",
                          "info", NULL, NULL, 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
-                         4096, 1024, 256, 128, false, false };
+                         4096, 1024, 256, 128, false, false, { 0 }, "" };
+    sc_cluster_opts_default (&args->cluster);
+    const char *node = NULL;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -233,6 +294,27 @@ s_parse (int argc, char **argv, s_args_t *args)
                 }
                 args->registration_open = strcmp (optarg, "open") == 0;
                 break;
+            case 'N': args->cluster.urls = optarg; break;
+            case 'n': node = optarg; break;
+            case 1: args->cluster.user = optarg; break;
+            case 2: args->cluster.password = optarg; break;
+            case 3: args->cluster.creds = optarg; break;
+            case 4: args->cluster.tls_ca = optarg; break;
+            case 5: args->cluster.tls_cert = optarg; break;
+            case 6: args->cluster.tls_key = optarg; break;
+            case 7: {
+                FILE *file = fopen (optarg, "r");
+                bool ok = file && fgets (s_nats_password, sizeof s_nats_password, file);
+                if (file)
+                    (void) fclose (file);
+                s_nats_password[strcspn (s_nats_password, "\r\n")] = 0;
+                if (!ok || !*s_nats_password) {
+                    fprintf (stderr, "secbroker: cannot read a password from %s\n", optarg);
+                    return -1;
+                }
+                args->cluster.password = s_nats_password;
+                break;
+            }
             case 'h': s_usage (stdout); return 1;
             case 'V': printf ("secbroker %s\n", SC_VERSION); return 1;
             default: s_usage (stderr); return -1;
@@ -243,6 +325,22 @@ s_parse (int argc, char **argv, s_args_t *args)
         s_usage (stderr);
         return -1;
     }
+    if (!args->cluster.urls && (node || args->cluster.user || args->cluster.password
+                                || args->cluster.creds || args->cluster.tls_ca
+                                || args->cluster.tls_cert || args->cluster.tls_key)) {
+        fprintf (stderr, "secbroker: --node and the --nats-* options need --cluster\n");
+        return -1;
+    }
+    if (!args->cluster.tls_cert != !args->cluster.tls_key) {
+        fprintf (stderr, "secbroker: --nats-tlscert and --nats-tlskey go together\n");
+        return -1;
+    }
+    if (args->cluster.urls && s_node_name (node, args->node, sizeof args->node)) {
+        fprintf (stderr, "secbroker: --node must be 1 to %d of a-z, 0-9, _ and -\n",
+                 SC_NAME_MAX);
+        return -1;
+    }
+    args->cluster.node = args->node;
     if (sc_log_set_level (args->log_level)) {
         fprintf (stderr, "secbroker: --log-level is error, warning, info or debug\n");
         return -1;
@@ -717,13 +815,34 @@ s_drain (sc_broker_t *broker, s_shell_t *shell)
     }
 }
 
+/* What the other nodes sent, at most a batch. */
+static void
+s_cluster_drain (sc_cluster_t *cluster, sc_broker_t *broker)
+{
+    sc_node_msg_t msg;
+    for (int i = 0; i < 1000 && sc_cluster_next (cluster, &msg, zclock_mono ()) == 1; i++)
+        sc_broker_cluster_msg (broker, &msg, zclock_mono ());
+}
+
 static int
 s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
        const uint8_t *cert, size_t cert_len)
 {
+    sc_cluster_t *cluster = NULL;
+    if (args->cluster.urls) {
+        char why[1024];
+        cluster = sc_cluster_new (&args->cluster, why, sizeof why);
+        sc_wipe (s_nats_password, sizeof s_nats_password);
+        if (!cluster) {
+            fprintf (stderr, "secbroker: %s\n", why);
+            return 1;
+        }
+    }
     zsock_t *router = s_bind (args);
-    if (!router)
+    if (!router) {
+        sc_cluster_destroy (&cluster);
         return 1;
+    }
     void *handle = zsock_resolve (router);
     sc_broker_opts_t opts;
     sc_broker_opts_default (&opts);
@@ -743,6 +862,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             s_workers_stop (&workers, broker);
         sc_broker_destroy (&broker);
         zsock_destroy (&router);
+        sc_cluster_destroy (&cluster);
         return 1;
     }
     sc_metrics_t *metrics = NULL;
@@ -754,10 +874,13 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             s_workers_stop (&workers, broker);
             sc_broker_destroy (&broker);
             zsock_destroy (&router);
+            sc_cluster_destroy (&cluster);
             return 1;
         }
         sc_log (SC_LOG_INFO, "metrics on http://%s/metrics", sc_metrics_address (metrics));
     }
+    if (cluster)
+        sc_broker_set_cluster (broker, cluster);
     sc_broker_set_forward (broker, s_forward);
     sc_broker_set_source (broker, s_source);
     if (workers.count)
@@ -771,19 +894,26 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     if (args->registration_open)
         sc_log (SC_LOG_WARNING, "registration is open: anyone who reaches %s may "
                 "enrol any free name", zsock_endpoint (router));
+    if (cluster)
+        sc_log (SC_LOG_INFO, "node %s of the cluster at %s", sc_cluster_node (cluster),
+                args->cluster.urls);
 
     int64_t next_tick = zclock_mono () + S_TICK_MS;
-    zmq_pollitem_t items[1 + S_WORKERS_MAX];
+    /* the ROUTER, the cluster's queue when there is one, the workers */
+    zmq_pollitem_t items[2 + S_WORKERS_MAX];
+    int base = 1;
     items[0] = (zmq_pollitem_t) { handle, 0, ZMQ_POLLIN, 0 };
+    if (cluster)
+        items[base++] = (zmq_pollitem_t) { NULL, sc_cluster_fd (cluster), ZMQ_POLLIN, 0 };
     for (size_t i = 0; i < workers.count; i++)
-        items[1 + i] = (zmq_pollitem_t) { zsock_resolve (workers.actor[i]), 0, ZMQ_POLLIN, 0 };
+        items[base + i] = (zmq_pollitem_t) { zsock_resolve (workers.actor[i]), 0, ZMQ_POLLIN, 0 };
     while (!zsys_interrupted) {
         long timeout = (long) (next_tick - zclock_mono ());
         /* The workers' pipes only while jobs are out: each socket in a
            zmq_poll costs system calls (ZeroMQ checks its mailbox), and
            between logins the relay needs only the ROUTER. */
-        int nitems = sc_broker_jobs (broker) > 0 ? 1 + (int) workers.count : 1;
-        for (int i = 1; i < 1 + (int) workers.count; i++)
+        int nitems = sc_broker_jobs (broker) > 0 ? base + (int) workers.count : base;
+        for (int i = 1; i < base + (int) workers.count; i++)
             items[i].revents = 0;
         int rc = zmq_poll (items, nitems, timeout > 0 ? timeout : 0);
         if (rc < 0 && zmq_errno () != EINTR) {
@@ -791,10 +921,12 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             break;
         }
         for (size_t i = 0; rc > 0 && i < workers.count; i++)
-            if (items[1 + i].revents & ZMQ_POLLIN)
+            if (items[base + i].revents & ZMQ_POLLIN)
                 s_collect (&workers, i, broker);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_drain (broker, &shell);
+        if (cluster && rc > 0 && (items[1].revents & ZMQ_POLLIN))
+            s_cluster_drain (cluster, broker);
         if (s_reload) {
             s_reload = 0;
             sc_notify_reloading ();
@@ -802,6 +934,10 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             sc_notify ("READY=1");
         }
         if (zclock_mono () >= next_tick) {
+            if (cluster) {
+                sc_cluster_tick (cluster, zclock_mono ());
+                s_cluster_drain (cluster, broker);
+            }
             sc_broker_tick (broker, zclock_mono ());
             if (metrics) {
                 sc_broker_stats_t stats;
@@ -818,6 +954,7 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     sc_metrics_destroy (&metrics);
     sc_broker_destroy (&broker);
     zsock_destroy (&router);
+    sc_cluster_destroy (&cluster);
     return 0;
 }
 

@@ -71,6 +71,7 @@
 
 #define UNIT        "deploy/secbroker.service"
 #define COMPOSE     "deploy/docker-compose.yml"
+#define COMPOSE_CLUSTER "deploy/docker-compose.cluster.yml"
 #define DOCKERFILE  "deploy/Dockerfile"
 #define DRIVER      "deploy/scripts/run-client.sh"
 
@@ -794,6 +795,67 @@ test_compose_config (void **state)
     free (dir);
     free (broken);
     free (yml);
+}
+
+//  The cluster demo: three NATS servers routed to each other, two
+//  secbrokers as nodes of one cluster, the demo's scripted users spread
+//  over both.
+static void
+test_compose_cluster_config (void **state)
+{
+    (void) state;
+    s_require_tool ("docker-compose", "docker-compose");
+    const char *quiet [] = { "docker-compose", "-f", COMPOSE_CLUSTER, "config", "-q", NULL };
+    char *out = s_run_ok (quiet, T_TOOL);
+    free (out);
+    const char *services [] = { "docker-compose", "-f", COMPOSE_CLUSTER, "config",
+                                "--services", NULL };
+    out = s_run_ok (services, T_TOOL);
+    static const char *const names [] = { "keys", "nats1", "nats2", "nats3", "broker1",
+                                          "broker2", "alice", "bob", "carol" };
+    for (size_t i = 0; i < sizeof names / sizeof names [0]; i++)
+        if (!s_has_line (out, names [i])) {
+            print_error ("no service %s in:\n%s", names [i], out);
+            fail ();
+        }
+    free (out);
+    const char *config [] = { "docker-compose", "-f", COMPOSE_CLUSTER, "config", NULL };
+    out = s_run_ok (config, T_TOOL);
+    assert_non_null (out);
+    //  each broker a node of the cluster, on all three servers
+    static const char *const nodes [] = {
+        "    - --cluster\n    - nats://nats1:4222,nats://nats2:4222,nats://nats3:4222\n"
+        "    - --node\n    - b1\n",
+        "    - --cluster\n    - nats://nats2:4222,nats://nats3:4222,nats://nats1:4222\n"
+        "    - --node\n    - b2\n",
+    };
+    for (size_t i = 0; i < 2; i++)
+        if (!s_contains (out, nodes [i])) {
+            print_error ("no broker runs:\n%s\nin:\n%s", nodes [i], out ? out : "");
+            fail ();
+        }
+    //  the NATS servers routed to each other, in one cluster
+    for (int i = 1; i <= 3; i++) {
+        char *name = s_printf ("    - --name\n    - nats%d\n    - --cluster_name\n"
+                               "    - secchat\n", i);
+        assert_true (s_contains (out, name));
+        free (name);
+    }
+    //  the users spread over both nodes, with the demo's driver
+    static const char *const users [][2] = { { "alice", "broker1" }, { "bob", "broker2" },
+                                             { "carol", "broker1" } };
+    for (size_t i = 0; i < 3; i++) {
+        char *command = s_printf ("    - sh\n    - /usr/local/share/secchat/scripts/run-client.sh\n"
+                                  "    - %s\n    - tcp://%s:4242\n    - /keys\n",
+                                  users [i][0], users [i][1]);
+        if (!s_contains (out, command)) {
+            print_error ("the %s service does not run:\n%s\nin:\n%s", users [i][0], command,
+                         out);
+            fail ();
+        }
+        free (command);
+    }
+    free (out);
 }
 
 //  The Dockerfile's COPY instructions of one stage (0 or 1), as
@@ -1787,6 +1849,7 @@ main (int argc, char **argv)
         T (test_unit_security),
         T (test_unit_sandbox),
         T (test_compose_config),
+        T (test_compose_cluster_config),
         T (test_dockerfile),
         T (test_sc_notify),
         T (test_broker_notify),

@@ -1,0 +1,856 @@
+/*  sc_cluster: several secbrokers as one service, over NATS (sc_cluster.h,
+    docs/PROTOCOL.md section 12).
+
+    Subjects: secchat.presence (every node: UP, DOWN, BEAT, SYNC) and
+    secchat.node.NODE (one node: requests, answers, relayed bodies and
+    snapshots for its users). Both subscriptions share one delivery
+    thread (global delivery), so what one node publishes reaches another
+    in the order it was published, whichever subject it went on.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#include <czmq.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "sc_cluster.h"
+#include "sc_crypto.h"
+#include "sc_log.h"
+
+#define S_PRESENCE      "secchat.presence"
+#define S_NODE_PREFIX   "secchat.node."
+#define S_URLS_MAX      16
+#define S_QUEUE_MAX     ((size_t) 256 * 1024 * 1024)     /* bytes waiting for the core */
+
+typedef struct _s_item_t s_item_t;
+struct _s_item_t {
+    s_item_t *next;
+    size_t len;
+    uint8_t data[];
+};
+
+typedef struct {
+    char name[SC_NAME_MAX + 1];
+    uint64_t boot;
+    int64_t last_seen;
+    uint64_t beat_count;        /* users it says it has                  */
+    size_t users;               /* ...and we have for it                 */
+    int mismatch;               /* beats in a row that disagree          */
+    uint64_t snap_gen;
+} s_node_t;
+
+typedef struct {
+    s_node_t *node;             /* NULL: a user here                     */
+    uint64_t sid;
+    int64_t since;              /* login time, ms since the epoch        */
+    uint64_t snap;
+} s_entry_t;
+
+struct _sc_cluster_t {
+    sc_cluster_opts_t opts;
+    char node[SC_NAME_MAX + 1];
+    uint64_t boot;
+    char subject[sizeof S_NODE_PREFIX + SC_NAME_MAX];
+    natsOptions *nopts;
+    natsConnection *nc;
+    natsSubscription *sub_node, *sub_all;
+    /* the NATS thread's queue to the core */
+    pthread_mutex_t lock;
+    s_item_t *head, *tail;
+    size_t queued;              /* bytes                                 */
+    uint64_t dropped;
+    bool reconnected;           /* since the core's thread last looked   */
+    bool closing;               /* sc_cluster_destroy under way...       */
+    bool closed;                /* ...and NATS's last callback is done   */
+    pthread_cond_t closed_cond;
+    int pipe[2];
+    /* the core's thread only */
+    zhashx_t *local;            /* name -> s_entry_t                     */
+    zhashx_t *remote;           /* name -> s_entry_t                     */
+    zhashx_t *nodes;            /* name -> s_node_t                      */
+    zhashx_t *given_up;         /* name -> boot (uint64_t) of nodes given
+                                   up for their silence                  */
+    zlistx_t *events;           /* sc_node_msg_t for the core            */
+    uint8_t *current;           /* the message last handed out           */
+    sc_node_msg_t *current_event;
+    s_item_t *held;             /* a message waiting behind its events   */
+    int64_t now, last_beat;
+    int64_t twin_said;          /* when a broker with our name was logged */
+    bool down;                  /* NATS lost: nothing expires meanwhile  */
+};
+
+void
+sc_cluster_opts_default (sc_cluster_opts_t *opts)
+{
+    memset (opts, 0, sizeof *opts);
+    opts->beat_ms = 1000;
+    opts->dead_ms = 5000;
+    opts->connect_ms = 5000;
+}
+
+static int64_t
+s_wall_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+s_free_destructor (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+/* ---- The NATS thread ------------------------------------------------------ */
+
+static void
+s_on_msg (natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void) nc;
+    (void) sub;
+    sc_cluster_t *self = closure;
+    int len = natsMsg_GetDataLength (msg);
+    s_item_t *item = len > 0 ? malloc (sizeof *item + (size_t) len) : NULL;
+    if (item) {
+        item->next = NULL;
+        item->len = (size_t) len;
+        memcpy (item->data, natsMsg_GetData (msg), (size_t) len);
+    }
+    natsMsg_Destroy (msg);
+    if (!item)
+        return;
+    pthread_mutex_lock (&self->lock);
+    if (self->closing)
+        free (item);
+    else
+    if (self->queued + item->len > S_QUEUE_MAX) {
+        self->dropped++;
+        free (item);
+    }
+    else {
+        bool was_empty = !self->head;
+        if (self->tail)
+            self->tail->next = item;
+        else
+            self->head = item;
+        self->tail = item;
+        self->queued += item->len;
+        if (was_empty && write (self->pipe[1], "x", 1) < 0 && errno != EAGAIN)
+            sc_log (SC_LOG_ERROR, "cluster: cannot wake the broker: %s", strerror (errno));
+    }
+    pthread_mutex_unlock (&self->lock);
+}
+
+/* The connection to a NATS server was lost, and found again on one of
+   them (maybe another): said in the log, and the core's thread resyncs. */
+static void
+s_on_disconnected (natsConnection *nc, void *closure)
+{
+    (void) nc;
+    sc_cluster_t *self = closure;
+    pthread_mutex_lock (&self->lock);
+    bool closing = self->closing;
+    pthread_mutex_unlock (&self->lock);
+    if (!closing)
+        sc_log (SC_LOG_WARNING, "cluster: disconnected from NATS, reconnecting");
+}
+
+static void
+s_on_reconnected (natsConnection *nc, void *closure)
+{
+    sc_cluster_t *self = closure;
+    char url[256] = "";
+    if (natsConnection_GetConnectedUrl (nc, url, sizeof url) != NATS_OK)
+        snprintf (url, sizeof url, "a NATS server");
+    sc_log (SC_LOG_INFO, "cluster: reconnected to NATS at %s", url);
+    pthread_mutex_lock (&self->lock);
+    self->reconnected = true;
+    pthread_mutex_unlock (&self->lock);
+}
+
+/* NATS's last word on the connection: after it, no callback comes. */
+static void
+s_on_closed (natsConnection *nc, void *closure)
+{
+    (void) nc;
+    sc_cluster_t *self = closure;
+    pthread_mutex_lock (&self->lock);
+    self->closed = true;
+    pthread_cond_signal (&self->closed_cond);
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void
+s_on_error (natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    (void) nc;
+    (void) sub;
+    (void) closure;
+    sc_log (SC_LOG_WARNING, "cluster: NATS: %s", natsStatus_GetText (err));
+}
+
+/* The core's thread: the next raw message, or NULL. */
+static s_item_t *
+s_pop (sc_cluster_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    s_item_t *item = self->head;
+    if (item) {
+        self->head = item->next;
+        if (!self->head)
+            self->tail = NULL;
+        self->queued -= item->len;
+    }
+    if (!self->head) {
+        char buf[64];
+        while (read (self->pipe[0], buf, sizeof buf) > 0)
+            ;
+    }
+    pthread_mutex_unlock (&self->lock);
+    return item;
+}
+
+/* ---- Construction ----------------------------------------------------------- */
+
+static int
+s_nats_options (sc_cluster_t *self, char **urls, int count)
+{
+    const sc_cluster_opts_t *o = &self->opts;
+    natsOptions *n = NULL;
+    natsStatus st = natsOptions_Create (&n);
+    self->nopts = n;
+    if (st == NATS_OK) st = natsOptions_SetServers (n, (const char **) urls, count);
+    if (st == NATS_OK) st = natsOptions_SetName (n, self->node);
+    /* in the order given: the operator spreads the nodes over the servers */
+    if (st == NATS_OK) st = natsOptions_SetNoRandomize (n, true);
+    if (st == NATS_OK) st = natsOptions_SetTimeout (n, 2000);
+    if (st == NATS_OK) st = natsOptions_SetMaxReconnect (n, -1);
+    if (st == NATS_OK) st = natsOptions_SetReconnectWait (n, 250);
+    if (st == NATS_OK) st = natsOptions_SetReconnectJitter (n, 100, 500);
+    if (st == NATS_OK) st = natsOptions_SetPingInterval (n, 2000);
+    if (st == NATS_OK) st = natsOptions_SetMaxPingsOut (n, 2);
+    if (st == NATS_OK) st = natsOptions_SetNoEcho (n, true);
+    if (st == NATS_OK) st = natsOptions_UseGlobalMessageDelivery (n, true);
+    if (st == NATS_OK) st = natsOptions_SetReconnectBufSize (n, 64 * 1024 * 1024);
+    if (st == NATS_OK) st = natsOptions_SetErrorHandler (n, s_on_error, self);
+    if (st == NATS_OK) st = natsOptions_SetDisconnectedCB (n, s_on_disconnected, self);
+    if (st == NATS_OK) st = natsOptions_SetReconnectedCB (n, s_on_reconnected, self);
+    if (st == NATS_OK) st = natsOptions_SetClosedCB (n, s_on_closed, self);
+    if (st == NATS_OK && o->user)
+        st = natsOptions_SetUserInfo (n, o->user, o->password ? o->password : "");
+    if (st == NATS_OK && o->creds)
+        st = natsOptions_SetUserCredentialsFromFiles (n, o->creds, NULL);
+    if (st == NATS_OK && (o->tls_ca || o->tls_cert))
+        st = natsOptions_SetSecure (n, true);
+    if (st == NATS_OK && o->tls_ca)
+        st = natsOptions_LoadCATrustedCertificates (n, o->tls_ca);
+    if (st == NATS_OK && o->tls_cert)
+        st = natsOptions_LoadCertificatesChain (n, o->tls_cert, o->tls_key);
+    return st == NATS_OK ? 0 : (int) st;
+}
+
+static int s_publish (sc_cluster_t *self, const char *subject, sc_node_msg_t *msg);
+
+sc_cluster_t *
+sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
+{
+    snprintf (why, size, "out of memory");
+    if (!opts->urls || !opts->node || !sc_name_valid (opts->node, strlen (opts->node))) {
+        snprintf (why, size, "the node name must be 1 to %d of a-z, 0-9, _ and -",
+                  SC_NAME_MAX);
+        return NULL;
+    }
+    sc_cluster_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    self->pipe[0] = self->pipe[1] = -1;
+    strcpy (self->node, opts->node);
+    snprintf (self->subject, sizeof self->subject, "%s%s", S_NODE_PREFIX, self->node);
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->closed_cond, NULL);
+    self->local = zhashx_new ();
+    self->remote = zhashx_new ();
+    self->nodes = zhashx_new ();
+    self->given_up = zhashx_new ();
+    self->events = zlistx_new ();
+    if (!self->local || !self->remote || !self->nodes || !self->given_up || !self->events
+        || pipe (self->pipe) || sc_random ((uint8_t *) &self->boot, sizeof self->boot)) {
+        sc_cluster_destroy (&self);
+        return NULL;
+    }
+    fcntl (self->pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl (self->pipe[1], F_SETFL, O_NONBLOCK);
+    zhashx_set_destructor (self->local, s_free_destructor);
+    zhashx_set_destructor (self->remote, s_free_destructor);
+    zhashx_set_destructor (self->nodes, s_free_destructor);
+    zhashx_set_destructor (self->given_up, s_free_destructor);
+    zlistx_set_destructor (self->events, s_free_destructor);
+
+    char *list = strdup (opts->urls);
+    char *urls[S_URLS_MAX];
+    int count = 0;
+    for (char *save = NULL, *tok = list ? strtok_r (list, ",", &save) : NULL;
+         tok && count < S_URLS_MAX; tok = strtok_r (NULL, ",", &save))
+        if (*tok)
+            urls[count++] = tok;
+    int st = count == 0 ? -1 : s_nats_options (self, urls, count);
+    if (count == 0)
+        snprintf (why, size, "--cluster takes a list of nats://host:port URLs");
+    else
+    if (st)
+        snprintf (why, size, "cannot set up NATS for %s: %s", opts->urls,
+                  natsStatus_GetText ((natsStatus) st));
+    free (list);
+    if (st) {
+        sc_cluster_destroy (&self);
+        return NULL;
+    }
+    int64_t deadline = zclock_mono () + opts->connect_ms;
+    natsStatus cst;
+    /* servers down or not up yet: tried again until the deadline; a
+       refusal (credentials, TLS) would only be refused again */
+    while ((cst = natsConnection_Connect (&self->nc, self->nopts)) != NATS_OK
+           && (cst == NATS_NO_SERVER || cst == NATS_TIMEOUT || cst == NATS_IO_ERROR)
+           && zclock_mono () + 500 < deadline)
+        zclock_sleep (500);
+    if (cst == NATS_OK)
+        cst = natsConnection_Subscribe (&self->sub_all, self->nc, S_PRESENCE, s_on_msg, self);
+    if (cst == NATS_OK)
+        cst = natsConnection_Subscribe (&self->sub_node, self->nc, self->subject, s_on_msg, self);
+    if (cst == NATS_OK)
+        cst = natsConnection_FlushTimeout (self->nc, 5000);
+    if (cst != NATS_OK) {
+        snprintf (why, size, "cannot reach NATS at %s: %s", opts->urls,
+                  natsStatus_GetText (cst));
+        sc_cluster_destroy (&self);
+        return NULL;
+    }
+    self->now = zclock_mono ();
+    /* who is online elsewhere: every node answers with a snapshot */
+    sc_node_msg_t sync;
+    sc_node_msg_init (&sync, SC_NODE_SYNC);
+    (void) s_publish (self, S_PRESENCE, &sync);
+    return self;
+}
+
+void
+sc_cluster_destroy (sc_cluster_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sc_cluster_t *self = *self_p;
+    if (self->nc && self->sub_node) {
+        /* the other nodes need not wait for the silence */
+        sc_node_msg_t bye;
+        sc_node_msg_init (&bye, SC_NODE_BYE);
+        (void) s_publish (self, S_PRESENCE, &bye);
+    }
+    pthread_mutex_lock (&self->lock);
+    self->closing = true;
+    pthread_mutex_unlock (&self->lock);
+    if (self->nc) {
+        /* the subscriptions end first (what they still deliver is
+           dropped), then what was published goes out, then NATS says
+           the connection is closed: only then is no callback under way
+           or to come, and self may go */
+        if (natsConnection_DrainTimeout (self->nc, 2000) != NATS_OK)
+            natsConnection_Close (self->nc);
+        struct timespec until;
+        clock_gettime (CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        pthread_mutex_lock (&self->lock);
+        while (!self->closed
+               && pthread_cond_timedwait (&self->closed_cond, &self->lock, &until) == 0)
+            ;
+        bool closed = self->closed;
+        pthread_mutex_unlock (&self->lock);
+        if (!closed) {
+            sc_log (SC_LOG_WARNING, "cluster: NATS did not close within 5 s");
+            *self_p = NULL;     /* left to the exit rather than freed under it */
+            return;
+        }
+    }
+    natsSubscription_Destroy (self->sub_all);
+    natsSubscription_Destroy (self->sub_node);
+    natsConnection_Destroy (self->nc);
+    natsOptions_Destroy (self->nopts);
+    s_item_t *item;
+    while ((item = self->head)) {
+        self->head = item->next;
+        free (item);
+    }
+    free (self->current);
+    free (self->current_event);
+    free (self->held);
+    zhashx_destroy (&self->local);
+    zhashx_destroy (&self->remote);
+    zhashx_destroy (&self->nodes);
+    zhashx_destroy (&self->given_up);
+    zlistx_destroy (&self->events);
+    if (self->pipe[0] >= 0)
+        close (self->pipe[0]);
+    if (self->pipe[1] >= 0)
+        close (self->pipe[1]);
+    pthread_mutex_destroy (&self->lock);
+    pthread_cond_destroy (&self->closed_cond);
+    free (self);
+    *self_p = NULL;
+    /* nats_Close is not called: with TLS set up it frees OpenSSL's
+       state, which the broker's own OpenSSL use and its exit handlers
+       still need (a crash at exit) */
+}
+
+const char *
+sc_cluster_node (const sc_cluster_t *self)
+{
+    return self->node;
+}
+
+int
+sc_cluster_fd (const sc_cluster_t *self)
+{
+    return self->pipe[0];
+}
+
+/* ---- Publishing ------------------------------------------------------------- */
+
+static int
+s_publish (sc_cluster_t *self, const char *subject, sc_node_msg_t *msg)
+{
+    strcpy (msg->node, self->node);
+    msg->boot = self->boot;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (sc_node_msg_encode (msg, &buf, &len))
+        return -1;
+    natsStatus st = natsConnection_Publish (self->nc, subject, buf, (int) len);
+    free (buf);
+    if (st != NATS_OK) {
+        sc_log (SC_LOG_WARNING, "cluster: cannot publish on %s: %s", subject,
+                natsStatus_GetText (st));
+        return -1;
+    }
+    return 0;
+}
+
+int
+sc_cluster_send (sc_cluster_t *self, const char *node, sc_node_msg_t *msg)
+{
+    char subject[sizeof S_NODE_PREFIX + SC_NAME_MAX];
+    snprintf (subject, sizeof subject, "%s%s", S_NODE_PREFIX, node);
+    return s_publish (self, subject, msg);
+}
+
+static void
+s_publish_up (sc_cluster_t *self, const char *subject, const char *name, const s_entry_t *e)
+{
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_UP);
+    strcpy (msg.from, name);
+    msg.from_sid = e->sid;
+    msg.since = e->since;
+    (void) s_publish (self, subject, &msg);
+}
+
+void
+sc_cluster_online (sc_cluster_t *self, const char *name, uint64_t sid)
+{
+    s_entry_t *e = (s_entry_t *) zhashx_lookup (self->local, name);
+    if (!e) {
+        e = calloc (1, sizeof *e);
+        if (!e || zhashx_insert (self->local, name, e)) {
+            free (e);
+            sc_log (SC_LOG_ERROR, "cluster: out of memory");
+            return;
+        }
+    }
+    e->sid = sid;
+    /* strictly later than any login here before it, and than the login
+       another node has (its clock may be ahead): that one is replaced */
+    int64_t now = s_wall_ms ();
+    s_entry_t *there = (s_entry_t *) zhashx_lookup (self->remote, name);
+    int64_t after = there && there->since > e->since ? there->since : e->since;
+    e->since = now > after ? now : after + 1;
+    s_publish_up (self, S_PRESENCE, name, e);
+}
+
+void
+sc_cluster_offline (sc_cluster_t *self, const char *name, uint64_t sid)
+{
+    s_entry_t *e = (s_entry_t *) zhashx_lookup (self->local, name);
+    if (!e || e->sid != sid)
+        return;
+    zhashx_delete (self->local, name);
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_DOWN);
+    strcpy (msg.from, name);
+    msg.from_sid = sid;
+    (void) s_publish (self, S_PRESENCE, &msg);
+}
+
+int
+sc_cluster_locate (sc_cluster_t *self, const char *name, const char **node, uint64_t *sid)
+{
+    s_entry_t *e = (s_entry_t *) zhashx_lookup (self->remote, name);
+    if (!e)
+        return -1;
+    *node = e->node->name;
+    *sid = e->sid;
+    return 0;
+}
+
+void
+sc_cluster_names (sc_cluster_t *self, sc_cluster_name_fn *fn, void *arg)
+{
+    for (void *e = zhashx_first (self->remote); e; e = zhashx_next (self->remote))
+        fn (arg, (const char *) zhashx_cursor (self->remote));
+}
+
+size_t
+sc_cluster_remote_users (const sc_cluster_t *self)
+{
+    return zhashx_size (self->remote);
+}
+
+/* ---- Presence ----------------------------------------------------------------- */
+
+static void
+s_event (sc_cluster_t *self, uint8_t kind, const char *node, const char *from, uint64_t sid)
+{
+    sc_node_msg_t *ev = calloc (1, sizeof *ev);
+    if (!ev || !zlistx_add_end (self->events, ev)) {
+        free (ev);
+        sc_log (SC_LOG_ERROR, "cluster: out of memory");
+        return;
+    }
+    ev->kind = kind;
+    snprintf (ev->node, sizeof ev->node, "%s", node);
+    snprintf (ev->from, sizeof ev->from, "%s", from);
+    ev->from_sid = sid;
+}
+
+static void
+s_remote_delete (sc_cluster_t *self, const char *name)
+{
+    s_entry_t *e = (s_entry_t *) zhashx_lookup (self->remote, name);
+    if (e) {
+        if (e->node->users > 0)
+            e->node->users--;
+        zhashx_delete (self->remote, name);
+    }
+}
+
+/* Every user of node leaves the table (those with snap below keep_snap,
+   or all with UINT64_MAX). */
+static void
+s_node_sweep (sc_cluster_t *self, const s_node_t *node, uint64_t keep_snap, bool all)
+{
+    zlistx_t *gone = zlistx_new ();
+    if (!gone)
+        return;
+    for (s_entry_t *e = (s_entry_t *) zhashx_first (self->remote); e;
+         e = (s_entry_t *) zhashx_next (self->remote))
+        if (e->node == node && (all || e->snap != keep_snap))
+            zlistx_add_end (gone, (void *) zhashx_cursor (self->remote));
+    for (const char *name = (const char *) zlistx_first (gone); name;
+         name = (const char *) zlistx_next (gone)) {
+        char copy[SC_NAME_MAX + 1];
+        snprintf (copy, sizeof copy, "%s", name);   /* the key goes with it */
+        s_remote_delete (self, copy);
+    }
+    zlistx_destroy (&gone);
+}
+
+/* A node is gone (silent, or back with another boot): its users with it,
+   and the core unlinks every chat with them. */
+static void
+s_node_gone (sc_cluster_t *self, s_node_t *node, const char *why)
+{
+    sc_log (SC_LOG_WARNING, "cluster: node %s gone (%s): %zu users with it", node->name, why,
+            node->users);
+    s_node_sweep (self, node, 0, true);
+    s_event (self, SC_CLUSTER_NODE_GONE, node->name, "", 0);
+}
+
+static void
+s_ask_snapshot (sc_cluster_t *self, s_node_t *node)
+{
+    sc_node_msg_t sync;
+    sc_node_msg_init (&sync, SC_NODE_SYNC);
+    (void) sc_cluster_send (self, node->name, &sync);
+}
+
+static void
+s_send_snapshot (sc_cluster_t *self, const char *to)
+{
+    char subject[sizeof S_NODE_PREFIX + SC_NAME_MAX];
+    snprintf (subject, sizeof subject, "%s%s", S_NODE_PREFIX, to);
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_SNAP_BEGIN);
+    if (s_publish (self, subject, &msg))
+        return;
+    for (s_entry_t *e = (s_entry_t *) zhashx_first (self->local); e;
+         e = (s_entry_t *) zhashx_next (self->local))
+        s_publish_up (self, subject, (const char *) zhashx_cursor (self->local), e);
+    sc_node_msg_init (&msg, SC_NODE_SNAP_END);
+    msg.code = (uint32_t) zhashx_size (self->local);
+    (void) s_publish (self, subject, &msg);
+}
+
+static s_node_t *
+s_node_seen (sc_cluster_t *self, const sc_node_msg_t *msg)
+{
+    s_node_t *node = (s_node_t *) zhashx_lookup (self->nodes, msg->node);
+    if (node && node->boot != msg->boot) {
+        s_node_gone (self, node, "restarted");
+        node->boot = msg->boot;
+        node->snap_gen = 0;
+        node->mismatch = 0;
+        if (msg->kind != SC_NODE_SNAP_BEGIN && msg->kind != SC_NODE_UP)
+            s_ask_snapshot (self, node);
+    }
+    if (!node) {
+        node = calloc (1, sizeof *node);
+        if (!node || zhashx_insert (self->nodes, msg->node, node)) {
+            free (node);
+            return NULL;
+        }
+        strcpy (node->name, msg->node);
+        node->boot = msg->boot;
+        sc_log (SC_LOG_INFO, "cluster: node %s joined", node->name);
+        /* back from a silence we gave it up for (frozen, or cut off from
+           NATS): its users' peers here were told `lost`, so it must end
+           its side of those chats too */
+        const uint64_t *boot = (const uint64_t *) zhashx_lookup (self->given_up, node->name);
+        if (boot && *boot == node->boot) {
+            sc_log (SC_LOG_WARNING, "cluster: node %s is back after we gave it up: told it",
+                    node->name);
+            sc_node_msg_t gave_up;
+            sc_node_msg_init (&gave_up, SC_NODE_GAVE_UP);
+            (void) sc_cluster_send (self, node->name, &gave_up);
+        }
+        zhashx_delete (self->given_up, node->name);
+        if (msg->kind != SC_NODE_SNAP_BEGIN)
+            s_ask_snapshot (self, node);
+    }
+    node->last_seen = self->now;
+    return node;
+}
+
+static void
+s_on_up (sc_cluster_t *self, s_node_t *node, const sc_node_msg_t *msg)
+{
+    s_entry_t *mine = (s_entry_t *) zhashx_lookup (self->local, msg->from);
+    if (mine && (mine->since < msg->since
+                 || (mine->since == msg->since && strcmp (self->node, msg->node) < 0)))
+        s_event (self, SC_CLUSTER_REPLACED, node->name, msg->from, mine->sid);
+    s_entry_t *e = (s_entry_t *) zhashx_lookup (self->remote, msg->from);
+    if (e && e->since > msg->since)
+        return;                 /* an older login than the one we know */
+    if (!e) {
+        e = calloc (1, sizeof *e);
+        if (!e || zhashx_insert (self->remote, msg->from, e)) {
+            free (e);
+            return;
+        }
+    }
+    else
+    if (e->node->users > 0)
+        e->node->users--;
+    e->node = node;
+    node->users++;
+    e->sid = msg->from_sid;
+    e->since = msg->since;
+    e->snap = node->snap_gen;
+}
+
+static void
+s_on_down (sc_cluster_t *self, const s_node_t *node, const sc_node_msg_t *msg)
+{
+    s_entry_t *e = (s_entry_t *) zhashx_lookup (self->remote, msg->from);
+    if (e && e->node == node && e->sid == msg->from_sid)
+        s_remote_delete (self, msg->from);
+}
+
+static void
+s_on_beat (sc_cluster_t *self, s_node_t *node, const sc_node_msg_t *msg)
+{
+    node->beat_count = msg->code;
+    if (node->beat_count == node->users)
+        node->mismatch = 0;
+    else
+    if (++node->mismatch >= 2) {
+        /* something was missed: ask again */
+        sc_log (SC_LOG_DEBUG, "cluster: node %s has %u users, we know %zu: snapshot",
+                node->name, msg->code, node->users);
+        node->mismatch = 0;
+        s_ask_snapshot (self, node);
+    }
+}
+
+/* A presence message is handled here (0); anything else is the core's (1). */
+static int
+s_on_message (sc_cluster_t *self, const sc_node_msg_t *msg)
+{
+    if (streq (msg->node, self->node)) {
+        /* no echo: another broker has this node's name */
+        if (msg->boot != self->boot && self->now - self->twin_said >= 10000) {
+            sc_log (SC_LOG_ERROR, "cluster: another broker is also node %s: every node "
+                    "needs a name of its own (--node)", self->node);
+            self->twin_said = self->now;
+        }
+        return 0;
+    }
+    s_node_t *node = s_node_seen (self, msg);
+    if (!node)
+        return 0;
+    switch (msg->kind) {
+        case SC_NODE_UP:
+            if (*msg->from)
+                s_on_up (self, node, msg);
+            return 0;
+        case SC_NODE_DOWN:
+            s_on_down (self, node, msg);
+            return 0;
+        case SC_NODE_BEAT:
+            s_on_beat (self, node, msg);
+            return 0;
+        case SC_NODE_SYNC:
+            s_send_snapshot (self, msg->node);
+            return 0;
+        case SC_NODE_GAVE_UP:
+            /* it ended its side of our chats: we end ours, and learn its
+               users again */
+            s_node_gone (self, node, "it had given us up");
+            s_ask_snapshot (self, node);
+            return 0;
+        case SC_NODE_BYE:
+            s_node_gone (self, node, "stopped");
+            zhashx_delete (self->nodes, node->name);
+            return 0;
+        case SC_NODE_SNAP_BEGIN:
+            node->snap_gen++;
+            return 0;
+        case SC_NODE_SNAP_END:
+            s_node_sweep (self, node, node->snap_gen, false);
+            node->mismatch = 0;
+            return 0;
+        default:
+            return *msg->to ? 1 : 0;
+    }
+}
+
+int
+sc_cluster_next (sc_cluster_t *self, sc_node_msg_t *msg, int64_t now_ms)
+{
+    self->now = now_ms;
+    free (self->current);
+    self->current = NULL;
+    free (self->current_event);
+    self->current_event = NULL;
+    while (true) {
+        sc_node_msg_t *ev = (sc_node_msg_t *) zlistx_first (self->events);
+        if (ev) {
+            zlistx_detach (self->events, NULL);
+            self->current_event = ev;
+            *msg = *ev;
+            return 1;
+        }
+        if (self->held) {
+            s_item_t *held = self->held;
+            self->held = NULL;
+            if (sc_node_msg_decode (held->data, held->len, msg) == 0) {
+                self->current = (uint8_t *) held;
+                return 1;
+            }
+            free (held);
+        }
+        s_item_t *item = s_pop (self);
+        if (!item)
+            return 0;
+        int rc = sc_node_msg_decode (item->data, item->len, msg);
+        if (rc) {
+            sc_log (SC_LOG_WARNING, "cluster: dropped a malformed message: %s",
+                    sc_codec_strerror (rc));
+            free (item);
+            continue;
+        }
+        if (s_on_message (self, msg) == 0) {
+            free (item);
+            continue;
+        }
+        if (zlistx_size (self->events) > 0) {
+            self->held = item;      /* the events it caused go first */
+            continue;
+        }
+        self->current = (uint8_t *) item;   /* msg->data points into it */
+        return 1;
+    }
+}
+
+void
+sc_cluster_tick (sc_cluster_t *self, int64_t now_ms)
+{
+    self->now = now_ms;
+    pthread_mutex_lock (&self->lock);
+    bool reconnected = self->reconnected;
+    self->reconnected = false;
+    pthread_mutex_unlock (&self->lock);
+    if (natsConnection_Status (self->nc) != NATS_CONN_STATUS_CONNECTED) {
+        self->down = true;
+        return;
+    }
+    if (self->down || reconnected) {
+        /* what was missed meanwhile: nobody is judged on the silence,
+           and every node sends its users again */
+        self->down = false;
+        for (s_node_t *node = (s_node_t *) zhashx_first (self->nodes); node;
+             node = (s_node_t *) zhashx_next (self->nodes))
+            node->last_seen = now_ms;
+        sc_node_msg_t sync;
+        sc_node_msg_init (&sync, SC_NODE_SYNC);
+        (void) s_publish (self, S_PRESENCE, &sync);
+    }
+    if (now_ms - self->last_beat >= self->opts.beat_ms) {
+        sc_node_msg_t beat;
+        sc_node_msg_init (&beat, SC_NODE_BEAT);
+        beat.code = (uint32_t) zhashx_size (self->local);
+        (void) s_publish (self, S_PRESENCE, &beat);
+        self->last_beat = now_ms;
+    }
+    zlistx_t *gone = NULL;
+    for (s_node_t *node = (s_node_t *) zhashx_first (self->nodes); node;
+         node = (s_node_t *) zhashx_next (self->nodes))
+        if (now_ms - node->last_seen > self->opts.dead_ms) {
+            if (!gone)
+                gone = zlistx_new ();
+            if (gone)
+                zlistx_add_end (gone, node);
+        }
+    for (s_node_t *node = gone ? (s_node_t *) zlistx_first (gone) : NULL; node;
+         node = (s_node_t *) zlistx_next (gone)) {
+        s_node_gone (self, node, "silent");
+        uint64_t *boot = malloc (sizeof *boot);
+        if (boot) {
+            *boot = node->boot;
+            if (zhashx_insert (self->given_up, node->name, boot))
+                zhashx_update (self->given_up, node->name, boot);
+        }
+        zhashx_delete (self->nodes, node->name);
+    }
+    zlistx_destroy (&gone);
+    pthread_mutex_lock (&self->lock);
+    uint64_t dropped = self->dropped;
+    self->dropped = 0;
+    pthread_mutex_unlock (&self->lock);
+    if (dropped)
+        sc_log (SC_LOG_ERROR, "cluster: %llu messages dropped: the broker is too slow",
+                (unsigned long long) dropped);
+}

@@ -1,0 +1,86 @@
+/*  sc_cluster: several secbrokers as one service, over NATS. The only
+    module that knows NATS; the protocol core calls it through this small
+    interface and sees no NATS type.
+
+    Each broker (a node) keeps, from what the other nodes publish, a table
+    of who is online on which node: presence (UP / DOWN), a heartbeat a
+    second with the node's count of users, and snapshots asked for when a
+    node joins, when counts disagree, or after a reconnection. A node
+    silent for dead_ms is gone: its users leave the table and the core
+    is told (SC_CLUSTER_NODE_GONE), so their peers here hear `lost`.
+    Requests, answers and relayed bodies for a user go to its node's own
+    subject, in order. docs/PROTOCOL.md section 12 is the specification.
+
+    Threads: NATS delivers on its own thread; messages wait in a queue
+    until the core's thread reads them with sc_cluster_next, woken by
+    sc_cluster_fd. Everything else is called from the core's thread.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#ifndef SC_CLUSTER_H_INCLUDED
+#define SC_CLUSTER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sc_node.h"
+
+/* Not on the wire: what sc_cluster_next hands the core besides the
+   messages other nodes sent to its users. */
+#define SC_CLUSTER_NODE_GONE  100   /* node: every link to it is lost     */
+#define SC_CLUSTER_REPLACED   101   /* from logged in again on node:
+                                       the session from_sid here goes     */
+
+typedef struct {
+    const char *urls;           /* nats://h:p or tls://h:p, comma-separated */
+    const char *node;           /* this node's name ([a-z0-9_-]{1,32})    */
+    const char *user;           /* NATS user and password, or NULL        */
+    const char *password;
+    const char *creds;          /* a .creds file (JWT and nkey seed)      */
+    const char *tls_ca;         /* CA file to verify the NATS servers     */
+    const char *tls_cert;       /* client certificate and key for them    */
+    const char *tls_key;
+    uint32_t beat_ms;           /* heartbeat interval (1000)              */
+    uint32_t dead_ms;           /* silent this long: a node is gone (5000) */
+    uint32_t connect_ms;        /* give up connecting at start after (5000) */
+} sc_cluster_opts_t;
+
+void sc_cluster_opts_default (sc_cluster_opts_t *opts);
+
+typedef struct _sc_cluster_t sc_cluster_t;
+
+/* Connects (retrying until connect_ms) and subscribes; NULL with why
+   (one line naming the URLs tried) when it cannot. */
+sc_cluster_t *sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size);
+void sc_cluster_destroy (sc_cluster_t **self_p);
+
+const char *sc_cluster_node (const sc_cluster_t *self);
+/* Readable when sc_cluster_next has something. */
+int sc_cluster_fd (const sc_cluster_t *self);
+
+/* A user logged in here (session number sid) / its session ended. */
+void sc_cluster_online (sc_cluster_t *self, const char *name, uint64_t sid);
+void sc_cluster_offline (sc_cluster_t *self, const char *name, uint64_t sid);
+/* Online on another node: 0 with its node (borrowed) and session. */
+int sc_cluster_locate (sc_cluster_t *self, const char *name, const char **node,
+                       uint64_t *sid);
+/* Each name online on another node (a name may come twice while it
+   moves between nodes). */
+typedef void (sc_cluster_name_fn) (void *arg, const char *name);
+void sc_cluster_names (sc_cluster_t *self, sc_cluster_name_fn *fn, void *arg);
+/* Users online on other nodes, as the table has them. */
+size_t sc_cluster_remote_users (const sc_cluster_t *self);
+/* To node's subject; msg's node and boot are filled in. 0, or -1 when
+   NATS would not take it (then it is not sent). */
+int sc_cluster_send (sc_cluster_t *self, const char *node, sc_node_msg_t *msg);
+/* The next message for the core: 1 and *msg (its data valid until the
+   next call), 0 when none waits. Presence is handled inside. */
+int sc_cluster_next (sc_cluster_t *self, sc_node_msg_t *msg, int64_t now_ms);
+/* Heartbeats, nodes gone, snapshots asked for. A few times a second;
+   now_ms is monotonic. */
+void sc_cluster_tick (sc_cluster_t *self, int64_t now_ms);
+
+#endif

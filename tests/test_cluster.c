@@ -1,0 +1,1257 @@
+/*  Several secbrokers as one service over NATS (secbroker --cluster).
+
+    Each test starts three real nats-server processes clustered by routes
+    on loopback ephemeral ports, three secbrokers (nodes b1, b2, b3, each
+    on a different NATS server first) and real secchat batch clients, and
+    checks that users on different nodes see one broker: the whole flow,
+    the one-broker demo's scripts with their users spread over two nodes
+    (as deploy/docker-compose.cluster.yml plays them), a node killed (its users' peers told, no ghosts in /list, the users
+    back on another node), a node restarted, a NATS server killed (the
+    chat goes on, every message delivered or reported) and NATS
+    unreachable at start. The codec of the bodies between brokers is
+    checked first.
+
+    This Source Code Form is subject to the terms of the Mozilla Public
+    License, v. 2.0. If a copy of the MPL was not distributed with this
+    file, You can obtain one at https://mozilla.org/MPL/2.0/.
+*/
+#define _GNU_SOURCE         /* asprintf */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "sc_node.h"
+#include "sc_testproc.h"
+
+/* ---- The codec of the bodies between brokers ------------------------------ */
+
+static void
+test_node_codec (void **state)
+{
+    (void) state;
+    uint8_t body[40];
+    memset (body, 0xab, sizeof body);
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_RELAY);
+    strcpy (msg.node, "b1");
+    msg.boot = 0x1122334455667788ull;
+    strcpy (msg.from, "alice");
+    msg.from_sid = 7;
+    strcpy (msg.to, "bob");
+    msg.to_sid = 9;
+    msg.code = 5;
+    msg.since = 1700000000123;
+    msg.has_key = true;
+    memset (msg.key, 0x42, sizeof msg.key);
+    msg.data = body;
+    msg.data_len = sizeof body;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_node_msg_encode (&msg, &buf, &len), 0);
+    sc_node_msg_t out;
+    assert_int_equal (sc_node_msg_decode (buf, len, &out), 0);
+    assert_int_equal (out.kind, SC_NODE_RELAY);
+    assert_string_equal (out.node, "b1");
+    assert_true (out.boot == msg.boot);
+    assert_string_equal (out.from, "alice");
+    assert_string_equal (out.to, "bob");
+    assert_true (out.from_sid == 7 && out.to_sid == 9 && out.code == 5);
+    assert_true (out.since == msg.since);
+    assert_true (out.has_key && memcmp (out.key, msg.key, sizeof msg.key) == 0);
+    assert_int_equal (out.data_len, sizeof body);
+    assert_memory_equal (out.data, body, sizeof body);
+
+    /* strict: trailing bytes, truncation, another version */
+    uint8_t *longer = malloc (len + 1);
+    assert_non_null (longer);
+    memcpy (longer, buf, len);
+    longer[len] = 0;
+    assert_int_equal (sc_node_msg_decode (longer, len + 1, &out), SC_CODEC_ETRAILING);
+    assert_int_equal (sc_node_msg_decode (buf, len - 1, &out), SC_CODEC_EPARSE);
+    buf[1] = 2;                                 /* version 2 */
+    assert_int_equal (sc_node_msg_decode (buf, len, &out), SC_CODEC_EVERSION);
+    buf[1] = SC_NODE_VERSION;
+    buf[2] = 99;                                /* no such kind */
+    assert_int_equal (sc_node_msg_decode (buf, len, &out), SC_CODEC_EOPCODE);
+    free (longer);
+    free (buf);
+
+    /* a bad node name is neither sent nor taken */
+    strcpy (msg.node, "B 1");
+    assert_int_equal (sc_node_msg_encode (&msg, &buf, &len), -1);
+    const uint8_t bad_name[] = { 0x9c, 1, 1, 0xa3, 'B', ' ', '1', 0, 0xa0, 0, 0xa0, 0, 0,
+                                 0, 0xc4, 0, 0xc4, 0 };
+    assert_int_equal (sc_node_msg_decode (bad_name, sizeof bad_name, &out), SC_CODEC_ENAME);
+    /* an array inside claiming 2^32 elements is refused before anything
+       is allocated for it */
+    const uint8_t nested[] = { 0x9c, 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff };
+    assert_int_equal (sc_node_msg_decode (nested, sizeof nested, &out), SC_CODEC_EDEPTH);
+    const uint8_t not_array[] = { 0xa1, 'x' };
+    assert_int_equal (sc_node_msg_decode (not_array, sizeof not_array, &out), SC_CODEC_ETYPE);
+}
+
+/* Mutations of a valid body (bytes changed, cut, extended): every
+   decode either fails with a codec error, leaving nothing, or gives
+   valid names and data inside the input. Under the sanitizers a read
+   out of bounds aborts. */
+static void
+test_node_codec_mutations (void **state)
+{
+    (void) state;
+    uint8_t body[64];
+    memset (body, 0x5a, sizeof body);
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_NODE_RELAY);
+    strcpy (msg.node, "node-1");
+    strcpy (msg.from, "alice");
+    strcpy (msg.to, "bob");
+    msg.from_sid = 300;
+    msg.to_sid = 70000;
+    msg.since = -5;
+    msg.has_key = true;
+    msg.data = body;
+    msg.data_len = sizeof body;
+    uint8_t *good = NULL;
+    size_t len = 0;
+    assert_int_equal (sc_node_msg_encode (&msg, &good, &len), 0);
+    uint8_t buf[256];
+    assert_true (len + 16 <= sizeof buf);
+    srand (12345);
+    size_t decoded = 0;
+    for (int round = 0; round < 200000; round++) {
+        memcpy (buf, good, len);
+        size_t n = len;
+        int edits = 1 + rand () % 4;
+        for (int e = 0; e < edits; e++) {
+            int what = rand () % 3;
+            if (what == 0)
+                buf[rand () % n] = (uint8_t) rand ();
+            else
+            if (what == 1 && n > 1)
+                n = 1 + (size_t) rand () % (n - 1);
+            else
+            if (n < sizeof buf)
+                buf[n++] = (uint8_t) rand ();
+        }
+        /* exactly n bytes, so that a read past them is a heap overflow */
+        uint8_t *in = malloc (n);
+        assert_non_null (in);
+        memcpy (in, buf, n);
+        sc_node_msg_t out;
+        int rc = sc_node_msg_decode (in, n, &out);
+        if (rc == 0) {
+            decoded++;
+            assert_true (sc_name_valid (out.node, strlen (out.node)));
+            assert_true (!*out.from || sc_name_valid (out.from, strlen (out.from)));
+            assert_true (!*out.to || sc_name_valid (out.to, strlen (out.to)));
+            assert_true (out.data_len <= SC_NODE_DATA_MAX);
+            assert_true (out.data_len == 0
+                         || (out.data >= in && out.data + out.data_len <= in + n));
+        }
+        else {
+            assert_true (rc < 0 && rc >= SC_CODEC_ENOMEM);
+            assert_int_equal (out.kind, 0);
+            assert_null (out.data);
+        }
+        free (in);
+    }
+    free (good);
+    print_message ("%zu of 200000 mutations decoded\n", decoded);
+}
+
+/* ---- A cluster: three NATS servers, three secbrokers ------------------------ */
+
+#define S_NODES 3
+
+static struct {
+    char *dir;
+    char *keys;
+} T;
+
+typedef struct {
+    char *dir;
+    sc_testproc_t *nats[S_NODES];
+    int client_port[S_NODES];
+    int route_port[S_NODES];
+    sc_testproc_t *broker[S_NODES];
+    char endpoint[S_NODES][256];
+    char urls[S_NODES][256];
+} cluster_t;
+
+static cluster_t C;
+
+/* The port after `prefix` in the file, or -1. */
+static int
+s_port_in_log (const char *path, const char *prefix)
+{
+    char *text = sc_testdir_slurp (path, NULL);
+    const char *at = text ? strstr (text, prefix) : NULL;
+    int port = at ? atoi (at + strlen (prefix)) : -1;
+    free (text);
+    return port;
+}
+
+static void
+s_nats_start (int i)
+{
+    char name[16], log_name[32], routes[64];
+    snprintf (name, sizeof name, "n%d", i + 1);
+    snprintf (log_name, sizeof log_name, "nats%d.log", i + 1);
+    char *log = sc_testdir_path (C.dir, log_name);
+    const char *argv[16] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", "--cluster",
+                             "nats://127.0.0.1:-1", "--cluster_name", "secchat", "-n", name,
+                             "--no_advertise" };
+    int argc = 12;
+    if (i > 0) {
+        snprintf (routes, sizeof routes, "nats://127.0.0.1:%d", C.route_port[0]);
+        argv[argc++] = "--routes";
+        argv[argc++] = routes;
+    }
+    argv[argc] = NULL;
+    C.nats[i] = sc_testproc_new (name, argv, log);
+    assert_non_null (C.nats[i]);
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    while (sc_testproc_now_ms () < deadline
+           && (C.route_port[i] = s_port_in_log (log, "route connections on 127.0.0.1:")) <= 0)
+        sc_testproc_sleep_ms (50);
+    C.client_port[i] = s_port_in_log (log, "client connections on 127.0.0.1:");
+    free (log);
+    assert_true (C.route_port[i] > 0 && C.client_port[i] > 0);
+}
+
+/* Node b(i+1): its own folder and log, NATS server i+2 first (b1 on n3,
+   b2 on n1, b3 on n2), then the others. */
+static void
+s_broker_start (int i)
+{
+    int first = (i + 2) % S_NODES;
+    if (!*C.urls[i])        /* else the test's own */
+        snprintf (C.urls[i], sizeof C.urls[i], "nats://127.0.0.1:%d,nats://127.0.0.1:%d,"
+                  "nats://127.0.0.1:%d", C.client_port[first],
+                  C.client_port[(first + 1) % S_NODES], C.client_port[(first + 2) % S_NODES]);
+    char node[16], sub[16];
+    snprintf (node, sizeof node, "b%d", i + 1);
+    snprintf (sub, sizeof sub, "b%d", i + 1);
+    char *dir = sc_testdir_path (C.dir, sub);
+    if (access (dir, F_OK) != 0)
+        assert_int_equal (mkdir (dir, 0700), 0);
+    const char *const extra[] = { "--cluster", C.urls[i], "--node", node, NULL };
+    C.broker[i] = sc_testproc_broker_new_with (T.keys, dir, extra, C.endpoint[i],
+                                               sizeof C.endpoint[i]);
+    free (dir);
+    assert_non_null (C.broker[i]);
+}
+
+static void
+s_cluster_start (const char *tag)
+{
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, tag);
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    for (int i = 0; i < S_NODES; i++)
+        s_nats_start (i);
+    for (int i = 0; i < S_NODES; i++)
+        s_broker_start (i);
+}
+
+static sc_testproc_t *
+s_client_at (const char *user, const char *name, const char *endpoint)
+{
+    sc_testclient_t opts = { .keys = T.keys, .workdir = C.dir, .endpoint = endpoint,
+                             .user = user, .name = name };
+    sc_testproc_t *client = sc_testproc_client_new (&opts);
+    assert_non_null (client);
+    char ready[64];
+    snprintf (ready, sizeof ready, "ready %s", user);
+    assert_int_equal (sc_testproc_expect (client, ready, sc_testproc_timeout (10000)), 0);
+    return client;
+}
+
+static sc_testproc_t *
+s_client_as (const char *user, const char *name, int node)
+{
+    return s_client_at (user, name, C.endpoint[node]);
+}
+
+static sc_testproc_t *
+s_client (const char *user, int node)
+{
+    return s_client_as (user, user, node);
+}
+
+/* /list until name is not in what it answers (a ghost gone). */
+static void
+s_list_without (sc_testproc_t *client, const char *name, int timeout_ms)
+{
+    int64_t deadline = sc_testproc_now_ms () + timeout_ms;
+    const char *line = NULL;
+    do {
+        assert_int_equal (sc_testproc_send (client, "/list"), 0);
+        line = sc_testproc_expect_prefix (client, "users", sc_testproc_timeout (5000));
+        assert_non_null (line);
+        bool found = false;
+        char copy[512];
+        snprintf (copy, sizeof copy, "%s", line);
+        char *save = NULL;
+        for (char *w = strtok_r (copy, " ", &save); w; w = strtok_r (NULL, " ", &save))
+            found = found || strcmp (w, name) == 0;
+        if (!found)
+            return;
+        sc_testproc_sleep_ms (250);
+    } while (sc_testproc_now_ms () < deadline);
+    sc_testproc_dump_all ();
+    fail_msg ("/list still said \"%s\" after %d ms", line, timeout_ms);
+}
+
+/* /list until it answers exactly `expect`: presence crosses NATS. */
+static void
+s_list_until (sc_testproc_t *client, const char *expect, int timeout_ms)
+{
+    int64_t deadline = sc_testproc_now_ms () + timeout_ms;
+    const char *line = NULL;
+    do {
+        assert_int_equal (sc_testproc_send (client, "/list"), 0);
+        line = sc_testproc_expect_prefix (client, "users", sc_testproc_timeout (5000));
+        assert_non_null (line);
+        if (strcmp (line, expect) == 0)
+            return;
+        sc_testproc_sleep_ms (250);
+    } while (sc_testproc_now_ms () < deadline);
+    sc_testproc_dump_all ();
+    fail_msg ("/list said \"%s\", not \"%s\", for %d ms", line, expect, timeout_ms);
+}
+
+/* from asks to, to accepts, both reach `chat`. */
+static void
+s_open_chat (sc_testproc_t *from, const char *from_name, sc_testproc_t *to,
+             const char *to_name)
+{
+    int t = sc_testproc_timeout (10000);
+    char line[128];
+    snprintf (line, sizeof line, "/talk %s", to_name);
+    assert_int_equal (sc_testproc_send (from, line), 0);
+    snprintf (line, sizeof line, "request %s", from_name);
+    assert_int_equal (sc_testproc_expect (to, line, t), 0);
+    assert_int_equal (sc_testproc_send (to, "/accept"), 0);
+    snprintf (line, sizeof line, "accepted %s", to_name);
+    assert_int_equal (sc_testproc_expect (from, line, t), 0);
+    snprintf (line, sizeof line, "chat %s ", to_name);
+    assert_non_null (sc_testproc_expect_prefix (from, line, t));
+    snprintf (line, sizeof line, "chat %s ", from_name);
+    assert_non_null (sc_testproc_expect_prefix (to, line, t));
+}
+
+static void
+s_say (sc_testproc_t *from, sc_testproc_t *to, const char *from_name, const char *text)
+{
+    char line[512];
+    snprintf (line, sizeof line, "msg %s %s", from_name, text);
+    assert_int_equal (sc_testproc_send (from, text), 0);
+    assert_int_equal (sc_testproc_expect (to, line, sc_testproc_timeout (10000)), 0);
+}
+
+static void
+s_quit (sc_testproc_t *client)
+{
+    assert_int_equal (sc_testproc_send (client, "/quit"), 0);
+    assert_int_equal (sc_testproc_skip_to (client, "bye", sc_testproc_timeout (10000)), 0);
+    assert_int_equal (sc_testproc_wait (client, sc_testproc_timeout (10000)), 0);
+}
+
+/* A broker told to stop exits 0 (under the sanitizers: with no error
+   and no leak), else its log is shown. */
+static void
+s_stopped_cleanly (sc_testproc_t *broker)
+{
+    int status = sc_testproc_wait (broker, sc_testproc_timeout (10000));
+    if (status != 0) {
+        fprintf (stderr, "broker exit status %d\n", status);
+        sc_testproc_dump (broker);
+    }
+    assert_int_equal (status, 0);
+}
+
+/* ---- The whole flow across nodes -------------------------------------------- */
+
+static void
+test_flow_across_nodes (void **state)
+{
+    (void) state;
+    s_cluster_start ("flow");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    sc_testproc_t *carol = s_client ("carol", 2);
+    /* everyone online on every node, sorted, oneself left out */
+    s_list_until (alice, "users bob carol", t);
+    s_list_until (bob, "users alice carol", t);
+    s_list_until (carol, "users alice bob", t);
+
+    /* registered but online nowhere */
+    assert_int_equal (sc_testproc_send (alice, "/talk dave"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "not-found dave", t), 0);
+
+    /* carol (b3) asks bob (b2): alice (b1) finds him busy; bob refuses */
+    assert_int_equal (sc_testproc_send (carol, "/talk bob"), 0);
+    assert_int_equal (sc_testproc_expect (bob, "request carol", t), 0);
+    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "busy bob", t), 0);
+    /* the busy user is told who tried, across nodes too */
+    assert_int_equal (sc_testproc_expect (bob, "missed alice", t), 0);
+    assert_int_equal (sc_testproc_send (bob, "/refuse"), 0);
+    assert_int_equal (sc_testproc_expect (carol, "refused bob", t), 0);
+    assert_int_equal (sc_testproc_expect (bob, "closed carol", t), 0);
+
+    /* carol withdraws a request: alice hears it */
+    assert_int_equal (sc_testproc_send (carol, "/talk alice"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "request carol", t), 0);
+    assert_int_equal (sc_testproc_send (carol, "/leave"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "closed carol", t), 0);
+    assert_int_equal (sc_testproc_expect (carol, "closed alice", t), 0);
+
+    /* alice (b1) and bob (b2) chat, both ways, confirmed end to end */
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "hello across the cluster");
+    s_say (bob, alice, "bob", "hello from the other node");
+    /* garbage on the brokers' subjects is dropped and logged; the chat
+       goes on */
+    char url[64];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", C.client_port[0]);
+    natsConnection *nc = NULL;
+    assert_int_equal (natsConnection_ConnectTo (&nc, url), NATS_OK);
+    static const uint8_t garbage[][8] = { { 0xc1 }, { 0x9c, 0x01, 0x0f }, { 0x91, 0x02 },
+                                          { 0xdd, 0xff, 0xff, 0xff, 0xff } };
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        assert_int_equal (natsConnection_Publish (nc, "secchat.node.b2", garbage[i], 8), NATS_OK);
+        assert_int_equal (natsConnection_Publish (nc, "secchat.presence", garbage[i], 8), NATS_OK);
+    }
+    assert_int_equal (natsConnection_FlushTimeout (nc, 5000), NATS_OK);
+    natsConnection_Destroy (nc);
+    s_say (alice, bob, "alice", "after the garbage");
+    s_say (bob, alice, "bob", "none of it reached us");
+    char *b2_log = sc_testdir_path (C.dir, "b2/broker.log");
+    char *said = sc_testdir_slurp (b2_log, NULL);
+    assert_non_null (said);
+    assert_non_null (strstr (said, "cluster: dropped a malformed message: "));
+    free (said);
+    free (b2_log);
+    for (int i = 0; i < 20; i++) {
+        char text[32];
+        snprintf (text, sizeof text, "in order %d", i);
+        assert_int_equal (sc_testproc_send (alice, text), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        char line[64];
+        snprintf (line, sizeof line, "msg alice in order %d", i);
+        assert_int_equal (sc_testproc_expect (bob, line, t), 0);
+    }
+    assert_int_equal (sc_testproc_expect_acked (alice, "bob", 21, t), 0);
+    assert_int_equal (sc_testproc_expect_acked (bob, "alice", 1, t), 0);
+    /* in a chat on another node: busy */
+    assert_int_equal (sc_testproc_send (carol, "/talk alice"), 0);
+    assert_int_equal (sc_testproc_expect (carol, "busy alice", t), 0);
+    assert_int_equal (sc_testproc_expect (alice, "missed carol", t), 0);
+    /* bob leaves: alice is told */
+    assert_int_equal (sc_testproc_send (bob, "/leave"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "closed bob", t), 0);
+    assert_int_equal (sc_testproc_expect (bob, "closed alice", t), 0);
+
+    /* a second login of alice, on b3, replaces the first, on b1 */
+    s_open_chat (carol, "carol", alice, "alice");
+    sc_testproc_t *alice2 = s_client_as ("alice", "alice2", 2);
+    const char *line = sc_testproc_expect_prefix (alice, "error replaced ", t);
+    assert_non_null (line);
+    assert_non_null (sc_testproc_expect_prefix (carol, "error unconfirmed-close alice (", t));
+    assert_int_equal (sc_testproc_skip_to (carol, "closed alice", t), 0);
+    s_list_until (bob, "users alice carol", t);
+    s_list_until (alice2, "users bob carol", t);
+
+    /* quit: the peer on the other node is told */
+    s_open_chat (alice2, "alice", carol, "carol");
+    s_say (carol, alice2, "carol", "same node now");
+    assert_int_equal (sc_testproc_send (bob, "/talk carol"), 0);
+    assert_int_equal (sc_testproc_expect (bob, "busy carol", t), 0);
+    assert_int_equal (sc_testproc_expect (carol, "missed bob", t), 0);
+    s_quit (carol);
+    assert_int_equal (sc_testproc_expect (alice2, "closed carol", t), 0);
+    s_list_until (bob, "users alice", t);
+
+    /* b2 stops (SIGTERM) mid-chat: it says goodbye, so alice hears at
+       once, without waiting for a silent node to be given up (5 s) */
+    s_open_chat (alice2, "alice", bob, "bob");
+    s_say (bob, alice2, "bob", "going down");
+    assert_int_equal (sc_testproc_signal (C.broker[1], SIGTERM), 0);
+    s_stopped_cleanly (C.broker[1]);
+    assert_non_null (sc_testproc_expect_prefix (alice2, "error unconfirmed-close bob (", t));
+    assert_int_equal (sc_testproc_skip_to (alice2, "closed bob", t), 0);
+    /* b3 (alice's node) learnt it from the goodbye, not from silence */
+    char *b3_log = sc_testdir_path (C.dir, "b3/broker.log");
+    char *b3_said = sc_testdir_slurp (b3_log, NULL);
+    assert_non_null (b3_said);
+    assert_non_null (strstr (b3_said, "cluster: node b2 gone (stopped)"));
+    assert_null (strstr (b3_said, "cluster: node b2 gone (silent)"));
+    free (b3_said);
+    free (b3_log);
+    s_list_until (alice2, "users", t);
+    s_quit (alice2);
+    sc_testproc_destroy (&alice);
+    sc_testproc_destroy (&bob);
+    /* the others stop cleanly too (under the sanitizers: no leak) */
+    for (int i = 0; i < S_NODES; i += 2) {
+        assert_int_equal (sc_testproc_signal (C.broker[i], SIGTERM), 0);
+        s_stopped_cleanly (C.broker[i]);
+    }
+}
+
+/* ---- The cluster demo's conversation, on loopback ------------------------------ */
+
+/* deploy/docker-compose.cluster.yml plays the one-broker demo's scripts
+   with alice and carol on b1 and bob on b2: the same lines must come as
+   on one broker (test_deploy checks the compose file runs exactly
+   this). */
+typedef struct {
+    const char *user;
+    int node;
+    const char *const *expected;
+    sc_testproc_t *proc;
+    char *lines[128];
+    size_t nlines;
+    bool done;
+} s_player_t;
+
+static const char *const s_alice_lines[] = {
+    "ready alice", "users bob carol", "refused carol", "accepted bob", "chat bob *",
+    "msg bob hi alice, only you can read this", "fingerprint * bob * *", "closed bob",
+    "bye", NULL
+};
+static const char *const s_bob_lines[] = {
+    "ready bob", "users alice carol", "request alice", "chat alice *",
+    "msg alice hi bob! carol is busy today", "closed alice", "accepted carol",
+    "chat carol *", "msg carol hello bob, not any more", "bye", NULL
+};
+static const char *const s_carol_lines[] = {
+    "ready carol", "users alice bob", "request alice", "request bob", "chat bob *",
+    "msg bob hello carol, alice told me you were busy", "closed bob", "bye", NULL
+};
+
+static void
+test_demo_scripts_across_nodes (void **state)
+{
+    (void) state;
+    s_cluster_start ("demo");
+    char *client = sc_testdir_path (sc_testproc_bin_dir (), "secchat");
+    setenv ("SECCHAT", client, 1);
+    char wait_s[16];
+    snprintf (wait_s, sizeof wait_s, "%d", sc_testproc_timeout (20000) / 1000);
+    setenv ("SECCHAT_WAIT", wait_s, 1);
+    setenv ("SECCHAT_LOGIN_TIMEOUT", "10", 1);
+    s_player_t players[3] = {
+        { "alice", 0, s_alice_lines, NULL, { NULL }, 0, false },
+        { "bob", 1, s_bob_lines, NULL, { NULL }, 0, false },
+        { "carol", 0, s_carol_lines, NULL, { NULL }, 0, false },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        const char *argv[] = { "sh", "deploy/scripts/run-client.sh", players[i].user,
+                               C.endpoint[players[i].node], T.keys, NULL };
+        char log_name[64];
+        snprintf (log_name, sizeof log_name, "run-%s.log", players[i].user);
+        char *log = sc_testdir_path (C.dir, log_name);
+        players[i].proc = sc_testproc_new (players[i].user, argv, log);
+        assert_non_null (players[i].proc);
+        assert_int_equal (sc_testproc_close_input (players[i].proc), 0);
+        free (log);
+    }
+    unsetenv ("SECCHAT");
+    unsetenv ("SECCHAT_WAIT");
+    unsetenv ("SECCHAT_LOGIN_TIMEOUT");
+    free (client);
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (60000);
+    size_t done = 0;
+    while (done < 3 && sc_testproc_now_ms () < deadline)
+        for (size_t i = 0; i < 3; i++) {
+            s_player_t *p = &players[i];
+            const char *line = NULL;
+            int rc = p->done ? 0 : sc_testproc_read_line (p->proc, 50, &line);
+            if (rc == 1 && p->nlines < 128)
+                p->lines[p->nlines++] = strdup (line);
+            else
+            if (rc == -1) {
+                p->done = true;
+                done++;
+            }
+        }
+    bool ok = done == 3;
+    for (size_t i = 0; ok && i < 3; i++) {
+        ok = sc_testproc_wait (players[i].proc, sc_testproc_timeout (10000)) == 0;
+        for (const char *const *e = players[i].expected; ok && *e; e++) {
+            bool found = false;
+            for (size_t j = 0; j < players[i].nlines && !found; j++)
+                found = fnmatch (*e, players[i].lines[j], 0) == 0;
+            if (!found)
+                fprintf (stderr, "%s never printed a line matching '%s'\n", players[i].user, *e);
+            ok = found;
+        }
+    }
+    if (!ok)
+        sc_testproc_dump_all ();
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < players[i].nlines; j++)
+            free (players[i].lines[j]);
+    assert_true (ok);
+}
+
+/* ---- A node killed, then restarted ------------------------------------------ */
+
+static void
+test_node_killed_and_restarted (void **state)
+{
+    (void) state;
+    s_cluster_start ("node-kill");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    sc_testproc_t *carol = s_client ("carol", 2);
+    /* erin's client has two nodes to go to, b2 first */
+    char endpoints[512];
+    snprintf (endpoints, sizeof endpoints, "%s,%s", C.endpoint[1], C.endpoint[2]);
+    sc_testproc_t *erin = s_client_at ("erin", "erin", endpoints);
+    s_list_until (carol, "users alice bob erin", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "before the crash");
+    assert_int_equal (sc_testproc_expect_acked (alice, "bob", 1, t), 0);
+
+    /* b2 dies with bob's session: alice (b1) is told within 10 s, and
+       bob is in nobody's list within 10 s */
+    int64_t killed = sc_testproc_now_ms ();
+    assert_int_equal (sc_testproc_kill (C.broker[1]), SC_TESTPROC_SIGNALED + SIGKILL);
+    sc_testproc_destroy (&C.broker[1]);
+    sc_testproc_destroy (&bob);     /* it would only retry b2 */
+    int ten = sc_testproc_timeout (10000);
+    assert_non_null (sc_testproc_expect_prefix (alice, "error unconfirmed-close bob (", ten));
+    assert_int_equal (sc_testproc_skip_to (alice, "closed bob", ten), 0);
+    assert_true (sc_testproc_now_ms () - killed <= ten);
+    /* bob, whose client knows only b2, is gone from every list within
+       10 s: no ghost (erin may already be back, on b3) */
+    s_list_without (carol, "bob", (int) (ten - (sc_testproc_now_ms () - killed)));
+    s_list_without (alice, "bob", t);
+    /* erin's client finds b2 gone (its heartbeat) and goes on to b3 by
+       itself */
+    assert_int_equal (sc_testproc_skip_to (erin, "ready erin", sc_testproc_timeout (30000)), 0);
+    s_list_until (carol, "users alice erin", t);
+    s_list_until (alice, "users carol erin", t);
+    /* erin chats again, from b3 with alice on b1 */
+    s_open_chat (alice, "alice", erin, "erin");
+    s_say (erin, alice, "erin", "failed over to b3");
+    s_say (alice, erin, "alice", "welcome to b3");
+    assert_int_equal (sc_testproc_send (erin, "/leave"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "closed erin", t), 0);
+    assert_int_equal (sc_testproc_expect (erin, "closed alice", t), 0);
+
+    /* bob logs in to another node and chats again */
+    sc_testproc_t *bob2 = s_client_as ("bob", "bob2", 2);
+    s_list_until (alice, "users bob carol erin", t);
+    s_open_chat (alice, "alice", bob2, "bob");
+    s_say (bob2, alice, "bob", "back on b3");
+
+    /* b2 restarts, under the same name: it rejoins, and users log in to
+       it and chat across it */
+    s_broker_start (1);
+    sc_testproc_t *dave = s_client ("dave", 1);
+    s_list_until (carol, "users alice bob dave erin", t);
+    s_list_until (dave, "users alice bob carol erin", t);
+    s_open_chat (carol, "carol", dave, "dave");
+    s_say (dave, carol, "dave", "from the restarted node");
+    s_say (carol, dave, "carol", "welcome back");
+    s_quit (dave);
+    assert_int_equal (sc_testproc_expect (carol, "closed dave", t), 0);
+    s_quit (carol);
+    s_quit (bob2);
+    assert_int_equal (sc_testproc_expect (alice, "closed bob", t), 0);
+    s_quit (erin);
+    s_quit (alice);
+}
+
+/* ---- A node cut off from NATS, then back ----------------------------------------- */
+
+/* A TCP proxy on loopback that can be cut (every connection closed, new
+   ones refused) and restored on the same port. */
+typedef struct {
+    int port, upstream;
+    int listener;
+    int ctl[2];                 /* 'c' cut, 'r' restore, 'q' quit         */
+    bool cut;
+    pthread_t thread;
+} s_proxy_t;
+
+static int
+s_listen_on (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
+        || bind (fd, (struct sockaddr *) &addr, sizeof addr) || listen (fd, 16)) {
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *
+s_proxy_run (void *arg)
+{
+    s_proxy_t *self = arg;
+    int pairs[8][2];
+    size_t n = 0;
+    for (;;) {
+        struct pollfd fds[2 + 16];
+        fds[0] = (struct pollfd) { self->ctl[0], POLLIN, 0 };
+        fds[1] = (struct pollfd) { self->listener, POLLIN, 0 };
+        for (size_t i = 0; i < n; i++) {
+            fds[2 + 2 * i] = (struct pollfd) { pairs[i][0], POLLIN, 0 };
+            fds[3 + 2 * i] = (struct pollfd) { pairs[i][1], POLLIN, 0 };
+        }
+        if (poll (fds, 2 + 2 * n, 1000) < 0)
+            continue;
+        char cmd = 0;
+        if ((fds[0].revents & POLLIN) && read (self->ctl[0], &cmd, 1) == 1) {
+            if (cmd == 'q' || cmd == 'c') {
+                for (size_t i = 0; i < n; i++) {
+                    close (pairs[i][0]);
+                    close (pairs[i][1]);
+                }
+                n = 0;
+            }
+            if (cmd == 'q') {
+                close (self->listener);
+                return NULL;
+            }
+            self->cut = cmd == 'c';
+            continue;
+        }
+        if (fds[1].revents & POLLIN) {
+            int client = accept (self->listener, NULL, NULL);
+            if (self->cut && client >= 0) {
+                close (client);         /* cut: connections are refused */
+                client = -1;
+            }
+            int up = socket (AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in addr = { .sin_family = AF_INET,
+                                        .sin_port = htons ((uint16_t) self->upstream) };
+            addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+            if (client >= 0 && up >= 0 && n < 8
+                && connect (up, (struct sockaddr *) &addr, sizeof addr) == 0) {
+                pairs[n][0] = client;
+                pairs[n][1] = up;
+                n++;
+            }
+            else {
+                if (client >= 0)
+                    close (client);
+                if (up >= 0)
+                    close (up);
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            for (int side = 0; side < 2; side++) {
+                if (!(fds[2 + 2 * i + (size_t) side].revents & (POLLIN | POLLHUP | POLLERR)))
+                    continue;
+                char buf[16384];
+                ssize_t got = read (pairs[i][side], buf, sizeof buf);
+                bool ok = got > 0;
+                for (ssize_t off = 0; ok && off < got;) {
+                    ssize_t put = write (pairs[i][1 - side], buf + off, (size_t) (got - off));
+                    ok = put > 0;
+                    off += put > 0 ? put : 0;
+                }
+                if (!ok) {
+                    close (pairs[i][0]);
+                    close (pairs[i][1]);
+                    pairs[i][0] = pairs[n - 1][0];
+                    pairs[i][1] = pairs[n - 1][1];
+                    n--;
+                    break;
+                }
+            }
+    }
+}
+
+static void
+s_proxy_start (s_proxy_t *self, int upstream)
+{
+    memset (self, 0, sizeof *self);
+    self->upstream = upstream;
+    self->listener = s_listen_on (0);
+    assert_true (self->listener >= 0);
+    struct sockaddr_in addr;
+    socklen_t alen = sizeof addr;
+    assert_int_equal (getsockname (self->listener, (struct sockaddr *) &addr, &alen), 0);
+    self->port = ntohs (addr.sin_port);
+    assert_int_equal (pipe (self->ctl), 0);
+    assert_int_equal (pthread_create (&self->thread, NULL, s_proxy_run, self), 0);
+}
+
+static void
+s_proxy_say (s_proxy_t *self, char cmd)
+{
+    assert_int_equal (write (self->ctl[1], &cmd, 1), 1);
+}
+
+static void
+s_proxy_stop (s_proxy_t *self)
+{
+    s_proxy_say (self, 'q');
+    pthread_join (self->thread, NULL);
+    close (self->ctl[0]);
+    close (self->ctl[1]);
+}
+
+/* b2 reaches NATS only through a proxy, which is cut for longer than a
+   node may be silent: b1 and b3 give b2 up (alice is told bob is lost,
+   bob leaves the lists) while b2, reconnecting, judges nobody. When it
+   is back, b1 tells it so, and bob is told too: no chat is left open on
+   one side only. Then both chat again. */
+static void
+test_node_cut_off_from_nats (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, "cut-off");
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    for (int i = 0; i < S_NODES; i++)
+        s_nats_start (i);
+    s_proxy_t proxy;
+    s_proxy_start (&proxy, C.client_port[0]);
+    snprintf (C.urls[1], sizeof C.urls[1], "nats://127.0.0.1:%d", proxy.port);
+    for (int i = 0; i < S_NODES; i++)
+        s_broker_start (i);
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    sc_testproc_t *carol = s_client ("carol", 2);
+    s_list_until (carol, "users alice bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "before the cut");
+
+    s_proxy_say (&proxy, 'c');
+    assert_non_null (sc_testproc_expect_prefix (alice, "error unconfirmed-close bob (", t));
+    assert_int_equal (sc_testproc_skip_to (alice, "closed bob", t), 0);
+    s_list_until (carol, "users alice", t);
+    s_proxy_say (&proxy, 'r');
+    /* back: bob hears that the chat is over, and everyone is listed */
+    assert_non_null (sc_testproc_expect_prefix (bob, "error unconfirmed-close alice (", 2 * t));
+    assert_int_equal (sc_testproc_skip_to (bob, "closed alice", t), 0);
+    s_list_until (carol, "users alice bob", t);
+    s_list_until (bob, "users alice carol", t);
+    char *b1_log = sc_testdir_path (C.dir, "b1/broker.log");
+    char *said = sc_testdir_slurp (b1_log, NULL);
+    assert_non_null (said);
+    assert_non_null (strstr (said, "cluster: node b2 is back after we gave it up: told it"));
+    free (said);
+    free (b1_log);
+    s_open_chat (bob, "bob", alice, "alice");
+    s_say (alice, bob, "alice", "after the cut");
+    s_say (bob, alice, "bob", "glad to be back");
+    s_quit (alice);
+    s_quit (bob);
+    s_quit (carol);
+    s_proxy_stop (&proxy);
+}
+
+/* ---- One NATS server of three killed ----------------------------------------- */
+
+typedef struct {
+    int received;               /* "msg PEER PREFIX..." lines             */
+    int reported;               /* undelivered errors and unacked counts  */
+} s_tally_t;
+
+/* Read client's lines until `last`, counting. Only what a chat through
+   a failover may say is allowed besides. */
+static void
+s_tally_until (sc_testproc_t *client, const char *prefix, const char *last, s_tally_t *tally)
+{
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    const char *line = NULL;
+    while (sc_testproc_now_ms () < deadline) {
+        int rc = sc_testproc_read_line (client, 1000, &line);
+        if (rc < 0)
+            break;
+        if (rc == 0)
+            continue;
+        if (strcmp (line, last) == 0)
+            return;
+        if (strncmp (line, prefix, strlen (prefix)) == 0)
+            tally->received++;
+        else
+        if (strncmp (line, "error undelivered ", 18) == 0)
+            tally->reported++;
+        else
+        if (strncmp (line, "unacked ", 8) == 0)
+            tally->reported += atoi (strchr (line + 8, ' ') + 1);
+        else
+        if (strncmp (line, "lost ", 5) != 0) {
+            sc_testproc_dump_all ();
+            fail_msg ("unexpected line \"%s\" before \"%s\"", line, last);
+        }
+    }
+    sc_testproc_dump_all ();
+    fail_msg ("no \"%s\"", last);
+}
+
+static void
+test_nats_server_killed (void **state)
+{
+    (void) state;
+    s_cluster_start ("nats-kill");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);      /* b1, on n3 */
+    sc_testproc_t *bob = s_client ("bob", 1);          /* b2, on n1 */
+    s_list_until (alice, "users bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "before");
+
+    /* n3 dies under b1: b1 reconnects to another server; what both send
+       meanwhile is delivered or reported to its sender */
+    assert_int_equal (sc_testproc_kill (C.nats[2]), SC_TESTPROC_SIGNALED + SIGKILL);
+    enum { SENT = 10 };
+    for (int i = 0; i < SENT; i++) {
+        char text[32];
+        snprintf (text, sizeof text, "during %d", i);
+        assert_int_equal (sc_testproc_send (alice, text), 0);
+        snprintf (text, sizeof text, "back %d", i);
+        assert_int_equal (sc_testproc_send (bob, text), 0);
+        sc_testproc_sleep_ms (100);
+    }
+    /* the chat goes on: messages after it arrive */
+    sc_testproc_sleep_ms (1500);
+    assert_int_equal (sc_testproc_send (alice, "after"), 0);
+    assert_int_equal (sc_testproc_send (bob, "after too"), 0);
+    s_tally_t to_bob = { 0, 0 }, to_alice = { 0, 0 };
+    s_tally_until (bob, "msg alice during ", "msg alice after", &to_bob);
+    s_tally_until (alice, "msg bob back ", "msg bob after too", &to_alice);
+    /* the end of the chat counts what was never confirmed */
+    assert_int_equal (sc_testproc_send (alice, "/leave"), 0);
+    /* (no message may come any more: "-" counts none) */
+    s_tally_until (alice, "-", "closed bob", &to_bob);
+    s_tally_until (bob, "-", "closed alice", &to_alice);
+    fprintf (stderr, "NATS server killed: alice -> bob %d of %d delivered, %d reported; "
+             "bob -> alice %d delivered, %d reported\n", to_bob.received, SENT,
+             to_bob.reported, to_alice.received, to_alice.reported);
+    /* to_bob.reported holds alice's reports (her undelivered and unacked
+       lines), to_alice.reported bob's */
+    assert_true (to_bob.received + to_bob.reported >= SENT);
+    assert_true (to_alice.received + to_alice.reported >= SENT);
+    /* b1 did lose its server, and found another */
+    char *b1_log = sc_testdir_path (C.dir, "b1/broker.log");
+    char *text = sc_testdir_slurp (b1_log, NULL);
+    assert_non_null (text);
+    assert_non_null (strstr (text, "cluster: reconnected to NATS at nats://127.0.0.1:"));
+    free (text);
+    free (b1_log);
+    /* and a new chat across the two nodes works */
+    s_open_chat (bob, "bob", alice, "alice");
+    s_say (alice, bob, "alice", "after the failover");
+    s_quit (alice);
+    s_quit (bob);
+}
+
+/* ---- NATS unreachable at start ---------------------------------------------- */
+
+static void
+test_nats_unreachable (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    /* a port bound but not listening: connections are refused */
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    assert_true (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
+                 && getsockname (fd, (struct sockaddr *) &addr, &alen) == 0);
+    char urls[128], bin[512], cert[512], key[512], users[512];
+    snprintf (urls, sizeof urls, "nats://127.0.0.1:%d,nats://127.0.0.1:%d",
+              ntohs (addr.sin_port), ntohs (addr.sin_port));
+    snprintf (bin, sizeof bin, "%ssecbroker", sc_testproc_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
+    snprintf (key, sizeof key, "%s/broker.key", T.keys);
+    snprintf (users, sizeof users, "%s/users", T.keys);
+    char *log = sc_testdir_path (T.dir, "unreachable.log");
+    const char *const argv[] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
+                                 "--key", key, "--users", users, "--cluster", urls,
+                                 "--node", "lonely", NULL };
+    int64_t started = sc_testproc_now_ms ();
+    sc_testproc_t *broker = sc_testproc_new ("broker", argv, log);
+    assert_non_null (broker);
+    assert_int_equal (sc_testproc_wait (broker, 30000), 1);
+    assert_true (sc_testproc_now_ms () - started < 30000);
+    assert_int_equal (sc_testproc_expect_eof (broker, 1000), 0);
+    char *text = sc_testdir_slurp (log, NULL);
+    assert_non_null (text);
+    /* one line, naming the URLs it tried */
+    char *nl = strchr (text, '\n');
+    assert_non_null (nl);
+    assert_true (nl[1] == 0);
+    assert_non_null (strstr (text, urls));
+    assert_true (strncmp (text, "secbroker: ", 11) == 0);
+    free (text);
+    free (log);
+    close (fd);
+}
+
+/* Two brokers under one node name would take each other's messages:
+   each says so in its log. */
+static void
+test_node_name_twice (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, "twins");
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    s_nats_start (0);
+    char url[64];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", C.client_port[0]);
+    const char *const extra[] = { "--cluster", url, "--node", "twin", NULL };
+    for (int i = 0; i < 2; i++) {
+        char sub[16];
+        snprintf (sub, sizeof sub, "b%d", i + 1);
+        char *dir = sc_testdir_path (C.dir, sub);
+        assert_int_equal (mkdir (dir, 0700), 0);
+        C.broker[i] = sc_testproc_broker_new_with (T.keys, dir, extra, C.endpoint[i],
+                                                   sizeof C.endpoint[i]);
+        free (dir);
+        assert_non_null (C.broker[i]);
+    }
+    char *log = sc_testdir_path (C.dir, "b1/broker.log");
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    bool said = false;
+    while (!said && sc_testproc_now_ms () < deadline) {
+        char *text = sc_testdir_slurp (log, NULL);
+        said = text && strstr (text, "cluster: another broker is also node twin: ");
+        free (text);
+        if (!said)
+            sc_testproc_sleep_ms (100);
+    }
+    free (log);
+    if (!said)
+        sc_testproc_dump_all ();
+    assert_true (said);
+}
+
+/* ---- deploy/nats-secchat.conf: accounts, permissions, TLS ---------------------- */
+
+/* A secbroker of the TLS cluster with these NATS options (extra:
+   NULL-terminated); started is whether it said it listens. */
+static sc_testproc_t *
+s_tls_broker (const char *node, const char *const extra[], int *status)
+{
+    char bin[512], cert[512], key[512], users[512], log[512];
+    snprintf (bin, sizeof bin, "%ssecbroker", sc_testproc_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
+    snprintf (key, sizeof key, "%s/broker.key", T.keys);
+    snprintf (users, sizeof users, "%s/users", T.keys);
+    snprintf (log, sizeof log, "%s/%s.log", C.dir, node);
+    const char *argv[32] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert, "--key",
+                             key, "--users", users, "--node", node };
+    int argc = 11;
+    for (int i = 0; extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    sc_testproc_t *broker = sc_testproc_new (node, argv, log);
+    assert_non_null (broker);
+    *status = sc_testproc_wait (broker, 0);
+    return broker;
+}
+
+static void
+test_nats_accounts_and_tls (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, "tls");
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    /* a CA, and one certificate for the server (127.0.0.1) and the
+       brokers, as deploy/README.md makes them */
+    char cmd[2048];
+    snprintf (cmd, sizeof cmd,
+              "cd '%s' && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n"
+              "extendedKeyUsage=serverAuth,clientAuth\\n' > ext && "
+              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+              "-keyout ca.key -out ca.pem -days 2 -subj /CN=nats-ca && "
+              "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+              "-keyout nats.key -out nats.csr -subj /CN=nats && "
+              "openssl x509 -req -in nats.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out nats.pem -days 2 -extfile ext", C.dir);
+    char *olog = sc_testdir_path (C.dir, "openssl.log");
+    char full[2600];
+    snprintf (full, sizeof full, "( %s ) > '%s' 2>&1", cmd, olog);
+    assert_int_equal (system (full), 0);
+    free (olog);
+    char *ca = sc_testdir_path (C.dir, "ca.pem");
+    char *crt = sc_testdir_path (C.dir, "nats.pem");
+    char *key = sc_testdir_path (C.dir, "nats.key");
+    setenv ("NATS_NAME", "n1", 1);
+    setenv ("NATS_TLS_CERT", crt, 1);
+    setenv ("NATS_TLS_KEY", key, 1);
+    setenv ("NATS_TLS_CA", ca, 1);
+    setenv ("SECCHAT_NATS_PASSWORD", "brokers-only", 1);
+    /* the file as shipped; only the addresses are the test's (a lone
+       server: its route goes nowhere) */
+    char *log = sc_testdir_path (C.dir, "nats.log");
+    const char *const nats_argv[] = { "nats-server", "-c", "deploy/nats-secchat.conf", "-a",
+                                      "127.0.0.1", "-p", "-1", "--cluster",
+                                      "nats://127.0.0.1:-1", "--routes",
+                                      "nats://127.0.0.1:1", NULL };
+    C.nats[0] = sc_testproc_new ("nats", nats_argv, log);
+    assert_non_null (C.nats[0]);
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    int port = -1;
+    while (sc_testproc_now_ms () < deadline
+           && (port = s_port_in_log (log, "client connections on 127.0.0.1:")) <= 0)
+        sc_testproc_sleep_ms (50);
+    free (log);
+    assert_true (port > 0);
+    char tls_url[64], plain_url[64];
+    snprintf (tls_url, sizeof tls_url, "tls://127.0.0.1:%d", port);
+    snprintf (plain_url, sizeof plain_url, "nats://127.0.0.1:%d", port);
+
+    /* the brokers, with the user, the password (from a file) and their
+       certificate */
+    char *pass = sc_testdir_path (C.dir, "nats.pass");
+    FILE *file = fopen (pass, "w");
+    assert_non_null (file);
+    assert_true (fputs ("brokers-only\n", file) >= 0);
+    assert_int_equal (fclose (file), 0);
+    const char *const good[] = { "--cluster", tls_url, "--nats-user", "secbroker",
+                                 "--nats-password-file", pass, "--nats-tlsca", ca,
+                                 "--nats-tlscert", crt, "--nats-tlskey", key, NULL };
+    int t = sc_testproc_timeout (10000);
+    int status = 0;
+    for (int i = 0; i < 2; i++) {
+        char node[16];
+        snprintf (node, sizeof node, "b%d", i + 1);
+        C.broker[i] = s_tls_broker (node, good, &status);
+        const char *line = sc_testproc_expect_prefix (C.broker[i], "secbroker listening on ", t);
+        assert_non_null (line);
+        snprintf (C.endpoint[i], sizeof C.endpoint[i], "%s", line + 23);
+    }
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    s_list_until (alice, "users bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (bob, alice, "bob", "over TLS, in our own account");
+
+    /* nobody else gets in: a wrong password, no client certificate, no
+       TLS; each is refused at once, in one line */
+    const char *const wrong_password[] = { "--cluster", tls_url, "--nats-user", "secbroker",
+                                           "--nats-password", "guess", "--nats-tlsca", ca,
+                                           "--nats-tlscert", crt, "--nats-tlskey", key, NULL };
+    const char *const no_cert[] = { "--cluster", tls_url, "--nats-user", "secbroker",
+                                     "--nats-password", "brokers-only", "--nats-tlsca", ca,
+                                     NULL };
+    const char *const no_tls[] = { "--cluster", plain_url, "--nats-user", "secbroker",
+                                   "--nats-password", "brokers-only", NULL };
+    const char *const *const refused[] = { wrong_password, no_cert, no_tls };
+    for (int i = 0; i < 3; i++) {
+        char node[32];
+        snprintf (node, sizeof node, "intruder%d", i);
+        sc_testproc_t *intruder = s_tls_broker (node, refused[i], &status);
+        assert_int_equal (sc_testproc_wait (intruder, t), 1);
+        assert_int_equal (sc_testproc_expect_eof (intruder, 1000), 0);
+        char *path = sc_testdir_path (C.dir, node);
+        char *path_log = NULL;
+        if (asprintf (&path_log, "%s.log", path) < 0)
+            fail ();
+        char *text = sc_testdir_slurp (path_log, NULL);
+        assert_non_null (text);
+        assert_true (strncmp (text, "secbroker: cannot reach NATS at ", 32) == 0);
+        assert_true (strchr (text, '\n') && strchr (text, '\n')[1] == 0);
+        free (text);
+        free (path_log);
+        free (path);
+        sc_testproc_destroy (&intruder);
+    }
+    /* and the chat went on */
+    s_say (alice, bob, "alice", "still private");
+    s_quit (alice);
+    s_quit (bob);
+    free (pass);
+    free (ca);
+    free (crt);
+    free (key);
+}
+
+/* ---- Fixture ------------------------------------------------------------------ */
+
+static int
+s_group_setup (void **state)
+{
+    (void) state;
+    T.dir = sc_testdir_new ("cluster");
+    if (!T.dir)
+        return -1;
+    T.keys = sc_testdir_path (T.dir, "keys");
+    const char *const users[] = { "alice", "bob", "carol", "dave", "erin", NULL };
+    return sc_testproc_make_keys (T.keys, users);
+}
+
+static int
+s_group_teardown (void **state)
+{
+    (void) state;
+    sc_testdir_remove (T.dir);
+    free (T.keys);
+    free (T.dir);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    sc_testproc_destroy_all ();
+    free (C.dir);
+    memset (&C, 0, sizeof C);
+    return 0;
+}
+
+int
+main (void)
+{
+    signal (SIGPIPE, SIG_IGN);
+    /* SC_TEST_FILTER=test_name (a glob) runs only those tests */
+    if (getenv ("SC_TEST_FILTER"))
+        cmocka_set_test_filter (getenv ("SC_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_node_codec),
+        cmocka_unit_test (test_node_codec_mutations),
+        cmocka_unit_test_teardown (test_flow_across_nodes, s_teardown),
+        cmocka_unit_test_teardown (test_demo_scripts_across_nodes, s_teardown),
+        cmocka_unit_test_teardown (test_node_killed_and_restarted, s_teardown),
+        cmocka_unit_test_teardown (test_node_cut_off_from_nats, s_teardown),
+        cmocka_unit_test_teardown (test_nats_server_killed, s_teardown),
+        cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),
+        cmocka_unit_test_teardown (test_node_name_twice, s_teardown),
+        cmocka_unit_test_teardown (test_nats_accounts_and_tls, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
+}

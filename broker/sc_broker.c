@@ -314,6 +314,13 @@ sc_broker_stats (const sc_broker_t *self, sc_broker_stats_t *stats)
     *stats = self->stats;
     stats->sessions = zhashx_size (self->by_name);
     stats->handshakes = self->handshakes;
+    if (self->cluster) {
+        stats->clustered = true;
+        stats->cluster_connected = sc_cluster_connected (self->cluster);
+        stats->cluster_nodes = sc_cluster_nodes (self->cluster);
+        stats->cluster_users = sc_cluster_remote_users (self->cluster);
+        stats->cluster_reconnects = sc_cluster_reconnects (self->cluster);
+    }
 }
 
 size_t

@@ -143,6 +143,12 @@ typedef struct {
     uint64_t chats;             /* gauge: chats open                      */
     uint64_t sessions;          /* gauge: users logged in                 */
     uint64_t handshakes;        /* gauge: logins in progress              */
+    /* a node of a cluster (--cluster) only: */
+    uint64_t cluster_nodes;     /* gauge: other nodes heard from          */
+    uint64_t cluster_users;     /* gauge: users online on other nodes     */
+    uint64_t cluster_reconnects;    /* reconnections to NATS since start  */
+    bool clustered;             /* the cluster_ figures are set           */
+    bool cluster_connected;     /* gauge: connected to a NATS server now  */
 } sc_broker_stats_t;
 void sc_broker_stats (const sc_broker_t *self, sc_broker_stats_t *stats);
 

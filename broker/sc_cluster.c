@@ -64,6 +64,7 @@ struct _sc_cluster_t {
     size_t queued;              /* bytes                                 */
     uint64_t dropped;
     bool reconnected;           /* since the core's thread last looked   */
+    uint64_t reconnects;        /* since the start                       */
     bool closing;               /* sc_cluster_destroy under way...       */
     bool closed;                /* ...and NATS's last callback is done   */
     pthread_cond_t closed_cond;
@@ -171,6 +172,7 @@ s_on_reconnected (natsConnection *nc, void *closure)
     sc_log (SC_LOG_INFO, "cluster: reconnected to NATS at %s", url);
     pthread_mutex_lock (&self->lock);
     self->reconnected = true;
+    self->reconnects++;
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -517,6 +519,27 @@ size_t
 sc_cluster_remote_users (const sc_cluster_t *self)
 {
     return zhashx_size (self->remote);
+}
+
+bool
+sc_cluster_connected (const sc_cluster_t *self)
+{
+    return natsConnection_Status (self->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+size_t
+sc_cluster_nodes (const sc_cluster_t *self)
+{
+    return zhashx_size (self->nodes);
+}
+
+uint64_t
+sc_cluster_reconnects (sc_cluster_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    uint64_t n = self->reconnects;
+    pthread_mutex_unlock (&self->lock);
+    return n;
 }
 
 /* ---- Presence ----------------------------------------------------------------- */

@@ -73,6 +73,11 @@ typedef void (sc_cluster_name_fn) (void *arg, const char *name);
 void sc_cluster_names (sc_cluster_t *self, sc_cluster_name_fn *fn, void *arg);
 /* Users online on other nodes, as the table has them. */
 size_t sc_cluster_remote_users (const sc_cluster_t *self);
+/* The link, for the metrics: connected to a NATS server now; the other
+   nodes the table holds; reconnections to NATS since the start. */
+bool sc_cluster_connected (const sc_cluster_t *self);
+size_t sc_cluster_nodes (const sc_cluster_t *self);
+uint64_t sc_cluster_reconnects (sc_cluster_t *self);
 /* To node's subject; msg's node and boot are filled in. 0, or -1 when
    NATS would not take it (then it is not sent). */
 int sc_cluster_send (sc_cluster_t *self, const char *node, sc_node_msg_t *msg);

@@ -100,6 +100,17 @@ sc_metrics_format (const sc_broker_stats_t *stats)
               "Bytes of the envelopes relayed, as received.", stats->relayed_bytes);
     s_metric (&t, "secbroker_undelivered_total", "counter",
               "Envelopes to relay that could not be delivered.", stats->undelivered);
+    if (stats->clustered) {
+        s_metric (&t, "secbroker_cluster_connected", "gauge",
+                  "1 while connected to a NATS server of the cluster, else 0.",
+                  stats->cluster_connected);
+        s_metric (&t, "secbroker_cluster_nodes", "gauge",
+                  "Other nodes of the cluster heard from.", stats->cluster_nodes);
+        s_metric (&t, "secbroker_cluster_remote_users", "gauge",
+                  "Users online on the other nodes.", stats->cluster_users);
+        s_metric (&t, "secbroker_cluster_reconnects_total", "counter",
+                  "Reconnections to NATS since the start.", stats->cluster_reconnects);
+    }
     if (t.failed) {
         free (t.buf);
         return NULL;

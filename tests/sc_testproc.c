@@ -21,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1099,4 +1102,75 @@ sc_testproc_client_new (const sc_testclient_t *client)
     free (log_path);
     free (log_name);
     return proc;
+}
+
+//  ---------------------------------------------------------------------
+//  Scraping a broker's --metrics
+
+char *
+sc_testproc_http (int port, const char *request)
+{
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = { 5, 0 };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    size_t len = strlen (request);
+    if (connect (fd, (struct sockaddr *) &sa, sizeof sa)
+        || send (fd, request, len, MSG_NOSIGNAL) != (ssize_t) len) {
+        close (fd);
+        return NULL;
+    }
+    size_t size = 4096, used = 0;
+    char *buf = malloc (size);
+    ssize_t n = 0;
+    while (buf && (n = recv (fd, buf + used, size - used - 1, 0)) > 0) {
+        used += (size_t) n;
+        if (size - used < 1024) {
+            size *= 2;
+            char *more = realloc (buf, size);
+            if (!more)
+                free (buf);
+            buf = more;
+        }
+    }
+    close (fd);
+    if (buf)
+        buf[used] = 0;
+    return buf;
+}
+
+char *
+sc_testproc_metrics (int port)
+{
+    char *answer = sc_testproc_http (port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                           "Connection: close\r\n\r\n");
+    if (!answer) {
+        fprintf (stderr, "sc_testproc: nothing answers on port %d\n", port);
+        return NULL;
+    }
+    char *body = strstr (answer, "\r\n\r\n");
+    if (strncmp (answer, "HTTP/1.1 200 ", 13) != 0 || !body
+        || !strstr (answer, "\r\nContent-Type: text/plain; version=0.0.4")) {
+        fprintf (stderr, "sc_testproc: not a metrics answer:\n%s\n", answer);
+        free (answer);
+        return NULL;
+    }
+    char *text = strdup (body + 4);
+    free (answer);
+    return text;
+}
+
+int
+sc_testproc_metric (const char *text, const char *name, unsigned long long *value)
+{
+    size_t len = strlen (name);
+    for (const char *line = text; line && *line; line = strchr (line, '\n'), line += !!line)
+        if (strncmp (line, name, len) == 0 && line[len] == ' ') {
+            *value = strtoull (line + len + 1, NULL, 10);
+            return 0;
+        }
+    return -1;
 }

@@ -175,4 +175,14 @@ typedef struct {
 //  Starts bin/secchat --batch with these options. Does not wait for it.
 sc_testproc_t *sc_testproc_client_new (const sc_testclient_t *client);
 
+//  The whole answer to one HTTP request sent to 127.0.0.1:port (5 s at
+//  most), malloc'd; NULL when nothing answers.
+char *sc_testproc_http (int port, const char *request);
+//  GET /metrics: the body of a 200 answer in Prometheus's text format
+//  (malloc'd), or NULL after printing what came instead.
+char *sc_testproc_metrics (int port);
+//  The value of the sample named exactly name (labels included) in a
+//  metrics text: 0 and *value, or -1 when there is none.
+int sc_testproc_metric (const char *text, const char *name, unsigned long long *value);
+
 #endif

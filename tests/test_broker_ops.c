@@ -153,49 +153,16 @@ s_expect (sc_testpeer_t *peer, uint8_t opcode)
 static char *
 s_http (int port, const char *request)
 {
-    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true (fd >= 0);
-    struct timeval tv = { 5, 0 };
-    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (connect (fd, (struct sockaddr *) &sa, sizeof sa)) {
-        close (fd);
-        return NULL;
-    }
-    size_t len = strlen (request);
-    assert_int_equal (send (fd, request, len, MSG_NOSIGNAL), (ssize_t) len);
-    size_t size = 4096, used = 0;
-    char *buf = malloc (size);
-    assert_non_null (buf);
-    ssize_t n;
-    while ((n = recv (fd, buf + used, size - used - 1, 0)) > 0) {
-        used += (size_t) n;
-        if (size - used < 1024) {
-            size *= 2;
-            buf = realloc (buf, size);
-            assert_non_null (buf);
-        }
-    }
-    close (fd);
-    buf[used] = 0;
-    return buf;
+    return sc_testproc_http (port, request);
 }
 
 /* GET /metrics: the body of a 200 answer with Prometheus' type. */
 static char *
 s_scrape (int port)
 {
-    char *answer = s_http (port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                 "Connection: close\r\n\r\n");
-    assert_non_null (answer);
-    if (strncmp (answer, "HTTP/1.1 200 ", 13) != 0
-        || !strstr (answer, "\r\nContent-Type: text/plain; version=0.0.4"))
-        fail_msg ("not a metrics answer:\n%s", answer);
-    char *body = strstr (answer, "\r\n\r\n");
-    assert_non_null (body);
-    char *text = strdup (body + 4);
-    free (answer);
+    char *text = sc_testproc_metrics (port);
+    if (!text)
+        fail_msg ("no metrics from port %d", port);
     return text;
 }
 
@@ -203,12 +170,10 @@ s_scrape (int port)
 static unsigned long long
 s_value (const char *text, const char *name)
 {
-    size_t len = strlen (name);
-    for (const char *line = text; line && *line; line = strchr (line, '\n'), line += !!line)
-        if (strncmp (line, name, len) == 0 && line[len] == ' ')
-            return strtoull (line + len + 1, NULL, 10);
-    fail_msg ("no sample %s in:\n%s", name, text);
-    return 0;
+    unsigned long long value = 0;
+    if (sc_testproc_metric (text, name, &value))
+        fail_msg ("no sample %s in:\n%s", name, text);
+    return value;
 }
 
 /* Scrapes until name reads want (the broker hands its figures over a
@@ -278,6 +243,8 @@ test_metrics_and_log (void **state)
     int port = s_metrics_port ();
     char *text = s_scrape (port);
     assert_int_equal (s_value (text, "secbroker_logins_total"), 0);
+    /* a broker on its own has no cluster figures */
+    assert_null (strstr (text, "secbroker_cluster_"));
     assert_non_null (strstr (text, "# TYPE secbroker_logins_total counter\n"));
     assert_non_null (strstr (text, "# TYPE secbroker_sessions gauge\n"));
     free (text);

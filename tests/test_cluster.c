@@ -252,7 +252,8 @@ s_broker_start (int i)
     char *dir = sc_testdir_path (C.dir, sub);
     if (access (dir, F_OK) != 0)
         assert_int_equal (mkdir (dir, 0700), 0);
-    const char *const extra[] = { "--cluster", C.urls[i], "--node", node, NULL };
+    const char *const extra[] = { "--cluster", C.urls[i], "--node", node,
+                                  "--metrics", "127.0.0.1:0", NULL };
     C.broker[i] = sc_testproc_broker_new_with (T.keys, dir, extra, C.endpoint[i],
                                                sizeof C.endpoint[i]);
     free (dir);
@@ -294,6 +295,53 @@ static sc_testproc_t *
 s_client (const char *user, int node)
 {
     return s_client_as (user, user, node);
+}
+
+/* Node b(i+1)'s metrics port, from its log. */
+static int
+s_metrics_port (int i)
+{
+    char sub[32];
+    snprintf (sub, sizeof sub, "b%d/broker.log", i + 1);
+    char *path = sc_testdir_path (C.dir, sub);
+    const char *prefix = "metrics on http://127.0.0.1:";
+    int port = 0;
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (5000);
+    while (port <= 0 && sc_testproc_now_ms () < deadline) {
+        char *log = sc_testdir_slurp (path, NULL);
+        const char *at = log ? strstr (log, prefix) : NULL;
+        port = at ? atoi (at + strlen (prefix)) : 0;
+        free (log);
+        if (port <= 0)
+            sc_testproc_sleep_ms (50);
+    }
+    free (path);
+    assert_true (port > 0 && port < 65536);
+    return port;
+}
+
+/* Scrapes node b(i+1) until its sample name reads want (figures are
+   handed to the metrics server a few times a second). */
+static void
+s_metric_until (int i, const char *name, unsigned long long want, int timeout_ms)
+{
+    int port = s_metrics_port (i);
+    int64_t deadline = sc_testproc_now_ms () + timeout_ms;
+    unsigned long long value = 0;
+    char *text = NULL;
+    do {
+        free (text);
+        text = sc_testproc_metrics (port);
+        assert_non_null (text);
+        if (sc_testproc_metric (text, name, &value))
+            fail_msg ("no sample %s in:\n%s", name, text);
+        if (value == want) {
+            free (text);
+            return;
+        }
+        sc_testproc_sleep_ms (50);
+    } while (sc_testproc_now_ms () < deadline);
+    fail_msg ("%s is %llu, not %llu:\n%s", name, value, want, text);
 }
 
 /* /list until name is not in what it answers (a ghost gone). */
@@ -403,6 +451,12 @@ test_flow_across_nodes (void **state)
     s_list_until (alice, "users bob carol", t);
     s_list_until (bob, "users alice carol", t);
     s_list_until (carol, "users alice bob", t);
+    /* the cluster link in the metrics: b1 is connected, hears two other
+       nodes, and knows of bob and carol there */
+    s_metric_until (0, "secbroker_cluster_connected", 1, t);
+    s_metric_until (0, "secbroker_cluster_nodes", 2, t);
+    s_metric_until (0, "secbroker_cluster_remote_users", 2, t);
+    s_metric_until (0, "secbroker_cluster_reconnects_total", 0, t);
 
     /* registered but online nowhere */
     assert_int_equal (sc_testproc_send (alice, "/talk dave"), 0);
@@ -967,6 +1021,9 @@ test_nats_server_killed (void **state)
     assert_non_null (strstr (text, "cluster: reconnected to NATS at nats://127.0.0.1:"));
     free (text);
     free (b1_log);
+    /* ...and its metrics say so */
+    s_metric_until (0, "secbroker_cluster_reconnects_total", 1, t);
+    s_metric_until (0, "secbroker_cluster_connected", 1, t);
     /* and a new chat across the two nodes works */
     s_open_chat (bob, "bob", alice, "alice");
     s_say (alice, bob, "alice", "after the failover");

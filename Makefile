@@ -8,7 +8,7 @@
 
 # Debian packages the build, the tests and the demo need.
 DEPS_PKGS = libzmq3-dev libczmq-dev libssl-dev libmsgpack-dev libcmocka-dev \
-            libedit-dev pkg-config openssl gcc make
+            libedit-dev libsqlite3-dev pkg-config openssl gcc make
 # The deployment test (tests/test_deploy.c) lints the manual pages
 # (mandoc, man), validates the compose file (docker-compose) and checks
 # the unit (systemd-analyze and libseccomp come with systemd).
@@ -16,7 +16,7 @@ DEPS_PKGS += mandoc man-db docker-compose systemd
 
 # msgpack-c ships its pkg-config file as `msgpack` (<= 4.x) or `msgpack-c`.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
-PKGS       = libzmq libczmq libcrypto $(MSGPACK_PC)
+PKGS       = libzmq libczmq libcrypto $(MSGPACK_PC) sqlite3
 
 CC        ?= cc
 CSTD       = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE

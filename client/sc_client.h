@@ -66,6 +66,8 @@ typedef enum {
     SC_EV_NOT_FOUND,
     SC_EV_CHAT,         /* name; safety: the safety number                */
     SC_EV_MSG,          /* name; text: the message, controls shown as '?' */
+    SC_EV_SENT,         /* name; text: a line of ours, as typed, sealed and
+                           sent to name (for the history: not shown)      */
     SC_EV_CLOSED,       /* name                                           */
     SC_EV_LOST,         /* name; number: messages that never arrived      */
     SC_EV_ACKED,        /* name; number: how many of own lines the peer

@@ -397,6 +397,7 @@ sc_term_event (sc_term_t *self, const sc_event_t *ev)
                     ev->name, ev->safety, ev->name);
             break;
         case SC_EV_MSG:         s_show_message (self, ev); break;
+        case SC_EV_SENT:        break;      /* the user typed it */
         case SC_EV_CLOSED:      s_info (self, "-- chat with %s closed", ev->name); break;
         case SC_EV_LOST:
             s_info (self, "-- %llu message%s from %s never arrived",

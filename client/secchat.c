@@ -32,6 +32,7 @@
 
 #include "sc_client.h"
 #include "sc_crypto.h"
+#include "sc_history.h"
 #include "sc_key.h"
 #include "sc_msg.h"
 #include "sc_term.h"
@@ -50,9 +51,10 @@
 
 typedef struct {
     const char *endpoint, *user, *key_path, *ca_path, *broker_name;
-    const char *password_file, *config_dir;
+    const char *password_file, *config_dir, *data_dir;
     long timeout_s;
     bool batch;
+    bool no_history;
 } s_opts_t;
 
 typedef struct {
@@ -66,6 +68,7 @@ typedef struct {
     sc_key_t *key;
     sc_client_t *client;
     sc_term_t *term;
+    sc_history_t *history;              /* NULL: --no-history             */
     zsock_t *sock;
     s_frame_t outq[S_OUTQ_MAX];         /* not yet taken by the socket    */
     size_t outq_head, outq_len;
@@ -138,7 +141,7 @@ s_catch (int sig, void (*handler) (int))
 static const char s_usage[] =
     "usage: secchat --endpoint EP --user NAME --key FILE --ca FILE\n"
     "               [--broker-name NAME] [--password-file FILE] [--config-dir DIR]\n"
-    "               [--timeout SECONDS] [--batch]\n"
+    "               [--timeout SECONDS] [--batch] [--data-dir DIR] [--no-history]\n"
     "\n"
     "  --endpoint EP         the broker (default tcp://localhost:4242)\n"
     "  --user NAME           your registered name, [a-z0-9_-]{1,32} (required)\n"
@@ -151,6 +154,9 @@ static const char s_usage[] =
     "  --timeout SECONDS     how long to wait for the broker when logging in (10)\n"
     "  --batch               one command per input line, one event per output line\n"
     "                        (on when standard input is not a terminal)\n"
+    "  --data-dir DIR        the encrypted history goes in DIR/NAME/ (default\n"
+    "                        $XDG_DATA_HOME/secchat or ~/.local/share/secchat)\n"
+    "  --no-history          keep no history of the conversations\n"
     "  --help                this text\n";
 
 static void
@@ -214,6 +220,8 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
         { "config-dir", required_argument, NULL, 'd' },
         { "timeout", required_argument, NULL, 't' },
         { "batch", no_argument, NULL, 'B' },
+        { "data-dir", required_argument, NULL, 'D' },
+        { "no-history", no_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -233,6 +241,8 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
             case 'd': opts->config_dir = optarg; break;
             case 't': opts->timeout_s = s_parse_timeout (optarg); break;
             case 'B': opts->batch = true; break;
+            case 'D': opts->data_dir = optarg; break;
+            case 'H': opts->no_history = true; break;
             case 'h': fputs (s_usage, stdout); exit (0);
             default:  s_usage_error (NULL);
         }
@@ -394,6 +404,11 @@ s_on_event (void *arg, const sc_event_t *ev)
         sc_term_event (app->term, ev);
     else
         s_emit_batch (app, ev);
+    char why[700];
+    if (sc_history_event (app->history, ev, why, sizeof why)) {
+        sc_event_t err = { .type = SC_EV_ERROR, .code = "history", .text = why };
+        s_on_event (app, &err);
+    }
 }
 
 /* An error the client itself finds before the core sees the line. */
@@ -402,6 +417,19 @@ s_local_error (s_app_t *app, const char *code, const char *text)
 {
     sc_event_t ev = { .type = SC_EV_ERROR, .code = code, .text = text };
     s_on_event (app, &ev);
+}
+
+/* What /history and /forget print: a line for the user, or an error. */
+static void
+s_history_out (void *arg, const char *code, const char *text)
+{
+    s_app_t *app = arg;
+    if (code)
+        s_local_error (app, code, text);
+    else if (app->term)
+        sc_term_print (app->term, SC_TERM_INFO, text);
+    else if (printf ("%s\n", text) < 0 || fflush (stdout))
+        app->quitting = true;
 }
 
 /* ---- Socket ------------------------------------------------------------------- */
@@ -548,6 +576,7 @@ s_finish (s_app_t *app, int code, const char *why)
     if (why)
         fprintf (stderr, "secchat: %s\n", why);
     sc_client_destroy (&app->client);
+    sc_history_destroy (&app->history);
     sc_key_destroy (&app->key);
     sc_ca_destroy (&app->ca);
     exit (code);
@@ -604,6 +633,10 @@ s_line (s_app_t *app, const char *line, size_t len, bool too_long)
     int64_t now = s_now ();
     if (too_long)
         s_local_error (app, "too-long", "a line is at most 4096 bytes of text: not sent");
+    else
+    if (sc_history_is_command (line, len))
+        sc_history_command (app->history, line, len, sc_client_peer (app->client),
+                            app->opts.batch, s_history_out, app);
     else
     if (app->opts.batch && len == 5 && memcmp (line, "/quit", 5) == 0)
         /* A script's /quit waits, as its end of input does, for the
@@ -843,6 +876,26 @@ s_make_config_dir (const char *dir)
         fprintf (stderr, "secchat: note: cannot create %s: %s\n", dir, strerror (errno));
 }
 
+/* The encrypted history (sc_history), unless --no-history. A store that
+   cannot be used is said once, and the chat goes on without it. */
+static void
+s_open_history (s_app_t *app)
+{
+    if (app->opts.no_history)
+        return;
+    char *dir = app->opts.data_dir ? strdup (app->opts.data_dir)
+                                   : sc_history_default_dir ();
+    char why[700] = "no data directory: set HOME or give --data-dir";
+    if (dir) {
+        app->history = sc_history_new (dir, app->opts.user, app->key, why, sizeof why);
+        free (dir);
+        if (!app->history)
+            s_die (1, "out of memory");
+    }
+    if (why[0])
+        s_local_error (app, "history", why);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -883,6 +936,7 @@ main (int argc, char *argv[])
         if (!(app.term = sc_term_new ("[connecting]> ", s_term_line, &app)))
             s_die (1, "cannot set up the terminal");
     }
+    s_open_history (&app);
     app.stdin_open = true;
     app.backoff_ms = S_BACKOFF_MIN_MS;
     s_start_login (&app, s_now ());

@@ -1082,6 +1082,14 @@ sc_testproc_client_new (const sc_testclient_t *client)
     free (cfg_path);
     free (cfg);
 
+    //  The history goes under the test's directory, never ~/.local.
+    char *data = client->data_dir ? NULL : sc_testdir_path (client->workdir, "data");
+    s_args_add (&args, "--data-dir");
+    s_args_add (&args, client->data_dir ? client->data_dir : data);
+    free (data);
+    if (client->no_history)
+        s_args_add (&args, "--no-history");
+
     if (client->broker_name) {
         s_args_add (&args, "--broker-name");
         s_args_add (&args, client->broker_name);

@@ -170,6 +170,8 @@ typedef struct {
     const char *ca_file;        //  default keys/ca.pem
     const char *broker_name;    //  --broker-name, not given when NULL
     const char *timeout;        //  --timeout, not given when NULL
+    const char *data_dir;       //  --data-dir, default WORKDIR/data
+    int no_history;             //  --no-history when not 0
 } sc_testclient_t;
 
 //  Starts bin/secchat --batch with these options. Does not wait for it.

@@ -74,6 +74,10 @@ typedef struct {
     /* the client's events as batch lines (others as "NOTICE ...") */
     char *lines[MAX_LINES];
     size_t nlines, read;
+    /* SC_EV_SENT: "PEER TEXT" of the (last 8) lines the core reports
+       sent, and how many */
+    char sent[8][64];
+    size_t nsent;
 } conn_t;
 
 struct fake_broker_t {
@@ -106,6 +110,11 @@ io_event (void *arg, const sc_event_t *ev)
 {
     conn_t *conn = arg;
     char line[SC_EVENT_LINE_MAX];
+    if (ev->type == SC_EV_SENT) {
+        snprintf (conn->sent[conn->nsent++ % 8], sizeof conn->sent[0], "%s %s",
+                  ev->name, ev->text);
+        return;
+    }
     int n = sc_event_format_batch (ev, line, sizeof line);
     assert_true (n >= 0);
     if (n > 0) {
@@ -1372,6 +1381,8 @@ test_queued_during_keyx (void **state)
     sc_client_command (bob->client, "early one", 9, g_now);
     sc_client_command (bob->client, "early two", 9, g_now);
     expect_nothing (bob);
+    /* kept, not sent yet: nothing for the history */
+    assert_int_equal (bob->nsent, 0);
     pump (fb);
     expect_line (alice, "accepted bob");
     expect_line (alice, "chat bob *");
@@ -1379,6 +1390,11 @@ test_queued_during_keyx (void **state)
     expect_line (alice, "msg bob early two");
     expect_line (bob, "chat alice *");
     expect_nothing (bob);
+    /* sent now: each reported once, to whom, as typed */
+    assert_int_equal (bob->nsent, 2);
+    assert_string_equal (bob->sent[0], "alice early one");
+    assert_string_equal (bob->sent[1], "alice early two");
+    assert_int_equal (alice->nsent, 0);
     broker_destroy (&fb);
 }
 
@@ -1515,6 +1531,7 @@ test_untrusted_not_queued (void **state)
                  "1 message typed for alice was not sent");
     expect_line (bob, "chat alice *");
     expect_nothing (bob);
+    assert_int_equal (bob->nsent, 0);       /* refused: not said */
     expect_line (alice2, "accepted bob");
     expect_line (alice2, "chat bob *");
     expect_nothing (alice2);

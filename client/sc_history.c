@@ -97,6 +97,16 @@ s_get64 (const uint8_t *p)
 static void
 s_say (char *why, size_t size, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
+/* One line: a control character (a newline in SQLite's own report, in
+   a path) would break the batch format. */
+static void
+s_one_line (char *text)
+{
+    for (; *text; text++)
+        if ((unsigned char) *text < 0x20 || *text == 0x7f)
+            *text = ' ';
+}
+
 static void
 s_say (char *why, size_t size, const char *fmt, ...)
 {
@@ -106,6 +116,7 @@ s_say (char *why, size_t size, const char *fmt, ...)
     va_start (ap, fmt);
     vsnprintf (why, size, fmt, ap);
     va_end (ap);
+    s_one_line (why);
 }
 
 /* A formatted string, malloc'd, or NULL. */
@@ -144,6 +155,7 @@ s_fail (sc_history_t *self, const char *fmt, ...)
     vsnprintf (what, sizeof what, fmt, ap);
     va_end (ap);
     snprintf (self->broken, sizeof self->broken, "%s: nothing is recorded", what);
+    s_one_line (self->broken);
     s_close_db (self);
 }
 

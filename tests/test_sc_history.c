@@ -513,6 +513,34 @@ test_truncated (void **state)
     struct stat st;
     assert_int_equal (stat (g_db, &st), 0);
     assert_true (st.st_size > 8192);
+    //  a page in the middle overwritten (SQLite's pages are 4 KiB): the
+    //  size is right, the structure is not
+    size_t len = 0;
+    char *saved = sc_testdir_slurp (g_db, &len);
+    assert_non_null (saved);
+    FILE *file = fopen (g_db, "r+");
+    assert_non_null (file);
+    assert_int_equal (fseek (file, 4096 + 0, SEEK_SET), 0);
+    char junk[64];
+    memset (junk, 0x5a, sizeof junk);
+    assert_int_equal (fwrite (junk, 1, sizeof junk, file), sizeof junk);
+    assert_int_equal (fclose (file), 0);
+    char damaged[800];
+    h = s_open (damaged, sizeof damaged);
+    assert_false (sc_history_usable (h));
+    if (!strstr (damaged, "damaged or truncated"))
+        fprintf (stderr, "why: %s\n", damaged);
+    assert_non_null (strstr (damaged, "damaged or truncated"));
+    assert_null (strchr (damaged, '\n'));          //  one line, for batch mode
+    sc_history_destroy (&h);
+    file = fopen (g_db, "w");
+    assert_non_null (file);
+    assert_int_equal (fwrite (saved, 1, len, file), len);
+    assert_int_equal (fclose (file), 0);
+    free (saved);
+    h = s_open_clean ();
+    sc_history_destroy (&h);
+
     assert_int_equal (truncate (g_db, st.st_size / 2), 0);
     char why[800];
     h = s_open (why, sizeof why);

@@ -194,21 +194,25 @@ s_commit (sc_history_t *self, char *why, size_t size)
 static int
 s_cid (const sc_history_t *self, const char *name, uint8_t cid[static SC_HASH_LEN])
 {
-    uint8_t data[sizeof "conversation" + SC_NAME_MAX];
+    static const char label[] = "conversation";
+    uint8_t data[sizeof label + SC_NAME_MAX];
     size_t len = strlen (name);
-    memcpy (data, "conversation", sizeof "conversation");   /* with its NUL */
-    memcpy (data + sizeof "conversation", name, len);
-    return sc_hmac (self->id_key, data, sizeof "conversation" + len, cid);
+    memcpy (data, label, sizeof label - 1);
+    data[sizeof label - 1] = 0;
+    memcpy (data + sizeof label, name, len);
+    return sc_hmac (self->id_key, data, sizeof label + len, cid);
 }
 
 static int
 s_record_id (const sc_history_t *self, const s_conv_t *conv, uint64_t n,
              uint8_t id[static SC_HASH_LEN])
 {
-    uint8_t data[sizeof "record" + S_EPOCH_LEN + 8];
-    memcpy (data, "record", sizeof "record");
-    memcpy (data + sizeof "record", conv->epoch, S_EPOCH_LEN);
-    s_put64 (data + sizeof "record" + S_EPOCH_LEN, n);
+    static const char label[] = "record";
+    uint8_t data[sizeof label + S_EPOCH_LEN + 8];
+    memcpy (data, label, sizeof label - 1);
+    data[sizeof label - 1] = 0;
+    memcpy (data + sizeof label, conv->epoch, S_EPOCH_LEN);
+    s_put64 (data + sizeof label + S_EPOCH_LEN, n);
     return sc_hmac (self->id_key, data, sizeof data, id);
 }
 
@@ -397,35 +401,41 @@ s_index_decode (const uint8_t *pt, size_t len, s_index_t *index)
                    | (uint32_t) pt[3] << 8 | pt[4];
     if (count > SC_HISTORY_CONVS)
         return -1;
-    index->conv = calloc (count ? count : 1, sizeof *index->conv);
-    if (!index->conv)
+    s_index_t found = { calloc (count ? count : 1, sizeof (s_conv_t)), 0 };
+    if (!found.conv)
         return -1;
     size_t pos = 5;
     for (uint32_t i = 0; i < count; i++) {
         if (pos >= len)
-            return -1;
+            goto malformed;
         size_t name_len = pt[pos++];
         if (name_len > SC_NAME_MAX || len - pos < name_len + S_EPOCH_LEN + 8
             || !sc_name_valid ((const char *) pt + pos, name_len))
-            return -1;
-        s_conv_t *conv = &index->conv[i];
+            goto malformed;
+        s_conv_t *conv = &found.conv[i];
         memcpy (conv->name, pt + pos, name_len);
         conv->name[name_len] = 0;
         pos += name_len;
         memcpy (conv->epoch, pt + pos, S_EPOCH_LEN);
         conv->count = s_get64 (pt + pos + S_EPOCH_LEN);
         pos += S_EPOCH_LEN + 8;
-        if (s_index_find (index, conv->name) || conv->count > INT64_MAX)
-            return -1;
-        index->size++;
+        if (conv->count > INT64_MAX)
+            goto malformed;
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp (found.conv[j].name, conv->name) == 0)
+                goto malformed;         /* one entry a conversation */
+        found.size++;
     }
-    size_t padded = (pos + S_INDEX_PAD - 1) / S_INDEX_PAD * S_INDEX_PAD;
-    if (padded != len)
-        return -1;
+    if ((pos + S_INDEX_PAD - 1) / S_INDEX_PAD * S_INDEX_PAD != len)
+        goto malformed;
     for (; pos < len; pos++)
         if (pt[pos])
-            return -1;
+            goto malformed;
+    *index = found;
     return 0;
+malformed:
+    s_index_clear (&found);
+    return -1;
 }
 
 static int
@@ -934,7 +944,6 @@ s_record_read (sc_history_t *self, const s_conv_t *conv, uint64_t n,
     uint8_t ad[S_RECORD_AD_LEN], id[SC_HASH_LEN];
     uint8_t *box = NULL, *pt = NULL;
     size_t box_len = 0, len = 0;
-    char error[S_WHY_MAX];
     int found = s_record_ad (self, conv, n, ad) || s_record_id (self, conv, n, id)
               ? -1 : s_row_get (self, id, &box, &box_len);
     sc_history_record_t rec = { .number = n, .count = conv->count };
@@ -948,6 +957,7 @@ s_record_read (sc_history_t *self, const s_conv_t *conv, uint64_t n,
     else if (s_record_decode (pt, len, &rec))
         what = "does not decode";
     if (what) {
+        char error[S_WHY_MAX];
         snprintf (error, sizeof error, "the conversation with %s: message %llu of %llu %s",
                   conv->name, (unsigned long long) n + 1,
                   (unsigned long long) conv->count, what);
@@ -1052,10 +1062,13 @@ s_show_record (void *arg, const sc_history_record_t *rec, const char *error)
     char when[40] = "?";
     time_t t = (time_t) rec->time;
     struct tm tm;
+    size_t written = 0;
     if (show->batch && gmtime_r (&t, &tm))
-        strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        written = strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     else if (!show->batch && localtime_r (&t, &tm))
-        strftime (when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+        written = strftime (when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+    if (!written)
+        strcpy (when, "?");
     size_t size = rec->len + 128;
     char *clean = malloc (rec->len + 1);
     char *line = malloc (size);

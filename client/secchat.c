@@ -407,7 +407,10 @@ s_on_event (void *arg, const sc_event_t *ev)
     char why[700];
     if (sc_history_event (app->history, ev, why, sizeof why)) {
         sc_event_t err = { .type = SC_EV_ERROR, .code = "history", .text = why };
-        s_on_event (app, &err);
+        if (app->term)
+            sc_term_event (app->term, &err);
+        else
+            s_emit_batch (app, &err);
     }
 }
 

@@ -100,7 +100,7 @@ s_append (sc_history_t *h, const char *peer, bool out, int64_t time, const char 
 
 typedef struct {
     size_t count;
-    char text[MAX_READ][700];   //  the text, or "!" and the error
+    char text[MAX_READ][820];   //  the text, or "!" and the error
     bool out[MAX_READ];
     int64_t time[MAX_READ];
     uint64_t number[MAX_READ];

@@ -42,7 +42,7 @@
 #include "sc_history.h"
 #include "sc_msg.h"
 
-#define S_FILE          "history.db"
+#define S_FILE_ID       8           /* bytes of the file's id, in hex    */
 #define S_VERSION       1
 #define S_EPOCH_LEN     16
 #define S_RECORD_PAD    256
@@ -790,6 +790,20 @@ s_derive_keys (sc_history_t *self, const sc_key_t *key)
     return rc;
 }
 
+/* The store's file is named after the key (history-ID.db): a new key
+   starts a new file, and the old one stays for the old key. The id is
+   an HMAC under the id key, so it names no public key. */
+static int
+s_file_id (const sc_history_t *self, char out[static 2 * S_FILE_ID + 1])
+{
+    uint8_t mac[SC_HASH_LEN];
+    if (sc_hmac (self->id_key, (const uint8_t *) "file", 4, mac))
+        return -1;
+    for (size_t i = 0; i < S_FILE_ID; i++)
+        snprintf (out + 2 * i, 3, "%02x", mac[i]);
+    return 0;
+}
+
 sc_history_t *
 sc_history_new (const char *dir, const char *user, const sc_key_t *key,
                 char *why, size_t why_size)
@@ -803,8 +817,9 @@ sc_history_new (const char *dir, const char *user, const sc_key_t *key,
         return NULL;
     strcpy (self->user, user);
     char *user_dir = s_strf ("%s/%s", dir, user);
-    self->path = user_dir ? s_strf ("%s/%s", user_dir, S_FILE) : NULL;
-    if (!self->path || s_derive_keys (self, key)) {
+    char file[2 * S_FILE_ID + 1];
+    if (!user_dir || s_derive_keys (self, key) || s_file_id (self, file)
+        || !(self->path = s_strf ("%s/history-%s.db", user_dir, file))) {
         free (user_dir);
         sc_history_destroy (&self);
         return NULL;

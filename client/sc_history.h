@@ -1,11 +1,12 @@
 /*  sc_history: the client's conversations, kept encrypted on disk.
 
-    One SQLite database, DIR/USER/history.db (DIR: --data-dir, by default
-    $XDG_DATA_HOME/secchat or ~/.local/share/secchat; USER/ made 0700,
-    the files 0600), holds one table of rows (id, box): every row is a
-    random-looking 32-byte id and a ChaCha20-Poly1305 box, so the file
-    shows neither text, names, times nor which row belongs to which
-    conversation. The keys come from the user's private key
+    One SQLite database, DIR/USER/history-ID.db (DIR: --data-dir, by
+    default $XDG_DATA_HOME/secchat or ~/.local/share/secchat; ID: 16 hex
+    digits that only the key gives, so a new key starts a new file; USER/
+    made 0700, the files 0600), holds one table of rows (id, box): every
+    row is a random-looking 32-byte id and a ChaCha20-Poly1305 box, so
+    the file shows neither text, names, times nor which row belongs to
+    which conversation. The keys come from the user's private key
     (sc_key_derive), so only the key's password opens the store.
 
     One row is the index: every conversation's peer name, a random

@@ -230,12 +230,26 @@ s_data (const char *user)
     return data;
 }
 
+//  The user's store: the one history-ID.db in its directory.
 static char *
 s_db (const char *user)
 {
     char *dir = s_data (user);
-    char *db = sc_testdir_path (dir, "history.db");
+    DIR *d = opendir (dir);
+    assert_non_null (d);
+    char *db = NULL;
+    struct dirent *e;
+    while ((e = readdir (d))) {
+        size_t len = strlen (e->d_name);
+        if (strncmp (e->d_name, "history-", 8) == 0 && len == 8 + 16 + 3
+            && strcmp (e->d_name + len - 3, ".db") == 0) {
+            assert_null (db);
+            db = sc_testdir_path (dir, e->d_name);
+        }
+    }
+    closedir (d);
     free (dir);
+    assert_non_null (db);
     return db;
 }
 

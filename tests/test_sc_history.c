@@ -36,7 +36,7 @@
 #define MAX_READ    64
 
 static char *g_dir;             //  the test's data directory
-static char *g_db;              //  g_dir/alice/history.db
+static char *g_db;              //  g_dir/alice/history-ID.db, once opened
 static sc_key_t *g_key;
 
 //  ---------------------------------------------------------------------
@@ -48,12 +48,8 @@ s_setup (void **state)
     (void) state;
     g_dir = sc_testdir_new ("history");
     g_key = sc_key_generate ();
-    if (!g_dir || !g_key)
-        return -1;
-    char *user = sc_testdir_path (g_dir, "alice");
-    g_db = sc_testdir_path (user, "history.db");
-    free (user);
-    return 0;
+    g_db = NULL;
+    return g_dir && g_key ? 0 : -1;
 }
 
 static int
@@ -73,6 +69,8 @@ s_open (char *why, size_t size)
 {
     sc_history_t *h = sc_history_new (g_dir, "alice", g_key, why, size);
     assert_non_null (h);
+    if (!g_db)
+        g_db = strdup (sc_history_path (h));
     return h;
 }
 
@@ -351,7 +349,10 @@ test_nothing_readable (void **state)
     assert_int_equal (records, 3);
 }
 
-//  Another key opens nothing, says so, and leaves the store as it was.
+//  Another key has a store of its own (a new key starts a new
+//  history), and leaves the first as it was; the first store's file
+//  given the other key's content opens nothing, says so, and is left
+//  as it is.
 static void
 test_other_key (void **state)
 {
@@ -366,26 +367,52 @@ test_other_key (void **state)
     char why[800];
     h = sc_history_new (g_dir, "alice", other, why, sizeof why);
     assert_non_null (h);
+    assert_string_equal (why, "");
+    assert_true (sc_history_usable (h));
+    assert_string_not_equal (sc_history_path (h), g_db);
+    read_t r;
+    assert_int_equal (s_read (h, "bob", 20, &r), 0);
+    char *other_db = strdup (sc_history_path (h));
+    sc_history_destroy (&h);
+    char *after = sc_testdir_slurp (g_db, &len_after);
+    assert_int_equal (len_before, len_after);
+    assert_memory_equal (before, after, len_before);
+    free (after);
+
+    //  the other key's store where this key's should be
+    size_t other_len = 0;
+    char *other_bytes = sc_testdir_slurp (other_db, &other_len);
+    assert_non_null (other_bytes);
+    FILE *file = fopen (g_db, "w");
+    assert_non_null (file);
+    assert_int_equal (fwrite (other_bytes, 1, other_len, file), other_len);
+    assert_int_equal (fclose (file), 0);
+    h = s_open (why, sizeof why);
     assert_false (sc_history_usable (h));
     assert_non_null (strstr (why, "another key"));
-    read_t r;
     assert_int_equal (s_read (h, "bob", 20, &r), -1);
     assert_non_null (strstr (r.text[0], "another key"));
     assert_int_equal (sc_history_append (h, "bob", false, 2, "x", 1, why, sizeof why), -1);
     assert_int_equal (sc_history_forget (h, "bob", why, sizeof why), -1);
     sc_history_destroy (&h);
-    sc_key_destroy (&other);
-
-    char *after = sc_testdir_slurp (g_db, &len_after);
-    assert_int_equal (len_before, len_after);
-    assert_memory_equal (before, after, len_before);
-    free (before);
+    after = sc_testdir_slurp (g_db, &len_after);
+    assert_int_equal (len_after, other_len);
+    assert_memory_equal (after, other_bytes, other_len);
     free (after);
-    //  and the right key still opens it
+
+    //  put back, the right key opens it again
+    file = fopen (g_db, "w");
+    assert_non_null (file);
+    assert_int_equal (fwrite (before, 1, len_before, file), len_before);
+    assert_int_equal (fclose (file), 0);
     h = s_open_clean ();
     assert_int_equal (s_read (h, "bob", 20, &r), 1);
     assert_string_equal (r.text[0], "secret");
     sc_history_destroy (&h);
+    sc_key_destroy (&other);
+    free (before);
+    free (other_bytes);
+    free (other_db);
 }
 
 //  A record changed by one bit is reported where it stood; the others
@@ -678,11 +705,11 @@ test_killed_writer (void **state)
         close (fds[0]);
         written += done;
 
-        char *journal = sc_testdir_path (g_dir, "alice/history.db-journal");
+        char journal[1024];
+        snprintf (journal, sizeof journal, "%s-journal", g_db);
         struct stat st;
         if (stat (journal, &st) == 0 && st.st_size > 0)
             saw_journal = true;
-        free (journal);
         assert_false (s_found_under (g_dir, "journal-marker"));
         assert_false (s_found_under (g_dir, "peer-name-marker"));
 

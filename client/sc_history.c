@@ -809,13 +809,18 @@ sc_history_new (const char *dir, const char *user, const sc_key_t *key,
                 char *why, size_t why_size)
 {
     s_say (why, why_size, "%s", "");
-    if (!dir || !user || !sc_name_valid (user, strlen (user)) || !key
+    if (!user || !sc_name_valid (user, strlen (user)) || !key
         || !sc_key_has_private (key))
         return NULL;
     sc_history_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     strcpy (self->user, user);
+    if (!dir) {
+        s_fail (self, "no data directory for the history: set HOME or give --data-dir");
+        s_say (why, why_size, "%s", self->broken);
+        return self;
+    }
     char *user_dir = s_strf ("%s/%s", dir, user);
     char file[2 * S_FILE_ID + 1];
     if (!user_dir || s_derive_keys (self, key) || s_file_id (self, file)

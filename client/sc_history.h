@@ -76,14 +76,15 @@ char *sc_history_default_dir (void);
    (another key's, altered, truncated, not writable) gives an object
    that records nothing and answers every command with why; whatever
    went wrong goes into why ("" when nothing did). A store that is
-   intact is never written over. */
+   intact is never written over. dir NULL (none could be found): such
+   an object, saying so. */
 sc_history_t *sc_history_new (const char *dir, const char *user, const sc_key_t *key,
                               char *why, size_t why_size);
 void sc_history_destroy (sc_history_t **self_p);
 
 /* True when the store is open and records. */
 bool sc_history_usable (const sc_history_t *self);
-/* The database file. */
+/* The database file (NULL when there is no directory). */
 const char *sc_history_path (const sc_history_t *self);
 
 /* Append one line said with peer (out: by the user) at time (seconds

@@ -888,13 +888,11 @@ s_open_history (s_app_t *app)
         return;
     char *dir = app->opts.data_dir ? strdup (app->opts.data_dir)
                                    : sc_history_default_dir ();
-    char why[700] = "no data directory: set HOME or give --data-dir";
-    if (dir) {
-        app->history = sc_history_new (dir, app->opts.user, app->key, why, sizeof why);
-        free (dir);
-        if (!app->history)
-            s_die (1, "out of memory");
-    }
+    char why[700];
+    app->history = sc_history_new (dir, app->opts.user, app->key, why, sizeof why);
+    free (dir);
+    if (!app->history)
+        s_die (1, "out of memory");
     if (why[0])
         s_local_error (app, "history", why);
 }

@@ -372,7 +372,7 @@ test_history_after_restart (void **state)
         int files = 0;
         if (s_found_under (data, needles[i], &files))
             fail_msg ("\"%s\" is readable under %s", needles[i], data);
-        assert_int_equal (files, 2);        //  one history.db each, no journal
+        assert_int_equal (files, 2);        //  one store each, no journal
     }
     free (data);
     char *db = s_db (ANNA);

@@ -852,6 +852,19 @@ test_default_dir (void **state)
     unsetenv ("XDG_DATA_HOME");
     unsetenv ("HOME");
     assert_null (sc_history_default_dir ());
+    //  no directory: a store that says so to every command
+    sc_key_t *key = sc_key_generate ();
+    char why[800];
+    sc_history_t *h = sc_history_new (NULL, "alice", key, why, sizeof why);
+    assert_non_null (h);
+    assert_false (sc_history_usable (h));
+    assert_non_null (strstr (why, "set HOME or give --data-dir"));
+    out_t o;
+    s_cmd (h, "/history bob", NULL, true, &o);
+    assert_int_equal (o.count, 1);
+    assert_non_null (strstr (o.line[0], "error history no data directory"));
+    sc_history_destroy (&h);
+    sc_key_destroy (&key);
     if (saved_xdg)
         setenv ("XDG_DATA_HOME", saved_xdg, 1);
     if (saved_home)

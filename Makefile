@@ -12,7 +12,7 @@ VERSION    = 1.0.0
 
 # Debian packages the build, the tests and the demo need.
 DEPS_PKGS = libzmq3-dev libczmq-dev libssl-dev libmsgpack-dev libcmocka-dev \
-            libedit-dev libmicrohttpd-dev pkg-config openssl gcc make
+            libedit-dev libmicrohttpd-dev libsqlite3-dev pkg-config openssl gcc make
 # The deployment test (tests/test_deploy.c) lints the manual pages
 # (mandoc, man), validates the compose file (docker-compose) and checks
 # the unit (systemd-analyze and libseccomp come with systemd).
@@ -23,7 +23,7 @@ DEPS_PKGS += nats-server libnats-dev
 
 # msgpack-c ships its pkg-config file as `msgpack` (<= 4.x) or `msgpack-c`.
 MSGPACK_PC := $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
-PKGS       = libzmq libczmq libcrypto libmicrohttpd $(MSGPACK_PC) libnats
+PKGS       = libzmq libczmq libcrypto libmicrohttpd $(MSGPACK_PC) libnats sqlite3
 
 CC        ?= cc
 CSTD       = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE

@@ -1322,6 +1322,9 @@ static const char s_help[] =
     "  /trust USER    accept USER's new key (after comparing safety numbers)\n"
     "  /verify USER   mark USER's pinned key verified (after comparing safety\n"
     "                 numbers): a later change of it closes the chat\n"
+    "  /history [USER] [N]  the last N lines (20) said with USER (the current\n"
+    "                 peer), from the encrypted history\n"
+    "  /forget USER   delete the history with USER for good\n"
     "  /help          this list\n"
     "anything else is a message to your chat peer (1..4096 bytes);\n"
     "a line starting with // sends the rest, starting with /\n";

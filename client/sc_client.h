@@ -66,10 +66,11 @@ typedef enum {
     SC_EV_NOT_FOUND,
     SC_EV_CHAT,         /* name; safety: the safety number                */
     SC_EV_MSG,          /* name; text: the message, controls shown as '?' */
-    SC_EV_SENT,         /* name: the peer; text: an own line just sent, as
-                           typed; number: its place among the own lines of
-                           this chat (1, 2...), which ACKED counts. For the
-                           terminal only: no batch line                   */
+    SC_EV_SENT,         /* name: the peer; text: an own line just sealed
+                           and sent, as typed; number: its place among the
+                           own lines of this chat (1, 2...), which ACKED
+                           counts. No batch line: the terminal shows it,
+                           the history keeps it                           */
     SC_EV_CLOSED,       /* name                                           */
     SC_EV_LOST,         /* name; number: messages that never arrived      */
     SC_EV_ACKED,        /* name; number: how many of own lines the peer

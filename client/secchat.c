@@ -37,6 +37,7 @@
 #include "sc_crypto.h"
 #include "sc_endpoint.h"
 #include "sc_handshake.h"
+#include "sc_history.h"
 #include "sc_key.h"
 #include "sc_keytool.h"
 #include "sc_msg.h"
@@ -64,13 +65,13 @@
 
 typedef struct {
     const char *endpoint, *user, *key_path, *ca_path, *broker_name;
-    const char *password_file, *config_dir;
+    const char *password_file, *config_dir, *data_dir;
     const char *code;                   /* enrol: the invitation code     */
     long timeout_s;
     bool batch;
     sc_term_bell_t bell;
     bool bell_given;                    /* --bell given: the file's is not read */
-    bool no_history;                    /* history = off */
+    bool no_history;                    /* --no-history, or history = off */
     bool enrol;                         /* `secchat enrol`                */
 } s_opts_t;
 
@@ -93,6 +94,7 @@ typedef struct {
                                            a refusal or a name that does
                                            not resolve                    */
     char why[S_ENDPOINTS_MAX][S_WHY_MAX];   /* each one's last failure    */
+    sc_history_t *history;              /* NULL: --no-history             */
     zsock_t *sock;
     s_frame_t outq[S_OUTQ_MAX];         /* not yet taken by the socket    */
     size_t outq_head, outq_len;
@@ -169,6 +171,7 @@ static const char s_usage[] =
     "usage: secchat [--endpoint EP] [--user NAME] [--key FILE] [--ca FILE]\n"
     "               [--broker-name NAME] [--password-file FILE] [--config-dir DIR]\n"
     "               [--timeout SECONDS] [--batch] [--bell requests|messages|off]\n"
+    "               [--data-dir DIR] [--no-history]\n"
     "       secchat enrol --endpoint EP --user NAME --ca FILE --code CODE\n"
     "               [--key FILE] [--password-file FILE] [other options as above]\n"
     "       secchat keygen [--user NAME] [--out DIR] [--password-file FILE]\n"
@@ -197,6 +200,9 @@ static const char s_usage[] =
     "  --bell WHEN           on a terminal, ring for: requests (and for messages\n"
     "                        while the terminal is not focused), messages, off\n"
     "                        (default requests)\n"
+    "  --data-dir DIR        the encrypted history goes in DIR/NAME/ (default\n"
+    "                        $XDG_DATA_HOME/secchat or ~/.local/share/secchat)\n"
+    "  --no-history          keep no history of the conversations\n"
     "  --help                this text\n"
     "  --version             print 'secchat VERSION'\n"
     "\n"
@@ -297,6 +303,8 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
         { "batch", no_argument, NULL, 'B' },
         { "bell", required_argument, NULL, 'L' },
         { "code", required_argument, NULL, 'C' },
+        { "data-dir", required_argument, NULL, 'D' },
+        { "no-history", no_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -329,6 +337,8 @@ s_parse_args (int argc, char *argv[], s_opts_t *opts)
                 opts->bell_given = true;
                 break;
             case 'C': opts->code = optarg; break;
+            case 'D': opts->data_dir = optarg; break;
+            case 'H': opts->no_history = true; break;
             case 'h': help = true; break;
             case 'V': printf ("secchat %s\n", SC_VERSION); exit (0);
             default:  s_usage_error (NULL);
@@ -608,6 +618,14 @@ s_on_event (void *arg, const sc_event_t *ev)
         sc_term_event (app->term, ev);
     else
         s_emit_batch (app, ev);
+    char why[700];
+    if (sc_history_event (app->history, ev, why, sizeof why)) {
+        sc_event_t err = { .type = SC_EV_ERROR, .code = "history", .text = why };
+        if (app->term)
+            sc_term_event (app->term, &err);
+        else
+            s_emit_batch (app, &err);
+    }
 }
 
 /* An error the client itself finds before the core sees the line. */
@@ -616,6 +634,19 @@ s_local_error (s_app_t *app, const char *code, const char *text)
 {
     sc_event_t ev = { .type = SC_EV_ERROR, .code = code, .text = text };
     s_on_event (app, &ev);
+}
+
+/* What /history and /forget print: a line for the user, or an error. */
+static void
+s_history_out (void *arg, const char *code, const char *text)
+{
+    s_app_t *app = arg;
+    if (code)
+        s_local_error (app, code, text);
+    else if (app->term)
+        sc_term_print (app->term, SC_TERM_INFO, text);
+    else if (printf ("%s\n", text) < 0 || fflush (stdout))
+        app->quitting = true;
 }
 
 /* ---- Socket ------------------------------------------------------------------- */
@@ -911,6 +942,7 @@ s_finish (s_app_t *app, int code, const char *why)
     sc_client_destroy (&app->client);
     for (size_t i = 0; i < app->n_endpoints; i++)
         sc_endpoint_destroy (&app->endpoints[i]);
+    sc_history_destroy (&app->history);
     sc_key_destroy (&app->key);
     sc_ca_destroy (&app->ca);
     sc_config_destroy (&s_config);
@@ -997,6 +1029,10 @@ s_line (s_app_t *app, const char *line, size_t len, bool too_long)
     int64_t now = s_now ();
     if (too_long)
         s_local_error (app, "too-long", "a line is at most 4096 bytes of text: not sent");
+    else
+    if (sc_history_is_command (line, len))
+        sc_history_command (app->history, line, len, sc_client_peer (app->client),
+                            app->opts.batch, s_history_out, app);
     else
     if (app->term && len > SC_TEXT_MAX + (line[0] == '/' ? 1u : 0u)
         && (line[0] != '/' || line[1] == '/'))
@@ -1298,6 +1334,24 @@ s_keytool (int argc, char *argv[])
     return rc;
 }
 
+/* The encrypted history (sc_history), unless --no-history. A store that
+   cannot be used is said once, and the chat goes on without it. */
+static void
+s_open_history (s_app_t *app)
+{
+    if (app->opts.no_history)
+        return;
+    char *dir = app->opts.data_dir ? strdup (app->opts.data_dir)
+                                   : sc_history_default_dir ();
+    char why[700];
+    app->history = sc_history_new (dir, app->opts.user, app->key, why, sizeof why);
+    free (dir);
+    if (!app->history)
+        s_die (1, "out of memory");
+    if (why[0])
+        s_local_error (app, "history", why);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1362,6 +1416,7 @@ main (int argc, char *argv[])
             s_die (1, "cannot set up the terminal");
         sc_term_set_bell (app.term, app.opts.bell);
     }
+    s_open_history (&app);
     app.stdin_open = true;
     app.backoff_ms = S_BACKOFF_MIN_MS;
     s_start_login (&app, s_now ());

@@ -608,6 +608,25 @@ sc_key_verify_labelled (const sc_key_t *self, const char *label,
     return msg_len ? sc_key_verify (self, msg, msg_len, sig, SC_SIG_LEN) : -1;
 }
 
+int
+sc_key_derive (const sc_key_t *self, const char *label, uint8_t out [static SC_KEY_LEN])
+{
+    static const char salt [] = "secchat/1 key derive";
+    size_t label_len = label ? strlen (label) : 0;
+    uint8_t seed [SC_KEY_LEN];
+    size_t seed_len = sizeof seed;
+    int rc = -1;
+    if (self && self->has_private && label_len >= 1 && label_len <= 64
+        && EVP_PKEY_get_raw_private_key (self->pkey, seed, &seed_len) == 1
+        && seed_len == SC_KEY_LEN)
+        rc = sc_hkdf ((const uint8_t *) salt, sizeof salt - 1, seed, sizeof seed,
+                      (const uint8_t *) label, label_len, out, SC_KEY_LEN);
+    sc_wipe (seed, sizeof seed);
+    if (rc)
+        sc_wipe (out, SC_KEY_LEN);
+    return rc;
+}
+
 //  ---------------------------------------------------------------------
 //  Certificates
 

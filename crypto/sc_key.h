@@ -102,6 +102,15 @@ int sc_key_verify_labelled (const sc_key_t *self, const char *label,
                             const uint8_t *data, size_t len,
                             const uint8_t sig[static SC_SIG_LEN]) SC_MUST_CHECK;
 
+/* A secret for local use derived from the private key: HKDF-SHA256
+   with the raw 32-byte Ed25519 seed as input keying material, salt
+   "secchat/1 key derive" and info = label (ASCII, 1..64 bytes). The
+   same key and label always give the same secret, which nobody without
+   the private key can compute. The seed is wiped after use. -1 (out
+   wiped) for a public key or a bad label. */
+int sc_key_derive (const sc_key_t *self, const char *label,
+                   uint8_t out[static SC_KEY_LEN]) SC_MUST_CHECK;
+
 /* ---- Certificates --------------------------------------------------- */
 typedef struct _sc_ca_t sc_ca_t;
 

@@ -116,7 +116,7 @@ start_client() {
 	fi
 	"$BIN/secchat" --batch --endpoint "$endpoint" --user "$1" \
 		--key "$keys/clients/$1.key" --password-file "$keys/clients/$1.pass" \
-		--ca "$keys/ca.pem" --config-dir "$tmp/cfg-$1" \
+		--ca "$keys/ca.pem" --config-dir "$tmp/cfg-$1" --data-dir "$tmp/data" \
 		<"$tmp/$1.in" >"$tmp/$1.out" 2>"$tmp/$1.log" &
 	eval "pid_$1=\$!"
 }

@@ -833,6 +833,11 @@ sc_testdir_new (const char *tag)
         free (path);
         return NULL;
     }
+    //  Whatever secchat the test starts keeps its history in here, never
+    //  in the home folder of whoever runs the tests.
+    char *data = sc_testdir_path (path, "xdg-data");
+    setenv ("XDG_DATA_HOME", data, 1);
+    free (data);
     return path;
 }
 
@@ -1084,6 +1089,14 @@ sc_testproc_client_new (const sc_testclient_t *client)
     s_args_add (&args, cfg_path);
     free (cfg_path);
     free (cfg);
+
+    //  The history goes under the test's directory, never ~/.local.
+    char *data = client->data_dir ? NULL : sc_testdir_path (client->workdir, "data");
+    s_args_add (&args, "--data-dir");
+    s_args_add (&args, client->data_dir ? client->data_dir : data);
+    free (data);
+    if (client->no_history)
+        s_args_add (&args, "--no-history");
 
     if (client->broker_name) {
         s_args_add (&args, "--broker-name");

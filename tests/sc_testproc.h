@@ -121,7 +121,9 @@ void sc_testproc_sleep_ms (int ms);
 //  Files
 
 //  Makes a fresh private directory $TMPDIR/secchat-TAG-XXXXXX (TMPDIR
-//  defaults to /tmp): its path, malloc'd, or NULL.
+//  defaults to /tmp): its path, malloc'd, or NULL. XDG_DATA_HOME is set
+//  to its xdg-data/ so that no secchat a test starts writes a history
+//  under the home folder.
 char *sc_testdir_new (const char *tag);
 //  Removes path and everything under it (symbolic links are not
 //  followed). 0 or -1.
@@ -170,6 +172,8 @@ typedef struct {
     const char *ca_file;        //  default keys/ca.pem
     const char *broker_name;    //  --broker-name, not given when NULL
     const char *timeout;        //  --timeout, not given when NULL
+    const char *data_dir;       //  --data-dir, default WORKDIR/data
+    int no_history;             //  --no-history when not 0
 } sc_testclient_t;
 
 //  Starts bin/secchat --batch with these options. Does not wait for it.

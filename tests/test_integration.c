@@ -1257,15 +1257,16 @@ s_tty_start (tty_client_t *t, const char *user)
     assert_int_equal (unlockpt (t->master), 0);
     const char *slave = ptsname (t->master);
     assert_non_null (slave);
-    char bin [512], cfg [512];
+    char bin [512], cfg [512], data [512];
     snprintf (bin, sizeof bin, "%ssecchat", sc_testproc_bin_dir ());
     snprintf (cfg, sizeof cfg, "%s/cfg-%s-tty", g_work, user);
+    snprintf (data, sizeof data, "%s/data", g_work);
     const char *key = J (g_keys, "/clients/", user, ".key");
     const char *pass = J (g_keys, "/clients/", user, ".pass");
     const char *ca = J (g_keys, "/ca.pem");
     const char *argv [] = { bin, "--endpoint", g_endpoint, "--user", user,
                             "--key", key, "--password-file", pass, "--ca", ca,
-                            "--config-dir", cfg, NULL };
+                            "--config-dir", cfg, "--data-dir", data, NULL };
     t->pid = fork ();
     assert_true (t->pid >= 0);
     if (t->pid == 0) {

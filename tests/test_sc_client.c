@@ -74,9 +74,12 @@ typedef struct {
     /* the client's events as batch lines (others as "NOTICE ...") */
     char *lines[MAX_LINES];
     size_t nlines, read;
-    /* SC_EV_SENT (no batch line): how many, and the last one's number */
+    /* SC_EV_SENT (no batch line): how many, the last one's number and
+       text, and "PEER TEXT" of the last 8 */
     uint64_t sent, sent_last;
     char sent_text[64];
+    char sent_lines[8][64];
+    size_t nsent;
 } conn_t;
 
 struct fake_broker_t {
@@ -116,6 +119,8 @@ io_event (void *arg, const sc_event_t *ev)
         conn->sent++;
         conn->sent_last = ev->number;
         snprintf (conn->sent_text, sizeof conn->sent_text, "%s", ev->text);
+        snprintf (conn->sent_lines[conn->nsent++ % 8], sizeof conn->sent_lines[0], "%s %s",
+                  ev->name, ev->text);
         return;
     }
     char line[SC_EVENT_LINE_MAX];
@@ -1516,6 +1521,8 @@ test_queued_during_keyx (void **state)
     sc_client_command (bob->client, "early one", 9, g_now);
     sc_client_command (bob->client, "early two", 9, g_now);
     expect_nothing (bob);
+    /* kept, not sent yet: nothing for the history */
+    assert_int_equal (bob->nsent, 0);
     pump (fb);
     expect_line (alice, "accepted bob");
     expect_line (alice, "chat bob *");
@@ -1523,6 +1530,11 @@ test_queued_during_keyx (void **state)
     expect_line (alice, "msg bob early two");
     expect_line (bob, "chat alice *");
     expect_nothing (bob);
+    /* sent now: each reported once, to whom, as typed */
+    assert_int_equal (bob->nsent, 2);
+    assert_string_equal (bob->sent_lines[0], "alice early one");
+    assert_string_equal (bob->sent_lines[1], "alice early two");
+    assert_int_equal (alice->nsent, 0);
     broker_destroy (&fb);
 }
 
@@ -1659,6 +1671,7 @@ test_untrusted_not_queued (void **state)
                  "1 message typed for alice was not sent");
     expect_line (bob, "chat alice *");
     expect_nothing (bob);
+    assert_int_equal (bob->nsent, 0);       /* refused: not said */
     expect_line (alice2, "accepted bob");
     expect_line (alice2, "chat bob *");
     expect_nothing (alice2);

@@ -29,6 +29,8 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 
 #include "sc_key.h"
@@ -874,6 +876,71 @@ test_key_to_pem (void **state)
     sc_key_destroy (&key);
 }
 
+//  sc_key_derive is HKDF-SHA256 (salt "secchat/1 key derive", the raw
+//  seed, info = the label), computed here with OpenSSL's EVP_KDF on its
+//  own: another label, another key or a public key never give it.
+static void
+s_hkdf_expected (const uint8_t seed [32], const char *label, uint8_t out [32])
+{
+    static const char salt [] = "secchat/1 key derive";
+    EVP_KDF *kdf = EVP_KDF_fetch (NULL, "HKDF", NULL);
+    assert_non_null (kdf);
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new (kdf);
+    EVP_KDF_free (kdf);
+    assert_non_null (ctx);
+    OSSL_PARAM params [] = {
+        OSSL_PARAM_construct_utf8_string ("digest", (char *) "SHA256", 0),
+        OSSL_PARAM_construct_octet_string ("salt", (void *) salt, sizeof salt - 1),
+        OSSL_PARAM_construct_octet_string ("key", (void *) seed, 32),
+        OSSL_PARAM_construct_octet_string ("info", (void *) label, strlen (label)),
+        OSSL_PARAM_construct_end ()
+    };
+    assert_int_equal (EVP_KDF_derive (ctx, out, 32, params), 1);
+    EVP_KDF_CTX_free (ctx);
+}
+
+static void
+test_derive (void **state)
+{
+    (void) state;
+    uint8_t seed [32], expected [32], out [32], other [32];
+    for (int i = 0; i < 32; i++)
+        seed [i] = (uint8_t) (i * 7 + 1);
+    sc_key_t *key = sc_key_from_seed (seed);
+    assert_non_null (key);
+    s_hkdf_expected (seed, "secchat/1 history", expected);
+    assert_int_equal (sc_key_derive (key, "secchat/1 history", out), 0);
+    assert_memory_equal (out, expected, 32);
+    assert_int_equal (sc_key_derive (key, "secchat/1 other", other), 0);
+    assert_memory_not_equal (out, other, 32);
+
+    seed [0] ^= 1;
+    sc_key_t *key2 = sc_key_from_seed (seed);
+    assert_non_null (key2);
+    assert_int_equal (sc_key_derive (key2, "secchat/1 history", other), 0);
+    assert_memory_not_equal (out, other, 32);
+
+    //  no private key, no label, a label too long: refused, output wiped
+    uint8_t pub [32];
+    assert_int_equal (sc_key_public_raw (key, pub), 0);
+    sc_key_t *public = sc_key_from_raw (pub);
+    assert_non_null (public);
+    memset (other, 0xaa, 32);
+    assert_int_equal (sc_key_derive (public, "secchat/1 history", other), -1);
+    uint8_t zero [32] = { 0 };
+    assert_memory_equal (other, zero, 32);
+    assert_int_equal (sc_key_derive (key, "", other), -1);
+    char long_label [66];
+    memset (long_label, 'x', 65);
+    long_label [65] = 0;
+    assert_int_equal (sc_key_derive (key, long_label, other), -1);
+    long_label [64] = 0;
+    assert_int_equal (sc_key_derive (key, long_label, other), 0);
+    sc_key_destroy (&key);
+    sc_key_destroy (&key2);
+    sc_key_destroy (&public);
+}
+
 
 //  ---------------------------------------------------------------------
 //  Certificates
@@ -1286,6 +1353,7 @@ main (void)
         cmocka_unit_test (test_public_key_forms),
         cmocka_unit_test (test_seed_and_generate),
         cmocka_unit_test (test_save_private),
+        cmocka_unit_test (test_derive),
         cmocka_unit_test (test_cert_good),
         cmocka_unit_test (test_cert_wrong_name),
         cmocka_unit_test (test_cert_names),

@@ -9,7 +9,8 @@
 # beside this file). Every line the client prints is shown on standard
 # output as it comes; every line sent is shown as "> LINE". It exits 0
 # when the script has played and the client has exited 0, and 1 (with the
-# reason and the client's diagnostics on standard error) otherwise.
+# reason and the client's diagnostics on standard error) otherwise. A
+# scripted user keeps no history (--no-history).
 #
 # The docker-compose demo (deploy/docker-compose.yml) runs it in the
 # alice, bob and carol containers; tests/test_deploy.c runs the very
@@ -150,7 +151,7 @@ fi
 "$SECCHAT" --batch --user "$user" --endpoint "$endpoint" \
 	--key "$keys/clients/$user.key" --password-file "$keys/clients/$user.pass" \
 	--ca "$keys/ca.pem" --config-dir "$work/cfg" --timeout "$LOGIN_TIMEOUT" \
-	<"$work/in" >"$work/out" 2>"$work/err" &
+	--no-history <"$work/in" >"$work/out" 2>"$work/err" &
 pid=$!
 # Opening the FIFO waits for the client to open its end.
 exec 3>"$work/in"

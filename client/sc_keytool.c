@@ -55,11 +55,9 @@ s_say (const char *fmt, ...)
 
 /* ---- Passwords ------------------------------------------------------------ */
 
-/* Asks on the terminal tty with echo off; the terminal is restored on
-   every path (a signal interrupts the read: no SA_RESTART). 0, or -1 on
-   end of input or a signal. */
-static int
-s_ask (int tty, const char *prompt, char *password, size_t size)
+int
+sc_keytool_ask (int tty, const char *prompt, char *password, size_t size,
+                volatile sig_atomic_t *stop)
 {
     struct termios saved, quiet;
     if (tcgetattr (tty, &saved))
@@ -78,7 +76,7 @@ s_ask (int tty, const char *prompt, char *password, size_t size)
     size_t len = 0;
     int rc = -1;
     char c = 0;
-    while (!s_signal) {
+    while (!*stop) {
         ssize_t got = read (tty, &c, 1);
         if (got < 0 && errno == EINTR)
             continue;
@@ -96,9 +94,9 @@ s_ask (int tty, const char *prompt, char *password, size_t size)
     tcsetattr (tty, TCSAFLUSH, &saved);
     if (write (tty, "\n", 1) < 0)
         rc = -1;
-    if (rc || s_signal)
+    if (rc || *stop)
         sc_wipe (password, size);
-    return s_signal ? -1 : rc;
+    return *stop ? -1 : rc;
 }
 
 static int
@@ -143,14 +141,14 @@ s_new_password (const char *file, const char *what, char *password, size_t size)
     int rc = -1;
     for (int try = 0; try < S_TRIES && rc; try++) {
         snprintf (prompt, sizeof prompt, "New password for %s: ", what);
-        if (s_ask (tty, prompt, password, size))
+        if (sc_keytool_ask (tty, prompt, password, size, &s_signal))
             break;
         if (!password[0]) {
             if (write (tty, "An empty password protects nothing; type one.\n", 47) < 0)
                 break;
             continue;
         }
-        if (s_ask (tty, "The same password again: ", again, sizeof again))
+        if (sc_keytool_ask (tty, "The same password again: ", again, sizeof again, &s_signal))
             break;
         if (strcmp (password, again) == 0)
             rc = 0;
@@ -187,7 +185,7 @@ s_open_private (const char *path, const char *password_file)
             if (try > 0 && write (tty, "Wrong password, try again.\n", 27) < 0)
                 break;
             snprintf (prompt, sizeof prompt, "Password for %s: ", path);
-            if (s_ask (tty, prompt, password, sizeof password))
+            if (sc_keytool_ask (tty, prompt, password, sizeof password, &s_signal))
                 break;
         }
         key = sc_key_load_private (path, password, &err);

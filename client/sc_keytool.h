@@ -22,7 +22,9 @@
 #ifndef SC_KEYTOOL_H_INCLUDED
 #define SC_KEYTOOL_H_INCLUDED
 
+#include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* True when word names a subcommand. */
 bool sc_keytool_is_command (const char *word);
@@ -32,5 +34,14 @@ bool sc_keytool_is_command (const char *word);
    on standard output, messages on standard error. The exit status: 0,
    1 on failure, 2 for bad arguments. */
 int sc_keytool_main (int argc, char *argv[], const char *user, const char *dir);
+
+/* Asks on the terminal tty with echo off: echo goes off first, then the
+   prompt is written, so nothing typed as soon as it shows is echoed or
+   flushed. The terminal is restored on every path; a signal interrupts
+   read() (no SA_RESTART) and, once its handler has set *stop, ends the
+   question. 0, or -1 on end of input, an error or a signal (password
+   wiped then). Used by the key subcommands and by secchat's login. */
+int sc_keytool_ask (int tty, const char *prompt, char *password, size_t size,
+                    volatile sig_atomic_t *stop);
 
 #endif

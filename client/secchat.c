@@ -429,50 +429,12 @@ s_password_from_file (const char *path, char *password, size_t size)
         s_die (1, "cannot read password file %s: %s", path, strerror (errno));
 }
 
-/* Ask on the terminal with echo off. The terminal is restored on every
-   path: a signal interrupts read() (no SA_RESTART) and is handled after
-   the restore. -1 on end of input or a signal. */
+/* Ask on the terminal with echo off (sc_keytool_ask). -1 on end of
+   input or a signal. */
 static int
-s_password_from_tty (int tty, const char *prompt_text, char *password, size_t size)
+s_password_from_tty (int tty, const char *prompt, char *password, size_t size)
 {
-    struct termios saved, quiet;
-    if (tcgetattr (tty, &saved))
-        return -1;
-    quiet = saved;
-    quiet.c_lflag &= (tcflag_t) ~(ECHO | ECHONL);
-    quiet.c_lflag |= ICANON;
-    char prompt[600];
-    int n = snprintf (prompt, sizeof prompt, "%s", prompt_text);
-    /* Echo off first, then the prompt: a password typed (or pasted) as
-       soon as the prompt shows is neither echoed nor flushed. */
-    if (tcsetattr (tty, TCSAFLUSH, &quiet))
-        return -1;
-    if (n > 0 && write (tty, prompt, (size_t) n) < 0) {
-        tcsetattr (tty, TCSAFLUSH, &saved);
-        return -1;
-    }
-    size_t len = 0;
-    int rc = -1;
-    char c;
-    while (!s_signal) {
-        ssize_t got = read (tty, &c, 1);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        if (c == '\n' || c == '\r') {
-            rc = 0;
-            break;
-        }
-        if (len + 1 < size)
-            password[len++] = c;
-    }
-    password[len] = 0;
-    sc_wipe (&c, sizeof c);
-    tcsetattr (tty, TCSAFLUSH, &saved);
-    if (write (tty, "\n", 1) < 0)
-        rc = -1;
-    return s_signal ? -1 : rc;
+    return sc_keytool_ask (tty, prompt, password, size, &s_signal);
 }
 
 static sc_key_t *

@@ -197,7 +197,7 @@ static void
 s_tty_start (s_tty_t *t, const char *const argv [], const char *xdg)
 {
     memset (t, 0, sizeof *t);
-    t->master = posix_openpt (O_RDWR | O_NOCTTY);
+    t->master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
     assert_true (t->master >= 0);
     assert_int_equal (grantpt (t->master), 0);
     assert_int_equal (unlockpt (t->master), 0);

@@ -496,7 +496,7 @@ test_enrol_on_a_terminal (void **state)
     s_invite ("nina", "10m", code);
     tty_t t;
     memset (&t, 0, sizeof t);
-    t.master = posix_openpt (O_RDWR | O_NOCTTY);
+    t.master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
     assert_true (t.master >= 0);
     assert_int_equal (grantpt (t.master), 0);
     assert_int_equal (unlockpt (t.master), 0);

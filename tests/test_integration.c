@@ -1251,7 +1251,7 @@ static void
 s_tty_start (tty_client_t *t, const char *user)
 {
     memset (t, 0, sizeof *t);
-    t->master = posix_openpt (O_RDWR | O_NOCTTY);
+    t->master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
     assert_true (t->master >= 0);
     assert_int_equal (grantpt (t->master), 0);
     assert_int_equal (unlockpt (t->master), 0);

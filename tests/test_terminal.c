@@ -120,7 +120,7 @@ s_tty_start_with (tty_t *t, const char *user, unsigned short cols,
                   const char *const extra [])
 {
     memset (t, 0, sizeof *t);
-    t->master = posix_openpt (O_RDWR | O_NOCTTY);
+    t->master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
     assert_true (t->master >= 0);
     assert_int_equal (grantpt (t->master), 0);
     assert_int_equal (unlockpt (t->master), 0);

@@ -61,8 +61,8 @@ struct _sc_cluster_t {
     char node[SC_NAME_MAX + 1];
     uint64_t boot;
     char subject[sizeof S_NODE_PREFIX + SC_NAME_MAX];
-    natsOptions *nopts;
     char nkey_pub[S_NKEY_PUB_LEN + 1];  /* U..., from opts.nkey's seed */
+    natsOptions *nopts;
     natsConnection *nc;
     natsSubscription *sub_node, *sub_all;
     /* the NATS thread's queue to the core */

@@ -14,6 +14,7 @@
 #include <czmq.h>
 #include <fcntl.h>
 #include <nats/nats.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -24,6 +25,11 @@
 #define S_PRESENCE      "secchat.presence"
 #define S_NODE_PREFIX   "secchat.node."
 #define S_URLS_MAX      16
+#define S_NKEY_PREFIX_SEED  (18 << 3)   /* S... */
+#define S_NKEY_PREFIX_USER  (20 << 3)   /* U... */
+#define S_NKEY_SEED_RAW     36          /* 2 prefix, 32 seed, 2 CRC16 */
+#define S_NKEY_PUB_RAW      35          /* 1 prefix, 32 key, 2 CRC16  */
+#define S_NKEY_PUB_LEN      56          /* base32 of S_NKEY_PUB_RAW   */
 #define S_QUEUE_MAX     ((size_t) 256 * 1024 * 1024)     /* bytes waiting for the core */
 
 typedef struct _s_item_t s_item_t;
@@ -55,6 +61,7 @@ struct _sc_cluster_t {
     char node[SC_NAME_MAX + 1];
     uint64_t boot;
     char subject[sizeof S_NODE_PREFIX + SC_NAME_MAX];
+    char nkey_pub[S_NKEY_PUB_LEN + 1];  /* U..., from opts.nkey's seed */
     natsOptions *nopts;
     natsConnection *nc;
     natsSubscription *sub_node, *sub_all;
@@ -218,6 +225,126 @@ s_pop (sc_cluster_t *self)
     return item;
 }
 
+/* ---- A NATS user nkey ------------------------------------------------------- */
+
+/* NATS's encoding: base32 (RFC 4648, no padding) of a prefix, the key and
+   a CRC16 (XMODEM) little-endian. A seed's two prefix bytes hold the seed
+   prefix (18 << 3) and the key type (a user: 20 << 3) spread over them. */
+
+static const char s_b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+static uint16_t
+s_crc16 (const uint8_t *data, size_t len)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (uint16_t) (data[i] << 8);
+        for (int bit = 0; bit < 8; bit++)
+            crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021) : (uint16_t) (crc << 1);
+    }
+    return crc;
+}
+
+/* text into out (at most max bytes); the length, or -1 if not base32 */
+static int
+s_b32_decode (const char *text, size_t len, uint8_t *out, size_t max)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *at = text[i] ? strchr (s_b32, text[i]) : NULL;
+        if (!at)
+            return -1;
+        acc = (acc << 5) | (uint32_t) (at - s_b32);
+        bits += 5;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == max)
+                return -1;
+            out[n++] = (uint8_t) (acc >> bits);
+        }
+        acc &= 0xFF;
+    }
+    return (int) n;
+}
+
+static void
+s_b32_encode (const uint8_t *data, size_t len, char *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        acc = (acc << 8) | data[i];
+        bits += 8;
+        while (bits >= 5) {
+            bits -= 5;
+            *out++ = s_b32[(acc >> bits) & 31];
+        }
+        acc &= 0xFF;
+    }
+    if (bits > 0)
+        *out++ = s_b32[(acc << (5 - bits)) & 31];
+    *out = 0;
+}
+
+/* The public user key (U...) of the seed in path into pub; 0, or -1
+   with why. The seed's bytes are wiped. */
+static int
+s_nkey_public (const char *path, char *pub, char *why, size_t size)
+{
+    char line[256];
+    uint8_t raw[S_NKEY_SEED_RAW];
+    bool found = false;
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        snprintf (why, size, "--nats-nkey: cannot read %s", path);
+        return -1;
+    }
+    /* the first line that is neither empty nor a ----- marker */
+    while (!found && fgets (line, sizeof line, file)) {
+        char *start = line + strspn (line, " \t");
+        start[strcspn (start, " \t\r\n")] = 0;
+        found = *start && *start != '-';
+        if (found && start != line)
+            memmove (line, start, strlen (start) + 1);
+    }
+    bool failed = ferror (file) != 0;
+    (void) fclose (file);
+    int len = found ? s_b32_decode (line, strlen (line), raw, sizeof raw) : -1;
+    int rc = -1;
+    if (failed)
+        snprintf (why, size, "--nats-nkey: cannot read %s", path);
+    else
+    if (len != (int) sizeof raw
+        || s_crc16 (raw, sizeof raw - 2)
+               != (uint16_t) (raw[sizeof raw - 2] | (raw[sizeof raw - 1] << 8))
+        || (raw[0] & 0xF8) != S_NKEY_PREFIX_SEED)
+        snprintf (why, size, "--nats-nkey: %s holds no nkey seed", path);
+    else
+    if ((uint8_t) (((raw[0] & 7) << 5) | ((raw[1] & 0xF8) >> 3)) != S_NKEY_PREFIX_USER)
+        snprintf (why, size, "--nats-nkey: %s holds no user nkey seed (SU...)", path);
+    else {
+        EVP_PKEY *key = EVP_PKEY_new_raw_private_key (EVP_PKEY_ED25519, NULL, raw + 2, 32);
+        uint8_t pkey[S_NKEY_PUB_RAW];
+        size_t klen = 32;
+        pkey[0] = S_NKEY_PREFIX_USER;
+        if (key && EVP_PKEY_get_raw_public_key (key, pkey + 1, &klen) == 1 && klen == 32) {
+            uint16_t crc = s_crc16 (pkey, 33);
+            pkey[33] = (uint8_t) (crc & 0xFF);
+            pkey[34] = (uint8_t) (crc >> 8);
+            s_b32_encode (pkey, sizeof pkey, pub);
+            rc = 0;
+        }
+        else
+            snprintf (why, size, "--nats-nkey: cannot derive the public key of %s", path);
+        EVP_PKEY_free (key);
+    }
+    sc_wipe (raw, sizeof raw);
+    sc_wipe (line, sizeof line);
+    return rc;
+}
+
 /* ---- Construction ----------------------------------------------------------- */
 
 static int
@@ -248,6 +375,8 @@ s_nats_options (sc_cluster_t *self, char **urls, int count)
         st = natsOptions_SetUserInfo (n, o->user, o->password ? o->password : "");
     if (st == NATS_OK && o->creds)
         st = natsOptions_SetUserCredentialsFromFiles (n, o->creds, NULL);
+    if (st == NATS_OK && o->nkey)
+        st = natsOptions_SetNKeyFromSeed (n, self->nkey_pub, o->nkey);
     if (st == NATS_OK && (o->tls_ca || o->tls_cert))
         st = natsOptions_SetSecure (n, true);
     if (st == NATS_OK && o->tls_ca)
@@ -302,13 +431,17 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
          tok && count < S_URLS_MAX; tok = strtok_r (NULL, ",", &save))
         if (*tok)
             urls[count++] = tok;
-    int st = count == 0 ? -1 : s_nats_options (self, urls, count);
+    int st = -1;
     if (count == 0)
         snprintf (why, size, "--cluster takes a list of nats://host:port URLs");
     else
-    if (st)
-        snprintf (why, size, "cannot set up NATS for %s: %s", opts->urls,
-                  natsStatus_GetText ((natsStatus) st));
+    /* a bad seed file: why says so */
+    if (!opts->nkey || s_nkey_public (opts->nkey, self->nkey_pub, why, size) == 0) {
+        st = s_nats_options (self, urls, count);
+        if (st)
+            snprintf (why, size, "cannot set up NATS for %s: %s", opts->urls,
+                      natsStatus_GetText ((natsStatus) st));
+    }
     free (list);
     if (st) {
         sc_cluster_destroy (&self);

@@ -40,6 +40,7 @@ typedef struct {
     const char *user;           /* NATS user and password, or NULL        */
     const char *password;
     const char *creds;          /* a .creds file (JWT and nkey seed)      */
+    const char *nkey;           /* a file with a user nkey seed (SU...)   */
     const char *tls_ca;         /* CA file to verify the NATS servers     */
     const char *tls_cert;       /* client certificate and key for them    */
     const char *tls_key;

@@ -84,7 +84,7 @@ s_usage (FILE *out)
         "                 [--metrics ADDR:PORT] [--registration invite|open] [--check]\n"
         "                 [--cluster URLS [--node NAME] [--nats-user USER]\n"
         "                  [--nats-password PASSWORD | --nats-password-file FILE]\n"
-        "                  [--nats-creds FILE]\n"
+        "                  [--nats-creds FILE | --nats-nkey SEEDFILE]\n"
         "                  [--nats-tlsca FILE] [--nats-tlscert FILE --nats-tlskey FILE]]\n"
         "       secbroker invite NAME [--users DIR] [--valid TIME]\n"
         "       secbroker invite --list [--users DIR]\n"
@@ -128,6 +128,8 @@ s_usage (FILE *out)
         "  --nats-password PASSWORD  ...and its password (seen by ps: prefer\n"
         "  --nats-password-file FILE  the first line of FILE)\n"
         "  --nats-creds FILE  NATS credentials file (JWT and nkey seed)\n"
+        "  --nats-nkey SEEDFILE  NATS nkey authentication: the file holds the\n"
+        "                     user's nkey seed (SU...)\n"
         "  --nats-tlsca FILE  CA certificates to verify the NATS servers with\n"
         "  --nats-tlscert FILE, --nats-tlskey FILE  client certificate and key\n"
         "                     presented to the NATS servers\n");
@@ -214,6 +216,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "nats-tlscert", required_argument, NULL, 5 },
         { "nats-tlskey", required_argument, NULL, 6 },
         { "nats-password-file", required_argument, NULL, 7 },
+        { "nats-nkey", required_argument, NULL, 8 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -302,6 +305,7 @@ s_parse (int argc, char **argv, s_args_t *args)
             case 4: args->cluster.tls_ca = optarg; break;
             case 5: args->cluster.tls_cert = optarg; break;
             case 6: args->cluster.tls_key = optarg; break;
+            case 8: args->cluster.nkey = optarg; break;
             case 7: {
                 FILE *file = fopen (optarg, "r");
                 bool ok = file && fgets (s_nats_password, sizeof s_nats_password, file);
@@ -326,9 +330,14 @@ s_parse (int argc, char **argv, s_args_t *args)
         return -1;
     }
     if (!args->cluster.urls && (node || args->cluster.user || args->cluster.password
-                                || args->cluster.creds || args->cluster.tls_ca
+                                || args->cluster.creds || args->cluster.nkey
+                                || args->cluster.tls_ca
                                 || args->cluster.tls_cert || args->cluster.tls_key)) {
         fprintf (stderr, "secbroker: --node and the --nats-* options need --cluster\n");
+        return -1;
+    }
+    if (args->cluster.creds && args->cluster.nkey) {
+        fprintf (stderr, "secbroker: --nats-creds or --nats-nkey, not both\n");
         return -1;
     }
     if (!args->cluster.tls_cert != !args->cluster.tls_key) {

@@ -7,8 +7,9 @@
     the one-broker demo's scripts with their users spread over two nodes
     (as deploy/docker-compose.cluster.yml plays them), a node killed (its users' peers told, no ghosts in /list, the users
     back on another node), a node restarted, a NATS server killed (the
-    chat goes on, every message delivered or reported) and NATS
-    unreachable at start. The codec of the bodies between brokers is
+    chat goes on, every message delivered or reported), NATS
+    unreachable at start, and the brokers' NATS authentication (a
+    password over TLS, a plain nkey). The codec of the bodies between brokers is
     checked first.
 
     This Source Code Form is subject to the terms of the Mozilla Public
@@ -36,6 +37,8 @@
 #include <unistd.h>
 
 #include <nats/nats.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "sc_node.h"
 #include "sc_testproc.h"
@@ -1257,6 +1260,190 @@ test_nats_accounts_and_tls (void **state)
     free (key);
 }
 
+/* ---- --nats-nkey: a plain NATS nkey ---------------------------------------------- */
+
+/* NATS's key text, written here on its own: base32 (RFC 4648, no
+   padding), bit by bit, of the bytes and their CRC16 (XMODEM, table
+   built here) little-endian. */
+static void
+s_nkey_text (const unsigned char *bytes, size_t len, char *out)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    unsigned short table[256];
+    for (int i = 0; i < 256; i++) {
+        unsigned short crc = (unsigned short) (i << 8);
+        for (int bit = 0; bit < 8; bit++)
+            crc = (unsigned short) ((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+        table[i] = crc;
+    }
+    unsigned short crc = 0;
+    for (size_t i = 0; i < len; i++)
+        crc = (unsigned short) ((crc << 8) ^ table[((crc >> 8) ^ bytes[i]) & 0xFF]);
+    unsigned char all[64];
+    assert_true (len + 2 <= sizeof all);
+    memcpy (all, bytes, len);
+    all[len] = (unsigned char) (crc & 0xFF);
+    all[len + 1] = (unsigned char) (crc >> 8);
+    size_t nbits = (len + 2) * 8, n = 0;
+    for (size_t at = 0; at < nbits; at += 5) {
+        int value = 0;
+        for (size_t b = at; b < at + 5; b++) {
+            int bit = b < nbits ? (all[b / 8] >> (7 - b % 8)) & 1 : 0;
+            value = (value << 1) | bit;
+        }
+        out[n++] = alphabet[value];
+    }
+    out[n] = 0;
+}
+
+/* A random nkey of this type (20 << 3: a user, 0: an account): its
+   seed (S...) and its public key (U... or A...). */
+static void
+s_nkey_new (int type, char *seed, char *pub)
+{
+    unsigned char raw[34], key[33];
+    raw[0] = (unsigned char) ((18 << 3) | (type >> 5));
+    raw[1] = (unsigned char) ((type & 31) << 3);
+    assert_int_equal (RAND_bytes (raw + 2, 32), 1);
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_private_key (EVP_PKEY_ED25519, NULL, raw + 2, 32);
+    assert_non_null (pkey);
+    size_t klen = 32;
+    key[0] = (unsigned char) type;
+    assert_int_equal (EVP_PKEY_get_raw_public_key (pkey, key + 1, &klen), 1);
+    assert_int_equal (klen, 32);
+    EVP_PKEY_free (pkey);
+    s_nkey_text (raw, sizeof raw, seed);
+    s_nkey_text (key, sizeof key, pub);
+}
+
+static char *
+s_write (const char *name, const char *text)
+{
+    char *path = sc_testdir_path (C.dir, name);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    assert_true (fputs (text, file) >= 0);
+    assert_int_equal (fclose (file), 0);
+    return path;
+}
+
+/* The one line a refused broker (node) wrote; it exited 1. */
+static char *
+s_refusal (sc_testproc_t *broker, const char *node)
+{
+    assert_int_equal (sc_testproc_wait (broker, sc_testproc_timeout (10000)), 1);
+    assert_int_equal (sc_testproc_expect_eof (broker, 1000), 0);
+    char *path = NULL;
+    if (asprintf (&path, "%s/%s.log", C.dir, node) < 0)
+        fail ();
+    char *text = sc_testdir_slurp (path, NULL);
+    free (path);
+    assert_non_null (text);
+    assert_true (strchr (text, '\n') && strchr (text, '\n')[1] == 0);
+    return text;
+}
+
+static void
+test_nats_nkey (void **state)
+{
+    (void) state;
+    memset (&C, 0, sizeof C);
+    C.dir = sc_testdir_path (T.dir, "nkey");
+    assert_int_equal (mkdir (C.dir, 0700), 0);
+    char seed[64], pub[64], other_seed[64], other_pub[64], account_seed[64], account_pub[64];
+    s_nkey_new (20 << 3, seed, pub);
+    s_nkey_new (20 << 3, other_seed, other_pub);
+    s_nkey_new (0, account_seed, account_pub);
+    assert_true (strlen (seed) == 58 && strncmp (seed, "SU", 2) == 0);
+    assert_true (strlen (pub) == 56 && pub[0] == 'U');
+    assert_true (strncmp (account_seed, "SA", 2) == 0);
+
+    /* a server that admits only that user's key */
+    char conf_text[256];
+    snprintf (conf_text, sizeof conf_text,
+              "authorization {\n  users = [\n    { nkey: \"%s\" }\n  ]\n}\n", pub);
+    char *conf = s_write ("nats.conf", conf_text);
+    char *log = sc_testdir_path (C.dir, "nats.log");
+    const char *const nats_argv[] = { "nats-server", "-c", conf, "-a", "127.0.0.1", "-p", "-1",
+                                      NULL };
+    C.nats[0] = sc_testproc_new ("nats", nats_argv, log);
+    assert_non_null (C.nats[0]);
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    int port = -1;
+    while (sc_testproc_now_ms () < deadline
+           && (port = s_port_in_log (log, "client connections on 127.0.0.1:")) <= 0)
+        sc_testproc_sleep_ms (50);
+    free (log);
+    assert_true (port > 0);
+    char url[64];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", port);
+
+    /* two brokers with the seed: one cluster, each sees the other's users */
+    char seed_line[80];
+    snprintf (seed_line, sizeof seed_line, "%s\n", seed);
+    char *seed_file = s_write ("user.nk", seed_line);
+    const char *const good[] = { "--cluster", url, "--nats-nkey", seed_file, NULL };
+    int t = sc_testproc_timeout (10000);
+    int status = 0;
+    for (int i = 0; i < 2; i++) {
+        char node[16];
+        snprintf (node, sizeof node, "b%d", i + 1);
+        C.broker[i] = s_tls_broker (node, good, &status);
+        const char *line = sc_testproc_expect_prefix (C.broker[i], "secbroker listening on ", t);
+        assert_non_null (line);
+        snprintf (C.endpoint[i], sizeof C.endpoint[i], "%s", line + 23);
+    }
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    s_list_until (alice, "users bob", t);
+    s_list_until (bob, "users alice", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (bob, alice, "bob", "signed in with an nkey");
+
+    /* another user's seed, valid but unknown to the server: refused */
+    snprintf (seed_line, sizeof seed_line, "%s\n", other_seed);
+    char *other_file = s_write ("other.nk", seed_line);
+    const char *const unknown[] = { "--cluster", url, "--nats-nkey", other_file, NULL };
+    sc_testproc_t *intruder = s_tls_broker ("intruder", unknown, &status);
+    char *text = s_refusal (intruder, "intruder");
+    assert_true (strncmp (text, "secbroker: cannot reach NATS at ", 32) == 0);
+    free (text);
+    sc_testproc_destroy (&intruder);
+
+    /* a seed that is not a user's, no seed at all, no file: refused
+       before NATS is asked */
+    snprintf (seed_line, sizeof seed_line, "%s\n", account_seed);
+    char *account_file = s_write ("account.nk", seed_line);
+    char *junk_file = s_write ("junk.nk", "not a seed\n");
+    char *missing = sc_testdir_path (C.dir, "missing.nk");
+    const char *const files[] = { account_file, junk_file, missing };
+    const char *const says[] = { "holds no user nkey seed", "holds no nkey seed",
+                                 "cannot read" };
+    for (int i = 0; i < 3; i++) {
+        char node[32];
+        snprintf (node, sizeof node, "bad%d", i);
+        const char *const bad[] = { "--cluster", url, "--nats-nkey", files[i], NULL };
+        sc_testproc_t *broker = s_tls_broker (node, bad, &status);
+        text = s_refusal (broker, node);
+        assert_true (strncmp (text, "secbroker: --nats-nkey: ", 24) == 0);
+        assert_non_null (strstr (text, says[i]));
+        /* no seed in the refusal */
+        assert_null (strstr (text, account_seed));
+        free (text);
+        sc_testproc_destroy (&broker);
+    }
+    /* and the chat went on */
+    s_say (alice, bob, "alice", "still here");
+    s_quit (alice);
+    s_quit (bob);
+    free (conf);
+    free (seed_file);
+    free (other_file);
+    free (account_file);
+    free (junk_file);
+    free (missing);
+}
+
 /* ---- Fixture ------------------------------------------------------------------ */
 
 static int
@@ -1309,6 +1496,7 @@ main (void)
         cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),
         cmocka_unit_test_teardown (test_node_name_twice, s_teardown),
         cmocka_unit_test_teardown (test_nats_accounts_and_tls, s_teardown),
+        cmocka_unit_test_teardown (test_nats_nkey, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

@@ -1961,11 +1961,30 @@ s_node_reply (sc_broker_t *self, const sc_node_msg_t *msg, uint8_t kind, uint64_
     (void) s_node_send (self, msg->node, kind, msg->to, from_sid, msg->from, msg->from_sid, code);
 }
 
+/* The key another node gives for a user must be the one this node's
+   registry holds: every node serves the same users (docs/PROTOCOL.md
+   section 12). A key that differs, or a name unknown here, is refused,
+   whoever published it, so that nothing on NATS can hand a client a key
+   of its own for a registered name. */
+static bool
+s_node_key_ok (sc_broker_t *self, const sc_node_msg_t *msg)
+{
+    uint8_t pub[SC_PUB_LEN];
+    if (!msg->has_key || !*msg->from || sc_registry_raw (self->registry, msg->from, pub))
+        return false;
+    if (memcmp (pub, msg->key, SC_PUB_LEN) != 0) {
+        sc_log (SC_LOG_WARNING, "cluster: a key for %s from node %s that is not the "
+                "registry's: refused", msg->from, msg->node);
+        return false;
+    }
+    return true;
+}
+
 static void
 s_from_node_rtt (sc_broker_t *self, const sc_node_msg_t *msg)
 {
     s_session_t *t = s_addressed (self, msg);
-    if (!t || !msg->has_key || !*msg->from) {
+    if (!t || !s_node_key_ok (self, msg)) {
         sc_log (SC_LOG_INFO, "request %s on %s -> %s: not found", msg->from, msg->node, msg->to);
         s_node_reply (self, msg, SC_NODE_NOT_FOUND, 0, 0);
         return;
@@ -1995,7 +2014,7 @@ static void
 s_from_node_accept (sc_broker_t *self, const sc_node_msg_t *msg)
 {
     s_session_t *s = s_addressed (self, msg);
-    if (!s || s->chat != C_ASKING || !s_linked (s, msg) || !msg->has_key) {
+    if (!s || s->chat != C_ASKING || !s_linked (s, msg) || !s_node_key_ok (self, msg)) {
         /* withdrawn or gone meanwhile: the acceptor's chat ends */
         s_node_reply (self, msg, SC_NODE_NOTIFY, s ? s->gen : 0, SC_NOTIFY_LOST);
         return;

@@ -336,6 +336,11 @@ s_parse (int argc, char **argv, s_args_t *args)
         fprintf (stderr, "secbroker: --node and the --nats-* options need --cluster\n");
         return -1;
     }
+    if (args->cluster.urls && args->registration_open) {
+        fprintf (stderr, "secbroker: --registration open cannot be used with --cluster: "
+                 "each node would register names on its own\n");
+        return -1;
+    }
     if (args->cluster.creds && args->cluster.nkey) {
         fprintf (stderr, "secbroker: --nats-creds or --nats-nkey, not both\n");
         return -1;

@@ -499,8 +499,34 @@ test_flow_across_nodes (void **state)
         assert_int_equal (natsConnection_Publish (nc, "secchat.node.b2", garbage[i], 8), NATS_OK);
         assert_int_equal (natsConnection_Publish (nc, "secchat.presence", garbage[i], 8), NATS_OK);
     }
+    /* a well-formed request "from alice" with a key that is not hers
+       (what a publisher on NATS could forge) is refused by carol's node:
+       carol is never asked */
+    sc_node_msg_t forged;
+    sc_node_msg_init (&forged, SC_NODE_RTT);
+    strcpy (forged.node, "b1");
+    forged.boot = 1;
+    strcpy (forged.from, "alice");
+    forged.from_sid = 12345;
+    strcpy (forged.to, "carol");
+    forged.has_key = true;
+    assert_int_equal (RAND_bytes (forged.key, sizeof forged.key), 1);
+    uint8_t *bytes = NULL;
+    size_t bytes_len = 0;
+    assert_int_equal (sc_node_msg_encode (&forged, &bytes, &bytes_len), 0);
+    assert_int_equal (natsConnection_Publish (nc, "secchat.node.b3", bytes, (int) bytes_len),
+                      NATS_OK);
+    free (bytes);
     assert_int_equal (natsConnection_FlushTimeout (nc, 5000), NATS_OK);
     natsConnection_Destroy (nc);
+    assert_int_equal (sc_testproc_expect_none (carol, 1500), 0);
+    char *forged_log = sc_testdir_path (C.dir, "b3/broker.log");
+    char *forged_said = sc_testdir_slurp (forged_log, NULL);
+    assert_non_null (forged_said);
+    assert_non_null (strstr (forged_said, "cluster: a key for alice from node b1 that is not the "
+                                      "registry's: refused"));
+    free (forged_said);
+    free (forged_log);
     s_say (alice, bob, "alice", "after the garbage");
     s_say (bob, alice, "bob", "none of it reached us");
     char *b2_log = sc_testdir_path (C.dir, "b2/broker.log");
@@ -1075,6 +1101,22 @@ test_nats_unreachable (void **state)
     assert_true (strncmp (text, "secbroker: ", 11) == 0);
     free (text);
     free (log);
+
+    /* open registration is refused in a cluster: a node would register a
+       name another node's users folder already holds */
+    char *log2 = sc_testdir_path (T.dir, "open-registration.log");
+    const char *const open_argv[] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
+                                      "--key", key, "--users", users, "--cluster", urls,
+                                      "--node", "lonely", "--registration", "open", NULL };
+    broker = sc_testproc_new ("broker-open", open_argv, log2);
+    assert_non_null (broker);
+    assert_int_equal (sc_testproc_wait (broker, 10000), 2);
+    text = sc_testdir_slurp (log2, NULL);
+    assert_non_null (text);
+    assert_non_null (strstr (text, "secbroker: --registration open cannot be used with "
+                                   "--cluster"));
+    free (text);
+    free (log2);
     close (fd);
 }
 

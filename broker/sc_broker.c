@@ -155,7 +155,7 @@ struct _sc_broker_t {
 #define S_COOKIE_ROTATE_MS   120000     /* a cookie lives two of these    */
 #define S_SUMMARY_MS          60000     /* failed logins: one line a minute */
 #define S_SOURCE_UNKNOWN     "unknown"
-#define S_SOURCE_OTHER       "other"    /* failures past S_SOURCES_MAX    */
+#define S_SOURCE_OTHER       "(other)"  /* past S_SOURCES_MAX: no name or address */
 #define S_SOURCES_MAX         4096      /* sources with failures counted  */
 
 
@@ -901,7 +901,7 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
 /* ---- Enrolment (docs/PROTOCOL.md section 5a) ------------------------------ */
 
 /* A count table kept bounded: past S_SOURCES_MAX keys, one more key
-   counts under "other". */
+   counts under "(other)", which no name or address can be. */
 static const char *
 s_bounded_key (zhashx_t *table, const char *key)
 {

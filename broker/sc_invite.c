@@ -62,9 +62,15 @@ s_path (const char *dir, const char *name, const char *suffix, char *path, size_
 static int
 s_read (const char *path, uint8_t hash[static SC_HASH_LEN], int64_t *expires)
 {
-    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO put in the folder must not stop the broker */
+    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? SC_INVITE_NONE : SC_INVITE_EIO;
+    struct stat st;
+    if (fstat (fd, &st) || !S_ISREG (st.st_mode)) {
+        close (fd);
+        return SC_INVITE_NONE;
+    }
     char line[S_LINE_MAX + 1];
     ssize_t got = read (fd, line, sizeof line - 1);
     close (fd);

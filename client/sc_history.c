@@ -593,7 +593,11 @@ s_user_dir (const char *dir, char *why, size_t size)
         s_say (why, size, "the history directory %s is not a directory", dir);
         return -1;
     }
-    if (st.st_uid == geteuid () && (st.st_mode & 077) && chmod (dir, 0700)) {
+    if (st.st_uid != geteuid ()) {
+        s_say (why, size, "the history directory %s belongs to another user", dir);
+        return -1;
+    }
+    if ((st.st_mode & 077) && chmod (dir, 0700)) {
         s_say (why, size, "cannot make the history directory %s private: %s", dir,
                strerror (errno));
         return -1;

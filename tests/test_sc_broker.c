@@ -2261,6 +2261,24 @@ test_enrol_failures_count (void **state)
     s_revoke_teardown ();
 }
 
+/* A FIFO (or anything but a file) named NAME.invite is no invitation,
+   and reading it does not stop the broker. */
+static void
+test_invite_not_a_file (void **state)
+{
+    (void) state;
+    char *dir = sc_testdir_new ("invite-fifo");
+    assert_non_null (dir);
+    char *path = sc_testdir_path (dir, "fifo.invite");
+    assert_int_equal (mkfifo (path, 0600), 0);
+    uint8_t code[SC_HS_CODE_LEN] = { 0 };
+    assert_int_equal (sc_invite_check (dir, "fifo", code, (int64_t) time (NULL)),
+                      SC_INVITE_NONE);
+    free (path);
+    sc_testdir_remove (dir);
+    free (dir);
+}
+
 int
 main (void)
 {
@@ -2300,6 +2318,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_enrol_invited, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_open, s_setup, s_teardown),
+        cmocka_unit_test (test_invite_not_a_file),
         cmocka_unit_test_setup_teardown (test_enrol_rate, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_failures_count, s_setup, s_teardown),
     };

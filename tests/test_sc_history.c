@@ -834,6 +834,38 @@ test_events (void **state)
 }
 
 //  The default directory follows XDG_DATA_HOME, then HOME.
+//  A history folder that belongs to another user is not used: whoever
+//  owns it could read what is written or swap the store.
+static void
+test_foreign_dir (void **state)
+{
+    (void) state;
+    char *base = sc_testdir_new ("history-foreign");
+    assert_non_null (base);
+    const char *dir = base, *user = "mallory";
+    if (geteuid () == 0) {
+        char *folder = sc_testdir_path (base, user);
+        assert_int_equal (mkdir (folder, 0700), 0);
+        assert_int_equal (chown (folder, 65534, 65534), 0);
+        free (folder);
+    }
+    else {
+        dir = "/";          //  /tmp belongs to root
+        user = "tmp";
+    }
+    sc_key_t *key = sc_key_generate ();
+    assert_non_null (key);
+    char why[800];
+    sc_history_t *h = sc_history_new (dir, user, key, why, sizeof why);
+    assert_non_null (h);
+    assert_false (sc_history_usable (h));
+    assert_non_null (strstr (why, "belongs to another user"));
+    sc_history_destroy (&h);
+    sc_key_destroy (&key);
+    sc_testdir_remove (base);
+    free (base);
+}
+
 static void
 test_default_dir (void **state)
 {
@@ -890,6 +922,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_commands, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events, s_setup, s_teardown),
         cmocka_unit_test (test_default_dir),
+        cmocka_unit_test (test_foreign_dir),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

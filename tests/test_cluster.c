@@ -1159,6 +1159,126 @@ test_node_name_twice (void **state)
     assert_true (said);
 }
 
+/* ---- Forged messages on NATS --------------------------------------------------- */
+
+/* A client of the test's own on the NATS server of node b(i+1)'s list. */
+static natsConnection *
+s_nats_connect (int i)
+{
+    char url[64];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", C.client_port[i]);
+    natsConnection *nc = NULL;
+    assert_int_equal (natsConnection_ConnectTo (&nc, url), NATS_OK);
+    return nc;
+}
+
+/* msg, as node `node` (boot), published on subject: 0 or -1. */
+static int
+s_forge (natsConnection *nc, const char *subject, sc_node_msg_t *msg, const char *node,
+         uint64_t boot)
+{
+    snprintf (msg->node, sizeof msg->node, "%s", node);
+    msg->boot = boot;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (sc_node_msg_encode (msg, &bytes, &len))
+        return -1;
+    natsStatus st = natsConnection_Publish (nc, subject, bytes, (int) len);
+    free (bytes);
+    return st == NATS_OK ? 0 : -1;
+}
+
+/* The next message on sub, which must come within timeout_ms. */
+static void
+s_next_node_msg (natsSubscription *sub, int timeout_ms, sc_node_msg_t *out)
+{
+    natsMsg *m = NULL;
+    assert_int_equal (natsSubscription_NextMsg (&m, sub, timeout_ms), NATS_OK);
+    assert_int_equal (sc_node_msg_decode ((const uint8_t *) natsMsg_GetData (m),
+                                          (size_t) natsMsg_GetDataLength (m), out), 0);
+    out->data = NULL;       /* it pointed into m */
+    out->data_len = 0;
+    natsMsg_Destroy (m);
+}
+
+/* How many times needle is in node b(i+1)'s log. */
+static int
+s_log_count (int i, const char *needle)
+{
+    char sub[32];
+    snprintf (sub, sizeof sub, "b%d/broker.log", i + 1);
+    char *path = sc_testdir_path (C.dir, sub);
+    char *text = sc_testdir_slurp (path, NULL);
+    free (path);
+    assert_non_null (text);
+    int n = 0;
+    for (const char *at = strstr (text, needle); at; at = strstr (at + 1, needle))
+        n++;
+    free (text);
+    return n;
+}
+
+/* Session 0 in a message between nodes means "any session" (to_sid) or
+   "none" (from_sid) only in the kinds that honest nodes send it in. A
+   relayed body and a NOTIFY to bob with to_sid 0 (and from_sid 0),
+   which need no session number to forge, reach nobody: bob's chat with
+   alice goes on, and his node says it dropped them. */
+static void
+test_forged_session_zero (void **state)
+{
+    (void) state;
+    s_cluster_start ("sid0");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    s_list_until (alice, "users bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "before the forgeries");
+
+    /* b1's boot, from its beat: with another, b2 would take b1 as
+       restarted and end the chat itself */
+    natsConnection *nc = s_nats_connect (1);
+    natsSubscription *presence = NULL;
+    assert_int_equal (natsConnection_SubscribeSync (&presence, nc, "secchat.presence"),
+                      NATS_OK);
+    sc_node_msg_t heard;
+    do
+        s_next_node_msg (presence, t, &heard);
+    while (strcmp (heard.node, "b1") != 0);
+    uint64_t b1_boot = heard.boot;
+    natsSubscription_Destroy (presence);
+
+    /* a MESSAGE [1, box of 17 bytes], as alice's node would relay it */
+    uint8_t body[21] = { 0x92, 0x01, 0xc4, 17 };
+    memset (body + 4, 0x5a, 17);
+    sc_node_msg_t relay;
+    sc_node_msg_init (&relay, SC_NODE_RELAY);
+    strcpy (relay.from, "alice");
+    strcpy (relay.to, "bob");
+    relay.code = 5;                     /* MESSAGE */
+    relay.data = body;
+    relay.data_len = sizeof body;
+    assert_int_equal (s_forge (nc, "secchat.node.b2", &relay, "b1", b1_boot), 0);
+    sc_node_msg_t notify;
+    sc_node_msg_init (&notify, SC_NODE_NOTIFY);
+    strcpy (notify.from, "alice");
+    strcpy (notify.to, "bob");
+    notify.code = 0;                    /* left */
+    assert_int_equal (s_forge (nc, "secchat.node.b2", &notify, "b1", b1_boot), 0);
+    assert_int_equal (natsConnection_FlushTimeout (nc, 5000), NATS_OK);
+    natsConnection_Destroy (nc);
+    assert_int_equal (sc_testproc_expect_none (bob, 2000), 0);
+    assert_int_equal (sc_testproc_expect_none (alice, 10), 0);
+    /* said once for both: a line at most every 10 s */
+    assert_int_equal (s_log_count (1, "cluster: dropped 1 messages with a session 0 their kind "
+                                      "may not carry (the last: kind 15 from node b1)"), 1);
+    assert_int_equal (s_log_count (1, "with a session 0"), 1);
+    s_say (bob, alice, "bob", "still with you");
+    s_say (alice, bob, "alice", "nothing came between us");
+    s_quit (alice);
+    s_quit (bob);
+}
+
 /* ---- deploy/nats-secchat.conf: accounts, permissions, TLS ---------------------- */
 
 /* A secbroker of the TLS cluster with these NATS options (extra:
@@ -1537,6 +1657,7 @@ main (void)
         cmocka_unit_test_teardown (test_nats_server_killed, s_teardown),
         cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),
         cmocka_unit_test_teardown (test_node_name_twice, s_teardown),
+        cmocka_unit_test_teardown (test_forged_session_zero, s_teardown),
         cmocka_unit_test_teardown (test_nats_accounts_and_tls, s_teardown),
         cmocka_unit_test_teardown (test_nats_nkey, s_teardown),
     };

@@ -135,6 +135,8 @@ struct _sc_broker_t {
     uint64_t gen;               /* the last session's number              */
     sc_broker_source_fn *source;    /* the current message's address      */
     sc_cluster_t *cluster;      /* the other nodes, or NULL               */
+    uint64_t sid0_refused;      /* messages with a session 0 their kind   */
+    int64_t sid0_said;          /* ...may not carry, since logged then    */
     zhashx_t *by_source;        /* address -> logins in progress (size_t) */
     uint8_t cookie_key[2][SC_KEY_LEN];  /* current and previous secret    */
     int64_t cookie_since;       /* when the current one was drawn         */
@@ -157,6 +159,7 @@ struct _sc_broker_t {
 #define S_SOURCE_UNKNOWN     "unknown"
 #define S_SOURCE_OTHER       "(other)"  /* past S_SOURCES_MAX: no name or address */
 #define S_SOURCES_MAX         4096      /* sources with failures counted  */
+#define S_SID0_SAY_MS         10000     /* refused session 0s: a line at most */
 
 
 void
@@ -1934,7 +1937,40 @@ s_relay_remote (sc_broker_t *self, s_session_t *s, uint8_t opcode,
     }
 }
 
-/* The session here a message from another node is for, or NULL. */
+/* Session 0 means "any session of the name" in to_sid and "none" in
+   from_sid, and only the kinds honest nodes send it in may carry it
+   (docs/PROTOCOL.md section 12): to_sid 0 in RTT (a request is for the
+   user) and NOTIFY (a requester ending its request before the answer
+   that would have told it the session asked); from_sid 0 in the answers
+   of a node that has no session for their sender (NOT_FOUND; NOTIFY to
+   an ACCEPT, UNDELIVERED to a RELAY, when the session they were for is
+   gone). Anything else is dropped before s_addressed and s_linked see
+   it, so that neither matches a session by 0 where none may. */
+static bool
+s_node_sids_ok (const sc_node_msg_t *msg)
+{
+    bool to_any = msg->kind == SC_NODE_RTT || msg->kind == SC_NODE_NOTIFY;
+    bool from_none = msg->kind == SC_NODE_NOT_FOUND || msg->kind == SC_NODE_NOTIFY
+                  || msg->kind == SC_NODE_UNDELIVERED;
+    return (msg->to_sid != 0 || to_any) && (msg->from_sid != 0 || from_none);
+}
+
+/* Dropped and logged, at most a line every S_SID0_SAY_MS. */
+static void
+s_node_sids_refused (sc_broker_t *self, const sc_node_msg_t *msg)
+{
+    self->sid0_refused++;
+    if (self->sid0_said && self->now - self->sid0_said < S_SID0_SAY_MS)
+        return;
+    sc_log (SC_LOG_WARNING, "cluster: dropped %llu messages with a session 0 their kind may "
+            "not carry (the last: kind %u from node %s)",
+            (unsigned long long) self->sid0_refused, (unsigned) msg->kind, msg->node);
+    self->sid0_refused = 0;
+    self->sid0_said = self->now;
+}
+
+/* The session here a message from another node is for, or NULL (to_sid
+   0: the name's session, whichever it is). */
 static s_session_t *
 s_addressed (sc_broker_t *self, const sc_node_msg_t *msg)
 {
@@ -1944,7 +1980,9 @@ s_addressed (sc_broker_t *self, const sc_node_msg_t *msg)
     return s;
 }
 
-/* s's chat or request is with msg's sender. */
+/* s's chat or request is with msg's sender (r->sid 0: a request whose
+   answer has not told the session asked yet; from_sid 0: the sender has
+   no session, s_node_sids_ok). */
 static bool
 s_linked (const s_session_t *s, const sc_node_msg_t *msg)
 {
@@ -2079,6 +2117,10 @@ sc_broker_cluster_msg (sc_broker_t *self, const sc_node_msg_t *msg, int64_t now_
 {
     self->now = now_ms;
     s_session_t *s = NULL;
+    if (msg->kind >= SC_NODE_RTT && msg->kind <= SC_NODE_UNDELIVERED && !s_node_sids_ok (msg)) {
+        s_node_sids_refused (self, msg);
+        return;
+    }
     switch (msg->kind) {
         case SC_NODE_RTT:
             s_from_node_rtt (self, msg);
@@ -2101,7 +2143,9 @@ sc_broker_cluster_msg (sc_broker_t *self, const sc_node_msg_t *msg, int64_t now_
             break;
         case SC_NODE_NOTIFY:
             s = s_addressed (self, msg);
-            if (!s || !s_linked (s, msg))
+            /* to_sid 0: the requester did not know the session it asked,
+               so only a request still unanswered can be its */
+            if (!s || !s_linked (s, msg) || (msg->to_sid == 0 && s->chat != C_ASKED))
                 break;
             sc_log (SC_LOG_INFO, "%s: peer %s on %s ended the chat or request", s->name,
                     msg->from, msg->node);

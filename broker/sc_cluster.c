@@ -31,6 +31,18 @@
 #define S_NKEY_PUB_RAW      35          /* 1 prefix, 32 key, 2 CRC16  */
 #define S_NKEY_PUB_LEN      56          /* base32 of S_NKEY_PUB_RAW   */
 #define S_QUEUE_MAX     ((size_t) 256 * 1024 * 1024)     /* bytes waiting for the core */
+/* The tables filled from what others publish are bounded (docs/PROTOCOL.md
+   section 12, "Limits"): past a cap, what would add to it is dropped, and
+   said in the log at most every S_SAY_MS. The nodes given up need no cap
+   of their own: a node is given up after dead_ms in the table at least,
+   so each of its S_NODES_MAX places gives up one node a dead_ms at most,
+   each remembered S_GIVEN_UP_DEADS dead_ms: S_NODES_MAX times
+   (S_GIVEN_UP_DEADS + 1) of them at most. */
+#define S_NODES_MAX         64          /* other nodes known              */
+#define S_REMOTE_MAX        65536       /* users online on other nodes    */
+#define S_GIVEN_UP_DEADS    6           /* a node given up is remembered
+                                           this many dead_ms             */
+#define S_SAY_MS            10000
 
 typedef struct _s_item_t s_item_t;
 struct _s_item_t {
@@ -48,6 +60,12 @@ typedef struct {
     int mismatch;               /* beats in a row that disagree          */
     uint64_t snap_gen;
 } s_node_t;
+
+/* A node given up for its silence: told so if heard again (GAVE_UP). */
+typedef struct {
+    uint64_t boot;
+    int64_t at;                 /* when, monotonic ms                    */
+} s_given_up_t;
 
 typedef struct {
     s_node_t *node;             /* NULL: a user here                     */
@@ -80,14 +98,17 @@ struct _sc_cluster_t {
     zhashx_t *local;            /* name -> s_entry_t                     */
     zhashx_t *remote;           /* name -> s_entry_t                     */
     zhashx_t *nodes;            /* name -> s_node_t                      */
-    zhashx_t *given_up;         /* name -> boot (uint64_t) of nodes given
-                                   up for their silence                  */
+    zhashx_t *given_up;         /* name -> s_given_up_t                  */
     zlistx_t *events;           /* sc_node_msg_t for the core            */
     uint8_t *current;           /* the message last handed out           */
     sc_node_msg_t *current_event;
     s_item_t *held;             /* a message waiting behind its events   */
     int64_t now, last_beat;
     int64_t twin_said;          /* when a broker with our name was logged */
+    /* what each cap refused since it was last logged, and when */
+    uint64_t nodes_refused;     /* messages from nodes past S_NODES_MAX  */
+    uint64_t users_refused;     /* UPs past S_REMOTE_MAX                 */
+    int64_t nodes_said, users_said;
     bool down;                  /* NATS lost: nothing expires meanwhile  */
 };
 
@@ -764,6 +785,10 @@ static s_node_t *
 s_node_seen (sc_cluster_t *self, const sc_node_msg_t *msg)
 {
     s_node_t *node = (s_node_t *) zhashx_lookup (self->nodes, msg->node);
+    if (!node && zhashx_size (self->nodes) >= S_NODES_MAX) {
+        self->nodes_refused++;
+        return NULL;
+    }
     if (node && node->boot != msg->boot) {
         s_node_gone (self, node, "restarted");
         node->boot = msg->boot;
@@ -784,8 +809,9 @@ s_node_seen (sc_cluster_t *self, const sc_node_msg_t *msg)
         /* back from a silence we gave it up for (frozen, or cut off from
            NATS): its users' peers here were told `lost`, so it must end
            its side of those chats too */
-        const uint64_t *boot = (const uint64_t *) zhashx_lookup (self->given_up, node->name);
-        if (boot && *boot == node->boot) {
+        const s_given_up_t *given = (const s_given_up_t *) zhashx_lookup (self->given_up,
+                                                                           node->name);
+        if (given && given->boot == node->boot) {
             sc_log (SC_LOG_WARNING, "cluster: node %s is back after we gave it up: told it",
                     node->name);
             sc_node_msg_t gave_up;
@@ -811,6 +837,10 @@ s_on_up (sc_cluster_t *self, s_node_t *node, const sc_node_msg_t *msg)
     if (e && e->since > msg->since)
         return;                 /* an older login than the one we know */
     if (!e) {
+        if (zhashx_size (self->remote) >= S_REMOTE_MAX) {
+            self->users_refused++;
+            return;
+        }
         e = calloc (1, sizeof *e);
         if (!e || zhashx_insert (self->remote, msg->from, e)) {
             free (e);
@@ -951,6 +981,59 @@ sc_cluster_next (sc_cluster_t *self, sc_node_msg_t *msg, int64_t now_ms)
     }
 }
 
+/* A node given up is remembered for S_GIVEN_UP_DEADS silences: long
+   enough to tell it so when it comes back from a freeze or a cut from
+   NATS (docs/PROTOCOL.md section 12), not for ever. */
+static void
+s_given_up_expire (sc_cluster_t *self, int64_t now_ms)
+{
+    int64_t keep = (int64_t) S_GIVEN_UP_DEADS * self->opts.dead_ms;
+    zlistx_t *expired = NULL;
+    for (s_given_up_t *given = (s_given_up_t *) zhashx_first (self->given_up); given;
+         given = (s_given_up_t *) zhashx_next (self->given_up))
+        if (now_ms - given->at > keep) {
+            if (!expired)
+                expired = zlistx_new ();
+            if (expired)
+                zlistx_add_end (expired, (void *) zhashx_cursor (self->given_up));
+        }
+    for (const char *name = expired ? (const char *) zlistx_first (expired) : NULL; name;
+         name = (const char *) zlistx_next (expired)) {
+        char copy[SC_NAME_MAX + 1];
+        snprintf (copy, sizeof copy, "%s", name);   /* the key goes with it */
+        zhashx_delete (self->given_up, copy);
+    }
+    zlistx_destroy (&expired);
+}
+
+/* Whether what a cap refused (count) is to be said now: at most every
+   S_SAY_MS, so that a flood of forged presence does not flood the log. */
+static bool
+s_say_now (const uint64_t *count, int64_t *said, int64_t now_ms)
+{
+    if (!*count || (*said && now_ms - *said < S_SAY_MS))
+        return false;
+    *said = now_ms;
+    return true;
+}
+
+static void
+s_say_refused (sc_cluster_t *self, int64_t now_ms)
+{
+    if (s_say_now (&self->nodes_refused, &self->nodes_said, now_ms)) {
+        sc_log (SC_LOG_ERROR, "cluster: %llu messages from new nodes dropped: %d other "
+                "nodes known already, the most", (unsigned long long) self->nodes_refused,
+                S_NODES_MAX);
+        self->nodes_refused = 0;
+    }
+    if (s_say_now (&self->users_refused, &self->users_said, now_ms)) {
+        sc_log (SC_LOG_ERROR, "cluster: %llu users online on other nodes not noted: %d "
+                "known already, the most", (unsigned long long) self->users_refused,
+                S_REMOTE_MAX);
+        self->users_refused = 0;
+    }
+}
+
 void
 sc_cluster_tick (sc_cluster_t *self, int64_t now_ms)
 {
@@ -993,15 +1076,18 @@ sc_cluster_tick (sc_cluster_t *self, int64_t now_ms)
     for (s_node_t *node = gone ? (s_node_t *) zlistx_first (gone) : NULL; node;
          node = (s_node_t *) zlistx_next (gone)) {
         s_node_gone (self, node, "silent");
-        uint64_t *boot = malloc (sizeof *boot);
-        if (boot) {
-            *boot = node->boot;
-            if (zhashx_insert (self->given_up, node->name, boot))
-                zhashx_update (self->given_up, node->name, boot);
+        s_given_up_t *given = malloc (sizeof *given);
+        if (given) {
+            given->boot = node->boot;
+            given->at = now_ms;
+            if (zhashx_insert (self->given_up, node->name, given))
+                zhashx_update (self->given_up, node->name, given);
         }
         zhashx_delete (self->nodes, node->name);
     }
     zlistx_destroy (&gone);
+    s_given_up_expire (self, now_ms);
+    s_say_refused (self, now_ms);
     pthread_mutex_lock (&self->lock);
     uint64_t dropped = self->dropped;
     self->dropped = 0;

@@ -8,6 +8,9 @@
     node joins, when counts disagree, or after a reconnection. A node
     silent for dead_ms is gone: its users leave the table and the core
     is told (SC_CLUSTER_NODE_GONE), so their peers here hear `lost`.
+    The tables filled from what others publish (nodes, their users, the
+    nodes given up) are bounded, so that nothing published on NATS makes
+    a node grow without end.
     Requests, answers and relayed bodies for a user go to its node's own
     subject, in order. docs/PROTOCOL.md section 12 is the specification.
 

@@ -1159,6 +1159,272 @@ test_node_name_twice (void **state)
     assert_true (said);
 }
 
+/* ---- Forged messages on NATS --------------------------------------------------- */
+
+/* A client of the test's own on the NATS server of node b(i+1)'s list. */
+static natsConnection *
+s_nats_connect (int i)
+{
+    char url[64];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", C.client_port[i]);
+    natsConnection *nc = NULL;
+    assert_int_equal (natsConnection_ConnectTo (&nc, url), NATS_OK);
+    return nc;
+}
+
+/* msg, as node `node` (boot), published on subject: 0 or -1. */
+static int
+s_forge (natsConnection *nc, const char *subject, sc_node_msg_t *msg, const char *node,
+         uint64_t boot)
+{
+    snprintf (msg->node, sizeof msg->node, "%s", node);
+    msg->boot = boot;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (sc_node_msg_encode (msg, &bytes, &len))
+        return -1;
+    natsStatus st = natsConnection_Publish (nc, subject, bytes, (int) len);
+    free (bytes);
+    return st == NATS_OK ? 0 : -1;
+}
+
+/* The next message on sub, which must come within timeout_ms. */
+static void
+s_next_node_msg (natsSubscription *sub, int timeout_ms, sc_node_msg_t *out)
+{
+    natsMsg *m = NULL;
+    assert_int_equal (natsSubscription_NextMsg (&m, sub, timeout_ms), NATS_OK);
+    assert_int_equal (sc_node_msg_decode ((const uint8_t *) natsMsg_GetData (m),
+                                          (size_t) natsMsg_GetDataLength (m), out), 0);
+    out->data = NULL;       /* it pointed into m */
+    out->data_len = 0;
+    natsMsg_Destroy (m);
+}
+
+/* How many times needle is in node b(i+1)'s log. */
+static int
+s_log_count (int i, const char *needle)
+{
+    char sub[32];
+    snprintf (sub, sizeof sub, "b%d/broker.log", i + 1);
+    char *path = sc_testdir_path (C.dir, sub);
+    char *text = sc_testdir_slurp (path, NULL);
+    free (path);
+    assert_non_null (text);
+    int n = 0;
+    for (const char *at = strstr (text, needle); at; at = strstr (at + 1, needle))
+        n++;
+    free (text);
+    return n;
+}
+
+/* Session 0 in a message between nodes means "any session" (to_sid) or
+   "none" (from_sid) only in the kinds that honest nodes send it in. A
+   relayed body and a NOTIFY to bob with to_sid 0 (and from_sid 0),
+   which need no session number to forge, reach nobody: bob's chat with
+   alice goes on, and his node says it dropped them. */
+static void
+test_forged_session_zero (void **state)
+{
+    (void) state;
+    s_cluster_start ("sid0");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    s_list_until (alice, "users bob", t);
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "before the forgeries");
+
+    /* b1's boot, from its beat: with another, b2 would take b1 as
+       restarted and end the chat itself */
+    natsConnection *nc = s_nats_connect (1);
+    natsSubscription *presence = NULL;
+    assert_int_equal (natsConnection_SubscribeSync (&presence, nc, "secchat.presence"),
+                      NATS_OK);
+    sc_node_msg_t heard;
+    do
+        s_next_node_msg (presence, t, &heard);
+    while (strcmp (heard.node, "b1") != 0);
+    uint64_t b1_boot = heard.boot;
+    natsSubscription_Destroy (presence);
+
+    /* a MESSAGE [1, box of 17 bytes], as alice's node would relay it */
+    uint8_t body[21] = { 0x92, 0x01, 0xc4, 17 };
+    memset (body + 4, 0x5a, 17);
+    sc_node_msg_t relay;
+    sc_node_msg_init (&relay, SC_NODE_RELAY);
+    strcpy (relay.from, "alice");
+    strcpy (relay.to, "bob");
+    relay.code = 5;                     /* MESSAGE */
+    relay.data = body;
+    relay.data_len = sizeof body;
+    assert_int_equal (s_forge (nc, "secchat.node.b2", &relay, "b1", b1_boot), 0);
+    sc_node_msg_t notify;
+    sc_node_msg_init (&notify, SC_NODE_NOTIFY);
+    strcpy (notify.from, "alice");
+    strcpy (notify.to, "bob");
+    notify.code = 0;                    /* left */
+    assert_int_equal (s_forge (nc, "secchat.node.b2", &notify, "b1", b1_boot), 0);
+    assert_int_equal (natsConnection_FlushTimeout (nc, 5000), NATS_OK);
+    natsConnection_Destroy (nc);
+    assert_int_equal (sc_testproc_expect_none (bob, 2000), 0);
+    assert_int_equal (sc_testproc_expect_none (alice, 10), 0);
+    /* said once for both: a line at most every 10 s */
+    assert_int_equal (s_log_count (1, "cluster: dropped 1 messages with a session 0 their kind "
+                                      "may not carry (the last: kind 15 from node b1)"), 1);
+    assert_int_equal (s_log_count (1, "with a session 0"), 1);
+    s_say (bob, alice, "bob", "still with you");
+    s_say (alice, bob, "alice", "nothing came between us");
+    s_quit (alice);
+    s_quit (bob);
+}
+
+/* Beats as forged nodes, every 500 ms, on b1's subject (a thread: no
+   cmocka check in it). */
+typedef struct {
+    natsConnection *nc;
+    const char *const *names;
+    size_t count;
+    int stop;
+    pthread_mutex_t lock;
+    pthread_t thread;
+} s_keeper_t;
+
+static void *
+s_keeper_run (void *arg)
+{
+    s_keeper_t *self = arg;
+    for (;;) {
+        pthread_mutex_lock (&self->lock);
+        int stop = self->stop;
+        pthread_mutex_unlock (&self->lock);
+        if (stop)
+            return NULL;
+        for (size_t i = 0; i < self->count; i++) {
+            sc_node_msg_t beat;
+            sc_node_msg_init (&beat, SC_NODE_BEAT);
+            (void) s_forge (self->nc, "secchat.node.b1", &beat, self->names[i], 7);
+        }
+        (void) natsConnection_Flush (self->nc);
+        sc_testproc_sleep_ms (500);
+    }
+}
+
+/* Presence forged on NATS, for more nodes and more users than a node
+   keeps, leaves b1 with its tables full and no fuller, said in its log
+   a line at a time, and still serving its users; once the forger is
+   silent, b1 is back to the real nodes and users. A node b1 gave up on
+   is told so when heard again (GAVE_UP), but only for 6 silences
+   (30 s): later it is a node like any other. */
+static void
+test_forged_presence_bounded (void **state)
+{
+    (void) state;
+    s_cluster_start ("bounds");
+    int t = sc_testproc_timeout (10000);
+    sc_testproc_t *alice = s_client ("alice", 0);
+    sc_testproc_t *bob = s_client ("bob", 1);
+    s_list_until (alice, "users bob", t);
+    s_metric_until (0, "secbroker_cluster_nodes", 2, t);
+    s_metric_until (0, "secbroker_cluster_remote_users", 1, t);
+
+    /* node f and 100 nodes n000..n099, all alive: b1 keeps 64 other
+       nodes (b2, b3, f and 61 of them) */
+    static char names[101][8];
+    const char *list[101];
+    strcpy (names[0], "f");
+    for (int i = 1; i <= 100; i++)
+        snprintf (names[i], sizeof names[i], "n%03d", i - 1);
+    for (int i = 0; i <= 100; i++)
+        list[i] = names[i];
+    natsConnection *nc = s_nats_connect (2);
+    s_keeper_t keeper = { .nc = nc, .names = list, .count = 101 };
+    pthread_mutex_init (&keeper.lock, NULL);
+    assert_int_equal (pthread_create (&keeper.thread, NULL, s_keeper_run, &keeper), 0);
+    int64_t flood_since = sc_testproc_now_ms ();
+    s_metric_until (0, "secbroker_cluster_nodes", 64, t);
+    /* 70000 users online on f: b1 keeps 65536 in all, bob among them */
+    for (int i = 0; i < 70000; i++) {
+        sc_node_msg_t up;
+        sc_node_msg_init (&up, SC_NODE_UP);
+        snprintf (up.from, sizeof up.from, "u%05d", i);
+        up.from_sid = (uint64_t) i + 1;
+        up.since = 1;
+        assert_int_equal (s_forge (nc, "secchat.node.b1", &up, "f", 7), 0);
+    }
+    assert_int_equal (natsConnection_FlushTimeout (nc, 10000), NATS_OK);
+    s_metric_until (0, "secbroker_cluster_remote_users", 65536, 2 * t);
+    /* the users of b1 and of the nodes it knew are served as before */
+    s_open_chat (alice, "alice", bob, "bob");
+    s_say (alice, bob, "alice", "under a flood");
+    s_say (bob, alice, "bob", "it does not reach us");
+    sc_testproc_t *carol = s_client ("carol", 0);
+    s_quit (alice);
+    assert_int_equal (sc_testproc_expect (bob, "closed alice", t), 0);
+    s_open_chat (carol, "carol", bob, "bob");
+    s_say (carol, bob, "carol", "logged in during the flood");
+    /* and the table is no fuller for the beats that go on */
+    s_metric_until (0, "secbroker_cluster_nodes", 64, t);
+    s_metric_until (0, "secbroker_cluster_remote_users", 65536, t);
+    /* said, not once a message (39 nodes refused twice a second): a
+       line at most every 10 s */
+    int most = 2 + (int) ((sc_testproc_now_ms () - flood_since) / 10000);
+    assert_int_equal (s_log_count (0, "cluster: node n099 joined"), 0);
+    int nodes_said = s_log_count (0, " messages from new nodes dropped: 64 other nodes known "
+                                     "already, the most");
+    int users_said = s_log_count (0, " users online on other nodes not noted: 65536 known "
+                                     "already, the most");
+    assert_true (nodes_said >= 1 && nodes_said <= most);
+    assert_true (users_said >= 1 && users_said <= most);
+
+    /* the forger goes silent: b1 gives its nodes up, their users with
+       them */
+    pthread_mutex_lock (&keeper.lock);
+    keeper.stop = 1;
+    pthread_mutex_unlock (&keeper.lock);
+    pthread_join (keeper.thread, NULL);
+    pthread_mutex_destroy (&keeper.lock);
+    s_metric_until (0, "secbroker_cluster_nodes", 2, 2 * t);
+    s_metric_until (0, "secbroker_cluster_remote_users", 1, t);
+    int64_t given_up = sc_testproc_now_ms ();
+    assert_int_equal (s_log_count (0, "cluster: node f gone (silent)"), 1);
+    s_say (bob, carol, "bob", "the flood is over");
+
+    /* n000, back at once with the same boot, is told it was given up */
+    natsSubscription *sub = NULL;
+    assert_int_equal (natsConnection_SubscribeSync (&sub, nc, "secchat.node.n000"), NATS_OK);
+    assert_int_equal (natsConnection_FlushTimeout (nc, 5000), NATS_OK);
+    sc_node_msg_t beat;
+    sc_node_msg_init (&beat, SC_NODE_BEAT);
+    assert_int_equal (s_forge (nc, "secchat.node.b1", &beat, "n000", 7), 0);
+    sc_node_msg_t heard;
+    s_next_node_msg (sub, t, &heard);
+    assert_int_equal (heard.kind, SC_NODE_GAVE_UP);
+    assert_string_equal (heard.node, "b1");
+    s_next_node_msg (sub, t, &heard);
+    assert_int_equal (heard.kind, SC_NODE_SYNC);
+    natsSubscription_Destroy (sub);
+    assert_int_equal (s_log_count (0, "cluster: node n000 is back after we gave it up"), 1);
+
+    /* f, back with the same boot after 6 silences, is only asked for
+       its users, as a node b1 never heard of */
+    int64_t wait = given_up + 6 * 5000 + 2000 - sc_testproc_now_ms ();
+    if (wait > 0)
+        sc_testproc_sleep_ms ((int) wait);
+    assert_int_equal (natsConnection_SubscribeSync (&sub, nc, "secchat.node.f"), NATS_OK);
+    assert_int_equal (natsConnection_FlushTimeout (nc, 5000), NATS_OK);
+    sc_node_msg_init (&beat, SC_NODE_BEAT);
+    assert_int_equal (s_forge (nc, "secchat.node.b1", &beat, "f", 7), 0);
+    s_next_node_msg (sub, t, &heard);
+    assert_int_equal (heard.kind, SC_NODE_SYNC);
+    natsSubscription_Destroy (sub);
+    assert_int_equal (s_log_count (0, "cluster: node f is back after we gave it up"), 0);
+    natsConnection_Destroy (nc);
+    s_say (carol, bob, "carol", "still here");
+    s_quit (carol);
+    s_quit (bob);
+}
+
 /* ---- deploy/nats-secchat.conf: accounts, permissions, TLS ---------------------- */
 
 /* A secbroker of the TLS cluster with these NATS options (extra:
@@ -1537,6 +1803,8 @@ main (void)
         cmocka_unit_test_teardown (test_nats_server_killed, s_teardown),
         cmocka_unit_test_teardown (test_nats_unreachable, s_teardown),
         cmocka_unit_test_teardown (test_node_name_twice, s_teardown),
+        cmocka_unit_test_teardown (test_forged_session_zero, s_teardown),
+        cmocka_unit_test_teardown (test_forged_presence_bounded, s_teardown),
         cmocka_unit_test_teardown (test_nats_accounts_and_tls, s_teardown),
         cmocka_unit_test_teardown (test_nats_nkey, s_teardown),
     };

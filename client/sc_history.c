@@ -656,24 +656,27 @@ s_sync_dir (const char *dir)
 static int
 s_create (sc_history_t *self, const char *dir, char *why, size_t size)
 {
-    char *tmp = NULL, *journal = NULL;
+    char *journal = NULL;
     int rc = -1;
-    tmp = s_strf ("%s.XXXXXX", self->path);
-    journal = s_strf ("%s.XXXXXX-journal", self->path);
-    if (!tmp || !journal) {
+    char *tmp = s_strf ("%s.XXXXXX", self->path);
+    if (!tmp) {
+        s_say (why, size, "out of memory");
+        return -1;
+    }
+    int fd = mkstemp (tmp);
+    if (fd < 0) {
+        s_say (why, size, "cannot create the history store %s: %s", tmp, strerror (errno));
+        free (tmp);
+        return -1;
+    }
+    if (close (fd)) {
+        s_say (why, size, "cannot create the history store %s: %s", tmp, strerror (errno));
+        goto done;
+    }
+    if (!(journal = s_strf ("%s-journal", tmp))) {
         s_say (why, size, "out of memory");
         goto done;
     }
-    int fd = mkstemp (tmp);
-    if (fd < 0 || close (fd)) {
-        s_say (why, size, "cannot create the history store %s: %s", tmp, strerror (errno));
-        if (fd < 0) {
-            free (tmp);
-            tmp = NULL;             /* nothing to remove */
-        }
-        goto done;
-    }
-    memcpy (journal, tmp, strlen (tmp));
     s_index_t empty = { NULL, 0 };
     if (s_open_db (self, tmp)
         || s_exec (self, "CREATE TABLE rows (id BLOB PRIMARY KEY NOT NULL, "
@@ -694,10 +697,9 @@ s_create (sc_history_t *self, const char *dir, char *why, size_t size)
     rc = 0;
 done:
     s_close_db (self);
-    if (tmp) {
-        (void) unlink (tmp);
+    (void) unlink (tmp);
+    if (journal)
         (void) unlink (journal);
-    }
     if (rc == 0 && s_sync_dir (dir)) {
         s_say (why, size, "cannot create the history store %s: %s", self->path,
                strerror (errno));

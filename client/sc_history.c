@@ -636,24 +636,45 @@ s_close_db (sc_history_t *self)
     self->db = NULL;
 }
 
-/* A new store: made beside as PATH.new, an empty index in it, then
-   renamed into place, so a store that exists always has its index. */
+/* The directory's entries on disk. */
+static int
+s_sync_dir (const char *dir)
+{
+    int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int rc = fsync (dfd);
+    close (dfd);
+    return rc;
+}
+
+/* A new store: made beside under a name of its own (mkstemp, 0600), an
+   empty index in it, then linked into place, so a store that exists
+   always has its index. Two clients of the user may start at once:
+   link never replaces a store, so the one that comes second finds the
+   first one's store there, drops its own and uses that one (0 too). */
 static int
 s_create (sc_history_t *self, const char *dir, char *why, size_t size)
 {
-    char *tmp = NULL, *journal = NULL;
+    char *journal = NULL;
     int rc = -1;
-    tmp = s_strf ("%s.new", self->path);
-    journal = s_strf ("%s.new-journal", self->path);
-    if (!tmp || !journal) {
+    char *tmp = s_strf ("%s.XXXXXX", self->path);
+    if (!tmp) {
         s_say (why, size, "out of memory");
+        return -1;
+    }
+    int fd = mkstemp (tmp);
+    if (fd < 0) {
+        s_say (why, size, "cannot create the history store %s: %s", tmp, strerror (errno));
+        free (tmp);
+        return -1;
+    }
+    if (close (fd)) {
+        s_say (why, size, "cannot create the history store %s: %s", tmp, strerror (errno));
         goto done;
     }
-    (void) unlink (tmp);                /* a creation that did not finish */
-    (void) unlink (journal);
-    int fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 || close (fd)) {
-        s_say (why, size, "cannot create the history store %s: %s", tmp, strerror (errno));
+    if (!(journal = s_strf ("%s-journal", tmp))) {
+        s_say (why, size, "out of memory");
         goto done;
     }
     s_index_t empty = { NULL, 0 };
@@ -668,20 +689,22 @@ s_create (sc_history_t *self, const char *dir, char *why, size_t size)
     if (s_index_save (self, &empty, why, size) || s_commit (self, why, size))
         goto done;
     s_close_db (self);
-    int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rename (tmp, self->path) || dfd < 0 || fsync (dfd)) {
+    if (link (tmp, self->path) && errno != EEXIST) {
         s_say (why, size, "cannot create the history store %s: %s", self->path,
                strerror (errno));
-        if (dfd >= 0)
-            close (dfd);
         goto done;
     }
-    close (dfd);
     rc = 0;
 done:
     s_close_db (self);
-    if (rc && tmp)
-        (void) unlink (tmp);
+    (void) unlink (tmp);
+    if (journal)
+        (void) unlink (journal);
+    if (rc == 0 && s_sync_dir (dir)) {
+        s_say (why, size, "cannot create the history store %s: %s", self->path,
+               strerror (errno));
+        rc = -1;
+    }
     free (tmp);
     free (journal);
     return rc;

@@ -21,6 +21,16 @@
       reports (CSI I, CSI O) out before libedit sees them; where libedit
       must be given a key for them it gets ^O, bound to
       ed-tty-flush-output, which does nothing.
+    - Within one call libedit reads as many keys as a command takes
+      (ESC and the rest of a key sequence, a sequence it does not know
+      and one key more, ^V or ^X and the next key, Alt and a digit and
+      the next key), and a getc that waited for them would stop the
+      caller's loop: no message shown, no heartbeat sent. So ours never
+      waits: an ESC goes to libedit only with its whole sequence (kept
+      up to S_ESC_KEY_MS for the rest, sc_term_timeout telling the
+      caller when to look again, then dropped as alone), ^V and ^X only
+      with the key after them, and a key asked for that is not there is
+      ^O, which ends the command.
     - rl_point and rl_end keep their values after a line is delivered,
       until the next key that edits: the terminal notes itself that the
       line is fresh, and keeps that through S_NOOP.
@@ -55,13 +65,23 @@
 
 #define S_HISTORY_MAX   200
 #define S_NOOP          0x0f            /* ^O: ed-tty-flush-output, no-op  */
-#define S_ESC_WAIT_MS   50              /* the rest of an escape sequence  */
+#define S_ESC_WAIT_MS   50              /* the rest of a UTF-8 character   */
+#define S_ESC_KEY_MS    100             /* the rest of an escape sequence  */
+#define S_ESC_SEQ_MAX   32              /* bytes of one escape sequence    */
 #define S_PASTE_WAIT_MS 2000            /* the rest of a paste             */
 #define S_PASTE_MAX     ((size_t) 1024 * 1024)
 #define S_EDIT_MAX      1000            /* bytes in the line being edited  */
 #define S_NAMES_MAX     (SC_USERS_MAX + 64)
 #define S_SENT_RING     64              /* own lines remembered for acks   */
 #define S_EXCERPT       24              /* bytes of each shown in a receipt */
+
+/* What an ESC at in_pos starts. */
+typedef enum {
+    S_ESC_KEY,          /* a whole key sequence, or Alt and a key: libedit's */
+    S_ESC_TAKEN,        /* a focus report or a paste, taken out              */
+    S_ESC_WAIT,         /* the rest may still come: kept, nothing given      */
+    S_ESC_DROPPED       /* alone, or cut short: dropped                      */
+} s_esc_t;
 
 typedef enum {
     S_ASK_NONE,
@@ -82,6 +102,9 @@ struct _sc_term_t {
     unsigned char in[4096];
     size_t in_pos, in_len;
     bool eof;           /* standard input ended (the terminal hung up)    */
+    int64_t esc_since;  /* when the ESC kept at in_pos came (0: none)     */
+    bool held;          /* a key waits for its rest: no more keys for now */
+    bool first;         /* libedit asks for the first key of a command    */
     bool full, full_said;   /* the line is full (said once per line)      */
     /* a bracketed paste, read whole */
     char *paste;
@@ -341,26 +364,94 @@ s_read_paste (sc_term_t *self)
     self->paste_ready = true;
 }
 
-/* ESC at in_pos: a focus report or a paste is taken out (true); any
-   other sequence is left for libedit. */
-static bool
-s_escape (sc_term_t *self)
+static int64_t
+s_now_ms (void)
 {
-    s_have (self, 3, S_ESC_WAIT_MS);
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The length of the escape sequence at in_pos: the key sequence a
+   terminal sends (CSI: ESC [ parameters final; SS3: ESC O x; Alt and a
+   key: ESC x). 0 while it is not whole; -1 (with *cut, the bytes that
+   came of it) when it is an ESC alone or cut by another byte. */
+static int
+s_escape_len (const sc_term_t *self, size_t *cut)
+{
+    const unsigned char *t = self->in + self->in_pos;
+    size_t avail = self->in_len - self->in_pos;
+    *cut = 1;
+    if (avail < 2)
+        return 0;
+    if (t[1] == 0x1b)
+        return -1;                      /* ESC ESC: the first is alone    */
+    if (t[1] == 'O')
+        return avail < 3 ? 0 : 3;
+    if (t[1] != '[')
+        return 2;                       /* Alt and a key                  */
+    for (size_t i = 2; i < avail; i++) {
+        if (t[i] >= 0x40 && t[i] <= 0x7e)
+            return (int) i + 1;         /* the final byte                 */
+        if (t[i] < 0x20 || t[i] > 0x3f || i + 1 >= S_ESC_SEQ_MAX) {
+            *cut = i;
+            return -1;                  /* not a sequence a key sends     */
+        }
+    }
+    return 0;
+}
+
+/* ESC at in_pos, with what came so far (never waiting: the caller's
+   loop goes on serving the socket). A focus report or a paste is taken
+   out; a whole key sequence is left for libedit. An ESC alone would make
+   libedit wait for the next key inside its call, and so would a CSI or
+   SS3 cut short: when the rest has not come S_ESC_KEY_MS after the ESC,
+   what came is dropped, as a terminal does; until then it is kept. Not
+   first: the key libedit waits for within a command (after ^V), given
+   as it is. */
+static s_esc_t
+s_escape (sc_term_t *self, bool first)
+{
+    (void) s_have (self, S_ESC_SEQ_MAX, 0);
+    size_t cut = 1;
+    int len = s_escape_len (self, &cut);
+    if (len <= 0 && !first)
+        return S_ESC_KEY;
+    if (len == 0) {
+        int64_t now = s_now_ms ();
+        if (!self->esc_since)
+            self->esc_since = now;
+        if (now - self->esc_since < S_ESC_KEY_MS && !self->eof
+            && self->in_len < sizeof self->in)
+            return S_ESC_WAIT;
+        cut = self->in_len - self->in_pos;
+    }
+    self->esc_since = 0;
+    if (len <= 0) {
+        self->in_pos += cut;
+        return S_ESC_DROPPED;
+    }
     if (s_starts (self, "\033[I") || s_starts (self, "\033[O")) {
         self->unfocused = self->in[self->in_pos + 2] == 'O';
         self->in_pos += 3;
-        return true;
+        return S_ESC_TAKEN;
     }
-    if (s_starts (self, "\033[2")) {
-        s_have (self, 6, S_ESC_WAIT_MS);
-        if (s_starts (self, "\033[200~")) {
-            self->in_pos += 6;
-            s_read_paste (self);
-            return true;
-        }
+    if (s_starts (self, "\033[200~")) {
+        self->in_pos += 6;
+        s_read_paste (self);
+        return S_ESC_TAKEN;
     }
-    return false;
+    return S_ESC_KEY;
+}
+
+/* Milliseconds until an ESC kept for its rest is judged alone, or -1. */
+int
+sc_term_timeout (const sc_term_t *self)
+{
+    if (!self || !self->esc_since)
+        return -1;
+    int64_t left = self->esc_since + S_ESC_KEY_MS - s_now_ms ();
+    return left > 0 ? (int) left : 0;
 }
 
 /* The next UTF-8 character at in_pos, consumed; U+FFFD for bytes that
@@ -405,6 +496,7 @@ s_getc (FILE *stream)
     if (!self)
         return -1;
     int key = s_getc_key (self);
+    self->first = false;
     self->noop = key == S_NOOP;
     return key;
 }
@@ -415,10 +507,20 @@ s_getc_key (sc_term_t *self)
     while (true) {
         if (self->paste_ready)
             return S_NOOP;              /* handled once libedit returns   */
-        if (!s_have (self, 1, -1))
+        /* Nothing there: libedit asks for one more key within one
+           command (after a key sequence it does not know, or Alt and a
+           digit). Waiting here would stop the loop: a no-op ends it. */
+        if (!s_have (self, 1, 0))
             return self->eof ? -1 : S_NOOP;
         unsigned char c = self->in[self->in_pos];
-        if (c == 0x1b && s_escape (self)) {
+        s_esc_t esc = c == 0x1b ? s_escape (self, self->first) : S_ESC_KEY;
+        /* ^V (quoted insert) and ^X (a prefix) go with the key after them */
+        if (esc == S_ESC_WAIT
+            || (self->first && (c == 0x16 || c == 0x18) && !s_have (self, 2, 0))) {
+            self->held = true;
+            return S_NOOP;
+        }
+        if (esc != S_ESC_KEY) {
             if (self->paste_ready || self->in_pos == self->in_len)
                 return S_NOOP;
             continue;
@@ -748,7 +850,12 @@ static void
 s_answer (sc_term_t *self)
 {
     unsigned char c = self->in[self->in_pos];
-    if (c == 0x1b && s_escape (self) && !self->paste_ready)
+    s_esc_t esc = c == 0x1b ? s_escape (self, true) : S_ESC_KEY;
+    if (esc == S_ESC_WAIT) {
+        self->held = true;
+        return;
+    }
+    if (esc == S_ESC_TAKEN && !self->paste_ready)
         return;
     if (self->paste_ready) {
         s_paste_free (self);
@@ -805,18 +912,22 @@ sc_term_interrupt (sc_term_t *self, const char *question, const char *line)
 void
 sc_term_read (sc_term_t *self)
 {
-    if (!s_have (self, 1, 0)) {
+    /* what is there now, after any ESC kept for its rest */
+    size_t kept = self->in_len - self->in_pos;
+    if (!s_have (self, kept + 1, 0) && kept == 0) {
         /* Readable with nothing to read: the terminal hung up. */
         if (self->eof)
             self->on_line (self->arg, NULL, 0);
         return;
     }
-    while (s_term == self && self->in_pos < self->in_len) {
+    self->held = false;
+    while (s_term == self && self->in_pos < self->in_len && !self->held) {
         if (self->ask != S_ASK_NONE) {
             s_answer (self);
             continue;
         }
         self->got_line = false;
+        self->first = true;
         rl_callback_read_char ();
         if (s_term != self)
             return;

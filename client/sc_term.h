@@ -59,8 +59,13 @@ sc_term_t *sc_term_new (const char *prompt, sc_term_line_fn *on_line, void *arg)
 /* Give the terminal back as it was. */
 void sc_term_destroy (sc_term_t **self_p);
 
-/* Standard input is readable: read what is there (one key). */
+/* Standard input is readable, or sc_term_timeout has passed: read what
+   is there. Never waits for a key. */
 void sc_term_read (sc_term_t *self);
+/* Milliseconds until sc_term_read must be called even with nothing new
+   to read (an Escape waits that long for the rest of a key sequence,
+   and is then taken as alone, and dropped), or -1. */
+int sc_term_timeout (const sc_term_t *self);
 /* Show another prompt, keeping what the user is typing. */
 void sc_term_set_prompt (sc_term_t *self, const char *prompt);
 /* Print text (one or more lines, no trailing newline needed) above the

@@ -1117,6 +1117,9 @@ s_poll_timeout (s_app_t *app, int64_t now)
         timeout = app->reconnect_at - now;
     if (app->drain_until && app->drain_until - now < timeout)
         timeout = app->drain_until - now;
+    int term = app->term ? sc_term_timeout (app->term) : -1;
+    if (term >= 0 && term < timeout)
+        timeout = term;
     return timeout > 0 ? (long) timeout : 0;
 }
 
@@ -1228,6 +1231,9 @@ s_loop (s_app_t *app)
             else
                 s_read_batch (app);
         }
+        /* an Escape kept for the rest of its sequence, now alone */
+        else if (app->term && sc_term_timeout (app->term) == 0)
+            sc_term_read (app->term);
         if (rc > 0 && probe >= 0 && app->probing && items[probe].revents) {
             s_probe_step (app, s_now ());
             s_after (app, s_now ());

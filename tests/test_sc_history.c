@@ -727,6 +727,107 @@ test_killed_writer (void **state)
     assert_true (written > 0);
 }
 
+//  Two clients of the same user started at once (two terminals) both
+//  find no store and create one. Each must end with the same, usable
+//  store: neither may replace the other's, nor fail, nor lose a line.
+//  Several processes race to create it, many times over.
+#define RACERS      6
+#define RACE_ROUNDS 30
+
+static void s_racer (const char *dir, int go, int n) __attribute__ ((noreturn));
+
+static void
+s_racer (const char *dir, int go, int n)
+{
+    char c, why[800] = "", text[32];
+    if (read (go, &c, 1) != 0)          //  the end of the pipe: go
+        _exit (10);
+    sc_history_t *h = sc_history_new (dir, "alice", g_key, why, sizeof why);
+    if (!h || !sc_history_usable (h) || why[0]) {
+        fprintf (stderr, "racer %d: store not usable: %s\n", n, why);
+        _exit (11);
+    }
+    snprintf (text, sizeof text, "from racer %d", n);
+    if (sc_history_append (h, "bob", n % 2 == 1, n, text, strlen (text), why, sizeof why)) {
+        fprintf (stderr, "racer %d: append: %s\n", n, why);
+        _exit (12);
+    }
+    sc_history_destroy (&h);
+    _exit (0);
+}
+
+static void
+test_racing_creators (void **state)
+{
+    (void) state;
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        char name[32];
+        snprintf (name, sizeof name, "round-%d", round);
+        char *dir = sc_testdir_path (g_dir, name);
+        assert_non_null (dir);
+        int fds[2];
+        assert_int_equal (pipe (fds), 0);
+        pid_t pids[RACERS];
+        for (int i = 0; i < RACERS; i++) {
+            pids[i] = fork ();
+            assert_true (pids[i] >= 0);
+            if (pids[i] == 0) {
+                close (fds[1]);
+                s_racer (dir, fds[0], i);
+            }
+        }
+        close (fds[0]);
+        sc_testproc_sleep_ms (20);      //  every racer waiting at the pipe
+        close (fds[1]);
+        int failed = 0;
+        for (int i = 0; i < RACERS; i++) {
+            int status = 0;
+            assert_int_equal (waitpid (pids[i], &status, 0), pids[i]);
+            if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+                failed++;
+        }
+        if (failed)
+            fail_msg ("round %d: %d of %d racers had no usable store", round, failed,
+                      RACERS);
+        //  one store, holding every racer's line, and nothing beside it
+        char why[800] = "";
+        sc_history_t *h = sc_history_new (dir, "alice", g_key, why, sizeof why);
+        assert_non_null (h);
+        if (why[0])
+            fail_msg ("round %d: %s", round, why);
+        assert_true (sc_history_usable (h));
+        read_t r;
+        int64_t total = s_read (h, "bob", RACERS + 1, &r);
+        if (total != RACERS)
+            fail_msg ("round %d: %lld lines kept of the %d written", round,
+                      (long long) total, RACERS);
+        for (int i = 0; i < RACERS; i++) {
+            char text[32];
+            snprintf (text, sizeof text, "from racer %d", i);
+            int seen = 0;
+            for (size_t j = 0; j < r.count; j++)
+                seen += strcmp (r.text[j], text) == 0;
+            assert_int_equal (seen, 1);
+        }
+        char *folder = sc_testdir_path (dir, "alice");
+        assert_non_null (folder);
+        DIR *d = opendir (folder);
+        assert_non_null (d);
+        int files = 0;
+        struct dirent *e;
+        while ((e = readdir (d)))
+            if (strcmp (e->d_name, ".") && strcmp (e->d_name, "..")) {
+                files++;
+                assert_string_equal (e->d_name, strrchr (sc_history_path (h), '/') + 1);
+            }
+        closedir (d);
+        assert_int_equal (files, 1);
+        sc_history_destroy (&h);
+        free (folder);
+        free (dir);
+    }
+}
+
 //  What the commands print, batch and human, and their usage errors.
 typedef struct {
     size_t count;
@@ -919,6 +1020,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_truncated, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_forget, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_killed_writer, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_racing_creators, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_commands, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_events, s_setup, s_teardown),
         cmocka_unit_test (test_default_dir),

@@ -676,6 +676,71 @@ test_ctrl_c (void **state)
     s_quit_bob (bob);
 }
 
+//  Escape pressed alone (no sequence follows) waits for no other key:
+//  while nothing more is typed, a line from the peer is shown at once
+//  and the client keeps its session alive (a broker with a short
+//  heartbeat drops a client that stops sending PING); Escape alone does
+//  nothing to the line, and typing goes on. So for the other keys after
+//  which libedit would wait for one more: a sequence cut short (Alt-[),
+//  one libedit does not know (Shift-Tab), Alt and a digit, ^V. Alt-b
+//  (Escape and b at once) still moves back a word.
+static void
+test_escape_alone (void **state)
+{
+    (void) state;
+    int heartbeat = sc_testproc_timeout (300);
+    sc_testproc_destroy (&g_broker);
+    g_broker = sc_testproc_broker_new (g_keys, g_work, heartbeat, g_endpoint,
+                                       sizeof g_endpoint);
+    assert_non_null (g_broker);
+    tty_t *alice = calloc (1, sizeof *alice);
+    s_tty_start (alice, "alice");
+    sc_testproc_t *bob = s_chat_with_bob (alice);
+    const struct {
+        const char *before, *key;
+    } cases [] = {
+        { "half ", "\033" }, { "", "\033" }, { "", "\033\033" }, { "", "\033[" },
+        { "", "\033[Z" }, { "", "\0331" }, { "", "\026" },
+    };
+    for (int i = 0; i < (int) (sizeof cases / sizeof cases [0]); i++) {
+        s_tty_type (alice, cases [i].before);
+        s_tty_type (alice, cases [i].key);
+        s_tty_settle (alice, 150);
+        //  the first time longer than the broker waits for a PING
+        if (i == 0)
+            sc_testproc_sleep_ms (4 * heartbeat);
+        char line [64];
+        snprintf (line, sizeof line, "are you there %d", i);
+        SAY (bob, line);
+        char shown [80];
+        snprintf (shown, sizeof shown, "<bob> %s", line);
+        if (s_tty_wait (alice, shown, sc_testproc_timeout (1000))) {
+            fprintf (stderr, "after key %d, bob's line was not shown at once\n", i);
+            s_tty_dump (alice);
+            fail ();
+        }
+        SEE_TTY (alice, shown);
+        snprintf (line, sizeof line, "still here %d\r", i);
+        s_tty_type (alice, line);
+        snprintf (line, sizeof line, "msg alice %sstill here %d", cases [i].before, i);
+        //  the session was kept: the chat goes on (no "closed alice")
+        SEE (bob, line);
+    }
+    //  Escape alone answers no
+    s_tty_type (alice, "\003");
+    SEE_TTY (alice, "-- end the chat with bob? [y/N]");
+    s_tty_type (alice, "\033");
+    SEE_TTY (alice, "-- cancelled");
+    //  Escape and a key together are Alt and that key
+    s_tty_type (alice, "one two\033bX\r");
+    SEE (bob, "msg alice one Xtwo");
+    s_tty_type (alice, "/quit\r");
+    assert_int_equal (s_tty_exit (alice), 0);
+    s_tty_stop (alice);
+    free (alice);
+    s_quit_bob (bob);
+}
+
 static void
 test_ctrl_d (void **state)
 {
@@ -959,6 +1024,7 @@ main (void)
         T (test_long_line_split),
         T (test_ctrl_c),
         T (test_ctrl_d),
+        T (test_escape_alone),
         T (test_bell),
         T (test_bell_bad),
         cmocka_unit_test (test_width),

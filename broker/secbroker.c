@@ -100,7 +100,7 @@ s_usage (FILE *out)
         "  --cert FILE        broker certificate, PEM (default /etc/secbroker/broker.crt)\n"
         "  --key FILE         broker private key, PEM (default /etc/secbroker/broker.key)\n"
         "  --users DIR        registry of users' public keys, NAME.pub\n"
-        "                     (default /etc/secbroker/users)\n"
+        "                     (default /var/lib/secbroker/users)\n"
         "  --log-level LEVEL  error, warning, info or debug (default info)\n"
         "  --heartbeat MS     client ping interval; silent 3x this: dropped\n"
         "                     (default 5000)\n"
@@ -223,7 +223,7 @@ s_parse (int argc, char **argv, s_args_t *args)
     };
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
     *args = (s_args_t) { "tcp://*:4242", "/etc/secbroker/broker.crt",
-                         "/etc/secbroker/broker.key", "/etc/secbroker/users",
+                         "/etc/secbroker/broker.key", "/var/lib/secbroker/users",
                          "info", NULL, NULL, 5000, 10000,
                          cpus < 1 ? 1 : cpus > S_WORKERS_MAX ? S_WORKERS_MAX : cpus,
                          4096, 1024, 256, 128, false, false, { 0 }, "" };
@@ -982,7 +982,7 @@ s_invite_usage (FILE *out)
         "       secbroker invite --list [--users DIR]\n"
         "       secbroker invite --revoke NAME [--users DIR]\n"
         "\n"
-        "  --users DIR   the broker's registry (default /etc/secbroker/users)\n"
+        "  --users DIR   the broker's registry (default /var/lib/secbroker/users)\n"
         "  --valid TIME  how long the code is good: 30s, 10m, 24h, 7d...\n"
         "                (1 s to 365 d; default 24h)\n");
 }
@@ -1011,7 +1011,7 @@ s_invite (int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char *users = "/etc/secbroker/users", *revoke = NULL;
+    const char *users = "/var/lib/secbroker/users", *revoke = NULL;
     int64_t valid = 86400;
     bool list = false;
     int opt;

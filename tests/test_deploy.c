@@ -13,6 +13,11 @@
     - The unit's seccomp sandbox, built from the unit file and loaded by
       hand (no systemd runs here): the broker serves a chat and a reload
       under it.
+    - Enrolment under the unit: its folders, credential and user
+      emulated from the unit file (uid 65534 for the dynamic user, root
+      running `secbroker invite`), a real `secchat enrol` registers and
+      logs in a new user, and a key copied in by hand works after a
+      reload. Needs root, as CI runs: fails without it.
     - The compose file validates with `docker-compose config`, and names
       the same driver, scripts and arguments that the test runs; the
       Dockerfile's build stage, replayed without Docker on exactly the
@@ -41,6 +46,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <glob.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -458,10 +464,10 @@ test_install_layout (void **state)
     char *unit = s_read_file (unit_path);
     assert_true (s_has_line (unit, "ExecStart=/usr/bin/secbroker --endpoint tcp://*:4242 "
                                    "--cert /etc/secbroker/broker.crt --key %d/broker.key "
-                                   "--users /etc/secbroker/users"));
+                                   "--users /var/lib/secbroker/users"));
     assert_true (s_has_line (unit, "ExecStartPre=/usr/bin/secbroker --check "
                                    "--cert /etc/secbroker/broker.crt --key %d/broker.key "
-                                   "--users /etc/secbroker/users"));
+                                   "--users /var/lib/secbroker/users"));
     assert_false (s_contains (unit, "/usr/local/"));
     free (unit);
     free (unit_path);
@@ -692,6 +698,7 @@ test_unit_settings (void **state)
         "CapabilityBoundingSet=",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
+        "StateDirectory=secbroker/users",
         "ProtectHome=yes",
         "PrivateTmp=yes",
         "PrivateDevices=yes",
@@ -1323,10 +1330,13 @@ s_allow_when (const s_seccomp_t *api, void *ctx, int nr, unsigned int arg, int o
 //  The child's side: `test_deploy --sandbox-exec ALLOW FAMILIES NOFILE
 //  PROGRAM ARGS...`. ALLOW is a file of system call names, FAMILIES the
 //  allowed socket families as numbers joined by ',', NOFILE the
-//  LimitNOFILE= value. Loads the filter and executes PROGRAM. Returns
-//  only on failure: the exit status.
+//  LimitNOFILE= value. Loads the filter and executes PROGRAM. With uid
+//  not -1 (`--service-exec UID ALLOW ...`), first becomes uid and its
+//  group of the same number, no supplementary groups, umask 0077, as
+//  the unit's DynamicUser= and UMask= do. Returns only on failure: the
+//  exit status.
 static int
-s_sandbox_exec (char **argv)
+s_sandbox_exec (char **argv, long uid)
 {
     s_seccomp_t api;
     if (s_seccomp_open (&api))
@@ -1377,6 +1387,18 @@ s_sandbox_exec (char **argv)
     //  makes clone3 fail with ENOSYS (the C library falls back to clone).
     if (api.rule_add_array (ctx, S_SCMP_ACT_ERRNO (ENOSYS), nr_clone3, 0, NULL))
         return 125;
+    //  The filter forbids @privileged, setuid among them: the user goes
+    //  first, as systemd changes it before it loads the filter.
+    if (uid >= 0) {
+        if (setgroups (0, NULL) || setgid ((gid_t) uid) || setuid ((uid_t) uid)
+        ||  getuid () != (uid_t) uid || geteuid () != (uid_t) uid
+        ||  getegid () != (gid_t) uid) {
+            fprintf (stderr, "test_deploy: cannot run as uid and gid %ld: %s (the test "
+                             "runs as root, as CI does)\n", uid, strerror (errno));
+            return 125;
+        }
+        umask (0077);
+    }
     if (api.load (ctx)) {
         fprintf (stderr, "test_deploy: cannot load the seccomp filter\n");
         return 125;
@@ -1719,6 +1741,412 @@ test_unit_sandbox (void **state)
 }
 
 //  ---------------------------------------------------------------------
+//  Enrolment under the unit: its file system and its user, emulated
+
+//  The uid that stands for the unit's dynamic user (nobody's).
+#define S_SERVICE_UID 65534
+
+//  mkdir -p of path, each new folder root's and mode 0755 (whatever
+//  the umask).
+static void
+s_mkdirs (const char *path)
+{
+    char *copy = s_printf ("%s", path);
+    for (char *p = copy + 1; ; p++)
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir (copy, 0755) == 0)
+                assert_int_equal (chmod (copy, 0755), 0);
+            else if (errno != EEXIST) {
+                print_error ("mkdir %s: %s\n", copy, strerror (errno));
+                fail ();
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    free (copy);
+}
+
+//  `install -m MODE [-o UID -g UID] from to` (uid -1: root's).
+static void
+s_install_file (const char *from, const char *to, const char *mode, long uid)
+{
+    char owner [32];
+    snprintf (owner, sizeof owner, "%ld", uid);
+    const char *argv [] = { "install", "-m", mode, from, to, NULL };
+    const char *argv_owned [] = { "install", "-m", mode, "-o", owner, "-g", owner, from, to,
+                                  NULL };
+    free (s_run_ok (uid < 0 ? argv : argv_owned, T_TOOL));
+}
+
+//  root + path, malloc'd.
+static char *
+s_rooted (const char *root, const char *path)
+{
+    assert_true (path [0] == '/');
+    return s_printf ("%s%s", root, path);
+}
+
+//  A command line of the unit (its value, one line) as argv for
+//  --service-exec, its paths moved under root: the broker's path to
+//  broker, %d to creds, other absolute paths under root, and every
+//  address to a free loopback port. *argc_p gets the count; free each.
+static char **
+s_unit_command (const char *line, const char *root, const char *broker, const char *creds,
+                size_t *argc_p)
+{
+    char **argv = calloc (64, sizeof *argv);
+    assert_non_null (argv);
+    size_t argc = 0;
+    char *copy = s_printf ("%.*s", (int) strcspn (line, "\n"), line);
+    for (char *save = NULL, *word = strtok_r (copy, " ", &save); word;
+         word = strtok_r (NULL, " ", &save)) {
+        assert_true (argc < 63);
+        if (argc == 0) {
+            assert_string_equal (word, "/usr/local/bin/secbroker");
+            argv [argc++] = s_printf ("%s", broker);
+        }
+        else if (strncmp (word, "%d/", 3) == 0)
+            argv [argc++] = s_printf ("%s/%s", creds, word + 3);
+        else if (word [0] == '/')
+            argv [argc++] = s_rooted (root, word);
+        else if (strncmp (word, "tcp://", 6) == 0)
+            argv [argc++] = s_printf ("tcp://127.0.0.1:*");
+        else
+            argv [argc++] = s_printf ("%s", word);
+    }
+    free (copy);
+    *argc_p = argc;
+    return argv;
+}
+
+//  The value after option in argv (NULL when absent).
+static const char *
+s_option (char *const argv [], size_t argc, const char *option)
+{
+    for (size_t i = 1; i + 1 < argc; i++)
+        if (strcmp (argv [i], option) == 0)
+            return argv [i + 1];
+    return NULL;
+}
+
+//  Runs the unit's command line as the service would: as uid
+//  S_SERVICE_UID, umask 0077, under the unit's seccomp filter, stderr
+//  into WORK/broker.log.
+static sc_testproc_t *
+s_service_start (char *const argv [], size_t argc, const char *allow, const char *families,
+                 const char *nofile)
+{
+    char self [PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    assert_true (n > 0);
+    self [n] = '\0';
+    char uid [16];
+    snprintf (uid, sizeof uid, "%d", S_SERVICE_UID);
+    const char *args [80] = { self, "--service-exec", uid, allow, families, nofile };
+    assert_true (argc + 7 < 80);
+    for (size_t i = 0; i < argc; i++)
+        args [6 + i] = argv [i];
+    args [6 + argc] = NULL;
+    char *log = sc_testdir_path (g_work, "broker.log");
+    sc_testproc_t *proc = sc_testproc_new ("service", args, log);
+    assert_non_null (proc);
+    free (log);
+    return proc;
+}
+
+//  The unit as it is shipped, on a host laid out as its comment and
+//  secbroker(8) say, its paths under a directory that stands for "/":
+//  /etc/secbroker root's, the key 0600, each StateDirectory= made as
+//  systemd makes it for a DynamicUser= (under var/lib/private, given to
+//  the service's user, linked from var/lib), any other folder the unit
+//  names root's and 0755 as an administrator makes it, the credential
+//  the service's. The administrator installs alice.pub by hand and runs
+//  `secbroker invite erin` as root; the unit's --check and broker run as
+//  the service's uid with its umask and its seccomp filter; erin enrols
+//  with a real `secchat enrol`, her NAME.pub is written, her invitation
+//  is gone, and she logs in again and chats with alice. A key the
+//  administrator copies in afterwards logs in after a reload. Only root
+//  can run a program as another user: run as another user the test
+//  fails (CI runs as root), it never skips.
+static void
+test_unit_enrolment (void **state)
+{
+    (void) state;
+    if (geteuid () != 0) {
+        print_error ("this test runs the broker as uid %d as the unit's DynamicUser= does, "
+                     "which only root can: run it as root (CI does)\n", S_SERVICE_UID);
+        fail ();
+    }
+    s_require_tool ("systemd-analyze", "systemd");
+    char *unit = s_read_file (UNIT);
+    assert_true (s_has_line (unit, "DynamicUser=yes"));
+    assert_true (s_has_line (unit, "ProtectSystem=strict"));
+    assert_true (s_has_line (unit, "UMask=0077"));
+    char *allow = sc_testdir_path (g_work, "allow.txt");
+    char families [64], nofile [32];
+    s_sandbox_from_unit (unit, allow, families, sizeof families, nofile, sizeof nofile);
+
+    //  The service's user must reach into the test's folders.
+    assert_int_equal (chmod (g_root, 0711), 0);
+    assert_int_equal (chmod (g_work, 0711), 0);
+    char *root = sc_testdir_path (g_work, "root");
+    char *creds = sc_testdir_path (g_work, "credentials");
+    char *keys = sc_testdir_path (g_work, "keys");
+    const char *const people [] = { "alice", "bob", NULL };
+    assert_int_equal (sc_testproc_make_keys (keys, people), 0);
+    char *broker = s_rooted (root, "/usr/local/bin/secbroker");
+    s_mkdirs (root);
+    char *bindir = s_rooted (root, "/usr/local/bin");
+    s_mkdirs (bindir);
+    free (bindir);
+    char *built = s_broker_path ();
+    s_install_file (built, broker, "0755", -1);
+    free (built);
+
+    //  StateDirectory=: var/lib/private root's 0700 (0711 here: systemd
+    //  lets the service through with a mount, not this test), the folder
+    //  in it the service's, linked from var/lib.
+    char *states = s_unit_values (unit, "StateDirectory");
+    char *private = s_rooted (root, "/var/lib/private");
+    for (char *save = NULL, *dir = strtok_r (states, " \n", &save); dir;
+         dir = strtok_r (NULL, " \n", &save)) {
+        assert_null (strchr (dir, ':'));
+        char *real = s_printf ("%s/%s", private, dir);
+        s_mkdirs (real);
+        assert_int_equal (chmod (private, 0711), 0);
+        assert_int_equal (chown (real, S_SERVICE_UID, S_SERVICE_UID), 0);
+        char *rel = s_printf ("/var/lib/%s", dir);
+        char *link = s_rooted (root, rel);
+        char *slash = strrchr (link, '/');
+        *slash = '\0';
+        s_mkdirs (link);
+        *slash = '/';
+        assert_int_equal (symlink (real, link), 0);
+        free (link);
+        free (rel);
+        free (real);
+    }
+    free (private);
+    free (states);
+
+    //  LoadCredential=ID:PATH: PATH copied to CREDS/ID, the service's, 0400.
+    char *cred_lines = s_unit_values (unit, "LoadCredential");
+    assert_true (*cred_lines);
+    s_mkdirs (creds);
+    assert_int_equal (chown (creds, S_SERVICE_UID, S_SERVICE_UID), 0);
+    assert_int_equal (chmod (creds, 0500), 0);
+    for (char *save = NULL, *cred = strtok_r (cred_lines, "\n", &save); cred;
+         cred = strtok_r (NULL, "\n", &save)) {
+        char *colon = strchr (cred, ':');
+        assert_non_null (colon);
+        *colon = '\0';
+        assert_string_equal (colon + 1, "/etc/secbroker/broker.key");
+        char *to = sc_testdir_path (creds, cred);
+        char *from = sc_testdir_path (keys, "broker.key");
+        s_install_file (from, to, "0400", S_SERVICE_UID);
+        free (from);
+        free (to);
+    }
+    free (cred_lines);
+
+    size_t argc, pre_argc;
+    char *start_line = s_unit_values (unit, "ExecStart");
+    char *pre_line = s_unit_values (unit, "ExecStartPre");
+    char **argv = s_unit_command (start_line, root, broker, creds, &argc);
+    char **pre = s_unit_command (pre_line, root, broker, creds, &pre_argc);
+    const char *users = s_option (argv, argc, "--users");
+    const char *cert = s_option (argv, argc, "--cert");
+    assert_non_null (users);
+    assert_non_null (cert);
+    //  --check looks at what the broker serves.
+    static const char *const same [] = { "--users", "--cert", "--key" };
+    for (size_t i = 0; i < sizeof same / sizeof same [0]; i++) {
+        const char *checked = s_option (pre, pre_argc, same [i]);
+        const char *served = s_option (argv, argc, same [i]);
+        if (!checked || !served || strcmp (checked, served) != 0) {
+            print_error ("ExecStartPre= and ExecStart= differ in %s\n", same [i]);
+            fail ();
+        }
+    }
+
+    //  /etc/secbroker as secbroker(8) installs it, and any folder of the
+    //  unit that systemd does not make: root's, 0755.
+    char *etc = s_rooted (root, "/etc/secbroker");
+    s_mkdirs (etc);
+    char *key_from = sc_testdir_path (keys, "broker.key");
+    char *key_to = sc_testdir_path (etc, "broker.key");
+    s_install_file (key_from, key_to, "0600", -1);
+    char *cert_from = sc_testdir_path (keys, "broker.crt");
+    s_install_file (cert_from, cert, "0644", -1);
+    s_mkdirs (users);
+    //  The administrator's hand-made key.
+    char *alice_from = sc_testdir_path (keys, "users/alice.pub");
+    char *alice_to = sc_testdir_path (users, "alice.pub");
+    s_install_file (alice_from, alice_to, "0644", -1);
+
+    //  `secbroker invite erin` as root, into the unit's registry, which is
+    //  also where it writes when given no --users.
+    const char *help [] = { broker, "invite", "--help", NULL };
+    char *usage = s_run_ok (help, T_TOOL);
+    const char *unit_users = users + strlen (root);
+    char *default_users = s_printf ("(default %s)", unit_users);
+    if (!s_contains (usage, default_users)) {
+        print_error ("secbroker invite does not write where the unit's broker reads "
+                     "(%s):\n%s", unit_users, usage);
+        fail ();
+    }
+    free (usage);
+    free (default_users);
+    const char *invite [] = { broker, "invite", "erin", "--users", users, "--valid", "10m",
+                              NULL };
+    char *said = s_run_ok (invite, T_TOOL);
+    char code [64];
+    snprintf (code, sizeof code, "%.*s", (int) strcspn (said, "\n"), said);
+    assert_int_equal (strlen (code), 39);
+    free (said);
+    char *invitation = sc_testdir_path (users, "erin.invite");
+    struct stat st;
+    assert_int_equal (stat (invitation, &st), 0);
+    //  the service's user can read it; nobody else
+    assert_int_equal (st.st_mode & 07777, 0600);
+    if (st.st_uid != S_SERVICE_UID) {
+        print_error ("%s is uid %ld's: the service (uid %d) cannot read it\n", invitation,
+                     (long) st.st_uid, S_SERVICE_UID);
+        fail ();
+    }
+
+    //  ExecStartPre=, then ExecStart=, as the service.
+    sc_testproc_t *check = s_service_start (pre, pre_argc, allow, families, nofile);
+    int status = sc_testproc_wait (check, T_EXIT);
+    if (status != 0) {
+        print_error ("the unit's ExecStartPre= failed (status %d)\n", status);
+        sc_testproc_dump_all ();
+        fail ();
+    }
+    sc_testproc_destroy (&check);
+    sc_testproc_t *service = s_service_start (argv, argc, allow, families, nofile);
+    const char *line = NULL;
+    char endpoint [256] = "";
+    while (sc_testproc_read_line (service, T_LINE, &line) == 1)
+        if (strncmp (line, "secbroker listening on ", 23) == 0) {
+            snprintf (endpoint, sizeof endpoint, "%s", line + 23);
+            break;
+        }
+    if (!*endpoint) {
+        print_error ("the unit's broker did not start as uid %d\n", S_SERVICE_UID);
+        sc_testproc_dump_all ();
+        fail ();
+    }
+
+    //  erin enrols with the code: logged in at once.
+    char *pass = sc_testdir_path (g_work, "erin.pass");
+    char *erin_key = sc_testdir_path (g_work, "erin.key");
+    char *cfg = sc_testdir_path (g_work, "cfg-erin-enrol");
+    char *erin_log = sc_testdir_path (g_work, "erin-enrol.log");
+    char *ca = sc_testdir_path (keys, "ca.pem");
+    char *secchat = sc_testdir_path (sc_testproc_bin_dir (), "secchat");
+    s_write_file (pass, "correct horse battery\n");
+    const char *enrol [] = { secchat, "enrol", "--endpoint", endpoint, "--user", "erin",
+                             "--ca", ca, "--key", erin_key, "--password-file", pass,
+                             "--config-dir", cfg, "--batch", "--code", code, NULL };
+    sc_testproc_t *erin = sc_testproc_new ("erin-enrol", enrol, erin_log);
+    assert_non_null (erin);
+    if (sc_testproc_expect (erin, "ready erin", T_LINE) != 0) {
+        print_error ("secchat enrol failed under the unit\n");
+        sc_testproc_dump_all ();
+        fail ();
+    }
+    char *erin_pub = sc_testdir_path (users, "erin.pub");
+    assert_int_equal (lstat (erin_pub, &st), 0);
+    assert_true (S_ISREG (st.st_mode));
+    assert_int_equal (st.st_uid, S_SERVICE_UID);
+    assert_int_equal (access (invitation, F_OK), -1);   //  burnt
+    assert_int_equal (errno, ENOENT);
+    assert_int_equal (sc_testproc_send (erin, "/quit"), 0);
+    assert_int_equal (sc_testproc_wait (erin, T_EXIT), 0);
+    sc_testproc_destroy (&erin);
+
+    //  erin logs in again with her new key, and chats with alice, whose
+    //  key the administrator installed.
+    sc_testclient_t e = { .keys = keys, .workdir = g_work, .endpoint = endpoint,
+                          .user = "erin", .key_file = erin_key, .password_file = pass };
+    sc_testclient_t a = { .keys = keys, .workdir = g_work, .endpoint = endpoint,
+                          .user = "alice" };
+    erin = sc_testproc_client_new (&e);
+    sc_testproc_t *alice = sc_testproc_client_new (&a);
+    assert_non_null (erin);
+    assert_non_null (alice);
+    assert_int_equal (sc_testproc_expect (erin, "ready erin", T_LINE), 0);
+    assert_int_equal (sc_testproc_expect (alice, "ready alice", T_LINE), 0);
+    assert_int_equal (sc_testproc_send (alice, "/talk erin"), 0);
+    assert_int_equal (sc_testproc_expect (erin, "request alice", T_LINE), 0);
+    assert_int_equal (sc_testproc_send (erin, "/accept"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "accepted erin", T_LINE), 0);
+    assert_non_null (sc_testproc_expect_prefix (alice, "chat erin ", T_LINE));
+    assert_non_null (sc_testproc_expect_prefix (erin, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_send (erin, "enrolled under the unit"), 0);
+    assert_int_equal (sc_testproc_expect (alice, "msg erin enrolled under the unit", T_LINE),
+                      0);
+
+    //  The administrator copies bob.pub in and reloads: bob logs in.
+    char *bob_from = sc_testdir_path (keys, "users/bob.pub");
+    char *bob_to = sc_testdir_path (users, "bob.pub");
+    s_install_file (bob_from, bob_to, "0644", -1);
+    assert_int_equal (sc_testproc_signal (service, SIGHUP), 0);
+    assert_int_equal (s_wait_log ("registry reloaded: 3 users", T_LINE), 0);
+    sc_testclient_t b = { .keys = keys, .workdir = g_work, .endpoint = endpoint,
+                          .user = "bob" };
+    sc_testproc_t *bob = sc_testproc_client_new (&b);
+    assert_non_null (bob);
+    assert_int_equal (sc_testproc_expect (bob, "ready bob", T_LINE), 0);
+
+    assert_int_equal (sc_testproc_signal (service, SIGTERM), 0);
+    assert_int_equal (sc_testproc_wait (service, T_EXIT), 0);
+    char *log_path = sc_testdir_path (g_work, "broker.log");
+    char *log = s_read_file (log_path);
+    if (s_contains (log, "W: ") || s_contains (log, "E: ")) {
+        print_error ("the unit's broker warned:\n%s", log);
+        fail ();
+    }
+    free (log);
+    free (log_path);
+    sc_testproc_destroy_all ();
+    free (bob_to);
+    free (bob_from);
+    free (erin_pub);
+    free (secchat);
+    free (ca);
+    free (erin_log);
+    free (cfg);
+    free (erin_key);
+    free (pass);
+    free (invitation);
+    free (alice_to);
+    free (alice_from);
+    free (cert_from);
+    free (key_to);
+    free (key_from);
+    free (etc);
+    for (size_t i = 0; i < argc; i++)
+        free (argv [i]);
+    for (size_t i = 0; i < pre_argc; i++)
+        free (pre [i]);
+    free (argv);
+    free (pre);
+    free (pre_line);
+    free (start_line);
+    free (broker);
+    free (keys);
+    free (creds);
+    free (root);
+    free (allow);
+    free (unit);
+}
+
+//  ---------------------------------------------------------------------
 //  sc_notify and the broker's readiness
 
 //  An AF_UNIX datagram socket bound at name (a path, or '@' abstract).
@@ -1840,7 +2268,9 @@ int
 main (int argc, char **argv)
 {
     if (argc > 5 && strcmp (argv [1], "--sandbox-exec") == 0)
-        return s_sandbox_exec (argv + 2);
+        return s_sandbox_exec (argv + 2, -1);
+    if (argc > 6 && strcmp (argv [1], "--service-exec") == 0)
+        return s_sandbox_exec (argv + 3, strtol (argv [2], NULL, 10));
     const struct CMUnitTest tests [] = {
         T (test_install_layout),
         T (test_manpages),
@@ -1848,6 +2278,7 @@ main (int argc, char **argv)
         T (test_unit_verify),
         T (test_unit_security),
         T (test_unit_sandbox),
+        T (test_unit_enrolment),
         T (test_compose_config),
         T (test_compose_cluster_config),
         T (test_dockerfile),
@@ -1856,5 +2287,8 @@ main (int argc, char **argv)
         T (test_compose_conversation),
         T (test_sighup_reload),
     };
+    //  SC_TEST_FILTER=test_name (a glob) runs only those tests
+    if (getenv ("SC_TEST_FILTER"))
+        cmocka_set_test_filter (getenv ("SC_TEST_FILTER"));
     return cmocka_run_group_tests_name ("deploy", tests, s_group_setup, s_group_teardown);
 }

@@ -599,6 +599,9 @@ s_hex (const uint8_t *rid, size_t len)
     return hex;
 }
 
+/* The answer to a handshake envelope whose seq is not 0. */
+#define S_HANDSHAKE_SEQ "seq must be 0 during the login"
+
 static uint32_t
 s_codec_error_code (int rc)
 {
@@ -1170,9 +1173,14 @@ s_on_handshake (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t l
         sc_log (SC_LOG_DEBUG, "dropped a HELLO during a login");
         return;
     }
-    if (rc == 0)
-        rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg);
-    if (rc) {
+    /* the header before the body: a handshake envelope has seq 0 */
+    if (rc == 0 && env.seq != 0) {
+        s_login_failed (self, s, "", SC_ERR_MALFORMED, S_HANDSHAKE_SEQ);
+        s_error_plain (self, s->rid, s->rid_len, SC_ERR_MALFORMED, S_HANDSHAKE_SEQ);
+        s_remove (self, s, SC_NOTIFY_LOST);
+    }
+    else
+    if (rc || (rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg))) {
         s_login_failed (self, s, "", s_codec_error_code (rc), sc_codec_strerror (rc));
         s_error_plain (self, s->rid, s->rid_len, s_codec_error_code (rc), sc_codec_strerror (rc));
         s_remove (self, s, SC_NOTIFY_LOST);
@@ -1206,6 +1214,11 @@ s_on_new (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
         sc_log (SC_LOG_DEBUG, "dropped %s from a client not logged in",
                 sc_opcode_name (env.opcode));
         s_error_plain (self, rid, rid_len, SC_ERR_STATE, "log in first");
+    }
+    else
+    if (rc == 0 && env.seq != 0) {
+        sc_log (SC_LOG_DEBUG, "dropped a %s whose seq is not 0", sc_opcode_name (env.opcode));
+        s_error_plain (self, rid, rid_len, SC_ERR_MALFORMED, S_HANDSHAKE_SEQ);
     }
     else
     if (rc || (rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg))) {

@@ -650,13 +650,20 @@ s_on_auth_broker (sc_client_t *self, const sc_msg_t *msg)
 }
 
 /* A plaintext frame during the login: AUTH_BROKER (only while
-   connecting) or the broker's refusal. */
+   connecting) or the broker's refusal. Its seq must be 0: a broker that
+   sends another breaks the protocol, and the login ends. */
 static void
 s_recv_plain (sc_client_t *self, const uint8_t *data, size_t len)
 {
     sc_msg_t msg;
+    uint8_t opcode = 0;
+    uint64_t seq = 0;
     int rc = sc_wire_open_plain (data, len, &msg);
-    if (rc)
+    if (rc == 0 && (sc_wire_peek (data, len, &opcode, &seq) || seq != 0))
+        s_login_failed (self, false, "the broker sent %s with seq %llu during the login "
+                        "(it must be 0): refusing the login", sc_opcode_name (msg.opcode),
+                        (unsigned long long) seq);
+    else if (rc)
         s_notice (self, "dropped a malformed frame from the broker during login");
     else if (msg.opcode == SC_OP_ERROR)
         s_on_login_error (self, &msg);

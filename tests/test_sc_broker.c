@@ -1772,6 +1772,106 @@ test_no_session_answers (void **state)
     s_client_destroy (&c);
 }
 
+/* frame (an envelope) again with another seq, in place of the old. */
+static void
+s_reseq (uint8_t **frame, size_t *len, uint64_t seq)
+{
+    sc_envelope_t env;
+    assert_int_equal (sc_envelope_decode (*frame, *len, &env), 0);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal (sc_envelope_encode (env.opcode, seq, env.body, env.body_len,
+                                          &out, &out_len), 0);
+    free (*frame);
+    *frame = out;
+    *len = out_len;
+}
+
+/* A handshake envelope's seq must be 0 (section 2): a HELLO or
+   HELLO_COOKIE with another, from a connection with no session, gets
+   MALFORMED and nothing is kept; an AUTH_CLIENT with another, right in
+   every other way, ends the login with MALFORMED, and counts as a
+   failed login. The same envelopes with seq 0 still work. */
+static void
+test_handshake_seq (void **state)
+{
+    (void) state;
+    client_t *c = s_client_new ("alice");
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, c->name, T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *hello;
+    size_t hello_len;
+    sc_testbroker_hello (hs, &hello, &hello_len);
+    const uint64_t seqs[] = { 1, 2, UINT64_MAX };
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        s_reseq (&hello, &hello_len, seqs[i]);
+        s_deliver (c, hello, hello_len);
+        s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+        assert_int_equal (sc_broker_logins (T.broker), 0);
+    }
+    /* a HELLO_COOKIE too, whatever its cookie */
+    sc_envelope_t env;
+    assert_int_equal (sc_envelope_decode (hello, hello_len, &env), 0);
+    sc_msg_t msg;
+    assert_int_equal (sc_msg_decode (SC_OP_HELLO, env.body, env.body_len, &msg), 0);
+    msg.opcode = SC_OP_HELLO_COOKIE;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    assert_int_equal (sc_msg_encode (&msg, &body, &body_len), 0);
+    sc_msg_reset (&msg);
+    s_deliver_envelope (c, SC_OP_HELLO_COOKIE, 7, body, body_len);
+    free (body);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+    s_expect_nothing (c);
+    assert_int_equal (sc_broker_logins (T.broker), 0);
+
+    /* seq 0: the login starts; its AUTH_CLIENT with seq 1 ends it */
+    s_reseq (&hello, &hello_len, 0);
+    s_deliver (c, hello, hello_len);
+    free (hello);
+    assert_int_equal (sc_broker_handshakes (T.broker), 1);
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    uint8_t *auth;
+    size_t auth_len;
+    sc_testbroker_auth (hs, sent->frame, sent->len, &auth, &auth_len, &c->ch);
+    s_sent_free (&sent);
+    sc_handshake_destroy (&hs);
+    sc_channel_destroy (&c->ch);
+    s_reseq (&auth, &auth_len, 1);
+    sc_broker_stats_t before, after;
+    sc_broker_stats (T.broker, &before);
+    s_deliver (c, auth, auth_len);
+    free (auth);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+    s_expect_nothing (c);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    assert_int_equal (sc_broker_sessions (T.broker), 0);
+    sc_broker_stats (T.broker, &after);
+    assert_int_equal (after.logins_failed[SC_BROKER_FAIL_PROTOCOL],
+                      before.logins_failed[SC_BROKER_FAIL_PROTOCOL] + 1);
+    assert_int_equal (after.logins, before.logins);
+
+    /* an ENROL with a seq ends the login the same way */
+    hs = s_hello_answered (c);
+    sc_handshake_destroy (&hs);
+    sc_msg_init (&msg, SC_OP_ENROL);
+    uint8_t box[SC_HS_ENROL_BOX_LEN];
+    assert_int_equal (sc_random (box, sizeof box), 0);
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    assert_int_equal (sc_msg_encode (&msg, &body, &body_len), 0);
+    sc_msg_reset (&msg);
+    s_deliver_envelope (c, SC_OP_ENROL, 3, body, body_len);
+    free (body);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+
+    /* and the connection can still log in */
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (c, "alice", &code), SC_OP_WELCOME);
+    s_client_destroy (&c);
+}
+
 /* During a login: a HELLO is dropped without an answer; anything but
    AUTH_CLIENT ends the login, MALFORMED when its body breaks its schema
    (checked first), else STATE; an AUTH_CLIENT box that does not open
@@ -2302,6 +2402,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_rate_limit_numbers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_no_session_answers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handshake_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handshake_seq, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_session_envelope_answers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quit_and_shutdown, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),

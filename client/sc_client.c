@@ -579,6 +579,13 @@ s_on_login_error (sc_client_t *self, const sc_msg_t *msg)
     bool retry = msg->code == SC_ERR_TIMEOUT || msg->code == SC_ERR_RATE
               || msg->code == SC_ERR_INTERNAL || msg->code == SC_ERR_SHUTDOWN
               || msg->code == SC_ERR_STATE;
+    if (msg->code == SC_ERR_INTERNAL) {
+        /* the broker's own failure: nothing the user should change */
+        s_login_failed (self, true, "the broker failed on its side during the %s of %s: "
+                        "internal (%s): not a problem with your key or password",
+                        self->enrol ? "enrolment" : "login", self->name, s_detail (msg));
+        return;
+    }
     const char *what = self->enrol ? "broker refused the enrolment of"
                      : msg->code == SC_ERR_UNKNOWN_USER ? "broker refused the user"
                      : msg->code == SC_ERR_AUTH ? "authentication failed for"

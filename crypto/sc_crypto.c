@@ -581,8 +581,10 @@ sc_aead_open (const uint8_t key [static SC_KEY_LEN],
         return -1;
     size_t len = in_len - SC_TAG_LEN;
     const s_algs_t *alg = s_alg ();
-    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len) || !alg)
+    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len))
         return -1;
+    if (!alg)
+        return SC_CRYPTO_FAILED;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
     int rc = s_aead_open_ctx (ctx, alg->aead, key, nonce, ad, ad_len, in, in_len, out);
     EVP_CIPHER_CTX_free (ctx);

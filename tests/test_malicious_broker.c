@@ -1924,7 +1924,8 @@ test_forged_close (void **state)
    allowed: the keys are derived and the box fails instead. And the
    highest counter there is, 2^32 - 1, is refused as fast: 4 billion
    chain steps would not end within the test's timeout, so the check
-   comes before any derivation. */
+   comes before any derivation. A counter at or past the chain's end,
+   2^32 (docs/PROTOCOL.md section 7), closes the chat as exhausted. */
 static void
 test_counter_beyond_skip (void **state)
 {
@@ -1934,6 +1935,10 @@ test_counter_beyond_skip (void **state)
         { "ONCE SKIP alice 1000", "counter 2 to 1002", "message does not authenticate" },
         { "ONCE COUNTER alice 4294967295", "counter 2 to 4294967295",
           "message counter too far ahead" },
+        { "ONCE COUNTER alice 4294967296", "counter 2 to 4294967296",
+          "message counter exhausted" },
+        { "ONCE COUNTER alice 18446744073709551615", "counter 2 to 18446744073709551615",
+          "message counter exhausted" },
     };
     sc_testproc_t *alice = s_client ("alice");
     sc_testproc_t *bob = s_client ("bob");

@@ -538,10 +538,14 @@ static void
 s_login_failed (sc_broker_t *self, const s_session_t *s, const char *name, uint32_t code,
                 const char *why)
 {
-    sc_log (SC_LOG_DEBUG, "login failed%s%s from %s: %s", *name ? " for " : "", name,
+    /* the broker's own failures are for the operator to see */
+    sc_log (code == SC_ERR_INTERNAL ? SC_LOG_WARNING : SC_LOG_DEBUG,
+            "login failed%s%s from %s: %s", *name ? " for " : "", name,
             s->addr ? s->addr : S_SOURCE_UNKNOWN, why);
     self->stats.logins_failed[s_fail_reason (code)]++;
     self->failed++;
+    if (code == SC_ERR_INTERNAL)
+        return;             /* the broker's own failure: not the source's */
     const char *source = s->source ? s->source : S_SOURCE_UNKNOWN;
     if (zhashx_size (self->failures) >= S_SOURCES_MAX && !zhashx_lookup (self->failures, source))
         source = S_SOURCE_OTHER;        /* the table stays bounded */
@@ -602,10 +606,42 @@ s_hex (const uint8_t *rid, size_t len)
     return hex;
 }
 
+/* The answer to a handshake envelope whose seq is not 0. */
+#define S_HANDSHAKE_SEQ "seq must be 0 during the login"
+/* The answer to a login the broker itself failed (memory, an OpenSSL
+   call): ERROR INTERNAL, never AUTH, which would tell the user that its
+   key or password is wrong. */
+#define S_LOGIN_INTERNAL "internal error, retry later"
+
 static uint32_t
 s_codec_error_code (int rc)
 {
     return rc == SC_CODEC_EVERSION ? SC_ERR_VERSION : SC_ERR_MALFORMED;
+}
+
+/* The ERROR code and detail for a handshake step that failed with rc
+   (sc_hs_err_t): what the client sent is refused with AUTH (or SUITE),
+   what the broker could not compute is INTERNAL. */
+static uint32_t
+s_hs_error (int rc, const char **detail)
+{
+    switch (rc) {
+        case SC_HS_ESUITE:
+            *detail = sc_hs_strerror (rc);
+            return SC_ERR_SUITE;
+        case SC_HS_EKEY:
+        case SC_HS_EBOX:
+            *detail = sc_hs_strerror (rc);
+            return SC_ERR_AUTH;
+        case SC_HS_ESIG:
+        case SC_HS_EMAC:
+        case SC_HS_ECERT:
+            *detail = "authentication failed";
+            return SC_ERR_AUTH;
+        default:                /* EINTERNAL, ESTATE: ours, not the user's */
+            *detail = S_LOGIN_INTERNAL;
+            return SC_ERR_INTERNAL;
+    }
 }
 
 /* ---- Jobs: the costly steps of a login ---------------------------------- */
@@ -762,6 +798,15 @@ s_send_cookie (sc_broker_t *self, const uint8_t *rid, size_t rid_len, const sc_m
     sc_msg_reset (&reply);
 }
 
+/* A HELLO the broker could not take on (memory): told so, nothing kept. */
+static void
+s_hello_internal (sc_broker_t *self, const uint8_t *rid, size_t rid_len, const char *addr)
+{
+    self->stats.logins_failed[SC_BROKER_FAIL_INTERNAL]++;
+    sc_log (SC_LOG_WARNING, "login failed from %s: out of memory", addr);
+    s_error_plain (self, rid, rid_len, SC_ERR_INTERNAL, S_LOGIN_INTERNAL);
+}
+
 /* A new login: checked against the load and the caps, then its first
    job. */
 static void
@@ -802,8 +847,10 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
         return;
     }
     s_session_t *s = calloc (1, sizeof *s);
-    if (!s)
+    if (!s) {
+        s_hello_internal (self, rid, rid_len, addr);
         return;
+    }
     s->key = s_hex (rid, rid_len);
     s->rid = malloc (rid_len);
     s->source = strdup (source);
@@ -818,6 +865,7 @@ s_on_hello (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
         || zhashx_insert (self->sessions, s->key, s) != 0) {
         s_job_free (&job);
         s_session_free (&s);
+        s_hello_internal (self, rid, rid_len, addr);
         return;
     }
     memcpy (s->rid, rid, rid_len);
@@ -841,9 +889,11 @@ s_hello_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     s->id = s_identity_hold (job->id);      /* what s->hs borrows */
     int rc = job->rc;
     if (rc) {
-        uint32_t code = rc == SC_HS_ESUITE ? SC_ERR_SUITE : SC_ERR_AUTH;
-        s_login_failed (self, s, "", code, sc_hs_strerror (rc));
-        s_error_plain (self, s->rid, s->rid_len, code, sc_hs_strerror (rc));
+        const char *why = NULL;
+        uint32_t code = s_hs_error (rc, &why);
+        s_login_failed (self, s, "", code, rc == SC_HS_EINTERNAL || rc == SC_HS_ESTATE
+                                           ? sc_hs_strerror (rc) : why);
+        s_error_plain (self, s->rid, s->rid_len, code, why);
         s_remove (self, s, SC_NOTIFY_LOST);
         return;
     }
@@ -855,7 +905,7 @@ s_hello_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     memcpy (reply.mac, job->mac, SC_HASH_LEN);
     /* the certificate the job signed with, whatever is current now */
     if (sc_msg_set_data (&reply, job->id->cert, job->id->cert_len))
-        s_remove (self, s, SC_NOTIFY_LOST);
+        s_login_refused (self, s, "", SC_ERR_INTERNAL, S_LOGIN_INTERNAL);
     else
     if (s_send_plain (self, s->rid, s->rid_len, &reply) == SC_BROKER_GONE)
         s_mark_dead (self, s, "connection lost", SC_NOTIFY_LOST);
@@ -879,7 +929,9 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     uint8_t user_pub[SC_PUB_LEN];
     int rc = sc_handshake_broker_open (s->hs, msg->data, msg->data_len, name);
     if (rc) {
-        s_login_refused (self, s, name, SC_ERR_AUTH, sc_hs_strerror (rc));
+        const char *why = NULL;
+        uint32_t code = s_hs_error (rc, &why);
+        s_login_refused (self, s, name, code, why);
         return;
     }
     /* an unknown name is checked as a registered one would be, against
@@ -889,7 +941,7 @@ s_on_auth_client (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
         memcpy (user_pub, self->dummy_pub, SC_PUB_LEN);
     sc_broker_job_t *job = s_job_new (s, J_VERIFY);
     if (!job) {
-        s_login_refused (self, s, name, SC_ERR_INTERNAL, "internal error");
+        s_login_refused (self, s, name, SC_ERR_INTERNAL, S_LOGIN_INTERNAL);
         return;
     }
     job->hs = s->hs;
@@ -950,7 +1002,7 @@ s_enrol_check (sc_broker_t *self, const char *name,
         if (rc == SC_INVITE_EIO) {
             sc_log (SC_LOG_ERROR, "enrolment of %s failed: cannot read its invitation in %s",
                     name, sc_registry_dir (self->registry));
-            *why = "internal error";
+            *why = S_LOGIN_INTERNAL;
             return SC_ERR_INTERNAL;
         }
         if (rc == SC_INVITE_EXPIRED) {
@@ -978,7 +1030,9 @@ s_on_enrol (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     uint8_t pub[SC_PUB_LEN], code[SC_HS_CODE_LEN];
     int rc = sc_handshake_broker_open_enrol (s->hs, msg->data, msg->data_len, name, pub, code);
     if (rc) {
-        s_login_refused (self, s, name, SC_ERR_AUTH, sc_hs_strerror (rc));
+        const char *why = NULL;
+        uint32_t err = s_hs_error (rc, &why);
+        s_login_refused (self, s, name, err, why);
         return;
     }
     const char *source = s->source ? s->source : S_SOURCE_UNKNOWN;
@@ -1003,7 +1057,7 @@ s_on_enrol (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
         if (err)
             s_enrol_refused (self, s, name, err, why);
         else
-            s_login_refused (self, s, name, SC_ERR_INTERNAL, "internal error");
+            s_login_refused (self, s, name, SC_ERR_INTERNAL, S_LOGIN_INTERNAL);
         return;
     }
     job->hs = s->hs;
@@ -1034,7 +1088,7 @@ s_enrol_commit (sc_broker_t *self, sc_broker_job_t *job, const char **why)
     }
     if (rc < 0) {
         sc_log (SC_LOG_ERROR, "enrolment of %s failed: %s", job->name, detail);
-        *why = "internal error";
+        *why = S_LOGIN_INTERNAL;
         return SC_ERR_INTERNAL;
     }
     bool invited = !s_is_zero (job->code, SC_HS_CODE_LEN);
@@ -1074,13 +1128,14 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
     code = SC_ERR_AUTH;
     if (job->enrol && job->rc) {
         sc_wipe (&job->keys, sizeof job->keys);
-        s_enrol_refused (self, s, job->name, SC_ERR_AUTH,
-                         job->rc == SC_HS_ESIG || job->rc == SC_HS_EMAC
-                         ? "authentication failed" : sc_hs_strerror (job->rc));
+        code = s_hs_error (job->rc, &why);
+        s_enrol_refused (self, s, job->name, code, why);
         return;
     }
     if (job->rc && job->rc != SC_HS_ESIG && job->rc != SC_HS_EMAC)
-        why = sc_hs_strerror (job->rc);
+        /* the broker could not check (the same for a name with no key:
+           it is checked against a key all the same) */
+        code = s_hs_error (job->rc, &why);
     else
     /* one answer for a wrong signature or MAC, a name with no key and a
        key revoked while it was checked: names stay secret */
@@ -1088,7 +1143,7 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
         why = "authentication failed";
     else
     if (!job->keys_ok || !(s->ch = sc_channel_new (&job->keys))) {
-        why = "internal error";
+        why = S_LOGIN_INTERNAL;
         code = SC_ERR_INTERNAL;
     }
     sc_wipe (&job->keys, sizeof job->keys);
@@ -1173,9 +1228,14 @@ s_on_handshake (sc_broker_t *self, s_session_t *s, const uint8_t *data, size_t l
         sc_log (SC_LOG_DEBUG, "dropped a HELLO during a login");
         return;
     }
-    if (rc == 0)
-        rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg);
-    if (rc) {
+    /* the header before the body: a handshake envelope has seq 0 */
+    if (rc == 0 && env.seq != 0) {
+        s_login_failed (self, s, "", SC_ERR_MALFORMED, S_HANDSHAKE_SEQ);
+        s_error_plain (self, s->rid, s->rid_len, SC_ERR_MALFORMED, S_HANDSHAKE_SEQ);
+        s_remove (self, s, SC_NOTIFY_LOST);
+    }
+    else
+    if (rc || (rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg))) {
         s_login_failed (self, s, "", s_codec_error_code (rc), sc_codec_strerror (rc));
         s_error_plain (self, s->rid, s->rid_len, s_codec_error_code (rc), sc_codec_strerror (rc));
         s_remove (self, s, SC_NOTIFY_LOST);
@@ -1209,6 +1269,11 @@ s_on_new (sc_broker_t *self, const uint8_t *rid, size_t rid_len,
         sc_log (SC_LOG_DEBUG, "dropped %s from a client not logged in",
                 sc_opcode_name (env.opcode));
         s_error_plain (self, rid, rid_len, SC_ERR_STATE, "log in first");
+    }
+    else
+    if (rc == 0 && env.seq != 0) {
+        sc_log (SC_LOG_DEBUG, "dropped a %s whose seq is not 0", sc_opcode_name (env.opcode));
+        s_error_plain (self, rid, rid_len, SC_ERR_MALFORMED, S_HANDSHAKE_SEQ);
     }
     else
     if (rc || (rc = sc_msg_decode (env.opcode, env.body, env.body_len, &msg))) {

@@ -579,6 +579,13 @@ s_on_login_error (sc_client_t *self, const sc_msg_t *msg)
     bool retry = msg->code == SC_ERR_TIMEOUT || msg->code == SC_ERR_RATE
               || msg->code == SC_ERR_INTERNAL || msg->code == SC_ERR_SHUTDOWN
               || msg->code == SC_ERR_STATE;
+    if (msg->code == SC_ERR_INTERNAL) {
+        /* the broker's own failure: nothing the user should change */
+        s_login_failed (self, true, "the broker failed on its side during the %s of %s: "
+                        "internal (%s): not a problem with your key or password",
+                        self->enrol ? "enrolment" : "login", self->name, s_detail (msg));
+        return;
+    }
     const char *what = self->enrol ? "broker refused the enrolment of"
                      : msg->code == SC_ERR_UNKNOWN_USER ? "broker refused the user"
                      : msg->code == SC_ERR_AUTH ? "authentication failed for"
@@ -650,13 +657,20 @@ s_on_auth_broker (sc_client_t *self, const sc_msg_t *msg)
 }
 
 /* A plaintext frame during the login: AUTH_BROKER (only while
-   connecting) or the broker's refusal. */
+   connecting) or the broker's refusal. Its seq must be 0: a broker that
+   sends another breaks the protocol, and the login ends. */
 static void
 s_recv_plain (sc_client_t *self, const uint8_t *data, size_t len)
 {
     sc_msg_t msg;
+    uint8_t opcode = 0;
+    uint64_t seq = 0;
     int rc = sc_wire_open_plain (data, len, &msg);
-    if (rc)
+    if (rc == 0 && (sc_wire_peek (data, len, &opcode, &seq) || seq != 0))
+        s_login_failed (self, false, "the broker sent %s with seq %llu during the login "
+                        "(it must be 0): refusing the login", sc_opcode_name (msg.opcode),
+                        (unsigned long long) seq);
+    else if (rc)
         s_notice (self, "dropped a malformed frame from the broker during login");
     else if (msg.opcode == SC_OP_ERROR)
         s_on_login_error (self, &msg);

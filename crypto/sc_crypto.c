@@ -259,7 +259,7 @@ sc_hmac_verify (const uint8_t key [static SC_KEY_LEN],
                 const uint8_t mac [static SC_HASH_LEN])
 {
     uint8_t expected [SC_HASH_LEN];
-    int rc = sc_hmac (key, data, len, expected);
+    int rc = sc_hmac (key, data, len, expected) ? SC_CRYPTO_FAILED : 0;
     if (rc == 0 && CRYPTO_memcmp (expected, mac, SC_HASH_LEN) != 0)
         rc = -1;
     //  The expected MAC is as good as a forgery for this message: wipe it.
@@ -442,10 +442,15 @@ sc_x25519 (const uint8_t priv [static SC_KEY_LEN],
                                                   peer_pub, SC_PUB_LEN);
     EVP_PKEY_CTX *ctx = own ? EVP_PKEY_CTX_new_from_pkey (NULL, own, NULL) : NULL;
     size_t shared_len = SC_KEY_LEN;
-    int rc = -1;
+    //  Up to the derivation nothing depends on the peer's key being good:
+    //  a failure there is ours. OpenSSL's derivation itself refuses an
+    //  all-zero result, as the check after it does.
+    int rc = SC_CRYPTO_FAILED;
     if (ctx && peer
     &&  EVP_PKEY_derive_init (ctx) == 1
-    &&  EVP_PKEY_derive_set_peer (ctx, peer) == 1
+    &&  EVP_PKEY_derive_set_peer (ctx, peer) == 1)
+        rc = -1;
+    if (rc == -1
     &&  EVP_PKEY_derive (ctx, shared, &shared_len) == 1
     &&  shared_len == SC_KEY_LEN
     &&  CRYPTO_memcmp (shared, zero, SC_KEY_LEN) != 0)
@@ -546,12 +551,15 @@ s_aead_open_ctx (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, const uint8_t *k
     };
     int out_len = 0;
     uint8_t final_block [16];
-    int rc = -1;
+    //  Only the last step checks the tag: a failure before it is ours.
+    int rc = SC_CRYPTO_FAILED;
     if (ctx
     &&  EVP_DecryptInit_ex2 (ctx, cipher, key, nonce, set_tag) == 1
     &&  (ad_len == 0 || EVP_DecryptUpdate (ctx, NULL, &out_len, ad, (int) ad_len) == 1)
     &&  (len == 0 || (EVP_DecryptUpdate (ctx, out, &out_len, in, (int) len) == 1
-                      && (size_t) out_len == len))
+                      && (size_t) out_len == len)))
+        rc = -1;
+    if (rc == -1
     &&  EVP_DecryptFinal_ex (ctx, final_block, &out_len) == 1
     &&  out_len == 0)
         rc = 0;
@@ -573,8 +581,10 @@ sc_aead_open (const uint8_t key [static SC_KEY_LEN],
         return -1;
     size_t len = in_len - SC_TAG_LEN;
     const s_algs_t *alg = s_alg ();
-    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len) || !alg)
+    if ((!out && len) || (!ad && ad_len) || !s_aead_len_ok (ad_len, len))
         return -1;
+    if (!alg)
+        return SC_CRYPTO_FAILED;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
     int rc = s_aead_open_ctx (ctx, alg->aead, key, nonce, ad, ad_len, in, in_len, out);
     EVP_CIPHER_CTX_free (ctx);
@@ -757,11 +767,16 @@ sc_ed25519_verify (const uint8_t pub [static SC_PUB_LEN],
     EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL,
                                                   pub, SC_PUB_LEN);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
-    int rc = -1;
+    int rc = SC_CRYPTO_FAILED;
     if (pkey && ctx
-    &&  EVP_DigestVerifyInit_ex (ctx, NULL, NULL, NULL, NULL, pkey, NULL) == 1
-    &&  EVP_DigestVerify (ctx, sig, sig_len, s_nonnull (msg), len) == 1)
-        rc = 0;
+    &&  EVP_DigestVerifyInit_ex (ctx, NULL, NULL, NULL, NULL, pkey, NULL) == 1) {
+        //  1 valid, 0 not; below 0, or 0 with an error queued, OpenSSL
+        //  could not check (a bad signature queues no error)
+        ERR_clear_error ();
+        int verdict = EVP_DigestVerify (ctx, sig, sig_len, s_nonnull (msg), len);
+        rc = verdict == 1 ? 0 : verdict == 0 && ERR_peek_error () == 0 ? -1
+                                                                     : SC_CRYPTO_FAILED;
+    }
     EVP_MD_CTX_free (ctx);
     EVP_PKEY_free (pkey);
     if (rc)

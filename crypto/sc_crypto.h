@@ -30,6 +30,11 @@
 #define SC_SAFETY_LEN    71      /* 12 groups of 5 digits joined by '-' */
 #define SC_FPR_LEN       79      /* 32 bytes hex in 16 groups of 4 joined by ':' */
 
+/* What a check (a MAC, a signature, a box, an exchange) returns when it
+   could not be computed at all (memory, an OpenSSL call failing): no
+   verdict on its input, unlike -1, which says the input is bad. */
+#define SC_CRYPTO_FAILED (-2)
+
 /* Wipe a buffer so the compiler cannot elide it (OPENSSL_cleanse). */
 void sc_wipe (void *buf, size_t len);
 
@@ -59,7 +64,8 @@ int sc_hash_peek (sc_hash_t *self, uint8_t out[static SC_HASH_LEN]) SC_MUST_CHEC
 int sc_hmac (const uint8_t key[static SC_KEY_LEN],
              const uint8_t *data, size_t len,
              uint8_t out[static SC_HASH_LEN]) SC_MUST_CHECK;
-/* Verify an HMAC in constant time: 0 when it matches, -1 otherwise. */
+/* Verify an HMAC in constant time: 0 when it matches, -1 when it does
+   not, SC_CRYPTO_FAILED when it could not be computed. */
 int sc_hmac_verify (const uint8_t key[static SC_KEY_LEN],
                     const uint8_t *data, size_t len,
                     const uint8_t mac[static SC_HASH_LEN]) SC_MUST_CHECK;
@@ -97,7 +103,8 @@ int sc_x25519_keygen (uint8_t priv[static SC_KEY_LEN],
 int sc_x25519_public (const uint8_t priv[static SC_KEY_LEN],
                       uint8_t pub[static SC_PUB_LEN]) SC_MUST_CHECK;
 /* Shared secret. Rejects (-1, output wiped) an all-zero result, which is
-   what every low-order peer public key produces. */
+   what every low-order peer public key produces; SC_CRYPTO_FAILED (output
+   wiped) when it could not be computed. */
 int sc_x25519 (const uint8_t priv[static SC_KEY_LEN],
                const uint8_t peer_pub[static SC_PUB_LEN],
                uint8_t shared[static SC_KEY_LEN]) SC_MUST_CHECK;
@@ -111,7 +118,8 @@ int sc_aead_seal (const uint8_t key[static SC_KEY_LEN],
                   uint8_t *out) SC_MUST_CHECK;
 /* in is ciphertext || tag, in_len >= SC_TAG_LEN (else -1); out holds
    in_len - SC_TAG_LEN bytes. No plaintext is released unless the tag
-   verifies; on failure out is wiped and -1 returned. */
+   verifies; on failure out is wiped and -1 returned (SC_CRYPTO_FAILED
+   when the cipher could not be run at all). */
 int sc_aead_open (const uint8_t key[static SC_KEY_LEN],
                   const uint8_t nonce[static SC_NONCE_LEN],
                   const uint8_t *ad, size_t ad_len,
@@ -141,7 +149,10 @@ int sc_aead_open_with (sc_aead_t *self,
 
 /* ---- Ed25519 on raw keys (RFC 8032) --------------------------------- */
 /* Strict verification: rejects non-canonical S (S >= L), wrong lengths,
-   and malformed public keys. 0 when valid, -1 otherwise. */
+   and malformed public keys. 0 when valid, -1 otherwise, SC_CRYPTO_FAILED
+   when OpenSSL could not run the check (it reported an error). OpenSSL
+   3.0 reports some failures inside its Ed25519 check (an allocation) as
+   a signature that does not verify, without an error: those are -1. */
 int sc_ed25519_verify (const uint8_t pub[static SC_PUB_LEN],
                        const uint8_t *msg, size_t len,
                        const uint8_t *sig, size_t sig_len) SC_MUST_CHECK;

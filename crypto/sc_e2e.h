@@ -88,6 +88,13 @@ int sc_e2e_open (sc_e2e_t *self, uint64_t counter,
 /* Counters: last sent, next expected. */
 uint64_t sc_e2e_sent (const sc_e2e_t *self);
 uint64_t sc_e2e_expected (const sc_e2e_t *self);
+/* Move both counters ahead (sent: the last sealed, expected: the next
+   to open) without walking the chains, as if that many messages had
+   gone each way; two sides moved alike stay in step. Only forward, only
+   when ready, and not past the chain's end (sent < SC_E2E_LIMIT,
+   expected <= SC_E2E_LIMIT): -1 otherwise, nothing changed. For tests
+   that reach the chain's end, 2^32 messages away. */
+int sc_e2e_skip_ahead (sc_e2e_t *self, uint64_t sent, uint64_t expected) SC_MUST_CHECK;
 
 /* The safety number of this chat (own name and key, peer's name and key). */
 int sc_e2e_safety (const sc_e2e_t *self, char out[static SC_SAFETY_LEN + 1]) SC_MUST_CHECK;

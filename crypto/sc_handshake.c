@@ -150,6 +150,14 @@ s_wipe_secrets (sc_handshake_t *self)
     sc_wipe (self->code, sizeof self->code);
 }
 
+/* A check's result as the handshake's: -1 (the input is bad) is err,
+   SC_CRYPTO_FAILED (nothing could be checked) is ours, EINTERNAL. */
+static int
+s_check (int rc, int err)
+{
+    return rc == 0 ? SC_HS_OK : rc == -1 ? err : SC_HS_EINTERNAL;
+}
+
 static int
 s_fail (sc_handshake_t *self, int err)
 {
@@ -174,9 +182,10 @@ s_schedule (sc_handshake_t *self, const uint8_t peer_eph[static SC_PUB_LEN],
             uint8_t th1[static SC_HASH_LEN])
 {
     uint8_t ss[SC_KEY_LEN];
-    if (sc_x25519 (self->e_priv, peer_eph, ss))
-        return SC_HS_EKEY;
-    int rc = SC_HS_EINTERNAL;
+    int rc = s_check (sc_x25519 (self->e_priv, peer_eph, ss), SC_HS_EKEY);
+    if (rc)
+        return rc;
+    rc = SC_HS_EINTERNAL;
     sc_hash_t *h = sc_hash_new ();
     const uint8_t hdr[] = { 0, S_VERSION, S_SUITE };
     const uint8_t clen[4] = { (uint8_t) (cert_len >> 24), (uint8_t) (cert_len >> 16),
@@ -222,9 +231,9 @@ s_finish (sc_handshake_t *self)
     if (rc == SC_HS_OK && !self->broker
         && sc_hmac (self->k_fin_c, th3, sizeof th3, self->mac_c))
         rc = SC_HS_EINTERNAL;
-    if (rc == SC_HS_OK && self->broker
-        && sc_hmac_verify (self->k_fin_c, th3, sizeof th3, self->mac_c))
-        rc = SC_HS_EMAC;
+    if (rc == SC_HS_OK && self->broker)
+        rc = s_check (sc_hmac_verify (self->k_fin_c, th3, sizeof th3, self->mac_c),
+                      SC_HS_EMAC);
     sc_wipe (c2b, sizeof c2b);
     sc_wipe (b2c, sizeof b2c);
     return rc;
@@ -286,12 +295,15 @@ sc_handshake_client_auth (sc_handshake_t *self,
     int rc = s_schedule (self, eph_b, nonce_b, eph_b, cert, cert_len, th1);
     if (rc)
         return s_fail (self, rc);
-    if (sc_key_verify_labelled (self->broker_key, s_label_sig_b, th1, sizeof th1, sig))
-        return s_fail (self, SC_HS_ESIG);
+    rc = s_check (sc_key_verify_labelled (self->broker_key, s_label_sig_b, th1, sizeof th1,
+                                          sig), SC_HS_ESIG);
+    if (rc)
+        return s_fail (self, rc);
     if (sc_hash_chain (th1, sig, SC_SIG_LEN, NULL, 0, NULL, 0, self->th2))
         return s_fail (self, SC_HS_EINTERNAL);
-    if (sc_hmac_verify (self->k_fin_b, self->th2, SC_HASH_LEN, mac))
-        return s_fail (self, SC_HS_EMAC);
+    rc = s_check (sc_hmac_verify (self->k_fin_b, self->th2, SC_HASH_LEN, mac), SC_HS_EMAC);
+    if (rc)
+        return s_fail (self, rc);
 
     /* sig_c over label || 0 || TH2 || u8 len || name (|| new key) */
     uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX + SC_PUB_LEN];
@@ -379,11 +391,13 @@ sc_handshake_broker_open (sc_handshake_t *self, const uint8_t *box,
         return s_fail (self, SC_HS_EBOX);
     uint8_t pt[SC_HS_BOX_MAX - SC_TAG_LEN];
     uint8_t nonce[SC_NONCE_LEN] = { 0 };
-    if (sc_aead_open (self->k_box, nonce, self->th2, SC_HASH_LEN, box, box_len, pt))
-        return s_fail (self, SC_HS_EBOX);
+    int rc = s_check (sc_aead_open (self->k_box, nonce, self->th2, SC_HASH_LEN, box, box_len,
+                                    pt), SC_HS_EBOX);
+    if (rc)
+        return s_fail (self, rc);
     size_t len = pt[0];
     static const uint8_t zeros[SC_HS_NAME_MAX] = { 0 };
-    int rc = SC_HS_EBOX;
+    rc = SC_HS_EBOX;
     if (len >= 1 && len <= SC_HS_NAME_MAX
         && sc_name_valid ((const char *) pt + 1, len)
         && memcmp (pt + 1 + len, zeros, SC_HS_NAME_MAX - len) == 0) {
@@ -408,15 +422,18 @@ sc_handshake_broker_verify (sc_handshake_t *self, const sc_key_t *client_key)
         return s_fail (self, SC_HS_ESTATE);
     /* an enrolment is checked with the key its box carries, no other */
     uint8_t pub[SC_PUB_LEN];
-    if (self->enrol && (sc_key_public_raw (client_key, pub)
-                        || !sc_equal (pub, self->enrol_pub, SC_PUB_LEN)))
+    if (self->enrol && sc_key_public_raw (client_key, pub))
+        return s_fail (self, SC_HS_EINTERNAL);
+    if (self->enrol && !sc_equal (pub, self->enrol_pub, SC_PUB_LEN))
         return s_fail (self, SC_HS_ESIG);
     uint8_t signed_part[SC_HASH_LEN + 1 + SC_HS_NAME_MAX + SC_PUB_LEN];
     size_t signed_len = s_signed_part (self, signed_part);
-    if (sc_key_verify_labelled (client_key, self->enrol ? s_label_enrol_sig : s_label_sig_c,
-                                signed_part, signed_len, self->sig_c))
-        return s_fail (self, SC_HS_ESIG);
-    int rc = s_finish (self);
+    int rc = s_check (sc_key_verify_labelled (client_key,
+                                              self->enrol ? s_label_enrol_sig : s_label_sig_c,
+                                              signed_part, signed_len, self->sig_c),
+                      SC_HS_ESIG);
+    if (rc == SC_HS_OK)
+        rc = s_finish (self);
     if (rc)
         return s_fail (self, rc);
     s_wipe_secrets (self);
@@ -451,10 +468,11 @@ sc_handshake_broker_open_enrol (sc_handshake_t *self, const uint8_t *box, size_t
     uint8_t nonce[SC_NONCE_LEN] = { 0 };
     if (sc_hkdf_expand_label (self->prk, s_label_enrol_box, NULL, 0, key))
         return s_fail (self, SC_HS_EINTERNAL);
-    int rc = sc_aead_open (key, nonce, self->th2, SC_HASH_LEN, box, box_len, pt);
+    int rc = s_check (sc_aead_open (key, nonce, self->th2, SC_HASH_LEN, box, box_len, pt),
+                      SC_HS_EBOX);
     sc_wipe (key, sizeof key);
     if (rc)
-        return s_fail (self, SC_HS_EBOX);
+        return s_fail (self, rc);
     size_t len = pt[0];
     static const uint8_t zeros[SC_HS_NAME_MAX] = { 0 };
     rc = SC_HS_EBOX;

@@ -572,7 +572,7 @@ sc_key_verify (const sc_key_t *self, const uint8_t *msg, size_t len,
 {
     uint8_t pub [SC_PUB_LEN];
     if (sc_key_public_raw (self, pub))
-        return -1;
+        return SC_CRYPTO_FAILED;
     return sc_ed25519_verify (pub, msg, len, sig, sig_len);
 }
 
@@ -605,7 +605,7 @@ sc_key_verify_labelled (const sc_key_t *self, const char *label,
 {
     uint8_t msg [194];
     size_t msg_len = s_labelled (label, data, len, msg);
-    return msg_len ? sc_key_verify (self, msg, msg_len, sig, SC_SIG_LEN) : -1;
+    return msg_len ? sc_key_verify (self, msg, msg_len, sig, SC_SIG_LEN) : SC_CRYPTO_FAILED;
 }
 
 int

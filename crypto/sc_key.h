@@ -88,7 +88,8 @@ bool sc_key_has_private (const sc_key_t *self);
 int sc_key_public_raw (const sc_key_t *self, uint8_t pub[static SC_PUB_LEN]) SC_MUST_CHECK;
 int sc_key_sign (const sc_key_t *self, const uint8_t *msg, size_t len,
                  uint8_t sig[static SC_SIG_LEN]) SC_MUST_CHECK;
-/* Strict verification (see sc_ed25519_verify). 0 valid, -1 not. */
+/* Strict verification (see sc_ed25519_verify). 0 valid, -1 not,
+   SC_CRYPTO_FAILED when it could not be checked. */
 int sc_key_verify (const sc_key_t *self, const uint8_t *msg, size_t len,
                    const uint8_t *sig, size_t sig_len) SC_MUST_CHECK;
 

@@ -14,6 +14,8 @@
         KCI TO AS SIGNER                      pose as AS to TO
         IMPOSTOR                              the next login: without the
                                               broker's key (random sig_B)
+        SEQ N                                 the next AUTH_BROKER: with
+                                              seq N in its envelope
 
     It holds every user's private key (the keys script leaves them with
     their passwords), so it can do anything a broker that stole them
@@ -105,6 +107,7 @@ typedef struct {
     char once_from[SC_NAME_MAX + 1];
     uint64_t once_arg;
     bool impostor;                  /* IMPOSTOR: the next HELLO            */
+    uint64_t hello_seq;             /* SEQ: the next AUTH_BROKER's seq     */
     uint8_t *held;                  /* HOLD: the body held back            */
     size_t held_len;
     uint64_t held_counter;
@@ -368,6 +371,22 @@ s_on_hello (s_evil_t *self, s_session_t *s, const sc_msg_t *hello)
                                       reply.nonce, reply.eph, reply.sig, reply.mac)
         || sc_msg_set_data (&reply, self->world->cert, self->world->cert_len))
         s_send_error (self, s, SC_ERR_AUTH, true);
+    else
+    if (self->hello_seq) {
+        /* SEQ: right in every way but the envelope's seq */
+        uint8_t *body = NULL, *frame = NULL;
+        size_t body_len = 0, len = 0;
+        if (sc_msg_encode (&reply, &body, &body_len)
+            || sc_envelope_encode (SC_OP_AUTH_BROKER, self->hello_seq, body, body_len,
+                                   &frame, &len))
+            s_event (self, "bug: cannot encode AUTH_BROKER");
+        else {
+            s_send_frame (self, s, frame, len);
+            s_event (self, "hello with seq %llu", (unsigned long long) self->hello_seq);
+        }
+        free (body);
+        self->hello_seq = 0;
+    }
     else
         s_send_plain (self, s, &reply);
     sc_msg_reset (&reply);
@@ -1017,6 +1036,10 @@ s_command (s_evil_t *self, const char *line)
     if (strcmp (word, "IMPOSTOR") == 0) {
         self->impostor = true;
         return 0;
+    }
+    if (strcmp (word, "SEQ") == 0) {
+        self->hello_seq = strtoull (a, NULL, 10);
+        return self->hello_seq ? 0 : -1;
     }
     return -1;
 }
@@ -1901,7 +1924,8 @@ test_forged_close (void **state)
    allowed: the keys are derived and the box fails instead. And the
    highest counter there is, 2^32 - 1, is refused as fast: 4 billion
    chain steps would not end within the test's timeout, so the check
-   comes before any derivation. */
+   comes before any derivation. A counter at or past the chain's end,
+   2^32 (docs/PROTOCOL.md section 7), closes the chat as exhausted. */
 static void
 test_counter_beyond_skip (void **state)
 {
@@ -1911,6 +1935,10 @@ test_counter_beyond_skip (void **state)
         { "ONCE SKIP alice 1000", "counter 2 to 1002", "message does not authenticate" },
         { "ONCE COUNTER alice 4294967295", "counter 2 to 4294967295",
           "message counter too far ahead" },
+        { "ONCE COUNTER alice 4294967296", "counter 2 to 4294967296",
+          "message counter exhausted" },
+        { "ONCE COUNTER alice 18446744073709551615", "counter 2 to 18446744073709551615",
+          "message counter exhausted" },
     };
     sc_testproc_t *alice = s_client ("alice");
     sc_testproc_t *bob = s_client ("bob");
@@ -2014,6 +2042,42 @@ test_impostor_broker (void **state)
     s_evil_ok ();
 }
 
+/* ---- 12. A handshake envelope with a seq ------------------------------------------------------- */
+
+/* The test broker answers alice's HELLO with an AUTH_BROKER right in
+   every way (the real key, signature and MAC) but the seq of its
+   envelope, which must be 0 during the login (docs/PROTOCOL.md section
+   2). secchat must refuse the login and say why: no line on its output,
+   exit status 1, the reason on stderr, and no AUTH_CLIENT sent (the
+   test broker would log it in: "login alice"). The next login, with
+   seq 0, works. */
+static void
+test_handshake_seq (void **state)
+{
+    (void) state;
+    s_evil ("SEQ 1");
+    sc_testclient_t opts = { .keys = sc_testkeys_dir (T.keys), .workdir = T.work,
+                             .endpoint = T.endpoint, .user = "alice" };
+    sc_testproc_t *alice = sc_testproc_client_new (&opts);
+    assert_non_null (alice);
+    s_evil_saw ("hello with seq 1");
+    assert_int_equal (sc_testproc_expect_eof (alice, s_timeout ()), 0);
+    assert_int_equal (sc_testproc_wait (alice, s_timeout ()), 1);
+    char *err = sc_testdir_slurp (sc_testproc_log_path (alice), NULL);
+    assert_non_null (err);
+    assert_string_equal (err, "secchat: the broker sent AUTH_BROKER with seq 1 during "
+                         "the login (it must be 0): refusing the login\n");
+    free (err);
+    sc_testproc_destroy (&alice);
+    for (char *it = zlist_first (T.events); it; it = zlist_next (T.events))
+        if (strncmp (it, "login alice", 11) == 0)
+            fail_msg ("test broker: %s", it);
+
+    alice = s_client ("alice");
+    s_quit (&alice);
+    s_evil_ok ();
+}
+
 int
 main (void)
 {
@@ -2032,6 +2096,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_counter_beyond_skip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_kci, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_impostor_broker, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handshake_seq, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
 }

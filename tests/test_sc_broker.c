@@ -14,6 +14,7 @@
 #include <czmq.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -94,6 +95,52 @@ s_forward (void *arg, const uint8_t *rid, size_t rid_len)
     if (rc == 0)
         s_forwarded++;
     return rc;
+}
+
+/* ---- OpenSSL out of memory, on demand ---------------------------------------- */
+
+/* OpenSSL's allocations go through these (installed in main, before
+   OpenSSL allocates anything): the s_ossl_fail_at-th from now on fails,
+   and every one after it, as when memory has run out. */
+static bool s_ossl_armed;
+static size_t s_ossl_fail_at;       /* 0: the first one fails            */
+static size_t s_ossl_failed;        /* how many failed since armed       */
+
+static bool
+s_ossl_fails (void)
+{
+    if (!s_ossl_armed)
+        return false;
+    if (s_ossl_fail_at > 0) {
+        s_ossl_fail_at--;
+        return false;
+    }
+    s_ossl_failed++;
+    return true;
+}
+
+static void *
+s_ossl_malloc (size_t n, const char *file, int line)
+{
+    (void) file;
+    (void) line;
+    return s_ossl_fails () ? NULL : malloc (n);
+}
+
+static void *
+s_ossl_realloc (void *p, size_t n, const char *file, int line)
+{
+    (void) file;
+    (void) line;
+    return s_ossl_fails () ? NULL : realloc (p, n);
+}
+
+static void
+s_ossl_free (void *p, const char *file, int line)
+{
+    (void) file;
+    (void) line;
+    free (p);
 }
 
 /* ---- Fake clients ------------------------------------------------------------ */
@@ -1732,6 +1779,157 @@ s_hello_answered (client_t *c)
     return hs;
 }
 
+/* Run the held jobs with OpenSSL failing from its fail_at-th
+   allocation on, and give them back; whether any allocation failed. */
+static bool
+s_release_failing (size_t fail_at)
+{
+    s_ossl_failed = 0;
+    for (size_t i = 0; i < s_nheld; i++) {
+        s_ossl_fail_at = fail_at;
+        s_ossl_armed = true;
+        sc_broker_job_run (s_held[i]);
+        s_ossl_armed = false;
+        sc_broker_job_done (T.broker, s_held[i], T.now);
+    }
+    s_nheld = 0;
+    return s_ossl_failed > 0;
+}
+
+/* The broker failing on its own during a login (OpenSSL out of memory
+   while it answers HELLO or checks AUTH_CLIENT) answers ERROR INTERNAL
+   "internal error, retry later", never AUTH: the user's key and password
+   are not in question. A name with no key gets the same answer (it is
+   checked against a key all the same), so INTERNAL tells nothing about
+   who is registered. These failures do not count against the source's
+   failed logins. Without failures the same login goes through. */
+static void
+test_login_internal_failure (void **state)
+{
+    (void) state;
+    sc_broker_opts_t opts;
+    sc_broker_opts_default (&opts);
+    opts.max_failed_per_source = 2;
+    s_broker_with (&opts);
+    sc_broker_set_offload (T.broker, s_hold, NULL);
+    client_t *c = s_client_new ("alice");
+    /* answering HELLO */
+    sc_handshake_t *hs = s_login_hello (c, "alice", T.k.ca);
+    assert_int_equal (s_nheld, 1);
+    assert_true (s_release_failing (0));
+    s_expect_plain_error (c, SC_ERR_INTERNAL, "internal error, retry later");
+    s_expect_nothing (c);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    sc_handshake_destroy (&hs);
+    /* checking AUTH_CLIENT: a registered name with its right key, and a
+       name with no key */
+    const char *names[] = { "alice", "nobody" };
+    for (size_t i = 0; i < 2; i++) {
+        hs = s_login_hello (c, names[i], T.k.ca);
+        s_release ();
+        s_login_auth (c, &hs, NULL, 0);
+        sc_channel_destroy (&c->ch);
+        assert_int_equal (s_nheld, 1);
+        assert_true (s_release_failing (0));
+        s_expect_plain_error (c, SC_ERR_INTERNAL, "internal error, retry later");
+        s_expect_nothing (c);
+        assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    }
+    sc_broker_stats_t stats;
+    sc_broker_stats (T.broker, &stats);
+    assert_int_equal (stats.logins_failed[SC_BROKER_FAIL_INTERNAL], 3);
+    assert_int_equal (stats.logins_failed[SC_BROKER_FAIL_AUTH], 0);
+    /* three failures from this source, past its 2 failed logins: none
+       was its own, so it still logs in */
+    hs = s_login_hello (c, "alice", T.k.ca);
+    s_release ();
+    s_login_auth (c, &hs, NULL, 0);
+    s_release ();
+    assert_int_equal (s_login_answer (c), 0);
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    s_client_destroy (&c);
+}
+
+/* Every allocation of a login's steps in turn fails (and all after it):
+   answering HELLO gives AUTH_BROKER or ERROR INTERNAL, never AUTH (no
+   failure of ours is taken for a low-order key); checking a right
+   AUTH_CLIENT gives WELCOME or ERROR INTERNAL, except where OpenSSL 3.0
+   itself reports its failure as a signature that does not verify (an
+   allocation inside its Ed25519 check, which it reports without an
+   error: crypto/sc_crypto.h), at most two of them. */
+static void
+test_login_fails_at_every_allocation (void **state)
+{
+    (void) state;
+    sc_broker_set_offload (T.broker, s_hold, NULL);
+    client_t *c = s_client_new ("alice");
+    size_t internal = 0;
+    bool failed = true;
+    for (size_t k = 0; failed; k++) {
+        sc_handshake_t *hs = s_login_hello (c, "alice", T.k.ca);
+        failed = s_release_failing (k);
+        sent_t *sent = s_pop (c->rid, sizeof c->rid);
+        assert_non_null (sent);
+        sc_msg_t msg;
+        assert_int_equal (sc_wire_open_plain (sent->frame, sent->len, &msg), 0);
+        s_sent_free (&sent);
+        if (msg.opcode == SC_OP_ERROR) {
+            assert_true (failed);
+            if (msg.code != SC_ERR_INTERNAL)
+                fail_msg ("allocation %zu failed: ERROR %u %s", k, msg.code, msg.text);
+            internal++;
+        }
+        else
+            assert_int_equal (msg.opcode, SC_OP_AUTH_BROKER);
+        sc_msg_reset (&msg);
+        sc_handshake_destroy (&hs);
+        if (sc_broker_handshakes (T.broker))
+            s_deliver_envelope (c, SC_OP_LIST, 0, (const uint8_t *) "\x90", 1);
+        while ((sent = s_pop (c->rid, sizeof c->rid)))
+            s_sent_free (&sent);        /* "expected AUTH_CLIENT": gone */
+        assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    }
+    assert_true (internal > 0);
+
+    size_t auth = 0;
+    internal = 0;
+    failed = true;
+    for (size_t k = 0; failed; k++) {
+        sc_handshake_t *hs = s_login_hello (c, "alice", T.k.ca);
+        s_release ();
+        s_login_auth (c, &hs, NULL, 0);
+        failed = s_release_failing (k);
+        sent_t *sent = s_pop (c->rid, sizeof c->rid);
+        assert_non_null (sent);
+        sc_msg_t msg;
+        if (sc_wire_open_plain (sent->frame, sent->len, &msg) == 0) {
+            assert_true (failed);
+            assert_int_equal (msg.opcode, SC_OP_ERROR);
+            if (msg.code == SC_ERR_AUTH && strcmp (msg.text, "authentication failed") == 0)
+                auth++;
+            else
+            if (msg.code == SC_ERR_INTERNAL)
+                internal++;
+            else
+                fail_msg ("allocation %zu failed: ERROR %u %s", k, msg.code, msg.text);
+        }
+        else {
+            assert_int_equal (sc_wire_open (c->ch, sent->frame, sent->len, &msg), 0);
+            assert_int_equal (msg.opcode, SC_OP_WELCOME);
+            s_send_named (c, SC_OP_QUIT, NULL, 0);
+        }
+        sc_msg_reset (&msg);
+        s_sent_free (&sent);
+        sc_channel_destroy (&c->ch);
+        s_expect_nothing (c);
+        assert_int_equal (sc_broker_handshakes (T.broker), 0);
+        assert_int_equal (sc_broker_sessions (T.broker), 0);
+    }
+    assert_true (internal > 0);
+    assert_true (auth <= 2);
+    s_client_destroy (&c);
+}
+
 /* A routing id with no session: the envelope is decoded first (VERSION,
    MALFORMED), then any opcode but HELLO and HELLO_COOKIE gets STATE
    whatever its body, then a HELLO's body is decoded (MALFORMED). Nothing
@@ -1766,6 +1964,106 @@ test_no_session_answers (void **state)
     s_expect_plain_error (c, SC_ERR_MALFORMED, "wrong array length");
     s_expect_nothing (c);
     assert_int_equal (sc_broker_logins (T.broker), 0);
+    /* and the connection can still log in */
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (c, "alice", &code), SC_OP_WELCOME);
+    s_client_destroy (&c);
+}
+
+/* frame (an envelope) again with another seq, in place of the old. */
+static void
+s_reseq (uint8_t **frame, size_t *len, uint64_t seq)
+{
+    sc_envelope_t env;
+    assert_int_equal (sc_envelope_decode (*frame, *len, &env), 0);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal (sc_envelope_encode (env.opcode, seq, env.body, env.body_len,
+                                          &out, &out_len), 0);
+    free (*frame);
+    *frame = out;
+    *len = out_len;
+}
+
+/* A handshake envelope's seq must be 0 (section 2): a HELLO or
+   HELLO_COOKIE with another, from a connection with no session, gets
+   MALFORMED and nothing is kept; an AUTH_CLIENT with another, right in
+   every other way, ends the login with MALFORMED, and counts as a
+   failed login. The same envelopes with seq 0 still work. */
+static void
+test_handshake_seq (void **state)
+{
+    (void) state;
+    client_t *c = s_client_new ("alice");
+    sc_handshake_t *hs = sc_handshake_new_client (c->key, c->name, T.k.ca, "secbroker");
+    assert_non_null (hs);
+    uint8_t *hello;
+    size_t hello_len;
+    sc_testbroker_hello (hs, &hello, &hello_len);
+    const uint64_t seqs[] = { 1, 2, UINT64_MAX };
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        s_reseq (&hello, &hello_len, seqs[i]);
+        s_deliver (c, hello, hello_len);
+        s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+        assert_int_equal (sc_broker_logins (T.broker), 0);
+    }
+    /* a HELLO_COOKIE too, whatever its cookie */
+    sc_envelope_t env;
+    assert_int_equal (sc_envelope_decode (hello, hello_len, &env), 0);
+    sc_msg_t msg;
+    assert_int_equal (sc_msg_decode (SC_OP_HELLO, env.body, env.body_len, &msg), 0);
+    msg.opcode = SC_OP_HELLO_COOKIE;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    assert_int_equal (sc_msg_encode (&msg, &body, &body_len), 0);
+    sc_msg_reset (&msg);
+    s_deliver_envelope (c, SC_OP_HELLO_COOKIE, 7, body, body_len);
+    free (body);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+    s_expect_nothing (c);
+    assert_int_equal (sc_broker_logins (T.broker), 0);
+
+    /* seq 0: the login starts; its AUTH_CLIENT with seq 1 ends it */
+    s_reseq (&hello, &hello_len, 0);
+    s_deliver (c, hello, hello_len);
+    free (hello);
+    assert_int_equal (sc_broker_handshakes (T.broker), 1);
+    sent_t *sent = s_pop (c->rid, sizeof c->rid);
+    assert_non_null (sent);
+    uint8_t *auth;
+    size_t auth_len;
+    sc_testbroker_auth (hs, sent->frame, sent->len, &auth, &auth_len, &c->ch);
+    s_sent_free (&sent);
+    sc_handshake_destroy (&hs);
+    sc_channel_destroy (&c->ch);
+    s_reseq (&auth, &auth_len, 1);
+    sc_broker_stats_t before, after;
+    sc_broker_stats (T.broker, &before);
+    s_deliver (c, auth, auth_len);
+    free (auth);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+    s_expect_nothing (c);
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+    assert_int_equal (sc_broker_sessions (T.broker), 0);
+    sc_broker_stats (T.broker, &after);
+    assert_int_equal (after.logins_failed[SC_BROKER_FAIL_PROTOCOL],
+                      before.logins_failed[SC_BROKER_FAIL_PROTOCOL] + 1);
+    assert_int_equal (after.logins, before.logins);
+
+    /* an ENROL with a seq ends the login the same way */
+    hs = s_hello_answered (c);
+    sc_handshake_destroy (&hs);
+    sc_msg_init (&msg, SC_OP_ENROL);
+    uint8_t box[SC_HS_ENROL_BOX_LEN];
+    assert_int_equal (sc_random (box, sizeof box), 0);
+    assert_int_equal (sc_msg_set_data (&msg, box, sizeof box), 0);
+    assert_int_equal (sc_msg_encode (&msg, &body, &body_len), 0);
+    sc_msg_reset (&msg);
+    s_deliver_envelope (c, SC_OP_ENROL, 3, body, body_len);
+    free (body);
+    s_expect_plain_error (c, SC_ERR_MALFORMED, "seq must be 0 during the login");
+    assert_int_equal (sc_broker_handshakes (T.broker), 0);
+
     /* and the connection can still log in */
     uint32_t code = 0;
     assert_int_equal (s_login_as (c, "alice", &code), SC_OP_WELCOME);
@@ -2282,6 +2580,11 @@ test_invite_not_a_file (void **state)
 int
 main (void)
 {
+    /* before anything of OpenSSL's is allocated */
+    if (!CRYPTO_set_mem_functions (s_ossl_malloc, s_ossl_realloc, s_ossl_free)) {
+        fprintf (stderr, "test_sc_broker: cannot hook OpenSSL's allocations\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_login, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_login_unknown_user, s_setup, s_teardown),
@@ -2302,6 +2605,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_rate_limit_numbers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_no_session_answers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handshake_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handshake_seq, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_session_envelope_answers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quit_and_shutdown, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_peer_queue_full, s_setup, s_teardown),
@@ -2314,6 +2618,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_revoke_removed_user, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_changed_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_revoke_job_in_flight, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_login_internal_failure, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_login_fails_at_every_allocation, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_new_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_invited, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_refused, s_setup, s_teardown),

@@ -797,6 +797,31 @@ test_login_timeout_retry (void **state)
     broker_destroy (&fb);
 }
 
+/* ERROR INTERNAL during the login is the broker's own failure: secchat
+   says that the key and password are not in question and stays ready to
+   try again; AUTH still says that authentication failed, for good. */
+static void
+test_login_internal_retry (void **state)
+{
+    (void) state;
+    fake_broker_t *fb = broker_new ();
+    conn_t *alice = add_client (fb, "alice", true, g_ca, "secbroker", NULL);
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    drop_frames (alice);
+    deliver_error (alice, SC_ERR_INTERNAL, "internal error, retry later", true);
+    expect_line (alice, "LOGIN_FAILED the broker failed on its side during the login of "
+                        "alice: internal (internal error, retry later): not a problem with "
+                        "your key or password");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_OFFLINE);
+    assert_int_equal (sc_client_start (alice->client, g_now), 0);
+    drop_frames (alice);
+    deliver_error (alice, SC_ERR_AUTH, "authentication failed", true);
+    expect_line (alice, "LOGIN_FAILED authentication failed for alice: auth "
+                        "(authentication failed)");
+    assert_int_equal (sc_client_state (alice->client), SC_CLIENT_DEAD);
+    broker_destroy (&fb);
+}
+
 /* Lines typed before the login completes run after `ready`, in order. */
 static void
 test_commands_before_login (void **state)
@@ -2282,6 +2307,7 @@ main (void)
         cmocka_unit_test (test_login_unknown_user),
         cmocka_unit_test (test_login_welcome_other_name),
         cmocka_unit_test (test_login_timeout_retry),
+        cmocka_unit_test (test_login_internal_retry),
         cmocka_unit_test (test_enrol),
         cmocka_unit_test (test_enrol_refused),
         cmocka_unit_test (test_commands_before_login),

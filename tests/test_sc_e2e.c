@@ -631,6 +631,64 @@ test_skip_limit (void **state)
     free (m);
 }
 
+//  The chain's end, n = 2^32 (section 7): a sender whose last counter is
+//  2^32 - 2 seals one more message, n = 2^32 - 1, which opens; then it
+//  refuses to seal (ELIMIT) and stays refusing, its counter unchanged
+//  (no counter wraps, no key is reused). A receiver past that message
+//  expects 2^32, within the skip window, and still refuses n = 2^32 and
+//  beyond as exhausted, changing nothing.
+static void
+test_chain_end (void **state)
+{
+    pair_t *p = *state;
+    flight_t fl;
+    s_exchange (p->a, p->b, &fl);
+    assert_int_equal (SC_E2E_LIMIT, ((uint64_t) 1) << 32);
+    //  backwards, or past the end: refused
+    assert_int_equal (sc_e2e_skip_ahead (p->a, SC_E2E_LIMIT, 1), -1);
+    assert_int_equal (sc_e2e_skip_ahead (p->b, 0, SC_E2E_LIMIT + 1), -1);
+    assert_int_equal (sc_e2e_skip_ahead (p->a, SC_E2E_LIMIT - 2, 1), 0);
+    assert_int_equal (sc_e2e_skip_ahead (p->a, 5, 1), -1);
+    assert_int_equal (sc_e2e_skip_ahead (p->b, 0, SC_E2E_LIMIT - 1), 0);
+
+    msg_t last;
+    s_seal (p->a, "the last one", &last);
+    assert_int_equal (last.n, SC_E2E_LIMIT - 1);
+    s_open_ok (p->b, &last, "the last one", 0);
+    assert_int_equal (sc_e2e_expected (p->b), SC_E2E_LIMIT);
+
+    for (int k = 0; k < 2; k++) {
+        uint64_t n = 777;
+        uint8_t box [MSG_MAX + SC_TAG_LEN];
+        assert_int_equal (sc_e2e_seal (p->a, (const uint8_t *) "x", 1, &n, box),
+                          SC_E2E_ELIMIT);
+        assert_int_equal (n, 777);
+        assert_int_equal (sc_e2e_sent (p->a), SC_E2E_LIMIT - 1);
+    }
+    assert_string_equal (sc_e2e_strerror (SC_E2E_ELIMIT), "message counter exhausted");
+
+    //  the receiver: n = 2^32 is 0 ahead of what it expects, yet refused
+    msg_t junk = { .n = 0, .len = 40 };
+    memset (junk.box, 0x5a, sizeof junk.box);
+    static const uint64_t beyond [] = { SC_E2E_LIMIT, SC_E2E_LIMIT + 1,
+                                        SC_E2E_LIMIT + SC_E2E_SKIP, UINT64_MAX };
+    uint8_t out [MSG_MAX];
+    uint64_t lost = 99;
+    for (size_t k = 0; k < sizeof beyond / sizeof beyond [0]; k++) {
+        junk.n = beyond [k];
+        assert_int_equal (s_open (p->b, &junk, out, &lost), SC_E2E_ELIMIT);
+        assert_int_equal (sc_e2e_expected (p->b), SC_E2E_LIMIT);
+        assert_int_equal (lost, 99);
+    }
+    //  the last message again: a replay, as ever
+    assert_int_equal (s_open (p->b, &last, out, &lost), SC_E2E_EREPLAY);
+    //  the other direction is untouched
+    msg_t back;
+    s_seal (p->b, "still here", &back);
+    assert_int_equal (back.n, 1);
+    s_open_ok (p->a, &back, "still here", 0);
+}
+
 static void
 test_tampered_box (void **state)
 {
@@ -1307,6 +1365,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_replay_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown (test_dropped_message, setup, teardown),
         cmocka_unit_test_setup_teardown (test_skip_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_chain_end, setup, teardown),
         cmocka_unit_test_setup_teardown (test_tampered_box, setup, teardown),
         cmocka_unit_test_setup_teardown (test_reflection_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown (test_other_chat_rejected, setup, teardown),

@@ -129,22 +129,13 @@ s_login (const char *user, const char *claimed, int expect)
 static void
 s_send_named (sc_testpeer_t *peer, uint8_t opcode, const char *name)
 {
-    sc_msg_t msg;
-    sc_msg_init (&msg, opcode);
-    if (name)
-        assert_int_equal (sc_msg_set_name (&msg, name), 0);
-    assert_int_equal (sc_testpeer_send (peer, &msg), 0);
-    sc_msg_reset (&msg);
+    assert_int_equal (sc_testpeer_send_named (peer, opcode, name), 0);
 }
 
 static void
 s_expect (sc_testpeer_t *peer, uint8_t opcode)
 {
-    sc_msg_t msg;
-    assert_int_equal (sc_testpeer_recv (peer, s_timeout (5000), &msg), 1);
-    if (msg.opcode != opcode)
-        fail_msg ("expected %s, got %s", sc_opcode_name (opcode), sc_opcode_name (msg.opcode));
-    sc_msg_reset (&msg);
+    assert_int_equal (sc_testpeer_expect (peer, opcode, s_timeout (5000)), 0);
 }
 
 /* ---- Scraping ------------------------------------------------------------------ */

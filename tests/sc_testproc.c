@@ -23,6 +23,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -797,6 +798,72 @@ sc_testproc_dump_all (void)
         sc_testproc_dump (p);
     }
     fprintf (stderr, "sc_testproc: ----\n");
+}
+
+//  ---------------------------------------------------------------------
+//  A program on a pseudo-terminal
+
+//  In the child: the terminal, the directory and the environment, then
+//  the program.
+static void
+s_tty_child (const sc_testtty_t *tty, const char *slave, int master)
+{
+    setsid ();
+    int fd = open (slave, O_RDWR);
+    if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
+        _exit (126);
+    if (tty->cols) {
+        struct winsize ws = { .ws_row = tty->rows, .ws_col = tty->cols };
+        if (ioctl (fd, TIOCSWINSZ, &ws) < 0)
+            _exit (126);
+    }
+    if (dup2 (fd, STDIN_FILENO) < 0 || dup2 (fd, STDOUT_FILENO) < 0
+    ||  dup2 (fd, STDERR_FILENO) < 0)
+        _exit (126);
+    if (fd > STDERR_FILENO)
+        close (fd);
+    close (master);
+    if (tty->cwd && chdir (tty->cwd))
+        _exit (126);
+    setenv ("TERM", "xterm", 1);
+    for (size_t i = 0; tty->env && tty->env [i]; i++) {
+        const char *eq = strchr (tty->env [i], '=');
+        if (!eq)
+            unsetenv (tty->env [i]);
+        else {
+            char name [256];
+            size_t len = (size_t) (eq - tty->env [i]);
+            if (len >= sizeof name)
+                _exit (126);
+            memcpy (name, tty->env [i], len);
+            name [len] = 0;
+            setenv (name, eq + 1, 1);
+        }
+    }
+    execv (tty->argv [0], (char *const *) tty->argv);
+    _exit (127);
+}
+
+pid_t
+sc_testproc_tty_start (const sc_testtty_t *tty, int *master)
+{
+    *master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+    const char *slave = NULL;
+    if (*master < 0 || grantpt (*master) || unlockpt (*master)
+    ||  !(slave = ptsname (*master))) {
+        fprintf (stderr, "sc_testproc: no pseudo-terminal: %s\n", strerror (errno));
+        s_close (master);
+        return -1;
+    }
+    pid_t pid = fork ();
+    if (pid == 0)
+        s_tty_child (tty, slave, *master);
+    if (pid < 0) {
+        fprintf (stderr, "sc_testproc: cannot start %s: %s\n", tty->argv [0],
+                 strerror (errno));
+        s_close (master);
+    }
+    return pid;
 }
 
 //  ---------------------------------------------------------------------

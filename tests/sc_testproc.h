@@ -108,6 +108,28 @@ void sc_testproc_dump (sc_testproc_t *self);
 void sc_testproc_dump_all (void);
 
 //  ---------------------------------------------------------------------
+//  A program on a pseudo-terminal
+
+//  How to start a program on a terminal. Only argv is needed.
+typedef struct {
+    const char *const *argv;    //  argv [0] is a path (not looked up in PATH)
+    const char *const *env;     //  changes to its environment, in order,
+                                //  NULL-terminated: "NAME=VALUE" sets,
+                                //  "NAME" unsets; or NULL
+    const char *cwd;            //  its working directory; NULL: ours
+    unsigned short rows, cols;  //  the window's size; 0: the kernel's
+} sc_testtty_t;
+
+//  Starts tty->argv on a new pseudo-terminal, which is its controlling
+//  terminal and its stdin, stdout and stderr, with TERM=xterm (before
+//  tty->env). Its pid, and the master side (close-on-exec) in *master,
+//  which the caller reads, writes and closes; the caller reaps the child
+//  too. -1, with a message on stderr, when it cannot start; the child
+//  exits 126 when it cannot take the terminal or the directory, 127 when
+//  argv [0] does not run.
+pid_t sc_testproc_tty_start (const sc_testtty_t *tty, int *master);
+
+//  ---------------------------------------------------------------------
 //  Time
 
 //  ms scaled by SC_TIMEOUT_SCALE and by 10 under SC_VALGRIND.

@@ -17,16 +17,14 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-#define _GNU_SOURCE                 //  posix_openpt, ptsname, memmem
+#define _GNU_SOURCE                 //  memmem
 #include "sc_testproc.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -496,33 +494,14 @@ test_enrol_on_a_terminal (void **state)
     s_invite ("nina", "10m", code);
     tty_t t;
     memset (&t, 0, sizeof t);
-    t.master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true (t.master >= 0);
-    assert_int_equal (grantpt (t.master), 0);
-    assert_int_equal (unlockpt (t.master), 0);
-    const char *slave = ptsname (t.master);
-    assert_non_null (slave);
     char *key = s_work ("nina.key");
     char *cfg = s_work ("cfg-nina");
     char *ca = sc_testdir_path (g_keys, "ca.pem");
     const char *argv[] = { s_bin ("secchat"), "enrol", "--endpoint", g_endpoint,
                            "--user", "nina", "--code", code, "--key", key, "--ca", ca,
                            "--config-dir", cfg, NULL };
-    t.pid = fork ();
-    assert_true (t.pid >= 0);
-    if (t.pid == 0) {
-        setsid ();
-        int fd = open (slave, O_RDWR);
-        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
-            _exit (126);
-        dup2 (fd, 0);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        close (t.master);
-        setenv ("TERM", "xterm", 1);
-        execv (argv[0], (char *const *) argv);
-        _exit (127);
-    }
+    t.pid = sc_testproc_tty_start (&(sc_testtty_t) { .argv = argv }, &t.master);
+    assert_true (t.pid > 0);
     int wait_ms = sc_testproc_timeout (10000);
     if (s_tty_wait (&t, "New password for", wait_ms))
         fail_msg ("no password prompt; the terminal shows: %.*s", (int) t.len, t.screen);

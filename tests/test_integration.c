@@ -17,14 +17,12 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-#define _GNU_SOURCE                 //  posix_openpt, ptsname, memmem
+#define _GNU_SOURCE                 //  memmem
 #include "sc_testproc.h"
 #include "sc_wire.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -1251,12 +1249,6 @@ static void
 s_tty_start (tty_client_t *t, const char *user)
 {
     memset (t, 0, sizeof *t);
-    t->master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true (t->master >= 0);
-    assert_int_equal (grantpt (t->master), 0);
-    assert_int_equal (unlockpt (t->master), 0);
-    const char *slave = ptsname (t->master);
-    assert_non_null (slave);
     char bin [512], cfg [512], data [512];
     snprintf (bin, sizeof bin, "%ssecchat", sc_testproc_bin_dir ());
     snprintf (cfg, sizeof cfg, "%s/cfg-%s-tty", g_work, user);
@@ -1267,24 +1259,10 @@ s_tty_start (tty_client_t *t, const char *user)
     const char *argv [] = { bin, "--endpoint", g_endpoint, "--user", user,
                             "--key", key, "--password-file", pass, "--ca", ca,
                             "--config-dir", cfg, "--data-dir", data, NULL };
-    t->pid = fork ();
-    assert_true (t->pid >= 0);
-    if (t->pid == 0) {
-        setsid ();
-        int fd = open (slave, O_RDWR);
-        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
-            _exit (126);
-        dup2 (fd, 0);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        close (t->master);
-        unsetenv ("LANG");
-        unsetenv ("LC_ALL");
-        unsetenv ("LC_CTYPE");
-        setenv ("TERM", "xterm", 1);
-        execv (bin, (char *const *) argv);
-        _exit (127);
-    }
+    const char *const env [] = { "LANG", "LC_ALL", "LC_CTYPE", NULL };
+    sc_testtty_t tty = { .argv = argv, .env = env };
+    t->pid = sc_testproc_tty_start (&tty, &t->master);
+    assert_true (t->pid > 0);
 }
 
 //  Read what it writes until text appears on the screen (0) or the time

@@ -146,12 +146,7 @@ s_fails_with (sc_testproc_t *client, int ms, const char *text)
 static void
 s_chat (sc_testproc_t *alice, sc_testproc_t *bob, const char *text)
 {
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob", T_LINE), 0);
     char line[256];
     assert_int_equal (sc_testproc_send (alice, text), 0);
     snprintf (line, sizeof line, "msg alice %s", text);

@@ -308,11 +308,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sc_testproc_destroy_all ();
-    const char *keep = getenv ("SC_KEEP_TMP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "test_deploy: kept %s\n", g_root);
-    else
-        sc_testdir_remove (g_root);
+    sc_testdir_remove_unless_kept (g_root, "test_deploy");
     free (g_root);
     return 0;
 }
@@ -1233,12 +1229,7 @@ test_sighup_reload (void **state)
     //  alice's session went on: her next line is the answer to /list.
     assert_int_equal (sc_testproc_send (alice, "/list"), 0);
     assert_int_equal (sc_testproc_expect (alice, "users dave", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (alice, "/talk dave"), 0);
-    assert_int_equal (sc_testproc_expect (dave, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (dave, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted dave", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat dave ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (dave, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", dave, "dave", T_LINE), 0);
     assert_int_equal (sc_testproc_send (alice, "welcome, dave"), 0);
     assert_int_equal (sc_testproc_expect (dave, "msg alice welcome, dave", T_LINE), 0);
 
@@ -1663,12 +1654,7 @@ test_unit_sandbox (void **state)
     assert_non_null (bob);
     assert_int_equal (sc_testproc_expect (alice, "ready alice", T_LINE), 0);
     assert_int_equal (sc_testproc_expect (bob, "ready bob", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob", T_LINE), 0);
     assert_int_equal (sc_testproc_send (alice, "sandboxed"), 0);
     assert_int_equal (sc_testproc_expect (bob, "msg alice sandboxed", T_LINE), 0);
     //  Its metrics server (--metrics, another thread) serves in the

@@ -287,12 +287,7 @@ test_enrol_login_and_chat (void **state)
 
     //  the new user chats with alice
     sc_testproc_t *alice = s_login ("alice", NULL, NULL);
-    assert_int_equal (sc_testproc_send (alice, "/talk dave"), 0);
-    assert_int_equal (sc_testproc_expect (dave, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (dave, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted dave", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat dave ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (dave, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", dave, "dave", T_LINE), 0);
     assert_int_equal (sc_testproc_send (alice, "hello dave"), 0);
     assert_int_equal (sc_testproc_expect (dave, "msg alice hello dave", T_LINE), 0);
     assert_int_equal (sc_testproc_send (dave, "hi alice, glad to be here"), 0);
@@ -520,15 +515,7 @@ test_enrol_on_a_terminal (void **state)
     assert_null (memmem (t.screen, t.len, "secret", 6));
     assert_null (memmem (t.screen, t.len, "first try", 9));
     s_tty_type (&t, "/quit\r");
-    int status = 0;
-    int64_t deadline = sc_testproc_now_ms () + wait_ms;
-    while (waitpid (t.pid, &status, WNOHANG) == 0 && sc_testproc_now_ms () < deadline) {
-        char sink[4096];
-        struct pollfd pfd = { t.master, POLLIN, 0 };
-        if (poll (&pfd, 1, 100) > 0 && read (t.master, sink, sizeof sink) <= 0)
-            sc_testproc_sleep_ms (10);
-    }
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    assert_int_equal (sc_testproc_tty_wait (t.pid, t.master, wait_ms), 0);
     close (t.master);
     const char *good[] = { "openssl", "pkey", "-in", key, "-passin", "pass:tty secret",
                            "-noout", NULL };
@@ -563,12 +550,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sc_testproc_destroy_all ();
-    const char *keep = getenv ("SC_KEEP_TMP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "test_enrol: kept %s\n", g_root);
-    else
-    if (g_root)
-        sc_testdir_remove (g_root);
+    sc_testdir_remove_unless_kept (g_root, "test_enrol");
     free (g_users);
     free (g_keys);
     free (g_root);

@@ -89,13 +89,8 @@ s_client (const char *user, const char *endpoint)
 static void
 s_open_chat (sc_testproc_t *alice, sc_testproc_t *bob)
 {
-    int t = sc_testproc_timeout (10000);
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", t), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", t), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", t));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", t));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob",
+                                             sc_testproc_timeout (10000)), 0);
 }
 
 static void
@@ -240,16 +235,10 @@ test_broker_restart_mid_chat (void **state)
                  || strncmp (line, "error not-in-chat ", 18) == 0);
 
     /* the broker comes back on the same endpoint */
-    const char *bin = sc_testproc_bin_dir ();
-    char broker_bin[512], cert[512], key[512], users[512], log[512];
-    snprintf (broker_bin, sizeof broker_bin, "%ssecbroker", bin);
-    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
-    snprintf (key, sizeof key, "%s/broker.key", T.keys);
-    snprintf (users, sizeof users, "%s/users", T.keys);
+    char log[512];
     snprintf (log, sizeof log, "%s/broker-restarted.log", T.dir);
-    const char *const argv[] = { broker_bin, "--endpoint", endpoint, "--cert", cert,
-                                 "--key", key, "--users", users, "--heartbeat", "300", NULL };
-    broker = sc_testproc_new ("broker2", argv, log);
+    const char *const extra[] = { "--heartbeat", "300", NULL };
+    broker = sc_testproc_broker_start ("broker2", T.keys, endpoint, extra, log);
     assert_non_null (broker);
     assert_non_null (sc_testproc_expect_prefix (broker, "secbroker listening on ", t));
     /* the clients log in again by themselves, with fresh keys */
@@ -287,14 +276,8 @@ static void
 test_broker_log_on_a_full_disk (void **state)
 {
     (void) state;
-    const char *bin = sc_testproc_bin_dir ();
-    char broker_bin[512], cert[512], key[512], users[512], endpoint[256];
-    snprintf (broker_bin, sizeof broker_bin, "%ssecbroker", bin);
-    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
-    snprintf (key, sizeof key, "%s/broker.key", T.keys);
-    snprintf (users, sizeof users, "%s/users", T.keys);
-    const char *const argv[] = { broker_bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
-                                 "--key", key, "--users", users, "--log-level", "debug", NULL };
+    char endpoint[256];
+    const char *const extra[] = { "--log-level", "debug", NULL };
     /* every log line the broker writes fails with ENOSPC; so would a
        sanitizer's report (SANITIZE=1): those go to a file instead, shown
        if the broker does not end cleanly */
@@ -304,7 +287,8 @@ test_broker_log_on_a_full_disk (void **state)
     snprintf (san_opts, sizeof san_opts, "log_path=%s:print_stacktrace=1", san_log);
     setenv ("ASAN_OPTIONS", san_opts, 1);
     setenv ("UBSAN_OPTIONS", san_opts, 1);
-    sc_testproc_t *broker = sc_testproc_new ("broker", argv, "/dev/full");
+    sc_testproc_t *broker = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*",
+                                                      extra, "/dev/full");
     unsetenv ("ASAN_OPTIONS");
     unsetenv ("UBSAN_OPTIONS");
     assert_non_null (broker);

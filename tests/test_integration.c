@@ -18,13 +18,12 @@
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
 #define _GNU_SOURCE                 //  memmem
+#include "sc_testnet.h"
 #include "sc_testproc.h"
 #include "sc_wire.h"
 
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +32,6 @@
 #include <errno.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -533,12 +531,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sc_testproc_destroy_all ();
-    const char *keep = getenv ("SC_KEEP_TMP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "test_integration: kept %s\n", g_root);
-    else
-    if (g_root)
-        sc_testdir_remove (g_root);
+    sc_testdir_remove_unless_kept (g_root, "test_integration");
     free (g_keys);
     free (g_other);
     free (g_root);
@@ -1314,15 +1307,7 @@ test_terminal_utf8 (void **state)
     SEE (bob, "msg alice h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 "
               "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x8e\x89");
     s_tty_type (&alice, "/quit\r");
-    int status = 0;
-    int64_t deadline = zclock_mono () + t;
-    while (waitpid (alice.pid, &status, WNOHANG) == 0 && zclock_mono () < deadline) {
-        char sink [4096];
-        struct pollfd pfd = { alice.master, POLLIN, 0 };
-        if (poll (&pfd, 1, 100) > 0 && read (alice.master, sink, sizeof sink) <= 0)
-            zclock_sleep (10);
-    }
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    assert_int_equal (sc_testproc_tty_wait (alice.pid, alice.master, t), 0);
     close (alice.master);
     QUIT_CHAT (bob, "alice");
     STOP_BROKER (SIGTERM);
@@ -1332,17 +1317,11 @@ test_terminal_utf8 (void **state)
 static int
 s_free_port (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    int port = 0;
+    int fd = sc_testnet_socket (false, &port, false);
     assert_true (fd >= 0);
-    struct sockaddr_in addr;
-    memset (&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    assert_int_equal (bind (fd, (struct sockaddr *) &addr, sizeof addr), 0);
-    assert_int_equal (getsockname (fd, (struct sockaddr *) &addr, &len), 0);
     close (fd);
-    return ntohs (addr.sin_port);
+    return port;
 }
 
 static void

@@ -957,6 +957,18 @@ sc_testdir_remove_unless_kept (const char *path, const char *program)
         sc_testdir_remove (path);
 }
 
+int
+sc_testdir_write (const char *path, const char *text)
+{
+    FILE *file = fopen (path, "w");
+    bool written = file && fputs (text, file) >= 0;
+    if (file && fclose (file))
+        written = false;
+    if (!written)
+        fprintf (stderr, "sc_testproc: cannot write %s: %s\n", path, strerror (errno));
+    return written ? 0 : -1;
+}
+
 char *
 sc_testdir_slurp (const char *path, size_t *len)
 {

@@ -162,6 +162,9 @@ void sc_testdir_remove_unless_kept (const char *path, const char *program);
 //  path joined to name with one '/', malloc'd (never NULL: aborts when
 //  out of memory).
 char *sc_testdir_path (const char *dir, const char *name);
+//  Writes text to the file at path, created or truncated. 0, or -1 with
+//  a message on stderr.
+int sc_testdir_write (const char *path, const char *text);
 //  Whole file as a NUL-terminated string, malloc'd; NULL if unreadable.
 char *sc_testdir_slurp (const char *path, size_t *len);
 

@@ -77,10 +77,7 @@ s_work (const char *name)
 static void
 s_write (const char *path, const char *text)
 {
-    FILE *f = fopen (path, "w");
-    assert_non_null (f);
-    assert_true (fputs (text, f) >= 0);
-    assert_int_equal (fclose (f), 0);
+    assert_int_equal (sc_testdir_write (path, text), 0);
 }
 
 static char *

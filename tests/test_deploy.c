@@ -218,10 +218,7 @@ s_make (const char *target, const char *destdir, const char *prefix)
 static void
 s_write_file (const char *path, const char *text)
 {
-    FILE *f = fopen (path, "w");
-    assert_non_null (f);
-    assert_int_equal (fputs (text, f) >= 0, 1);
-    assert_int_equal (fclose (f), 0);
+    assert_int_equal (sc_testdir_write (path, text), 0);
 }
 
 static char *

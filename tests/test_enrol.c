@@ -56,10 +56,7 @@ s_work (const char *name)
 static void
 s_write (const char *path, const char *text)
 {
-    FILE *file = fopen (path, "w");
-    assert_non_null (file);
-    assert_int_equal (fputs (text, file) >= 0, 1);
-    assert_int_equal (fclose (file), 0);
+    assert_int_equal (sc_testdir_write (path, text), 0);
 }
 
 static char *

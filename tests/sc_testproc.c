@@ -957,6 +957,20 @@ sc_testdir_remove_unless_kept (const char *path, const char *program)
         sc_testdir_remove (path);
 }
 
+char *
+sc_testdir_next (const char *root, int *count)
+{
+    char name [24];
+    snprintf (name, sizeof name, "t%02d", ++*count);
+    char *path = sc_testdir_path (root, name);
+    if (mkdir (path, 0700)) {
+        fprintf (stderr, "sc_testproc: cannot make %s: %s\n", path, strerror (errno));
+        free (path);
+        return NULL;
+    }
+    return path;
+}
+
 int
 sc_testdir_write (const char *path, const char *text)
 {

@@ -159,6 +159,9 @@ int sc_testdir_remove (const char *path);
 //  sc_testdir_remove, unless SC_KEEP_TMP is set and not "0": then says
 //  on stderr that program kept path. Nothing when path is NULL.
 void sc_testdir_remove_unless_kept (const char *path, const char *program);
+//  Makes root/tNN for the next test of a program, NN being ++*count
+//  (two digits at least): its path, malloc'd, or NULL.
+char *sc_testdir_next (const char *root, int *count);
 //  path joined to name with one '/', malloc'd (never NULL: aborts when
 //  out of memory).
 char *sc_testdir_path (const char *dir, const char *name);

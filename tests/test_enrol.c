@@ -558,11 +558,9 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    char number[16];
-    snprintf (number, sizeof number, "t%02d", ++g_test_no);
-    g_work = sc_testdir_path (g_root, number);
+    g_work = sc_testdir_next (g_root, &g_test_no);
     g_endpoint[0] = 0;
-    return mkdir (g_work, 0700);
+    return g_work ? 0 : -1;
 }
 
 static int

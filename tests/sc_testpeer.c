@@ -257,6 +257,31 @@ sc_testpeer_recv (sc_testpeer_t *self, int timeout_ms, sc_msg_t *msg)
 }
 
 int
+sc_testpeer_send_named (sc_testpeer_t *self, uint8_t opcode, const char *name)
+{
+    sc_msg_t msg;
+    sc_msg_init (&msg, opcode);
+    int rc = name ? sc_msg_set_name (&msg, name) : 0;
+    if (rc == 0)
+        rc = sc_testpeer_send (self, &msg);
+    sc_msg_reset (&msg);
+    return rc ? -1 : 0;
+}
+
+int
+sc_testpeer_expect (sc_testpeer_t *self, uint8_t opcode, int timeout_ms)
+{
+    sc_msg_t msg;
+    int rc = sc_testpeer_recv (self, timeout_ms, &msg);
+    bool ok = rc == 1 && msg.opcode == opcode;
+    if (!ok)
+        fprintf (stderr, "sc_testpeer: expected %s, got %s (rc %d)\n", sc_opcode_name (opcode),
+                 rc == 1 ? sc_opcode_name (msg.opcode) : "nothing", rc);
+    sc_msg_reset (&msg);
+    return ok ? 0 : -1;
+}
+
+int
 sc_testpeer_expect_error (sc_testpeer_t *self, int timeout_ms)
 {
     sc_msg_t msg;

@@ -62,6 +62,11 @@ int sc_testpeer_seal (sc_testpeer_t *self, const sc_msg_t *msg,
                       uint8_t **frame, size_t *len);
 /* 1 and msg, 0 on timeout, negative sc_wire error when it does not open. */
 int sc_testpeer_recv (sc_testpeer_t *self, int timeout_ms, sc_msg_t *msg);
+/* A sealed message of opcode, with name (none when NULL). 0 / -1. */
+int sc_testpeer_send_named (sc_testpeer_t *self, uint8_t opcode, const char *name);
+/* The next sealed message must be opcode: 0, or -1 after saying what
+   came instead. */
+int sc_testpeer_expect (sc_testpeer_t *self, uint8_t opcode, int timeout_ms);
 /* The next sealed message must be ERROR: its code, or -1. */
 int sc_testpeer_expect_error (sc_testpeer_t *self, int timeout_ms);
 /* The next plaintext message must be ERROR: its code, or -1. */

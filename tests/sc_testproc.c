@@ -23,6 +23,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -800,6 +801,88 @@ sc_testproc_dump_all (void)
 }
 
 //  ---------------------------------------------------------------------
+//  A program on a pseudo-terminal
+
+//  In the child: the terminal, the directory and the environment, then
+//  the program.
+static void
+s_tty_child (const sc_testtty_t *tty, const char *slave, int master)
+{
+    setsid ();
+    int fd = open (slave, O_RDWR);
+    if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
+        _exit (126);
+    if (tty->cols) {
+        struct winsize ws = { .ws_row = tty->rows, .ws_col = tty->cols };
+        if (ioctl (fd, TIOCSWINSZ, &ws) < 0)
+            _exit (126);
+    }
+    if (dup2 (fd, STDIN_FILENO) < 0 || dup2 (fd, STDOUT_FILENO) < 0
+    ||  dup2 (fd, STDERR_FILENO) < 0)
+        _exit (126);
+    if (fd > STDERR_FILENO)
+        close (fd);
+    close (master);
+    if (tty->cwd && chdir (tty->cwd))
+        _exit (126);
+    setenv ("TERM", "xterm", 1);
+    for (size_t i = 0; tty->env && tty->env [i]; i++) {
+        const char *eq = strchr (tty->env [i], '=');
+        if (!eq)
+            unsetenv (tty->env [i]);
+        else {
+            char name [256];
+            size_t len = (size_t) (eq - tty->env [i]);
+            if (len >= sizeof name)
+                _exit (126);
+            memcpy (name, tty->env [i], len);
+            name [len] = 0;
+            setenv (name, eq + 1, 1);
+        }
+    }
+    execv (tty->argv [0], (char *const *) tty->argv);
+    _exit (127);
+}
+
+pid_t
+sc_testproc_tty_start (const sc_testtty_t *tty, int *master)
+{
+    *master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+    const char *slave = NULL;
+    if (*master < 0 || grantpt (*master) || unlockpt (*master)
+    ||  !(slave = ptsname (*master))) {
+        fprintf (stderr, "sc_testproc: no pseudo-terminal: %s\n", strerror (errno));
+        s_close (master);
+        return -1;
+    }
+    pid_t pid = fork ();
+    if (pid == 0)
+        s_tty_child (tty, slave, *master);
+    if (pid < 0) {
+        fprintf (stderr, "sc_testproc: cannot start %s: %s\n", tty->argv [0],
+                 strerror (errno));
+        s_close (master);
+    }
+    return pid;
+}
+
+int
+sc_testproc_tty_wait (pid_t pid, int master, int timeout_ms)
+{
+    int64_t deadline = sc_testproc_now_ms () + timeout_ms;
+    int status = 0;
+    pid_t done;
+    while ((done = waitpid (pid, &status, WNOHANG)) == 0
+           && sc_testproc_now_ms () < deadline) {
+        char sink [4096];
+        struct pollfd pfd = { master, POLLIN, 0 };
+        if (poll (&pfd, 1, 100) > 0 && read (master, sink, sizeof sink) <= 0)
+            sc_testproc_sleep_ms (10);
+    }
+    return done == pid ? s_decode_status (status) : SC_TESTPROC_TIMEOUT;
+}
+
+//  ---------------------------------------------------------------------
 //  Files
 
 char *
@@ -860,6 +943,44 @@ sc_testdir_remove (const char *path)
     nftw (path, s_remove_one, 16, FTW_DEPTH | FTW_PHYS);
     struct stat st;
     return lstat (path, &st) == -1 && errno == ENOENT ? 0 : -1;
+}
+
+void
+sc_testdir_remove_unless_kept (const char *path, const char *program)
+{
+    const char *keep = getenv ("SC_KEEP_TMP");
+    if (!path)
+        return;
+    if (keep && *keep && strcmp (keep, "0") != 0)
+        fprintf (stderr, "%s: kept %s\n", program, path);
+    else
+        sc_testdir_remove (path);
+}
+
+char *
+sc_testdir_next (const char *root, int *count)
+{
+    char name [24];
+    snprintf (name, sizeof name, "t%02d", ++*count);
+    char *path = sc_testdir_path (root, name);
+    if (mkdir (path, 0700)) {
+        fprintf (stderr, "sc_testproc: cannot make %s: %s\n", path, strerror (errno));
+        free (path);
+        return NULL;
+    }
+    return path;
+}
+
+int
+sc_testdir_write (const char *path, const char *text)
+{
+    FILE *file = fopen (path, "w");
+    bool written = file && fputs (text, file) >= 0;
+    if (file && fclose (file))
+        written = false;
+    if (!written)
+        fprintf (stderr, "sc_testproc: cannot write %s: %s\n", path, strerror (errno));
+    return written ? 0 : -1;
 }
 
 char *
@@ -1001,23 +1122,31 @@ sc_testproc_broker_new (const char *keys_dir, const char *workdir, int heartbeat
 }
 
 sc_testproc_t *
-sc_testproc_broker_new_with (const char *keys_dir, const char *workdir,
-                             const char *const extra [],
-                             char *endpoint, size_t endpoint_size)
+sc_testproc_broker_start (const char *name, const char *keys_dir, const char *endpoint,
+                          const char *const extra [], const char *log_path)
 {
     s_args_t args = { { NULL }, 0 };
     s_args_program (&args, "secbroker");
     s_args_add (&args, "--endpoint");
-    s_args_add (&args, "tcp://127.0.0.1:*");
+    s_args_add (&args, endpoint);
     s_args_file (&args, "--cert", keys_dir, "broker.crt");
     s_args_file (&args, "--key", keys_dir, "broker.key");
     s_args_file (&args, "--users", keys_dir, "users");
     for (size_t i = 0; extra && extra [i]; i++)
         s_args_add (&args, extra [i]);
-    char *log_path = sc_testdir_path (workdir, "broker.log");
-    sc_testproc_t *broker = sc_testproc_new ("broker", (const char *const *) args.argv,
-                                             log_path);
+    sc_testproc_t *broker = sc_testproc_new (name, (const char *const *) args.argv, log_path);
     s_args_free (&args);
+    return broker;
+}
+
+sc_testproc_t *
+sc_testproc_broker_new_with (const char *keys_dir, const char *workdir,
+                             const char *const extra [],
+                             char *endpoint, size_t endpoint_size)
+{
+    char *log_path = sc_testdir_path (workdir, "broker.log");
+    sc_testproc_t *broker = sc_testproc_broker_start ("broker", keys_dir, "tcp://127.0.0.1:*",
+                                                      extra, log_path);
     free (log_path);
     if (!broker)
         return NULL;
@@ -1115,6 +1244,26 @@ sc_testproc_client_new (const sc_testclient_t *client)
     free (log_path);
     free (log_name);
     return proc;
+}
+
+int
+sc_testproc_open_chat (sc_testproc_t *a, const char *name_a,
+                       sc_testproc_t *b, const char *name_b, int timeout_ms)
+{
+    char talk [300], request [300], accepted [300], chat_a [300], chat_b [300];
+    snprintf (talk, sizeof talk, "/talk %s", name_b);
+    snprintf (request, sizeof request, "request %s", name_a);
+    snprintf (accepted, sizeof accepted, "accepted %s", name_b);
+    snprintf (chat_a, sizeof chat_a, "chat %s ", name_b);
+    snprintf (chat_b, sizeof chat_b, "chat %s ", name_a);
+    if (sc_testproc_send (a, talk)
+    ||  sc_testproc_expect (b, request, timeout_ms)
+    ||  sc_testproc_send (b, "/accept")
+    ||  sc_testproc_expect (a, accepted, timeout_ms)
+    ||  !sc_testproc_expect_prefix (a, chat_a, timeout_ms)
+    ||  !sc_testproc_expect_prefix (b, chat_b, timeout_ms))
+        return -1;
+    return 0;
 }
 
 //  ---------------------------------------------------------------------

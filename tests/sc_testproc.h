@@ -11,7 +11,9 @@
     Every process started is registered until it is destroyed, so a
     test's teardown can kill whatever a failed test left running
     (sc_testproc_destroy_all). On Linux a child also dies with the test
-    program.
+    program. A program can also be started on a pseudo-terminal of its
+    own, for the tests of what a person at a terminal sees; that one is
+    not registered: the test reads its terminal, reaps it or kills it.
 
     The second half starts secchat's own programs: the key script, a
     broker on an ephemeral port and batch clients. Binaries are found in
@@ -108,6 +110,32 @@ void sc_testproc_dump (sc_testproc_t *self);
 void sc_testproc_dump_all (void);
 
 //  ---------------------------------------------------------------------
+//  A program on a pseudo-terminal
+
+//  How to start a program on a terminal. Only argv is needed.
+typedef struct {
+    const char *const *argv;    //  argv [0] is a path (not looked up in PATH)
+    const char *const *env;     //  changes to its environment, in order,
+                                //  NULL-terminated: "NAME=VALUE" sets,
+                                //  "NAME" unsets; or NULL
+    const char *cwd;            //  its working directory; NULL: ours
+    unsigned short rows, cols;  //  the window's size; 0: the kernel's
+} sc_testtty_t;
+
+//  Starts tty->argv on a new pseudo-terminal, which is its controlling
+//  terminal and its stdin, stdout and stderr, with TERM=xterm (before
+//  tty->env). Its pid, and the master side (close-on-exec) in *master,
+//  which the caller reads, writes and closes; the caller reaps the child
+//  too. -1, with a message on stderr, when it cannot start; the child
+//  exits 126 when it cannot take the terminal or the directory, 127 when
+//  argv [0] does not run.
+pid_t sc_testproc_tty_start (const sc_testtty_t *tty, int *master);
+//  Waits up to timeout_ms for that program to end, reading and dropping
+//  what it writes meanwhile: its status as sc_testproc_wait's (the
+//  caller kills it after SC_TESTPROC_TIMEOUT).
+int sc_testproc_tty_wait (pid_t pid, int master, int timeout_ms);
+
+//  ---------------------------------------------------------------------
 //  Time
 
 //  ms scaled by SC_TIMEOUT_SCALE and by 10 under SC_VALGRIND.
@@ -128,9 +156,18 @@ char *sc_testdir_new (const char *tag);
 //  Removes path and everything under it (symbolic links are not
 //  followed). 0 or -1.
 int sc_testdir_remove (const char *path);
+//  sc_testdir_remove, unless SC_KEEP_TMP is set and not "0": then says
+//  on stderr that program kept path. Nothing when path is NULL.
+void sc_testdir_remove_unless_kept (const char *path, const char *program);
+//  Makes root/tNN for the next test of a program, NN being ++*count
+//  (two digits at least): its path, malloc'd, or NULL.
+char *sc_testdir_next (const char *root, int *count);
 //  path joined to name with one '/', malloc'd (never NULL: aborts when
 //  out of memory).
 char *sc_testdir_path (const char *dir, const char *name);
+//  Writes text to the file at path, created or truncated. 0, or -1 with
+//  a message on stderr.
+int sc_testdir_write (const char *path, const char *text);
 //  Whole file as a NUL-terminated string, malloc'd; NULL if unreadable.
 char *sc_testdir_slurp (const char *path, size_t *len);
 
@@ -158,6 +195,13 @@ sc_testproc_t *sc_testproc_broker_new (const char *keys_dir, const char *workdir
 sc_testproc_t *sc_testproc_broker_new_with (const char *keys_dir, const char *workdir,
                                             const char *const extra [],
                                             char *endpoint, size_t endpoint_size);
+//  Starts bin/secbroker, labelled name, on endpoint with the broker key,
+//  certificate and users/ of keys_dir and then extra (NULL-terminated,
+//  or NULL), its stderr appended to log_path. Does not wait for it: for
+//  a broker that must fail, or listen on a given endpoint.
+sc_testproc_t *sc_testproc_broker_start (const char *name, const char *keys_dir,
+                                         const char *endpoint, const char *const extra [],
+                                         const char *log_path);
 
 //  How to start a batch client. Only keys, workdir, endpoint and user are
 //  needed; the rest overrides the defaults.
@@ -178,6 +222,13 @@ typedef struct {
 
 //  Starts bin/secchat --batch with these options. Does not wait for it.
 sc_testproc_t *sc_testproc_client_new (const sc_testclient_t *client);
+
+//  Opens a chat between two batch clients: a (user name_a) sends "/talk
+//  NAME_B", b sees "request NAME_A" and sends "/accept", a sees
+//  "accepted NAME_B", then a sees "chat NAME_B ..." and b "chat NAME_A
+//  ...", each line within timeout_ms. 0, or -1 with the diagnostics.
+int sc_testproc_open_chat (sc_testproc_t *a, const char *name_a,
+                           sc_testproc_t *b, const char *name_b, int timeout_ms);
 
 //  The whole answer to one HTTP request sent to 127.0.0.1:port (5 s at
 //  most), malloc'd; NULL when nothing answers.

@@ -94,12 +94,7 @@ s_honest_chat (void)
     int t = s_timeout (10000);
     assert_int_equal (sc_testproc_expect (alice, "ready alice", t), 0);
     assert_int_equal (sc_testproc_expect (bob, "ready bob", t), 0);
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", t), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", t), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", t));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", t));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob", t), 0);
     assert_int_equal (sc_testproc_send (alice, "still here?"), 0);
     assert_int_equal (sc_testproc_expect (bob, "msg alice still here?", t), 0);
     assert_int_equal (sc_testproc_send (bob, "/quit"), 0);
@@ -144,22 +139,13 @@ s_send_envelope (sc_testpeer_t *peer, uint8_t opcode, const uint8_t *body, size_
 static void
 s_send_named (sc_testpeer_t *peer, uint8_t opcode, const char *name)
 {
-    sc_msg_t msg;
-    sc_msg_init (&msg, opcode);
-    if (name)
-        assert_int_equal (sc_msg_set_name (&msg, name), 0);
-    assert_int_equal (sc_testpeer_send (peer, &msg), 0);
-    sc_msg_reset (&msg);
+    assert_int_equal (sc_testpeer_send_named (peer, opcode, name), 0);
 }
 
 static void
 s_expect (sc_testpeer_t *peer, uint8_t opcode)
 {
-    sc_msg_t msg;
-    assert_int_equal (sc_testpeer_recv (peer, s_timeout (5000), &msg), 1);
-    if (msg.opcode != opcode)
-        fail_msg ("expected %s, got %s", sc_opcode_name (opcode), sc_opcode_name (msg.opcode));
-    sc_msg_reset (&msg);
+    assert_int_equal (sc_testpeer_expect (peer, opcode, s_timeout (5000)), 0);
 }
 
 /* ---- Garbage ---------------------------------------------------------- */
@@ -581,20 +567,13 @@ test_half_open_handshakes (void **state)
     (void) state;
     /* a broker that gives a login 1 s */
     sc_testproc_destroy (&T.broker);
-    const char *bin = sc_testproc_bin_dir ();
-    char broker_bin[512], cert[512], key[512], users[512], log[512];
-    snprintf (broker_bin, sizeof broker_bin, "%ssecbroker", bin);
-    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
-    snprintf (key, sizeof key, "%s/broker.key", T.keys);
-    snprintf (users, sizeof users, "%s/users", T.keys);
+    char log[512];
     snprintf (log, sizeof log, "%s/broker-halfopen.log", T.dir);
-    const char *const argv[] = { broker_bin, "--endpoint", "tcp://127.0.0.1:*",
-                                 "--cert", cert, "--key", key, "--users", users,
-                                 "--login-timeout", "1000",
-                                 /* the honest chat after 300 timed-out logins
-                                    comes from the same address */
-                                 "--failed-logins-per-source", "1000", NULL };
-    T.broker = sc_testproc_new ("broker", argv, log);
+    const char *const extra[] = { "--login-timeout", "1000",
+                                  /* the honest chat after 300 timed-out logins
+                                     comes from the same address */
+                                  "--failed-logins-per-source", "1000", NULL };
+    T.broker = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*", extra, log);
     assert_non_null (T.broker);
     const char *line = sc_testproc_expect_prefix (T.broker, "secbroker listening on ",
                                                   s_timeout (10000));

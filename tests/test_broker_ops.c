@@ -15,15 +15,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <czmq.h>
-#include <netinet/in.h>
 #include <regex.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "sc_testnet.h"
 #include "sc_testpeer.h"
 #include "sc_testproc.h"
 #include "sc_wire.h"
@@ -129,22 +127,13 @@ s_login (const char *user, const char *claimed, int expect)
 static void
 s_send_named (sc_testpeer_t *peer, uint8_t opcode, const char *name)
 {
-    sc_msg_t msg;
-    sc_msg_init (&msg, opcode);
-    if (name)
-        assert_int_equal (sc_msg_set_name (&msg, name), 0);
-    assert_int_equal (sc_testpeer_send (peer, &msg), 0);
-    sc_msg_reset (&msg);
+    assert_int_equal (sc_testpeer_send_named (peer, opcode, name), 0);
 }
 
 static void
 s_expect (sc_testpeer_t *peer, uint8_t opcode)
 {
-    sc_msg_t msg;
-    assert_int_equal (sc_testpeer_recv (peer, s_timeout (5000), &msg), 1);
-    if (msg.opcode != opcode)
-        fail_msg ("expected %s, got %s", sc_opcode_name (opcode), sc_opcode_name (msg.opcode));
-    sc_msg_reset (&msg);
+    assert_int_equal (sc_testpeer_expect (peer, opcode, s_timeout (5000)), 0);
 }
 
 /* ---- Scraping ------------------------------------------------------------------ */
@@ -381,17 +370,11 @@ test_metrics_bad_address (void **state)
     (void) state;
     static const char *bad[] = { "9464", "localhost:9464", "127.0.0.1:", "127.0.0.1:65536",
                                  "127.0.0.1:-1", "[::1:9464", "::1:9464", "[127.0.0.1]:1" };
-    char bin[512], cert[512], key[512], users[512];
-    snprintf (bin, sizeof bin, "%ssecbroker", sc_testproc_bin_dir ());
-    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
-    snprintf (key, sizeof key, "%s/broker.key", T.keys);
-    snprintf (users, sizeof users, "%s/users", T.keys);
     char *log_path = sc_testdir_path (T.work, "bad.log");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *const argv[] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
-                                     "--key", key, "--users", users, "--metrics", bad[i],
-                                     NULL };
-        sc_testproc_t *p = sc_testproc_new ("broker", argv, log_path);
+        const char *const extra[] = { "--metrics", bad[i], NULL };
+        sc_testproc_t *p = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*",
+                                                     extra, log_path);
         assert_non_null (p);
         assert_int_equal (sc_testproc_wait (p, s_timeout (10000)), 1);
         sc_testproc_destroy (&p);
@@ -405,18 +388,14 @@ test_metrics_bad_address (void **state)
         free (log);
     }
     /* a port in use */
-    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t sa_len = sizeof sa;
-    assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
-    assert_int_equal (listen (fd, 1), 0);
-    assert_int_equal (getsockname (fd, (struct sockaddr *) &sa, &sa_len), 0);
+    int port = 0;
+    int fd = sc_testnet_socket (false, &port, true);
+    assert_true (fd >= 0);
     char taken[64];
-    snprintf (taken, sizeof taken, "127.0.0.1:%u", ntohs (sa.sin_port));
-    const char *const argv[] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
-                                 "--key", key, "--users", users, "--metrics", taken, NULL };
-    sc_testproc_t *p = sc_testproc_new ("broker", argv, log_path);
+    snprintf (taken, sizeof taken, "127.0.0.1:%d", port);
+    const char *const extra[] = { "--metrics", taken, NULL };
+    sc_testproc_t *p = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*", extra,
+                                                 log_path);
     assert_non_null (p);
     assert_int_equal (sc_testproc_wait (p, s_timeout (10000)), 1);
     sc_testproc_destroy (&p);
@@ -470,14 +449,11 @@ test_probe (void **state)
     assert_int_equal (sc_testproc_wait (T.broker, s_timeout (10000)), 0);
     /* no broker there: a port this test holds, bound but not listening
        (the one the broker had may be another test's broker by now) */
-    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t sa_len = sizeof sa;
-    assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
-    assert_int_equal (getsockname (fd, (struct sockaddr *) &sa, &sa_len), 0);
+    int nobody_port = 0;
+    int fd = sc_testnet_socket (false, &nobody_port, false);
+    assert_true (fd >= 0);
     char nobody[64];
-    snprintf (nobody, sizeof nobody, "tcp://127.0.0.1:%u", ntohs (sa.sin_port));
+    snprintf (nobody, sizeof nobody, "tcp://127.0.0.1:%d", nobody_port);
     const char *const argv_nobody[] = { bin, "--probe", nobody, NULL };
     sc_testproc_t *p = sc_testproc_new ("probe", argv_nobody, log_path);
     assert_non_null (p);

@@ -18,20 +18,18 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-#define _GNU_SOURCE                 //  posix_openpt, ptsname, memmem
+#define _GNU_SOURCE                 //  vasprintf, memmem
 #include "sc_config.h"
 #include "sc_crypto.h"
 #include "sc_key.h"
 #include "sc_testproc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <dirent.h>
@@ -79,10 +77,7 @@ s_work (const char *name)
 static void
 s_write (const char *path, const char *text)
 {
-    FILE *f = fopen (path, "w");
-    assert_non_null (f);
-    assert_true (fputs (text, f) >= 0);
-    assert_int_equal (fclose (f), 0);
+    assert_int_equal (sc_testdir_write (path, text), 0);
 }
 
 static char *
@@ -197,29 +192,12 @@ static void
 s_tty_start (s_tty_t *t, const char *const argv [], const char *xdg)
 {
     memset (t, 0, sizeof *t);
-    t->master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true (t->master >= 0);
-    assert_int_equal (grantpt (t->master), 0);
-    assert_int_equal (unlockpt (t->master), 0);
-    const char *slave = ptsname (t->master);
-    assert_non_null (slave);
-    t->pid = fork ();
-    assert_true (t->pid >= 0);
-    if (t->pid == 0) {
-        setsid ();
-        int fd = open (slave, O_RDWR);
-        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
-            _exit (126);
-        dup2 (fd, 0);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        close (t->master);
-        setenv ("TERM", "xterm", 1);
-        if (xdg)
-            setenv ("XDG_CONFIG_HOME", xdg, 1);
-        execv (argv [0], (char *const *) argv);
-        _exit (127);
-    }
+    char *set = xdg ? s_printf ("XDG_CONFIG_HOME=%s", xdg) : NULL;
+    const char *const env [] = { set, NULL };
+    sc_testtty_t tty = { .argv = argv, .env = env };
+    t->pid = sc_testproc_tty_start (&tty, &t->master);
+    free (set);
+    assert_true (t->pid > 0);
     g_tty_pid = t->pid;
 }
 
@@ -321,10 +299,8 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    char name [32];
-    snprintf (name, sizeof name, "t%02d", ++g_test_no);
-    g_work = sc_testdir_path (g_root, name);
-    return mkdir (g_work, 0700);
+    g_work = sc_testdir_next (g_root, &g_test_no);
+    return g_work ? 0 : -1;
 }
 
 static int

@@ -41,6 +41,7 @@
 #include <openssl/rand.h>
 
 #include "sc_node.h"
+#include "sc_testnet.h"
 #include "sc_testproc.h"
 
 /* ---- The codec of the bodies between brokers ------------------------------ */
@@ -773,141 +774,6 @@ test_node_killed_and_restarted (void **state)
 
 /* ---- A node cut off from NATS, then back ----------------------------------------- */
 
-/* A TCP proxy on loopback that can be cut (every connection closed, new
-   ones refused) and restored on the same port. */
-typedef struct {
-    int port, upstream;
-    int listener;
-    int ctl[2];                 /* 'c' cut, 'r' restore, 'q' quit         */
-    bool cut;
-    pthread_t thread;
-} s_proxy_t;
-
-static int
-s_listen_on (int port)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
-        || bind (fd, (struct sockaddr *) &addr, sizeof addr) || listen (fd, 16)) {
-        if (fd >= 0)
-            close (fd);
-        return -1;
-    }
-    return fd;
-}
-
-static void *
-s_proxy_run (void *arg)
-{
-    s_proxy_t *self = arg;
-    int pairs[8][2];
-    size_t n = 0;
-    for (;;) {
-        struct pollfd fds[2 + 16];
-        fds[0] = (struct pollfd) { self->ctl[0], POLLIN, 0 };
-        fds[1] = (struct pollfd) { self->listener, POLLIN, 0 };
-        for (size_t i = 0; i < n; i++) {
-            fds[2 + 2 * i] = (struct pollfd) { pairs[i][0], POLLIN, 0 };
-            fds[3 + 2 * i] = (struct pollfd) { pairs[i][1], POLLIN, 0 };
-        }
-        if (poll (fds, 2 + 2 * n, 1000) < 0)
-            continue;
-        char cmd = 0;
-        if ((fds[0].revents & POLLIN) && read (self->ctl[0], &cmd, 1) == 1) {
-            if (cmd == 'q' || cmd == 'c') {
-                for (size_t i = 0; i < n; i++) {
-                    close (pairs[i][0]);
-                    close (pairs[i][1]);
-                }
-                n = 0;
-            }
-            if (cmd == 'q') {
-                close (self->listener);
-                return NULL;
-            }
-            self->cut = cmd == 'c';
-            continue;
-        }
-        if (fds[1].revents & POLLIN) {
-            int client = accept (self->listener, NULL, NULL);
-            if (self->cut && client >= 0) {
-                close (client);         /* cut: connections are refused */
-                client = -1;
-            }
-            int up = socket (AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in addr = { .sin_family = AF_INET,
-                                        .sin_port = htons ((uint16_t) self->upstream) };
-            addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-            if (client >= 0 && up >= 0 && n < 8
-                && connect (up, (struct sockaddr *) &addr, sizeof addr) == 0) {
-                pairs[n][0] = client;
-                pairs[n][1] = up;
-                n++;
-            }
-            else {
-                if (client >= 0)
-                    close (client);
-                if (up >= 0)
-                    close (up);
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            for (int side = 0; side < 2; side++) {
-                if (!(fds[2 + 2 * i + (size_t) side].revents & (POLLIN | POLLHUP | POLLERR)))
-                    continue;
-                char buf[16384];
-                ssize_t got = read (pairs[i][side], buf, sizeof buf);
-                bool ok = got > 0;
-                for (ssize_t off = 0; ok && off < got;) {
-                    ssize_t put = write (pairs[i][1 - side], buf + off, (size_t) (got - off));
-                    ok = put > 0;
-                    off += put > 0 ? put : 0;
-                }
-                if (!ok) {
-                    close (pairs[i][0]);
-                    close (pairs[i][1]);
-                    pairs[i][0] = pairs[n - 1][0];
-                    pairs[i][1] = pairs[n - 1][1];
-                    n--;
-                    break;
-                }
-            }
-    }
-}
-
-static void
-s_proxy_start (s_proxy_t *self, int upstream)
-{
-    memset (self, 0, sizeof *self);
-    self->upstream = upstream;
-    self->listener = s_listen_on (0);
-    assert_true (self->listener >= 0);
-    struct sockaddr_in addr;
-    socklen_t alen = sizeof addr;
-    assert_int_equal (getsockname (self->listener, (struct sockaddr *) &addr, &alen), 0);
-    self->port = ntohs (addr.sin_port);
-    assert_int_equal (pipe (self->ctl), 0);
-    assert_int_equal (pthread_create (&self->thread, NULL, s_proxy_run, self), 0);
-}
-
-static void
-s_proxy_say (s_proxy_t *self, char cmd)
-{
-    assert_int_equal (write (self->ctl[1], &cmd, 1), 1);
-}
-
-static void
-s_proxy_stop (s_proxy_t *self)
-{
-    s_proxy_say (self, 'q');
-    pthread_join (self->thread, NULL);
-    close (self->ctl[0]);
-    close (self->ctl[1]);
-}
-
 /* b2 reaches NATS only through a proxy, which is cut for longer than a
    node may be silent: b1 and b3 give b2 up (alice is told bob is lost,
    bob leaves the lists) while b2, reconnecting, judges nobody. When it
@@ -922,9 +788,10 @@ test_node_cut_off_from_nats (void **state)
     assert_int_equal (mkdir (C.dir, 0700), 0);
     for (int i = 0; i < S_NODES; i++)
         s_nats_start (i);
-    s_proxy_t proxy;
-    s_proxy_start (&proxy, C.client_port[0]);
-    snprintf (C.urls[1], sizeof C.urls[1], "nats://127.0.0.1:%d", proxy.port);
+    sc_testnet_proxy_t *proxy = sc_testnet_proxy_new (false, C.client_port[0], false);
+    assert_non_null (proxy);
+    snprintf (C.urls[1], sizeof C.urls[1], "nats://127.0.0.1:%d",
+              sc_testnet_proxy_port (proxy));
     for (int i = 0; i < S_NODES; i++)
         s_broker_start (i);
     int t = sc_testproc_timeout (10000);
@@ -935,11 +802,11 @@ test_node_cut_off_from_nats (void **state)
     s_open_chat (alice, "alice", bob, "bob");
     s_say (alice, bob, "alice", "before the cut");
 
-    s_proxy_say (&proxy, 'c');
+    assert_int_equal (sc_testnet_proxy_cut (proxy, true), 0);
     assert_non_null (sc_testproc_expect_prefix (alice, "error unconfirmed-close bob (", t));
     assert_int_equal (sc_testproc_skip_to (alice, "closed bob", t), 0);
     s_list_until (carol, "users alice", t);
-    s_proxy_say (&proxy, 'r');
+    assert_int_equal (sc_testnet_proxy_cut (proxy, false), 0);
     /* back: bob hears that the chat is over, and everyone is listed */
     assert_non_null (sc_testproc_expect_prefix (bob, "error unconfirmed-close alice (", 2 * t));
     assert_int_equal (sc_testproc_skip_to (bob, "closed alice", t), 0);
@@ -957,7 +824,7 @@ test_node_cut_off_from_nats (void **state)
     s_quit (alice);
     s_quit (bob);
     s_quit (carol);
-    s_proxy_stop (&proxy);
+    sc_testnet_proxy_destroy (&proxy);
 }
 
 /* ---- One NATS server of three killed ----------------------------------------- */

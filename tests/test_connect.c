@@ -15,19 +15,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "sc_testnet.h"
 #include "sc_testproc.h"
 
 #define T_LINE      sc_testproc_timeout (10000)
@@ -72,38 +67,12 @@ s_teardown (void **state)
 
 /* ---- Helpers ---------------------------------------------------------------- */
 
-/* A socket bound to 127.0.0.1 or ::1 (port *port, or any when 0), and
-   listening if listen_too: its fd, its port in *port. Not listening, it
-   refuses connections, and keeps other programs (the machine may run
-   other tests) from listening there. */
+/* A socket on 127.0.0.1 or ::1, as sc_testnet_socket. */
 static int
 s_socket (bool v6, int *port, bool listen_too)
 {
-    int fd = socket (v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    int fd = sc_testnet_socket (v6, port, listen_too);
     assert_true (fd >= 0);
-    struct sockaddr_storage ss;
-    memset (&ss, 0, sizeof ss);
-    socklen_t len;
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        a->sin6_port = htons ((uint16_t) *port);
-        len = sizeof *a;
-    }
-    else {
-        struct sockaddr_in *a = (struct sockaddr_in *) &ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-        a->sin_port = htons ((uint16_t) *port);
-        len = sizeof *a;
-    }
-    assert_int_equal (bind (fd, (struct sockaddr *) &ss, len), 0);
-    if (listen_too)
-        assert_int_equal (listen (fd, 16), 0);
-    assert_int_equal (getsockname (fd, (struct sockaddr *) &ss, &len), 0);
-    *port = ntohs (v6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
-                      : ((struct sockaddr_in *) &ss)->sin_port);
     return fd;
 }
 
@@ -177,12 +146,7 @@ s_fails_with (sc_testproc_t *client, int ms, const char *text)
 static void
 s_chat (sc_testproc_t *alice, sc_testproc_t *bob, const char *text)
 {
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob", T_LINE), 0);
     char line[256];
     assert_int_equal (sc_testproc_send (alice, text), 0);
     snprintf (line, sizeof line, "msg alice %s", text);
@@ -199,149 +163,12 @@ s_quit (sc_testproc_t *client)
     assert_int_equal (sc_testproc_wait (client, T_LINE), 0);
 }
 
-/* ---- An IPv6 forwarder --------------------------------------------------- */
-
-/* secbroker listens on IPv4 only; this carries [::1]:port to it. */
-typedef struct {
-    int listener;
-    int upstream_port;
-    int stop[2];
-    pthread_t thread;
-    int carried;                /* connections carried (read at the end) */
-} forwarder_t;
-
-static int
-s_upstream (int port)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
-        return fd;
-    if (fd >= 0)
-        close (fd);
-    return -1;
-}
-
-static void *
-s_forward (void *arg)
-{
-    forwarder_t *self = arg;
-    enum { MAX = 8 };
-    int pairs[MAX][2];
-    size_t n = 0;
-    while (true) {
-        struct pollfd fds[2 + 2 * MAX];
-        fds[0] = (struct pollfd) { self->stop[0], POLLIN, 0 };
-        fds[1] = (struct pollfd) { self->listener, POLLIN, 0 };
-        for (size_t i = 0; i < n; i++) {
-            fds[2 + 2 * i] = (struct pollfd) { pairs[i][0], POLLIN, 0 };
-            fds[3 + 2 * i] = (struct pollfd) { pairs[i][1], POLLIN, 0 };
-        }
-        if (poll (fds, 2 + 2 * n, 1000) < 0 && errno != EINTR)
-            break;
-        if (fds[0].revents)
-            break;
-        if ((fds[1].revents & POLLIN) && n < MAX) {
-            int client = accept (self->listener, NULL, NULL);
-            int upstream = client >= 0 ? s_upstream (self->upstream_port) : -1;
-            if (client >= 0 && upstream >= 0) {
-                pairs[n][0] = client;
-                pairs[n][1] = upstream;
-                n++;
-                self->carried++;
-            }
-            else {
-                if (client >= 0)
-                    close (client);
-                if (upstream >= 0)
-                    close (upstream);
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            for (int side = 0; side < 2; side++) {
-                if (!(fds[2 + 2 * i + (size_t) side].revents & (POLLIN | POLLHUP | POLLERR)))
-                    continue;
-                char buf[65536];
-                ssize_t got = read (pairs[i][side], buf, sizeof buf);
-                ssize_t put = 0;
-                while (got > 0 && put < got) {
-                    ssize_t w = write (pairs[i][!side], buf + put, (size_t) (got - put));
-                    if (w <= 0)
-                        break;
-                    put += w;
-                }
-                if (got <= 0 || put < got) {
-                    close (pairs[i][0]);
-                    close (pairs[i][1]);
-                    pairs[i][0] = pairs[n - 1][0];
-                    pairs[i][1] = pairs[n - 1][1];
-                    n--;
-                    goto next_round;
-                }
-            }
-next_round:;
-    }
-    for (size_t i = 0; i < n; i++) {
-        close (pairs[i][0]);
-        close (pairs[i][1]);
-    }
-    return NULL;
-}
-
-/* Its port on ::1. */
-static int
-s_forwarder_start (forwarder_t *self, int upstream_port)
-{
-    memset (self, 0, sizeof *self);
-    int port = 0;
-    self->listener = s_listener (true, &port);
-    self->upstream_port = upstream_port;
-    assert_int_equal (pipe (self->stop), 0);
-    assert_int_equal (pthread_create (&self->thread, NULL, s_forward, self), 0);
-    return port;
-}
-
-static int
-s_forwarder_stop (forwarder_t *self)
-{
-    assert_int_equal (write (self->stop[1], "x", 1), 1);
-    pthread_join (self->thread, NULL);
-    close (self->stop[0]);
-    close (self->stop[1]);
-    close (self->listener);
-    return self->carried;
-}
-
 static int
 s_port (const char *endpoint)
 {
     const char *colon = strrchr (endpoint, ':');
     assert_non_null (colon);
     return atoi (colon + 1);
-}
-
-/* A socket bound to a port on 127.0.0.1 and not listening: connections
-   to it are refused, and no other program (the machine may run other
-   tests) can listen there meanwhile. Retried for a while: a port just
-   freed may be busy for a moment. */
-static int
-s_hold_port (int port)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    assert_true (fd >= 0);
-    int on = 1;
-    assert_int_equal (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on), 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    for (int i = 0; i < 100; i++) {
-        if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
-            return fd;
-        assert_int_equal (errno, EADDRINUSE);
-        sc_testproc_sleep_ms (20);
-    }
-    fail_msg ("cannot hold port %d", port);
-    return -1;
 }
 
 /* ---- Tests ---------------------------------------------------------------------- */
@@ -474,7 +301,8 @@ test_failover_when_broker_killed (void **state)
     s_chat (alice, bob, "on the first broker");
 
     assert_int_equal (sc_testproc_kill (b1), SC_TESTPROC_SIGNALED + SIGKILL);
-    int held = s_hold_port (s_port (first));
+    int held = sc_testnet_hold_port (s_port (first));
+    assert_true (held >= 0);
     assert_non_null (sc_testproc_expect_prefix (alice, "error broker-lost ", T_LINE));
     assert_non_null (sc_testproc_expect_prefix (bob, "error broker-lost ", T_LINE));
     /* the first endpoint now refuses: on to the second, without waiting
@@ -502,8 +330,10 @@ test_ipv6 (void **state)
     char up[256], endpoint[128];
     sc_testproc_t *broker = sc_testproc_broker_new (T.keys, T.dir, 0, up, sizeof up);
     assert_non_null (broker);
-    forwarder_t fwd;
-    int port = s_forwarder_start (&fwd, s_port (up));
+    /* secbroker listens on IPv4 only: a proxy carries [::1]:port to it */
+    sc_testnet_proxy_t *fwd = sc_testnet_proxy_new (true, s_port (up), false);
+    assert_non_null (fwd);
+    int port = sc_testnet_proxy_port (fwd);
     snprintf (endpoint, sizeof endpoint, "[::1]:%d", port);
     sc_testproc_t *alice = s_login ("alice", "ipv6-alice", endpoint);
     snprintf (endpoint, sizeof endpoint, "tcp://[::1]:%d", port);
@@ -514,7 +344,8 @@ test_ipv6 (void **state)
     s_quit (alice);
     s_quit (bob);
     /* each client: its probe and its session */
-    assert_true (s_forwarder_stop (&fwd) >= 2);
+    assert_true (sc_testnet_proxy_carried (fwd) >= 2);
+    sc_testnet_proxy_destroy (&fwd);
 }
 
 /* A wrong --broker-name says which names the certificate carries. */

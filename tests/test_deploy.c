@@ -224,10 +224,7 @@ s_make (const char *target, const char *destdir, const char *prefix)
 static void
 s_write_file (const char *path, const char *text)
 {
-    FILE *f = fopen (path, "w");
-    assert_non_null (f);
-    assert_int_equal (fputs (text, f) >= 0, 1);
-    assert_int_equal (fclose (f), 0);
+    assert_int_equal (sc_testdir_write (path, text), 0);
 }
 
 static char *
@@ -314,11 +311,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sc_testproc_destroy_all ();
-    const char *keep = getenv ("SC_KEEP_TMP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "test_deploy: kept %s\n", g_root);
-    else
-        sc_testdir_remove (g_root);
+    sc_testdir_remove_unless_kept (g_root, "test_deploy");
     free (g_root);
     return 0;
 }
@@ -327,10 +320,8 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    char name [32];
-    snprintf (name, sizeof name, "t%02d", ++g_test_no);
-    g_work = sc_testdir_path (g_root, name);
-    return mkdir (g_work, 0700);
+    g_work = sc_testdir_next (g_root, &g_test_no);
+    return g_work ? 0 : -1;
 }
 
 static int
@@ -1240,12 +1231,7 @@ test_sighup_reload (void **state)
     //  alice's session went on: her next line is the answer to /list.
     assert_int_equal (sc_testproc_send (alice, "/list"), 0);
     assert_int_equal (sc_testproc_expect (alice, "users dave", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (alice, "/talk dave"), 0);
-    assert_int_equal (sc_testproc_expect (dave, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (dave, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted dave", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat dave ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (dave, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", dave, "dave", T_LINE), 0);
     assert_int_equal (sc_testproc_send (alice, "welcome, dave"), 0);
     assert_int_equal (sc_testproc_expect (dave, "msg alice welcome, dave", T_LINE), 0);
 
@@ -1685,12 +1671,7 @@ test_unit_sandbox (void **state)
     assert_non_null (bob);
     assert_int_equal (sc_testproc_expect (alice, "ready alice", T_LINE), 0);
     assert_int_equal (sc_testproc_expect (bob, "ready bob", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob", T_LINE), 0);
     assert_int_equal (sc_testproc_send (alice, "sandboxed"), 0);
     assert_int_equal (sc_testproc_expect (bob, "msg alice sandboxed", T_LINE), 0);
     //  Its metrics server (--metrics, another thread) serves in the

@@ -17,16 +17,14 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-#define _GNU_SOURCE                 //  posix_openpt, ptsname, memmem
+#define _GNU_SOURCE                 //  memmem
 #include "sc_testproc.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,10 +56,7 @@ s_work (const char *name)
 static void
 s_write (const char *path, const char *text)
 {
-    FILE *file = fopen (path, "w");
-    assert_non_null (file);
-    assert_int_equal (fputs (text, file) >= 0, 1);
-    assert_int_equal (fclose (file), 0);
+    assert_int_equal (sc_testdir_write (path, text), 0);
 }
 
 static char *
@@ -289,12 +284,7 @@ test_enrol_login_and_chat (void **state)
 
     //  the new user chats with alice
     sc_testproc_t *alice = s_login ("alice", NULL, NULL);
-    assert_int_equal (sc_testproc_send (alice, "/talk dave"), 0);
-    assert_int_equal (sc_testproc_expect (dave, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (dave, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted dave", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat dave ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (dave, "chat alice ", T_LINE));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", dave, "dave", T_LINE), 0);
     assert_int_equal (sc_testproc_send (alice, "hello dave"), 0);
     assert_int_equal (sc_testproc_expect (dave, "msg alice hello dave", T_LINE), 0);
     assert_int_equal (sc_testproc_send (dave, "hi alice, glad to be here"), 0);
@@ -496,33 +486,14 @@ test_enrol_on_a_terminal (void **state)
     s_invite ("nina", "10m", code);
     tty_t t;
     memset (&t, 0, sizeof t);
-    t.master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true (t.master >= 0);
-    assert_int_equal (grantpt (t.master), 0);
-    assert_int_equal (unlockpt (t.master), 0);
-    const char *slave = ptsname (t.master);
-    assert_non_null (slave);
     char *key = s_work ("nina.key");
     char *cfg = s_work ("cfg-nina");
     char *ca = sc_testdir_path (g_keys, "ca.pem");
     const char *argv[] = { s_bin ("secchat"), "enrol", "--endpoint", g_endpoint,
                            "--user", "nina", "--code", code, "--key", key, "--ca", ca,
                            "--config-dir", cfg, NULL };
-    t.pid = fork ();
-    assert_true (t.pid >= 0);
-    if (t.pid == 0) {
-        setsid ();
-        int fd = open (slave, O_RDWR);
-        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
-            _exit (126);
-        dup2 (fd, 0);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        close (t.master);
-        setenv ("TERM", "xterm", 1);
-        execv (argv[0], (char *const *) argv);
-        _exit (127);
-    }
+    t.pid = sc_testproc_tty_start (&(sc_testtty_t) { .argv = argv }, &t.master);
+    assert_true (t.pid > 0);
     int wait_ms = sc_testproc_timeout (10000);
     if (s_tty_wait (&t, "New password for", wait_ms))
         fail_msg ("no password prompt; the terminal shows: %.*s", (int) t.len, t.screen);
@@ -541,15 +512,7 @@ test_enrol_on_a_terminal (void **state)
     assert_null (memmem (t.screen, t.len, "secret", 6));
     assert_null (memmem (t.screen, t.len, "first try", 9));
     s_tty_type (&t, "/quit\r");
-    int status = 0;
-    int64_t deadline = sc_testproc_now_ms () + wait_ms;
-    while (waitpid (t.pid, &status, WNOHANG) == 0 && sc_testproc_now_ms () < deadline) {
-        char sink[4096];
-        struct pollfd pfd = { t.master, POLLIN, 0 };
-        if (poll (&pfd, 1, 100) > 0 && read (t.master, sink, sizeof sink) <= 0)
-            sc_testproc_sleep_ms (10);
-    }
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    assert_int_equal (sc_testproc_tty_wait (t.pid, t.master, wait_ms), 0);
     close (t.master);
     const char *good[] = { "openssl", "pkey", "-in", key, "-passin", "pass:tty secret",
                            "-noout", NULL };
@@ -584,12 +547,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sc_testproc_destroy_all ();
-    const char *keep = getenv ("SC_KEEP_TMP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "test_enrol: kept %s\n", g_root);
-    else
-    if (g_root)
-        sc_testdir_remove (g_root);
+    sc_testdir_remove_unless_kept (g_root, "test_enrol");
     free (g_users);
     free (g_keys);
     free (g_root);
@@ -600,11 +558,9 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    char number[16];
-    snprintf (number, sizeof number, "t%02d", ++g_test_no);
-    g_work = sc_testdir_path (g_root, number);
+    g_work = sc_testdir_next (g_root, &g_test_no);
     g_endpoint[0] = 0;
-    return mkdir (g_work, 0700);
+    return g_work ? 0 : -1;
 }
 
 static int

@@ -12,228 +12,21 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-#define _GNU_SOURCE         /* memmem */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "sc_testnet.h"
 #include "sc_testproc.h"
-
-/* ---- A recording TCP proxy -------------------------------------------- */
-
-#define S_MAX_CONN 16
-
-typedef struct {
-    int listener;
-    int upstream_port;
-    int stop[2];                /* a byte here stops the thread           */
-    pthread_t thread;
-    pthread_mutex_t lock;
-    uint8_t *record;            /* every byte, both directions            */
-    size_t record_len, record_cap;
-    size_t session_bytes;       /* of the connections the client spoke on */
-    size_t open;                /* connections being carried              */
-} proxy_t;
-
-static void
-s_record (proxy_t *self, const uint8_t *data, size_t len)
-{
-    pthread_mutex_lock (&self->lock);
-    if (self->record_len + len > self->record_cap) {
-        size_t cap = (self->record_len + len) * 2;
-        uint8_t *grown = realloc (self->record, cap);
-        if (grown) {
-            self->record = grown;
-            self->record_cap = cap;
-        }
-    }
-    if (self->record_len + len <= self->record_cap) {
-        memcpy (self->record + self->record_len, data, len);
-        self->record_len += len;
-    }
-    pthread_mutex_unlock (&self->lock);
-}
-
-static int
-s_connect_upstream (int port)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
-        return fd;
-    if (fd >= 0)
-        close (fd);
-    return -1;
-}
-
-static void *
-s_proxy_run (void *arg)
-{
-    proxy_t *self = arg;
-    int pairs[S_MAX_CONN][2];
-    size_t bytes[S_MAX_CONN];   /* carried, both ways                     */
-    bool spoke[S_MAX_CONN];     /* the client sent something              */
-    size_t n = 0;
-    for (;;) {
-        struct pollfd fds[2 + 2 * S_MAX_CONN];
-        fds[0] = (struct pollfd) { self->stop[0], POLLIN, 0 };
-        fds[1] = (struct pollfd) { self->listener, POLLIN, 0 };
-        for (size_t i = 0; i < n; i++) {
-            fds[2 + 2 * i] = (struct pollfd) { pairs[i][0], POLLIN, 0 };
-            fds[3 + 2 * i] = (struct pollfd) { pairs[i][1], POLLIN, 0 };
-        }
-        if (poll (fds, 2 + 2 * n, 1000) < 0 && errno != EINTR)
-            break;
-        if (fds[0].revents)
-            break;
-        if ((fds[1].revents & POLLIN) && n < S_MAX_CONN) {
-            int client = accept (self->listener, NULL, NULL);
-            int upstream = client >= 0 ? s_connect_upstream (self->upstream_port) : -1;
-            if (client >= 0 && upstream >= 0) {
-                pairs[n][0] = client;
-                pairs[n][1] = upstream;
-                bytes[n] = 0;
-                spoke[n] = false;
-                n++;
-                pthread_mutex_lock (&self->lock);
-                self->open = n;
-                pthread_mutex_unlock (&self->lock);
-            }
-            else {
-                if (client >= 0)
-                    close (client);
-                if (upstream >= 0)
-                    close (upstream);
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            for (int side = 0; side < 2; side++) {
-                if (!(fds[2 + 2 * i + (size_t) side].revents & (POLLIN | POLLHUP | POLLERR)))
-                    continue;
-                uint8_t buf[65536];
-                ssize_t got = read (pairs[i][side], buf, sizeof buf);
-                if (got > 0) {
-                    s_record (self, buf, (size_t) got);
-                    bytes[i] += (size_t) got;
-                    spoke[i] = spoke[i] || side == 0;
-                    ssize_t off = 0;
-                    while (off < got) {
-                        ssize_t put = write (pairs[i][!side], buf + off, (size_t) (got - off));
-                        if (put <= 0)
-                            break;
-                        off += put;
-                    }
-                }
-                else {
-                    /* one side closed: close the pair and forget it;
-                       secchat's reachability probe, which connects and
-                       closes without a word, is no session */
-                    close (pairs[i][0]);
-                    close (pairs[i][1]);
-                    pthread_mutex_lock (&self->lock);
-                    if (spoke[i])
-                        self->session_bytes += bytes[i];
-                    pthread_mutex_unlock (&self->lock);
-                    pairs[i][0] = pairs[n - 1][0];
-                    bytes[i] = bytes[n - 1];
-                    spoke[i] = spoke[n - 1];
-                    pairs[i][1] = pairs[n - 1][1];
-                    n--;
-                    pthread_mutex_lock (&self->lock);
-                    self->open = n;
-                    pthread_mutex_unlock (&self->lock);
-                    goto next_round;
-                }
-            }
-next_round:;
-    }
-    for (size_t i = 0; i < n; i++) {
-        close (pairs[i][0]);
-        close (pairs[i][1]);
-    }
-    return NULL;
-}
-
-/* A proxy on a free loopback port to upstream_port: its port, or -1. */
-static int
-s_proxy_start (proxy_t *self, int upstream_port)
-{
-    memset (self, 0, sizeof *self);
-    self->upstream_port = upstream_port;
-    pthread_mutex_init (&self->lock, NULL);
-    self->listener = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (self->listener < 0
-        || bind (self->listener, (struct sockaddr *) &addr, sizeof addr)
-        || listen (self->listener, 16)
-        || getsockname (self->listener, (struct sockaddr *) &addr, &len)
-        || pipe (self->stop)
-        || pthread_create (&self->thread, NULL, s_proxy_run, self))
-        return -1;
-    return ntohs (addr.sin_port);
-}
-
-static void
-s_proxy_free (proxy_t *self)
-{
-    close (self->stop[0]);
-    close (self->stop[1]);
-    close (self->listener);
-    free (self->record);
-    pthread_mutex_destroy (&self->lock);
-}
-
-static void
-s_proxy_stop (proxy_t *self)
-{
-    if (write (self->stop[1], "x", 1) == 1)
-        pthread_join (self->thread, NULL);
-    s_proxy_free (self);
-}
-
-/* Once every connection through it has closed (its client exited), the
-   thread stops; what it recorded stays readable until s_proxy_free. */
-static void
-s_proxy_stop_after_close (proxy_t *self)
-{
-    bool done = false;
-    for (int i = 0; i < 500 && !done; i++) {
-        pthread_mutex_lock (&self->lock);
-        done = self->open == 0;
-        pthread_mutex_unlock (&self->lock);
-        if (!done)
-            usleep (10000);
-    }
-    if (write (self->stop[1], "x", 1) == 1)
-        pthread_join (self->thread, NULL);
-}
-
-static bool
-s_proxy_saw (proxy_t *self, const char *text)
-{
-    pthread_mutex_lock (&self->lock);
-    bool seen = memmem (self->record, self->record_len, text, strlen (text)) != NULL;
-    pthread_mutex_unlock (&self->lock);
-    return seen;
-}
 
 /* ---- Fixture ----------------------------------------------------------------- */
 
@@ -296,13 +89,8 @@ s_client (const char *user, const char *endpoint)
 static void
 s_open_chat (sc_testproc_t *alice, sc_testproc_t *bob)
 {
-    int t = sc_testproc_timeout (10000);
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", t), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", t), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", t));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", t));
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob",
+                                             sc_testproc_timeout (10000)), 0);
 }
 
 static void
@@ -323,10 +111,9 @@ test_wire_shows_no_text_and_no_names (void **state)
     char endpoint[256], via[256];
     sc_testproc_t *broker = sc_testproc_broker_new (T.keys, T.dir, 0, endpoint, sizeof endpoint);
     assert_non_null (broker);
-    proxy_t proxy;
-    int port = s_proxy_start (&proxy, s_port (endpoint));
-    assert_true (port > 0);
-    snprintf (via, sizeof via, "tcp://127.0.0.1:%d", port);
+    sc_testnet_proxy_t *proxy = sc_testnet_proxy_new (false, s_port (endpoint), true);
+    assert_non_null (proxy);
+    snprintf (via, sizeof via, "tcp://127.0.0.1:%d", sc_testnet_proxy_port (proxy));
 
     sc_testproc_t *alice = s_client ("alice", via);
     sc_testproc_t *bob = s_client ("bob", via);
@@ -348,18 +135,18 @@ test_wire_shows_no_text_and_no_names (void **state)
     assert_int_equal (sc_testproc_wait (bob, sc_testproc_timeout (10000)), 0);
 
     /* the proxy did carry the traffic (the certificate names the broker) */
-    assert_true (s_proxy_saw (&proxy, "secbroker"));
+    assert_true (sc_testnet_proxy_saw (proxy, "secbroker"));
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
-        if (s_proxy_saw (&proxy, secrets[i]))
+        if (sc_testnet_proxy_saw (proxy, secrets[i]))
             fail_msg ("message text on the wire: %s", secrets[i]);
     /* no part of the messages either, nor the users' names (bob as the
        msgpack string a name would travel as: three bytes alone would turn
        up in random ciphertext now and then) */
     const char *fragments[] = { "eagle", "midnight", "Kräutertee", "oak tree", "alice", "\xa3" "bob" };
     for (size_t i = 0; i < sizeof fragments / sizeof fragments[0]; i++)
-        if (s_proxy_saw (&proxy, fragments[i]))
+        if (sc_testnet_proxy_saw (proxy, fragments[i]))
             fail_msg ("'%s' appears on the wire", fragments[i]);
-    s_proxy_stop (&proxy);
+    sc_testnet_proxy_destroy (&proxy);
 
     /* the broker logged who talked to whom, and no message text */
     assert_int_equal (sc_testproc_signal (broker, SIGTERM), 0);
@@ -379,18 +166,19 @@ test_wire_shows_no_text_and_no_names (void **state)
 static size_t
 s_login_bytes (const char *endpoint, const char *user)
 {
-    proxy_t proxy;
-    int port = s_proxy_start (&proxy, s_port (endpoint));
-    assert_true (port > 0);
+    sc_testnet_proxy_t *proxy = sc_testnet_proxy_new (false, s_port (endpoint), false);
+    assert_non_null (proxy);
     char via[256];
-    snprintf (via, sizeof via, "tcp://127.0.0.1:%d", port);
+    snprintf (via, sizeof via, "tcp://127.0.0.1:%d", sc_testnet_proxy_port (proxy));
     sc_testproc_t *client = s_client (user, via);
     assert_int_equal (sc_testproc_send (client, "/quit"), 0);
     assert_int_equal (sc_testproc_wait (client, sc_testproc_timeout (10000)), 0);
     sc_testproc_destroy (&client);
-    s_proxy_stop_after_close (&proxy);
-    size_t bytes = proxy.session_bytes;
-    s_proxy_free (&proxy);
+    /* once every connection through it has closed (the client exited) */
+    (void) sc_testnet_proxy_wait_closed (proxy, 5000);
+    sc_testnet_proxy_stop (proxy);
+    size_t bytes = sc_testnet_proxy_session_bytes (proxy);
+    sc_testnet_proxy_destroy (&proxy);
     return bytes;
 }
 
@@ -447,16 +235,10 @@ test_broker_restart_mid_chat (void **state)
                  || strncmp (line, "error not-in-chat ", 18) == 0);
 
     /* the broker comes back on the same endpoint */
-    const char *bin = sc_testproc_bin_dir ();
-    char broker_bin[512], cert[512], key[512], users[512], log[512];
-    snprintf (broker_bin, sizeof broker_bin, "%ssecbroker", bin);
-    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
-    snprintf (key, sizeof key, "%s/broker.key", T.keys);
-    snprintf (users, sizeof users, "%s/users", T.keys);
+    char log[512];
     snprintf (log, sizeof log, "%s/broker-restarted.log", T.dir);
-    const char *const argv[] = { broker_bin, "--endpoint", endpoint, "--cert", cert,
-                                 "--key", key, "--users", users, "--heartbeat", "300", NULL };
-    broker = sc_testproc_new ("broker2", argv, log);
+    const char *const extra[] = { "--heartbeat", "300", NULL };
+    broker = sc_testproc_broker_start ("broker2", T.keys, endpoint, extra, log);
     assert_non_null (broker);
     assert_non_null (sc_testproc_expect_prefix (broker, "secbroker listening on ", t));
     /* the clients log in again by themselves, with fresh keys */
@@ -494,14 +276,8 @@ static void
 test_broker_log_on_a_full_disk (void **state)
 {
     (void) state;
-    const char *bin = sc_testproc_bin_dir ();
-    char broker_bin[512], cert[512], key[512], users[512], endpoint[256];
-    snprintf (broker_bin, sizeof broker_bin, "%ssecbroker", bin);
-    snprintf (cert, sizeof cert, "%s/broker.crt", T.keys);
-    snprintf (key, sizeof key, "%s/broker.key", T.keys);
-    snprintf (users, sizeof users, "%s/users", T.keys);
-    const char *const argv[] = { broker_bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
-                                 "--key", key, "--users", users, "--log-level", "debug", NULL };
+    char endpoint[256];
+    const char *const extra[] = { "--log-level", "debug", NULL };
     /* every log line the broker writes fails with ENOSPC; so would a
        sanitizer's report (SANITIZE=1): those go to a file instead, shown
        if the broker does not end cleanly */
@@ -511,7 +287,8 @@ test_broker_log_on_a_full_disk (void **state)
     snprintf (san_opts, sizeof san_opts, "log_path=%s:print_stacktrace=1", san_log);
     setenv ("ASAN_OPTIONS", san_opts, 1);
     setenv ("UBSAN_OPTIONS", san_opts, 1);
-    sc_testproc_t *broker = sc_testproc_new ("broker", argv, "/dev/full");
+    sc_testproc_t *broker = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*",
+                                                      extra, "/dev/full");
     unsetenv ("ASAN_OPTIONS");
     unsetenv ("UBSAN_OPTIONS");
     assert_non_null (broker);

@@ -71,11 +71,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sc_testproc_destroy_all ();
-    const char *keep = getenv ("SC_KEEP_TMP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "test_history: kept %s\n", g_root);
-    else if (g_root)
-        sc_testdir_remove (g_root);
+    sc_testdir_remove_unless_kept (g_root, "test_history");
     free (g_keys);
     free (g_root);
     return 0;
@@ -85,10 +81,8 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    char number[16];
-    snprintf (number, sizeof number, "t%02d", ++g_test_no);
-    g_work = sc_testdir_path (g_root, number);
-    return mkdir (g_work, 0700);
+    g_work = sc_testdir_next (g_root, &g_test_no);
+    return g_work ? 0 : -1;
 }
 
 static int
@@ -170,12 +164,7 @@ s_quit (sc_testproc_t *p)
 static void
 s_chat (sc_testproc_t *anna, sc_testproc_t *bart, const char *const lines[], size_t n)
 {
-    s_say (anna, "/talk " BART);
-    s_see (bart, "request " ANNA);
-    s_say (bart, "/accept");
-    s_see (anna, "accepted " BART);
-    s_see_prefix (anna, "chat " BART " ");
-    s_see_prefix (bart, "chat " ANNA " ");
+    assert_int_equal (sc_testproc_open_chat (anna, ANNA, bart, BART, T_LINE), 0);
     unsigned long long said[2] = { 0, 0 };
     for (size_t i = 0; i < n; i++) {
         sc_testproc_t *from = i % 2 ? bart : anna;

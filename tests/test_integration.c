@@ -17,16 +17,13 @@
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
 */
-#define _GNU_SOURCE                 //  posix_openpt, ptsname, memmem
+#define _GNU_SOURCE                 //  memmem
+#include "sc_testnet.h"
 #include "sc_testproc.h"
 #include "sc_wire.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +32,6 @@
 #include <errno.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -535,12 +531,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sc_testproc_destroy_all ();
-    const char *keep = getenv ("SC_KEEP_TMP");
-    if (keep && *keep && strcmp (keep, "0") != 0)
-        fprintf (stderr, "test_integration: kept %s\n", g_root);
-    else
-    if (g_root)
-        sc_testdir_remove (g_root);
+    sc_testdir_remove_unless_kept (g_root, "test_integration");
     free (g_keys);
     free (g_other);
     free (g_root);
@@ -551,13 +542,11 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    char number [16];
-    snprintf (number, sizeof number, "t%02d", ++g_test_no);
-    g_work = sc_testdir_path (g_root, number);
+    g_work = sc_testdir_next (g_root, &g_test_no);
     g_broker = NULL;
     g_endpoint [0] = 0;
     memset (g_said, 0, sizeof g_said);
-    return mkdir (g_work, 0700);
+    return g_work ? 0 : -1;
 }
 
 //  Whatever a test left running, failed or not, is killed here.
@@ -1251,12 +1240,6 @@ static void
 s_tty_start (tty_client_t *t, const char *user)
 {
     memset (t, 0, sizeof *t);
-    t->master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true (t->master >= 0);
-    assert_int_equal (grantpt (t->master), 0);
-    assert_int_equal (unlockpt (t->master), 0);
-    const char *slave = ptsname (t->master);
-    assert_non_null (slave);
     char bin [512], cfg [512], data [512];
     snprintf (bin, sizeof bin, "%ssecchat", sc_testproc_bin_dir ());
     snprintf (cfg, sizeof cfg, "%s/cfg-%s-tty", g_work, user);
@@ -1267,24 +1250,10 @@ s_tty_start (tty_client_t *t, const char *user)
     const char *argv [] = { bin, "--endpoint", g_endpoint, "--user", user,
                             "--key", key, "--password-file", pass, "--ca", ca,
                             "--config-dir", cfg, "--data-dir", data, NULL };
-    t->pid = fork ();
-    assert_true (t->pid >= 0);
-    if (t->pid == 0) {
-        setsid ();
-        int fd = open (slave, O_RDWR);
-        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0)
-            _exit (126);
-        dup2 (fd, 0);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        close (t->master);
-        unsetenv ("LANG");
-        unsetenv ("LC_ALL");
-        unsetenv ("LC_CTYPE");
-        setenv ("TERM", "xterm", 1);
-        execv (bin, (char *const *) argv);
-        _exit (127);
-    }
+    const char *const env [] = { "LANG", "LC_ALL", "LC_CTYPE", NULL };
+    sc_testtty_t tty = { .argv = argv, .env = env };
+    t->pid = sc_testproc_tty_start (&tty, &t->master);
+    assert_true (t->pid > 0);
 }
 
 //  Read what it writes until text appears on the screen (0) or the time
@@ -1336,15 +1305,7 @@ test_terminal_utf8 (void **state)
     SEE (bob, "msg alice h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 "
               "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x8e\x89");
     s_tty_type (&alice, "/quit\r");
-    int status = 0;
-    int64_t deadline = zclock_mono () + t;
-    while (waitpid (alice.pid, &status, WNOHANG) == 0 && zclock_mono () < deadline) {
-        char sink [4096];
-        struct pollfd pfd = { alice.master, POLLIN, 0 };
-        if (poll (&pfd, 1, 100) > 0 && read (alice.master, sink, sizeof sink) <= 0)
-            zclock_sleep (10);
-    }
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    assert_int_equal (sc_testproc_tty_wait (alice.pid, alice.master, t), 0);
     close (alice.master);
     QUIT_CHAT (bob, "alice");
     STOP_BROKER (SIGTERM);
@@ -1354,17 +1315,11 @@ test_terminal_utf8 (void **state)
 static int
 s_free_port (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    int port = 0;
+    int fd = sc_testnet_socket (false, &port, false);
     assert_true (fd >= 0);
-    struct sockaddr_in addr;
-    memset (&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    assert_int_equal (bind (fd, (struct sockaddr *) &addr, sizeof addr), 0);
-    assert_int_equal (getsockname (fd, (struct sockaddr *) &addr, &len), 0);
     close (fd);
-    return ntohs (addr.sin_port);
+    return port;
 }
 
 static void

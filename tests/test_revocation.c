@@ -200,17 +200,6 @@ s_login_fails (const char *user, const char *endpoint, const char *name)
 }
 
 static void
-s_open_chat (sc_testproc_t *alice, sc_testproc_t *bob)
-{
-    assert_int_equal (sc_testproc_send (alice, "/talk bob"), 0);
-    assert_int_equal (sc_testproc_expect (bob, "request alice", T_LINE), 0);
-    assert_int_equal (sc_testproc_send (bob, "/accept"), 0);
-    assert_int_equal (sc_testproc_expect (alice, "accepted bob", T_LINE), 0);
-    assert_non_null (sc_testproc_expect_prefix (alice, "chat bob ", T_LINE));
-    assert_non_null (sc_testproc_expect_prefix (bob, "chat alice ", T_LINE));
-}
-
-static void
 s_stop (sc_testproc_t **broker)
 {
     assert_int_equal (sc_testproc_signal (*broker, SIGTERM), 0);
@@ -229,7 +218,7 @@ test_revoked_user_is_logged_out (void **state)
     sc_testproc_t *alice = s_login ("alice", endpoint);
     sc_testproc_t *bob = s_login ("bob", endpoint);
     sc_testproc_t *carol = s_login ("carol", endpoint);
-    s_open_chat (alice, bob);
+    assert_int_equal (sc_testproc_open_chat (alice, "alice", bob, "bob", T_LINE), 0);
     assert_int_equal (sc_testproc_send (bob, "before"), 0);
     assert_int_equal (sc_testproc_expect (alice, "msg bob before", T_LINE), 0);
     assert_int_equal (sc_testproc_expect_acked (bob, "alice", 1, T_LINE), 0);

@@ -15,12 +15,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <time.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +27,7 @@
 #include <unistd.h>
 
 #include "sc_endpoint.h"
+#include "sc_testnet.h"
 
 /* ---- A slow resolver ------------------------------------------------------ */
 
@@ -204,28 +203,9 @@ test_refused_forms (void **state)
 static int
 s_listener (bool v6, int *port)
 {
-    int fd = socket (v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    *port = 0;
+    int fd = sc_testnet_socket (v6, port, true);
     assert_true (fd >= 0);
-    struct sockaddr_storage ss;
-    memset (&ss, 0, sizeof ss);
-    socklen_t len;
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof *a;
-    }
-    else {
-        struct sockaddr_in *a = (struct sockaddr_in *) &ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-        len = sizeof *a;
-    }
-    assert_int_equal (bind (fd, (struct sockaddr *) &ss, len), 0);
-    assert_int_equal (listen (fd, 4), 0);
-    assert_int_equal (getsockname (fd, (struct sockaddr *) &ss, &len), 0);
-    *port = ntohs (v6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
-                      : ((struct sockaddr_in *) &ss)->sin_port);
     return fd;
 }
 

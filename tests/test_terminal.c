@@ -120,13 +120,6 @@ s_tty_start_with (tty_t *t, const char *user, unsigned short cols,
                   const char *const extra [])
 {
     memset (t, 0, sizeof *t);
-    t->master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true (t->master >= 0);
-    assert_int_equal (grantpt (t->master), 0);
-    assert_int_equal (unlockpt (t->master), 0);
-    const char *slave = ptsname (t->master);
-    assert_non_null (slave);
-    struct winsize ws = { .ws_row = 40, .ws_col = cols };
     char bin [4096], cfg [512], key [512], pass [512], ca [512], cwd [512];
     char rel [512];
     snprintf (rel, sizeof rel, "%ssecchat", sc_testproc_bin_dir ());
@@ -145,27 +138,10 @@ s_tty_start_with (tty_t *t, const char *user, unsigned short cols,
     for (size_t i = 0; extra && extra [i] && argc < 31; i++)
         argv [argc++] = extra [i];
     argv [argc] = NULL;
-    t->pid = fork ();
-    assert_true (t->pid >= 0);
-    if (t->pid == 0) {
-        setsid ();
-        int fd = open (slave, O_RDWR);
-        if (fd < 0 || ioctl (fd, TIOCSCTTY, 0) < 0 || ioctl (fd, TIOCSWINSZ, &ws) < 0)
-            _exit (126);
-        dup2 (fd, 0);
-        dup2 (fd, 1);
-        dup2 (fd, 2);
-        close (t->master);
-        if (chdir (cwd))
-            _exit (126);
-        unsetenv ("LANG");
-        unsetenv ("LC_ALL");
-        unsetenv ("LC_CTYPE");
-        setenv ("TERM", "xterm", 1);
-        setenv ("TZ", "UTC", 1);
-        execv (bin, (char *const *) argv);
-        _exit (127);
-    }
+    const char *const env [] = { "LANG", "LC_ALL", "LC_CTYPE", "TZ=UTC", NULL };
+    sc_testtty_t tty = { .argv = argv, .env = env, .cwd = cwd, .rows = 40, .cols = cols };
+    t->pid = sc_testproc_tty_start (&tty, &t->master);
+    assert_true (t->pid > 0);
 }
 
 static void

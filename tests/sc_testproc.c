@@ -1145,7 +1145,7 @@ sc_testproc_broker_new_with (const char *keys_dir, const char *workdir,
                              char *endpoint, size_t endpoint_size)
 {
     char *log_path = sc_testdir_path (workdir, "broker.log");
-    sc_testproc_t *broker = sc_testproc_broker_start ("broker", keys_dir, "tcp://127.0.0.1:*",
+    sc_testproc_t *broker = sc_testproc_broker_start ("broker", keys_dir, "tcp://127.0.0.1:!",
                                                       extra, log_path);
     free (log_path);
     if (!broker)

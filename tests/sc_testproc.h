@@ -183,7 +183,7 @@ int sc_testproc_valgrind (void);
 //  output in DIR.log. 0 when it exits 0, else -1 with its log printed.
 int sc_testproc_make_keys (const char *dir, const char *const users []);
 
-//  Starts bin/secbroker on tcp://127.0.0.1:* with the broker key,
+//  Starts bin/secbroker on tcp://127.0.0.1:! (a random free port) with the broker key,
 //  certificate and users/ of keys_dir, its log in workdir/broker.log,
 //  and heartbeat_ms as --heartbeat unless 0. Waits for its "secbroker
 //  listening on EP" line and copies EP into endpoint. NULL, with

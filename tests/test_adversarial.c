@@ -573,7 +573,7 @@ test_half_open_handshakes (void **state)
                                   /* the honest chat after 300 timed-out logins
                                      comes from the same address */
                                   "--failed-logins-per-source", "1000", NULL };
-    T.broker = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*", extra, log);
+    T.broker = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:!", extra, log);
     assert_non_null (T.broker);
     const char *line = sc_testproc_expect_prefix (T.broker, "secbroker listening on ",
                                                   s_timeout (10000));

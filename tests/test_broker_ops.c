@@ -373,7 +373,7 @@ test_metrics_bad_address (void **state)
     char *log_path = sc_testdir_path (T.work, "bad.log");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *const extra[] = { "--metrics", bad[i], NULL };
-        sc_testproc_t *p = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*",
+        sc_testproc_t *p = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:!",
                                                      extra, log_path);
         assert_non_null (p);
         assert_int_equal (sc_testproc_wait (p, s_timeout (10000)), 1);
@@ -394,7 +394,7 @@ test_metrics_bad_address (void **state)
     char taken[64];
     snprintf (taken, sizeof taken, "127.0.0.1:%d", port);
     const char *const extra[] = { "--metrics", taken, NULL };
-    sc_testproc_t *p = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*", extra,
+    sc_testproc_t *p = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:!", extra,
                                                  log_path);
     assert_non_null (p);
     assert_int_equal (sc_testproc_wait (p, s_timeout (10000)), 1);

@@ -949,7 +949,7 @@ test_nats_unreachable (void **state)
     snprintf (key, sizeof key, "%s/broker.key", T.keys);
     snprintf (users, sizeof users, "%s/users", T.keys);
     char *log = sc_testdir_path (T.dir, "unreachable.log");
-    const char *const argv[] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
+    const char *const argv[] = { bin, "--endpoint", "tcp://127.0.0.1:!", "--cert", cert,
                                  "--key", key, "--users", users, "--cluster", urls,
                                  "--node", "lonely", NULL };
     int64_t started = sc_testproc_now_ms ();
@@ -972,7 +972,7 @@ test_nats_unreachable (void **state)
     /* open registration is refused in a cluster: a node would register a
        name another node's users folder already holds */
     char *log2 = sc_testdir_path (T.dir, "open-registration.log");
-    const char *const open_argv[] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
+    const char *const open_argv[] = { bin, "--endpoint", "tcp://127.0.0.1:!", "--cert", cert,
                                       "--key", key, "--users", users, "--cluster", urls,
                                       "--node", "lonely", "--registration", "open", NULL };
     broker = sc_testproc_new ("broker-open", open_argv, log2);
@@ -1305,7 +1305,7 @@ s_tls_broker (const char *node, const char *const extra[], int *status)
     snprintf (key, sizeof key, "%s/broker.key", T.keys);
     snprintf (users, sizeof users, "%s/users", T.keys);
     snprintf (log, sizeof log, "%s/%s.log", C.dir, node);
-    const char *argv[32] = { bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert, "--key",
+    const char *argv[32] = { bin, "--endpoint", "tcp://127.0.0.1:!", "--cert", cert, "--key",
                              key, "--users", users, "--node", node };
     int argc = 11;
     for (int i = 0; extra[i] && argc < 31; i++)

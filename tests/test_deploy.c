@@ -1578,7 +1578,7 @@ s_sandboxed_broker (const char *allow, const char *families, const char *nofile,
     char *users = sc_testdir_path (keys, "users");
     char *log = sc_testdir_path (g_work, "broker.log");
     const char *argv [] = { self, "--sandbox-exec", allow, families, nofile, broker,
-                            "--endpoint", "tcp://127.0.0.1:*", "--cert", cert, "--key", key,
+                            "--endpoint", "tcp://127.0.0.1:!", "--cert", cert, "--key", key,
                             "--users", users, "--metrics", "127.0.0.1:0", NULL };
     sc_testproc_t *proc = sc_testproc_new ("broker", argv, log);
     assert_non_null (proc);
@@ -1794,7 +1794,7 @@ s_unit_command (const char *line, const char *root, const char *broker, const ch
         else if (word [0] == '/')
             argv [argc++] = s_rooted (root, word);
         else if (strncmp (word, "tcp://", 6) == 0)
-            argv [argc++] = s_printf ("tcp://127.0.0.1:*");
+            argv [argc++] = s_printf ("tcp://127.0.0.1:!");
         else
             argv [argc++] = s_printf ("%s", word);
     }

@@ -287,7 +287,7 @@ test_broker_log_on_a_full_disk (void **state)
     snprintf (san_opts, sizeof san_opts, "log_path=%s:print_stacktrace=1", san_log);
     setenv ("ASAN_OPTIONS", san_opts, 1);
     setenv ("UBSAN_OPTIONS", san_opts, 1);
-    sc_testproc_t *broker = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:*",
+    sc_testproc_t *broker = sc_testproc_broker_start ("broker", T.keys, "tcp://127.0.0.1:!",
                                                       extra, "/dev/full");
     unsetenv ("ASAN_OPTIONS");
     unsetenv ("UBSAN_OPTIONS");

@@ -1050,7 +1050,7 @@ static void
 s_evil_broker (zsock_t *pipe, void *args)
 {
     s_evil_t *self = calloc (1, sizeof *self);
-    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
+    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:!");
     zpoller_t *poller = router ? zpoller_new (pipe, router, NULL) : NULL;
     if (zsock_signal (pipe, 0) || !self || !poller) {
         if (zstr_send (pipe, "ERROR"))

@@ -366,7 +366,7 @@ s_secbroker (const char *name, const char *cert, const char *key, const char *ex
     char log_name[64];
     snprintf (log_name, sizeof log_name, "%s.log", name);
     char *log = sc_testdir_path (T.work, log_name);
-    const char *argv[] = { program, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert_path,
+    const char *argv[] = { program, "--endpoint", "tcp://127.0.0.1:!", "--cert", cert_path,
                            "--key", key_path, "--users", users, extra, NULL };
     sc_testproc_t *proc = sc_testproc_new (name, argv, log);
     assert_non_null (proc);

@@ -162,7 +162,8 @@ s_nats_start (const s_opts_t *o, char *url, size_t cap)
             bn_sleep_ns (50 * 1000000LL);
     }
     if (port <= 0) {
-        fprintf (stderr, "secbench: nats-server did not start (%s)\n", log);
+        fprintf (stderr, "secbench: nats-server did not start (a package of DEPS_PKGS;"
+                 " its log: %s)\n", log);
         sc_testproc_destroy (&p);
         return NULL;
     }
@@ -295,7 +296,8 @@ s_keys (const s_opts_t *o)
         rc = bn_write_file (path, pem, strlen (pem), 0644);
     }
     /* the relay's pairs, and as many for the cluster's */
-    for (size_t i = 0; rc == 0 && i < 4 * o->pairs * o->relay_loads; i++) {
+    size_t relay_users = (o->cluster ? 4 : 2) * o->pairs * o->relay_loads;
+    for (size_t i = 0; rc == 0 && i < relay_users; i++) {
         snprintf (path, sizeof path, "%s/users/r%03zu.pub", o->dir, i);
         rc = bn_write_file (path, pem, strlen (pem), 0644);
     }

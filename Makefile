@@ -329,6 +329,8 @@ valgrind-run: bin/secbroker bin/secchat build/tests/test_integration
 
 # ---- Benchmarks ---------------------------------------------------------
 # make bench    relay throughput and latency against a raw ZeroMQ relay,
+#               and across two nodes of a cluster (secbroker --cluster
+#               over a local nats-server) against one broker,
 #               logins against the crypto bound, 10,000 idle sessions
 #               against a raw ROUTER's connections, side by side in one
 #               run: one `name value` line per figure on stdout

@@ -136,8 +136,13 @@ int bn_client_recv (bn_client_t *self, int timeout_ms, sc_msg_t *msg);
 /* Frame-level: 1 and a frame (malloc'd) or 0 when none within timeout. */
 int bn_client_recv_frame (bn_client_t *self, int timeout_ms, uint8_t **frame, size_t *len);
 
+/* LIST until name is listed (a user on another node of a cluster is
+   known once its node's UP has arrived), one LIST per 100 ms. 0 / -1. */
+int bn_client_await (bn_client_t *self, const char *name, int timeout_ms);
+
 /* RTT, ACCEPT, CHAT and the E2E handshake between two logged-in clients
-   of the same process (a asks, b accepts). 0 / -1. */
+   of the same process (a asks, b accepts), on one broker or on two nodes
+   of a cluster. 0 / -1. */
 int bn_chat_open (bn_client_t *a, bn_client_t *b, const bn_ident_t *ident,
                   int timeout_ms);
 

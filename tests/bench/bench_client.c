@@ -357,6 +357,30 @@ s_send_named (bn_client_t *self, uint8_t opcode, const char *name)
 }
 
 int
+bn_client_await (bn_client_t *self, const char *name, int timeout_ms)
+{
+    int64_t deadline = bn_now_ns () + (int64_t) timeout_ms * 1000000;
+    while (bn_now_ns () < deadline) {
+        sc_msg_t msg;
+        sc_msg_init (&msg, SC_OP_LIST);
+        int rc = bn_client_send (self, &msg);
+        sc_msg_reset (&msg);
+        if (rc || s_expect (self, SC_OP_USERS, timeout_ms, &msg))
+            return -1;
+        bool found = false;
+        for (size_t i = 0; i < msg.names_count && !found; i++)
+            found = strcmp (msg.names[i], name) == 0;
+        sc_msg_reset (&msg);
+        if (found)
+            return 0;
+        bn_sleep_ns (100 * 1000000LL);      /* the rate limit refills a LIST in 100 ms */
+    }
+    fprintf (stderr, "secbench: %s: %s not listed within %d ms\n", self->name, name,
+             timeout_ms);
+    return -1;
+}
+
+int
 bn_chat_open (bn_client_t *a, bn_client_t *b, const bn_ident_t *ident, int timeout_ms)
 {
     sc_msg_t msg, reply;

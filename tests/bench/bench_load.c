@@ -2,11 +2,15 @@
     bench driver one command line at a time (stdin), one answer line each
     (stdout: "ok key=value..." or "error ..."). Diagnostics go to stderr.
 
-    relay BROKER_EP RAW_EP PAIRS FIRST
+    relay BROKER_EP RAW_EP PAIRS FIRST [PEER_EP]
         PAIRS pairs of clients r<2*FIRST>... log in to the broker and open
         E2E chats; the same pairs also get a DEALER to the raw relay (with
         pair routing ids) and channels keyed between them, so both paths
         carry the same sealed frames and cost the clients the same.
+        RAW_EP `-`: no raw relay (tput and lat raw are then refused).
+        PEER_EP: the second client of each pair logs in there instead, to
+        another node of a cluster, and the first waits until its node
+        lists the second before it asks for the chat.
     prep SIZE K
         K MESSAGE bodies per direction with SIZE bytes of chat text in a
         real E2E box; all of them go once through the broker and each is
@@ -135,8 +139,9 @@ s_epoll_add (int epfd, int fd, uint64_t data)
 
 static int
 s_relay_setup (s_load_t *self, const char *broker_ep, const char *raw_ep,
-               size_t pairs, size_t first)
+               size_t pairs, size_t first, const char *peer_ep)
 {
+    bool raw = strcmp (raw_ep, "-") != 0;
     self->clients = 2 * pairs;
     self->bc = calloc (self->clients, sizeof *self->bc);
     self->rc = calloc (self->clients, sizeof *self->rc);
@@ -147,9 +152,12 @@ s_relay_setup (s_load_t *self, const char *broker_ep, const char *raw_ep,
     for (size_t i = 0; i < self->clients; i++) {
         char name[SC_NAME_MAX + 1];
         snprintf (name, sizeof name, "r%03zu", 2 * first + i);
-        self->bc[i] = bn_client_new (self->zctx, broker_ep, name, NULL, 0);
+        self->bc[i] = bn_client_new (self->zctx, peer_ep && (i & 1) ? peer_ep : broker_ep,
+                                     name, NULL, 0);
         if (!self->bc[i] || bn_client_login (self->bc[i], &self->ident, S_SETUP_MS))
             return -1;
+        if (!raw)
+            continue;
         uint32_t pair = (uint32_t) (first + i / 2);
         uint8_t rid[5] = { 'p', (uint8_t) (pair >> 16), (uint8_t) (pair >> 8),
                            (uint8_t) pair, (uint8_t) (i & 1) };
@@ -158,8 +166,11 @@ s_relay_setup (s_load_t *self, const char *broker_ep, const char *raw_ep,
             return -1;
     }
     for (size_t i = 0; i < self->clients; i += 2) {
-        if (bn_chat_open (self->bc[i], self->bc[i + 1], &self->ident, S_SETUP_MS))
+        if ((peer_ep && bn_client_await (self->bc[i], self->bc[i + 1]->name, S_SETUP_MS))
+            || bn_chat_open (self->bc[i], self->bc[i + 1], &self->ident, S_SETUP_MS))
             return -1;
+        if (!raw)
+            continue;
         /* raw path: the same kind of channel, keyed between the two */
         sc_session_keys_t ka, kb;
         if (sc_random (ka.sid, SC_HASH_LEN) || sc_random (ka.k_send, SC_KEY_LEN)
@@ -671,12 +682,13 @@ s_conns (s_load_t *self, const char *ep, size_t n, int64_t deadline, size_t *don
 static void
 s_command (s_load_t *self, char *line)
 {
-    char a[512], b[512], file[4096];
+    char a[512], b[512], c[512], file[4096];
     size_t n = 0, m = 0, w = 0;
     long long t0 = 0, warm = 0, dur = 0;
     double rate = 0;
-    if (sscanf (line, "relay %511s %511s %zu %zu", a, b, &n, &m) == 4) {
-        if (s_relay_setup (self, a, b, n, m))
+    int fields = 0;
+    if ((fields = sscanf (line, "relay %511s %511s %zu %zu %511s", a, b, &n, &m, c)) >= 4) {
+        if (self->clients || s_relay_setup (self, a, b, n, m, fields == 5 ? c : NULL))
             s_reply ("error relay setup failed");
         else
             s_reply ("ok clients=%zu", self->clients);
@@ -693,7 +705,8 @@ s_command (s_load_t *self, char *line)
     if (sscanf (line, "tput %511s %zu %lld %lld %lld %zu", a, &n, &t0, &warm, &dur, &w) == 6) {
         s_run_t run = { .raw = strcmp (a, "raw") == 0, .slot = s_size_slot (self, n),
                         .t0 = t0, .m0 = t0 + warm, .m1 = t0 + warm + dur, .window = w };
-        if (run.slot < 0 || w < 1 || s_traffic (self, &run))
+        if (run.slot < 0 || w < 1 || (run.raw && (!self->rc || !self->rc[0]))
+            || s_traffic (self, &run))
             s_reply ("error tput failed");
         else
             s_reply ("ok count=%llu bad=%llu", (unsigned long long) run.counted,
@@ -704,7 +717,8 @@ s_command (s_load_t *self, char *line)
         s_run_t run = { .raw = strcmp (a, "raw") == 0, .slot = s_size_slot (self, n),
                         .t0 = t0, .m0 = t0 + dur / 10, .m1 = t0 + dur,
                         .period = rate > 0 ? (int64_t) (1e9 / rate) : 0 };
-        if (run.slot < 0 || run.period <= 0 || s_traffic (self, &run)
+        if (run.slot < 0 || run.period <= 0 || (run.raw && (!self->rc || !self->rc[0]))
+            || s_traffic (self, &run)
             || bn_write_file (file, run.lat, run.nlat * sizeof (double), 0600))
             s_reply ("error lat failed");
         else

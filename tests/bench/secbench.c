@@ -1,6 +1,7 @@
 /*  secbench: relay throughput and latency against raw ZeroMQ (and the
     throughput against the crypto floor: the raw relay doing the least a
-    re-encrypting relay must do), logins against the crypto bound, and
+    re-encrypting relay must do), the relay across two nodes of a cluster
+    against one broker, logins against the crypto bound, and
     10,000 idle sessions against a raw ROUTER's connections. Every comparison is made side by side in the
     same run (the machines are shared and noisy) and printed as one
     `name value` line per figure on stdout; diagnostics go to stderr.
@@ -10,6 +11,7 @@
         secbench [--broker PATH] [--sessions N] [--pairs N] [--seconds S]
                  [--rounds N] [--lat-rate MSGS_PER_S] [--quick]
                  [--only relay|logins|flood|scale] [--window N] [--workers N]
+                 [--login-window N] [--no-cluster]
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -55,6 +57,7 @@ typedef struct {
     size_t login_rounds;
     const char *only;           /* one phase: relay, logins, flood, scale */
     double flood_seconds;       /* the flood, the first second not counted */
+    bool cluster;               /* relay: also across two nodes of a cluster */
 } s_opts_t;
 
 static void
@@ -101,21 +104,70 @@ s_wait_line (sc_testproc_t *p, const char *prefix, int timeout_ms, char *rest, s
     return -1;
 }
 
+/* A broker; with cluster (NATS URLs), node `node` of a cluster. */
 static sc_testproc_t *
-s_broker_start (const s_opts_t *o, const char *name, char *endpoint, size_t cap)
+s_node_start (const s_opts_t *o, const char *name, const char *cluster, const char *node,
+              char *endpoint, size_t cap)
 {
     char cert[4200], key[4200], users[4200], log[4200];
     snprintf (cert, sizeof cert, "%s/broker.crt", o->dir);
     snprintf (key, sizeof key, "%s/broker.key", o->dir);
     snprintf (users, sizeof users, "%s/users", o->dir);
     snprintf (log, sizeof log, "%s/%s.log", o->dir, name);
-    const char *argv[] = { o->broker_bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
-                           "--key", key, "--users", users, "--log-level", "warning",
-                           "--heartbeat", S_HEARTBEAT, o->workers ? "--workers" : NULL,
-                           o->workers, NULL };
+    const char *argv[20] = { o->broker_bin, "--endpoint", "tcp://127.0.0.1:*", "--cert", cert,
+                             "--key", key, "--users", users, "--log-level", "warning",
+                             "--heartbeat", S_HEARTBEAT };
+    int argc = 13;
+    if (o->workers) {
+        argv[argc++] = "--workers";
+        argv[argc++] = o->workers;
+    }
+    if (cluster) {
+        argv[argc++] = "--cluster";
+        argv[argc++] = cluster;
+        argv[argc++] = "--node";
+        argv[argc++] = node;
+    }
+    argv[argc] = NULL;
     sc_testproc_t *p = sc_testproc_new (name, argv, log);
     if (p && s_wait_line (p, "secbroker listening on ", S_START_MS, endpoint, cap))
         sc_testproc_destroy (&p);
+    return p;
+}
+
+static sc_testproc_t *
+s_broker_start (const s_opts_t *o, const char *name, char *endpoint, size_t cap)
+{
+    return s_node_start (o, name, NULL, NULL, endpoint, cap);
+}
+
+/* A nats-server on 127.0.0.1 (a free port, no clustering of servers):
+   its URL in url. */
+static sc_testproc_t *
+s_nats_start (const s_opts_t *o, char *url, size_t cap)
+{
+    char log[4200];
+    snprintf (log, sizeof log, "%s/nats.log", o->dir);
+    const char *argv[] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", NULL };
+    sc_testproc_t *p = sc_testproc_new ("nats", argv, log);
+    static const char prefix[] = "client connections on 127.0.0.1:";
+    int port = -1;
+    for (int i = 0; p && i < 200 && port <= 0; i++) {
+        char text[8192];
+        ssize_t n = bn_read_file (log, text, sizeof text - 1);
+        text[n > 0 ? n : 0] = 0;
+        const char *at = strstr (text, prefix);
+        port = at ? atoi (at + strlen (prefix)) : -1;
+        if (port <= 0)
+            bn_sleep_ns (50 * 1000000LL);
+    }
+    if (port <= 0) {
+        fprintf (stderr, "secbench: nats-server did not start (a package of DEPS_PKGS;"
+                 " its log: %s)\n", log);
+        sc_testproc_destroy (&p);
+        return NULL;
+    }
+    snprintf (url, cap, "nats://127.0.0.1:%d", port);
     return p;
 }
 
@@ -243,7 +295,9 @@ s_keys (const s_opts_t *o)
         snprintf (path, sizeof path, "%s/users/u%05zu.pub", o->dir, i);
         rc = bn_write_file (path, pem, strlen (pem), 0644);
     }
-    for (size_t i = 0; rc == 0 && i < 2 * o->pairs * o->relay_loads; i++) {
+    /* the relay's pairs, and as many for the cluster's */
+    size_t relay_users = (o->cluster ? 4 : 2) * o->pairs * o->relay_loads;
+    for (size_t i = 0; rc == 0 && i < relay_users; i++) {
         snprintf (path, sizeof path, "%s/users/r%03zu.pub", o->dir, i);
         rc = bn_write_file (path, pem, strlen (pem), 0644);
     }
@@ -319,9 +373,11 @@ done:
 /* ---- 1. and 4. Relay ------------------------------------------------------------ */
 
 /* The relay paths: raw ZeroMQ, the broker, and the crypto floor (the raw
-   relay doing a seal and an open of every message, bench_raw.c). */
-enum { S_RAW, S_BROKER, S_FLOOR, S_PATHS };
-static const char *const s_path_name[S_PATHS] = { "raw", "broker", "floor" };
+   relay doing a seal and an open of every message, bench_raw.c), which
+   turn in each round; then the cluster (two brokers, the pairs' two
+   users on different nodes, over a nats-server), after them. */
+enum { S_RAW, S_BROKER, S_FLOOR, S_PATHS, S_CLUSTER = S_PATHS };
+static const char *const s_path_name[S_PATHS + 1] = { "raw", "broker", "floor", "cluster" };
 
 /* Turns the raw relay's floor on or off and waits until it says so. */
 static int
@@ -334,27 +390,37 @@ s_floor_set (sc_testproc_t *raw, bool on)
 
 /* One throughput window through one path: messages per second received,
    or -1. What each side spent is on stderr: the relay's CPU (and its
-   main thread's) and the clients' per message, over the whole run
-   (warm-up and drain included, so a little high), and how idle the
-   machine was. */
+   main thread's; the relays' together when there are several: the
+   nodes of the cluster, and then the nats-server's CPU apart) and the
+   clients' per message, over the whole run (warm-up and drain included,
+   so a little high), and how idle the machine was. */
 static double
-s_tput (const s_opts_t *o, sc_testproc_t **loads, size_t nl, sc_testproc_t *relay,
-        int mode, size_t size)
+s_tput (const s_opts_t *o, sc_testproc_t **loads, size_t nl, sc_testproc_t *const *relays,
+        size_t nr, sc_testproc_t *nats, int mode, size_t size)
 {
     char replies[S_MAX_LOADS][512];
     int64_t warm = s_ms (200), dur = (int64_t) (o->seconds * 1e9);
     int64_t t0 = bn_now_ns () + s_ms (50);
-    pid_t pid = sc_testproc_pid (relay);
-    double cpu0 = bn_cpu_s (pid, false), main0 = bn_cpu_s (pid, true);
+    double cpu0 = 0, main0 = 0, nats0 = nats ? bn_cpu_s (sc_testproc_pid (nats), false) : 0;
+    for (size_t i = 0; i < nr; i++) {
+        cpu0 += bn_cpu_s (sc_testproc_pid (relays[i]), false);
+        main0 += bn_cpu_s (sc_testproc_pid (relays[i]), true);
+    }
     double idle0 = bn_idle_s (), load0 = 0, wall0 = (double) bn_now_ns () / 1e9;
     for (size_t i = 0; i < nl; i++)
         load0 += bn_cpu_s (sc_testproc_pid (loads[i]), false);
     for (size_t i = 0; i < nl; i++)
-        s_send (loads[i], "tput %s %zu %lld %lld %lld %zu", mode == S_BROKER ? "broker" : "raw",
+        s_send (loads[i], "tput %s %zu %lld %lld %lld %zu",
+                mode == S_BROKER || mode == S_CLUSTER ? "broker" : "raw",
                 size, (long long) t0, (long long) warm, (long long) dur, o->window);
     if (s_answers (loads, nl, replies))
         return -1;
-    double cpu = bn_cpu_s (pid, false) - cpu0, main = bn_cpu_s (pid, true) - main0;
+    double cpu = -cpu0, main = -main0;
+    for (size_t i = 0; i < nr; i++) {
+        cpu += bn_cpu_s (sc_testproc_pid (relays[i]), false);
+        main += bn_cpu_s (sc_testproc_pid (relays[i]), true);
+    }
+    double nats_cpu = nats ? bn_cpu_s (sc_testproc_pid (nats), false) - nats0 : 0;
     double idle = bn_idle_s () - idle0, wall = (double) bn_now_ns () / 1e9 - wall0;
     double load = -load0, count = 0;
     for (size_t i = 0; i < nl; i++) {
@@ -364,10 +430,13 @@ s_tput (const s_opts_t *o, sc_testproc_t **loads, size_t nl, sc_testproc_t *rela
             return -1;
     }
     double sent = count * (double) (warm + dur) / (double) dur;
+    char nats_part[64] = "";
+    if (nats)
+        snprintf (nats_part, sizeof nats_part, ", nats-server %.1f", nats_cpu / sent * 1e6);
     fprintf (stderr, "secbench: relay %4zu B %-6s %7.0f msgs/s; CPU us/msg: relay %.1f"
-             " (main thread %.1f), clients %.1f; machine idle %.0f%%\n", size,
+             " (main thread %.1f)%s, clients %.1f; machine idle %.0f%%\n", size,
              s_path_name[mode], count / o->seconds, cpu / sent * 1e6,
-             main / sent * 1e6, load / sent * 1e6,
+             main / sent * 1e6, nats_part, load / sent * 1e6,
              100 * idle / (wall * (double) sysconf (_SC_NPROCESSORS_ONLN)));
     return count / o->seconds;
 }
@@ -376,7 +445,11 @@ static int
 s_relay (const s_opts_t *o)
 {
     char broker_ep[256], raw_ep[256], replies[S_MAX_LOADS][512];
-    sc_testproc_t *loads[S_MAX_LOADS] = { NULL };
+    char nats_url[256], node_ep[2][256];
+    sc_testproc_t *loads[S_MAX_LOADS] = { NULL }, *cloads[S_MAX_LOADS] = { NULL };
+    sc_testproc_t *nats = NULL, *nodes[2] = { NULL, NULL };
+    double *lat[3] = { NULL, NULL, NULL };      /* raw, broker, cluster */
+    size_t nlat[3] = { 0, 0, 0 };
     size_t nl = o->relay_loads;
     int64_t dur = (int64_t) (o->seconds * 1e9);
     sc_testproc_t *broker = s_broker_start (o, "broker-relay", broker_ep, sizeof broker_ep);
@@ -384,29 +457,49 @@ s_relay (const s_opts_t *o)
     int rc = -1;
     if (!broker || !raw || s_loads_start (o, loads, nl, "relay"))
         goto done;
+    /* The cluster: two nodes on one nats-server, and as many load
+       processes and pairs again (their names follow the others'), the
+       two users of each pair on different nodes. */
+    if (o->cluster
+        && (!(nats = s_nats_start (o, nats_url, sizeof nats_url))
+            || !(nodes[0] = s_node_start (o, "node-b1", nats_url, "b1", node_ep[0],
+                                          sizeof node_ep[0]))
+            || !(nodes[1] = s_node_start (o, "node-b2", nats_url, "b2", node_ep[1],
+                                          sizeof node_ep[1]))
+            || s_loads_start (o, cloads, nl, "cluster")))
+        goto done;
     for (size_t i = 0; i < nl; i++)
         s_send (loads[i], "relay %s %s %zu %zu", broker_ep, raw_ep, o->pairs, i * o->pairs);
-    if (s_answers (loads, nl, replies))
+    for (size_t i = 0; o->cluster && i < nl; i++)
+        s_send (cloads[i], "relay %s - %zu %zu %s", node_ep[0], o->pairs,
+                (nl + i) * o->pairs, node_ep[1]);
+    if (s_answers (loads, nl, replies) || (o->cluster && s_answers (cloads, nl, replies)))
         goto done;
-    fprintf (stderr, "secbench: relay: %zu pairs in E2E chats\n", nl * o->pairs);
+    fprintf (stderr, "secbench: relay: %zu pairs in E2E chats%s\n", nl * o->pairs,
+             o->cluster ? ", as many across the two nodes of a cluster" : "");
 
     static const size_t sizes[] = { 256, 64, 1024, 4096 };
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         for (size_t i = 0; i < nl; i++)
             s_send (loads[i], "prep %zu %d", sizes[s], S_POOL);
-        if (s_answers (loads, nl, replies))
+        for (size_t i = 0; o->cluster && i < nl; i++)
+            s_send (cloads[i], "prep %zu %d", sizes[s], S_POOL);
+        if (s_answers (loads, nl, replies) || (o->cluster && s_answers (cloads, nl, replies)))
             goto done;
         /* rounds of one window through each path, back to back, the
            order turning; the figures are medians over the rounds, the
-           ratios the medians of each round's own ratios */
-        double rate[S_PATHS][S_MAX_ROUNDS], ratio[S_MAX_ROUNDS], floor_ratio[S_MAX_ROUNDS];
+           ratios the medians of each round's own ratios. The cluster's
+           window comes after the round's three, compared with the
+           round's single broker. */
+        double rate[S_PATHS + 1][S_MAX_ROUNDS], ratio[S_MAX_ROUNDS], floor_ratio[S_MAX_ROUNDS];
+        double cluster_ratio[S_MAX_ROUNDS];
         for (size_t r = 0; r < o->rounds; r++) {
             for (int m = 0; m < S_PATHS; m++) {
                 int mode = (int) ((r + (size_t) m) % S_PATHS);
                 if (mode == S_FLOOR && s_floor_set (raw, true))
                     goto done;
-                rate[mode][r] = s_tput (o, loads, nl, mode == S_BROKER ? broker : raw, mode,
-                                        sizes[s]);
+                rate[mode][r] = s_tput (o, loads, nl, mode == S_BROKER ? &broker : &raw, 1,
+                                        NULL, mode, sizes[s]);
                 if (mode == S_FLOOR && s_floor_set (raw, false))
                     goto done;
                 if (rate[mode][r] < 0)
@@ -414,6 +507,14 @@ s_relay (const s_opts_t *o)
             }
             ratio[r] = rate[S_RAW][r] > 0 ? rate[S_BROKER][r] / rate[S_RAW][r] : 0;
             floor_ratio[r] = rate[S_RAW][r] > 0 ? rate[S_FLOOR][r] / rate[S_RAW][r] : 0;
+            if (o->cluster) {
+                rate[S_CLUSTER][r] = s_tput (o, cloads, nl, nodes, 2, nats, S_CLUSTER,
+                                             sizes[s]);
+                if (rate[S_CLUSTER][r] < 0)
+                    goto done;
+                cluster_ratio[r] = rate[S_BROKER][r] > 0
+                                   ? rate[S_CLUSTER][r] / rate[S_BROKER][r] : 0;
+            }
         }
         fprintf (stderr, "secbench: relay %zu B: ratio per round %.3f .. %.3f,"
                  " floor %.3f .. %.3f\n", sizes[s], bn_percentile (ratio, o->rounds, 0),
@@ -424,24 +525,32 @@ s_relay (const s_opts_t *o)
         s_figure_sized ("relay_ratio", sizes[s], bn_median (ratio, o->rounds));
         s_figure_sized ("floor_msgs_per_s", sizes[s], bn_median (rate[S_FLOOR], o->rounds));
         s_figure_sized ("floor_ratio", sizes[s], bn_median (floor_ratio, o->rounds));
+        if (o->cluster) {
+            fprintf (stderr, "secbench: relay %zu B: cluster / broker per round %.3f .. %.3f\n",
+                     sizes[s], bn_percentile (cluster_ratio, o->rounds, 0),
+                     bn_percentile (cluster_ratio, o->rounds, 100));
+            s_figure_sized ("cluster_msgs_per_s", sizes[s],
+                            bn_median (rate[S_CLUSTER], o->rounds));
+            s_figure_sized ("cluster_ratio", sizes[s], bn_median (cluster_ratio, o->rounds));
+        }
     }
 
-    /* Latency at a moderate rate, 256 B, both paths in turns. */
+    /* Latency at a moderate rate, 256 B, both paths in turns; then the
+       cluster's window after each round's two. */
     size_t flows = 2 * o->pairs * nl;
     double per_flow = o->lat_rate / (double) flows;
-    double *lat[2] = { NULL, NULL };
-    size_t nlat[2] = { 0, 0 };
     for (size_t r = 0; r < o->rounds; r++)
-        for (int m = 0; m < 2; m++) {
-            int mode = (int) (r % 2) ? 1 - m : m;
+        for (int m = 0; m < (o->cluster ? 3 : 2); m++) {
+            int mode = m == 2 ? 2 : (int) (r % 2) ? 1 - m : m;
+            sc_testproc_t **lp = mode == 2 ? cloads : loads;
             int64_t t0 = bn_now_ns () + s_ms (50);
             char file[S_MAX_LOADS][4200];
             for (size_t i = 0; i < nl; i++) {
                 snprintf (file[i], sizeof file[i], "%s/lat-%zu", o->dir, i);
-                s_send (loads[i], "lat %s 256 %lld %lld %.3f %s", mode ? "broker" : "raw",
+                s_send (lp[i], "lat %s 256 %lld %lld %.3f %s", mode ? "broker" : "raw",
                         (long long) t0, (long long) (2 * dur), per_flow, file[i]);
             }
-            if (s_answers (loads, nl, replies))
+            if (s_answers (lp, nl, replies))
                 goto done;
             for (size_t i = 0; i < nl; i++) {
                 size_t n = (size_t) bn_kv (replies[i], "samples", 0);
@@ -455,7 +564,7 @@ s_relay (const s_opts_t *o)
                 nlat[mode] += n;
             }
         }
-    if (nlat[0] < 100 || nlat[1] < 100) {
+    if (nlat[0] < 100 || nlat[1] < 100 || (o->cluster && nlat[2] < 100)) {
         fprintf (stderr, "secbench: too few latency samples\n");
         goto done;
     }
@@ -469,10 +578,23 @@ s_relay (const s_opts_t *o)
     s_figure ("latency_p99_us", bn_percentile (lat[1], nlat[1], 99));
     s_figure ("raw_latency_p50_us", bn_percentile (lat[0], nlat[0], 50));
     s_figure ("raw_latency_p99_us", bn_percentile (lat[0], nlat[0], 99));
-    free (lat[0]);
-    free (lat[1]);
+    if (o->cluster) {
+        fprintf (stderr, "secbench: cluster latency at %.0f msgs/s, %zu samples; p50 p90 p99"
+                 " p99.9 us: %.0f %.0f %.0f %.0f\n", o->lat_rate, nlat[2],
+                 bn_percentile (lat[2], nlat[2], 50), bn_percentile (lat[2], nlat[2], 90),
+                 bn_percentile (lat[2], nlat[2], 99), bn_percentile (lat[2], nlat[2], 99.9));
+        s_figure ("cluster_latency_p50_us", bn_percentile (lat[2], nlat[2], 50));
+        s_figure ("cluster_latency_p99_us", bn_percentile (lat[2], nlat[2], 99));
+    }
     rc = 0;
 done:
+    free (lat[0]);
+    free (lat[1]);
+    free (lat[2]);
+    s_loads_stop (cloads, nl);
+    s_stop (&nodes[1]);
+    s_stop (&nodes[0]);
+    s_stop (&nats);
     s_loads_stop (loads, nl);
     s_stop (&raw);
     s_stop (&broker);
@@ -737,6 +859,7 @@ s_parse (int argc, char **argv, s_opts_t *o)
         { "window", required_argument, NULL, 'w' },
         { "workers", required_argument, NULL, 'k' },
         { "login-window", required_argument, NULL, 'g' },
+        { "no-cluster", no_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -744,7 +867,7 @@ s_parse (int argc, char **argv, s_opts_t *o)
                       .pairs = 4, .relay_loads = 2, .seconds = 0.75, .rounds = 4,
                       .lat_rate = 4000, .window = 128, .logins = 1500, .login_rounds = 4,
                       .login_window = 500,
-                      .flood_seconds = 6 };
+                      .flood_seconds = 6, .cluster = true };
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1)
         switch (opt) {
@@ -758,6 +881,7 @@ s_parse (int argc, char **argv, s_opts_t *o)
             case 'w': o->window = strtoul (optarg, NULL, 10); break;
             case 'k': o->workers = optarg; break;
             case 'g': o->login_window = strtoul (optarg, NULL, 10); break;
+            case 'c': o->cluster = false; break;
             case 'q':
                 o->sessions = 2000;
                 o->seconds = 0.3;
@@ -769,7 +893,8 @@ s_parse (int argc, char **argv, s_opts_t *o)
             default:
                 fprintf (stderr, "usage: secbench [--broker PATH] [--sessions N] [--pairs N]\n"
                                  "                [--seconds S] [--rounds N] [--lat-rate N] [--quick]\n"
-                                 "                [--only relay|logins|flood|scale] [--window N] [--workers N]\n");
+                                 "                [--only relay|logins|flood|scale] [--window N] [--workers N]\n"
+                                 "                [--login-window N] [--no-cluster]\n");
                 return -1;
         }
     if (o->sessions < 4 || o->sessions > 99999 || o->pairs < 1 || o->pairs > 64

@@ -12,8 +12,11 @@
     another at once and chats across nodes; a code used twice (in turn,
     or at the same time on two nodes), revoked, or for a name taken is
     refused; a user removed from the bucket is logged out on every node;
-    a broker reloaded or started later knows the bucket's users; a
-    broker whose NATS has no JetStream refuses to start.
+    a broker reloaded or started later knows the bucket's users; a node
+    whose NATS server dies follows the bucket through another (the
+    buckets have three replicas); with NATS gone an enrolment is refused
+    with ERROR INTERNAL; a broker whose NATS has no JetStream refuses to
+    start.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -129,8 +132,9 @@ s_broker_start (int i, const char *node, char *endpoint, size_t size)
         free (dir);
         return NULL;
     }
+    /* the buckets on all three servers: they outlive one */
     const char *const extra[] = { "--cluster", T.urls[i], "--node", node, "--metrics",
-                                  "127.0.0.1:0", NULL };
+                                  "127.0.0.1:0", "--nats-replicas", "3", NULL };
     sc_testproc_t *broker = sc_testproc_broker_new_with (T.keys, dir, extra, endpoint, size);
     free (dir);
     return broker;
@@ -536,6 +540,35 @@ test_reload_and_late_node (void **state)
     free (pass);
 }
 
+/* b1's NATS server dies: b1 goes on through another one, and still
+   follows the bucket of users (its watch resumes there). */
+static void
+test_nats_server_lost (void **state)
+{
+    (void) state;
+    char code[64];
+    s_invite ("nina", code, sizeof code);
+    sc_testproc_t *enrol = s_enrol ("nina", code, 1);
+    s_ready (enrol, "nina");
+    s_quit (&enrol);
+    sc_testproc_t *nina = s_login ("nina", 0, true);
+    s_ready (nina, "nina");
+    assert_int_equal (sc_testproc_kill (T.nats[0]), SC_TESTPROC_SIGNALED + SIGKILL);
+    char *path = sc_testdir_path (T.dir, "b1/broker.log");
+    int64_t deadline = sc_testproc_now_ms () + 3 * s_t;
+    while (!s_file_has (path, "cluster: reconnected to NATS at")
+           && sc_testproc_now_ms () < deadline)
+        sc_testproc_sleep_ms (100);
+    assert_true (s_file_has (path, "cluster: reconnected to NATS at"));
+    free (path);
+    /* the tool too goes to the next server of the list */
+    assert_int_equal (s_tool (NULL, 0, NULL, "users", "--remove", "nina", NULL), 0);
+    assert_int_equal (sc_testproc_expect (nina, "error revoked your key was removed from "
+                                          "the broker's registry", 3 * s_t), 0);
+    assert_int_equal (sc_testproc_wait (nina, s_t), 1);
+    sc_testproc_destroy (&nina);
+}
+
 /* NATS gone: an enrolment is refused with ERROR INTERNAL and its own
    text, nothing kept; users already known still log in. (Last of the
    tests on the cluster: its NATS servers go.) */
@@ -685,6 +718,7 @@ main (void)
         cmocka_unit_test (test_revoked_and_taken),
         cmocka_unit_test (test_removed_user_logged_out_everywhere),
         cmocka_unit_test (test_reload_and_late_node),
+        cmocka_unit_test (test_nats_server_lost),
         cmocka_unit_test (test_nats_down_during_enrolment),
         cmocka_unit_test (test_no_jetstream),
     };

@@ -320,6 +320,7 @@ sc_broker_stats (const sc_broker_t *self, sc_broker_stats_t *stats)
         stats->cluster_nodes = sc_cluster_nodes (self->cluster);
         stats->cluster_users = sc_cluster_remote_users (self->cluster);
         stats->cluster_reconnects = sc_cluster_reconnects (self->cluster);
+        stats->cluster_registered = sc_registry_cluster_size (self->registry);
     }
 }
 

@@ -150,6 +150,7 @@ typedef struct {
     uint64_t cluster_nodes;     /* gauge: other nodes heard from          */
     uint64_t cluster_users;     /* gauge: users online on other nodes     */
     uint64_t cluster_reconnects;    /* reconnections to NATS since start  */
+    uint64_t cluster_registered;    /* gauge: users of the bucket secchat-users */
     bool clustered;             /* the cluster_ figures are set           */
     bool cluster_connected;     /* gauge: connected to a NATS server now  */
 } sc_broker_stats_t;

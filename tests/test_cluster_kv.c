@@ -326,6 +326,36 @@ s_quit (sc_testproc_t **client_p)
     sc_testproc_destroy (client_p);
 }
 
+/* Node b(i+1)'s gauge of the bucket's users reads want (polled: the
+   metrics are handed over a few times a second). */
+static void
+s_registered_until (int i, unsigned long long want)
+{
+    char sub[32];
+    snprintf (sub, sizeof sub, "b%d/broker.log", i + 1);
+    char *path = sc_testdir_path (T.dir, sub);
+    char *log = sc_testdir_slurp (path, NULL);
+    const char *prefix = "metrics on http://127.0.0.1:";
+    const char *at = log ? strstr (log, prefix) : NULL;
+    int port = at ? atoi (at + strlen (prefix)) : 0;
+    free (log);
+    free (path);
+    assert_true (port > 0);
+    unsigned long long value = 0;
+    int64_t deadline = sc_testproc_now_ms () + s_t;
+    do {
+        char *text = sc_testproc_metrics (port);
+        assert_non_null (text);
+        assert_int_equal (sc_testproc_metric (text, "secbroker_cluster_registered_users",
+                                              &value), 0);
+        free (text);
+        if (value == want)
+            return;
+        sc_testproc_sleep_ms (50);
+    } while (sc_testproc_now_ms () < deadline);
+    fail_msg ("b%d: secbroker_cluster_registered_users is %llu, not %llu", i + 1, value, want);
+}
+
 /* ---- Tests ----------------------------------------------------------------------- */
 
 /* Invited with node b1's NATS options, enrolled on b2, logged in on b3
@@ -339,9 +369,13 @@ test_invite_enrol_login_anywhere (void **state)
     assert_int_equal (s_tool (line, sizeof line, NULL, "invite", "--list", NULL), 0);
     assert_true (strncmp (line, "frank 20", 8) == 0);
 
+    for (int node = 0; node < S_NODES; node++)
+        s_registered_until (node, 0);
     sc_testproc_t *enrol = s_enrol ("frank", code, 1);
     s_ready (enrol, "frank");
     s_quit (&enrol);
+    for (int node = 0; node < S_NODES; node++)
+        s_registered_until (node, 1);
     /* on b3 at once: its registry had it from the bucket */
     sc_testproc_t *frank = s_login ("frank", 2, true);
     s_ready (frank, "frank");

@@ -97,16 +97,16 @@ struct _sc_cluster_t {
     s_item_t *held;             /* a message waiting behind its events   */
     int64_t now, last_beat;
     int64_t twin_said;          /* when a broker with our name was logged */
-    bool down;                  /* NATS lost: nothing expires meanwhile  */
     /* the buckets (sc_cluster_kv_open) */
     jsCtx *js;
     kvStore *kv_invites, *kv_users;
     kvWatcher *watcher;
     pthread_t watch_thread;
-    bool watching;              /* the thread runs                       */
-    bool watch_loaded;          /* under lock: the first entries are queued */
     pthread_cond_t watch_cond;
     s_user_item_t *users_head, *users_tail;     /* under lock            */
+    bool down;                  /* NATS lost: nothing expires meanwhile  */
+    bool watching;              /* the thread runs                       */
+    bool watch_loaded;          /* under lock: the first entries are queued */
 };
 
 void

@@ -1145,15 +1145,16 @@ s_invite_kv (sc_cluster_opts_t *opts, bool list, const char *revoke, const char 
         int64_t expires = 0;
         int got = sc_cluster_kv_get (cluster, SC_CLUSTER_INVITES, revoke, (uint8_t *) line,
                                      sizeof line, &len, NULL, why, sizeof why);
-        if (got == SC_CLUSTER_KV_EIO)
-            fprintf (stderr, "secbroker: %s\n", why);
-        else
-        if (got != SC_CLUSTER_KV_OK
-            || sc_invite_parse_line (line, len, &expires) != SC_INVITE_OK)
+        /* a used one is none either */
+        bool none = got == SC_CLUSTER_KV_NONE
+                    || (got == SC_CLUSTER_KV_OK
+                        && sc_invite_parse_line (line, len, &expires) != SC_INVITE_OK);
+        if (none)
             fprintf (stderr, "secbroker: cannot revoke the invitation of %s: there is none\n",
                      revoke);
         else
-        if (sc_cluster_kv_delete (cluster, SC_CLUSTER_INVITES, revoke, why, sizeof why))
+        if (got != SC_CLUSTER_KV_OK
+            || sc_cluster_kv_delete (cluster, SC_CLUSTER_INVITES, revoke, why, sizeof why))
             fprintf (stderr, "secbroker: %s\n", why);
         else {
             fprintf (stderr, "secbroker: invitation of %s revoked\n", revoke);
@@ -1167,18 +1168,17 @@ s_invite_kv (sc_cluster_opts_t *opts, bool list, const char *revoke, const char 
         int got = sc_cluster_kv_get (cluster, SC_CLUSTER_USERS, name, pub, sizeof pub, &len,
                                      NULL, why, sizeof why);
         int n = -1;
-        if (got == SC_CLUSTER_KV_EIO)
-            fprintf (stderr, "secbroker: cannot invite %s: %s\n", name, why);
-        else
         if (got == SC_CLUSTER_KV_OK)
             fprintf (stderr, "secbroker: cannot invite %s: %s is already registered (in %s)\n",
                      name, name, SC_CLUSTER_USERS);
         else
-        if ((n = sc_invite_line (code, now + valid, line)) < 0)
+        if (got == SC_CLUSTER_KV_NONE && (n = sc_invite_line (code, now + valid, line)) < 0)
             fprintf (stderr, "secbroker: cannot invite %s: cannot make a code\n", name);
         else
-        if (sc_cluster_kv_put (cluster, SC_CLUSTER_INVITES, name, (const uint8_t *) line,
-                               (size_t) n, why, sizeof why))
+        /* NATS failed, reading or writing */
+        if (got != SC_CLUSTER_KV_NONE
+            || sc_cluster_kv_put (cluster, SC_CLUSTER_INVITES, name, (const uint8_t *) line,
+                                  (size_t) n, why, sizeof why))
             fprintf (stderr, "secbroker: cannot invite %s: %s\n", name, why);
         else {
             sc_enrol_code_format (code, text);

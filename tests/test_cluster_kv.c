@@ -171,7 +171,8 @@ s_tool (char *out, size_t size, char **err, ...)
         if (sc_testproc_read_line (proc, s_t, &line) == 1)
             snprintf (out, size, "%s", line);
     }
-    int status = sc_testproc_wait (proc, s_t);
+    /* JetStream electing new leaders (a server lost) holds it a while */
+    int status = sc_testproc_wait (proc, 3 * s_t);
     sc_testproc_destroy (&proc);
     if (err)
         *err = sc_testdir_slurp (log, NULL);

@@ -323,6 +323,7 @@ sc_broker_stats (const sc_broker_t *self, sc_broker_stats_t *stats)
         stats->cluster_nodes = sc_cluster_nodes (self->cluster);
         stats->cluster_users = sc_cluster_remote_users (self->cluster);
         stats->cluster_reconnects = sc_cluster_reconnects (self->cluster);
+        stats->cluster_registered = sc_registry_cluster_size (self->registry);
     }
 }
 
@@ -669,6 +670,14 @@ struct _sc_broker_job_t {
     bool unknown;                   /* not registered: user_pub is a dummy */
     bool enrol;                     /* an enrolment: user_pub is the new key */
     uint8_t code[SC_HS_CODE_LEN];   /* ...and its code (all zero: none)    */
+    /* an enrolment on a node of a cluster: the job checks and writes the
+       buckets (blocking calls, on a worker) */
+    sc_cluster_t *cluster;
+    const char *dir;                /* the users folder (the registry's)   */
+    bool invite_kv;                 /* the code is the bucket's to check   */
+    bool taken_here;                /* ...and the name is in the registry  */
+    uint32_t enrol_err;             /* refused by the job: the ERROR...    */
+    const char *enrol_why;          /* ...and its text                     */
     bool keys_ok;
     sc_session_keys_t keys;
 };
@@ -711,6 +720,125 @@ sc_broker_jobs (const sc_broker_t *self)
     return self->jobs;
 }
 
+/* ---- Enrolment on a node of a cluster: the buckets (section 12) ---------- */
+
+#define S_KV_DOWN "the cluster's registry cannot be reached, retry later"
+
+static bool s_is_zero (const uint8_t *data, size_t len);
+
+static uint32_t
+s_kv_refuse (sc_broker_job_t *job, uint32_t code, const char *why)
+{
+    job->enrol_err = code;
+    job->enrol_why = why;
+    return code;
+}
+
+/* On a worker: the bucket's invitation for the code (when the folder had
+   none) and the name free in secchat-users. 0, or the ERROR (set in
+   the job). */
+static uint32_t
+s_enrol_bucket_check (sc_broker_job_t *job)
+{
+    char why[512], line[SC_INVITE_LINE_MAX];
+    size_t len = 0;
+    if (job->invite_kv) {
+        int rc = sc_cluster_kv_get (job->cluster, SC_CLUSTER_INVITES, job->name,
+                                    (uint8_t *) line, sizeof line, &len, NULL, why, sizeof why);
+        if (rc == SC_CLUSTER_KV_EIO) {
+            sc_log (SC_LOG_ERROR, "enrolment of %s failed: %s", job->name, why);
+            return s_kv_refuse (job, SC_ERR_INTERNAL, S_KV_DOWN);
+        }
+        rc = sc_invite_check_line (rc == SC_CLUSTER_KV_OK ? line : NULL, len, job->code,
+                                   (int64_t) time (NULL));
+        if (rc == SC_INVITE_EXPIRED)
+            return s_kv_refuse (job, SC_ERR_ENROL_CODE, "this code has expired");
+        if (rc != SC_INVITE_OK)
+            return s_kv_refuse (job, SC_ERR_ENROL_CODE, "invalid or already used code");
+    }
+    if (job->taken_here)
+        return s_kv_refuse (job, SC_ERR_ENROL_TAKEN, "this name is already registered");
+    uint8_t pub[256];
+    int rc = sc_cluster_kv_get (job->cluster, SC_CLUSTER_USERS, job->name, pub, sizeof pub,
+                                &len, NULL, why, sizeof why);
+    if (rc == SC_CLUSTER_KV_EIO) {
+        sc_log (SC_LOG_ERROR, "enrolment of %s failed: %s", job->name, why);
+        return s_kv_refuse (job, SC_ERR_INTERNAL, S_KV_DOWN);
+    }
+    if (rc == SC_CLUSTER_KV_OK)
+        return s_kv_refuse (job, SC_ERR_ENROL_TAKEN, "this name is already registered");
+    return 0;
+}
+
+/* On a worker, the key proved itself: burn the code (the bucket's entry
+   updated to "used" only if it is still the one checked: a code used
+   at the same time on another node, or revoked meanwhile, fails here;
+   the folder's invitation renamed away, which only one can), then
+   register the name in secchat-users (only if absent). The code comes
+   back when the name could not be written for NATS's sake. */
+static void
+s_enrol_bucket_commit (sc_broker_job_t *job)
+{
+    char why[512], line[SC_INVITE_LINE_MAX], claimed[4096], path[4096];
+    size_t len = 0;
+    uint64_t revision = 0;
+    bool invited = !s_is_zero (job->code, SC_HS_CODE_LEN);
+    bool local = invited && !job->invite_kv, took = false;
+    int rc = SC_CLUSTER_KV_OK;
+    if (invited && job->invite_kv) {
+        rc = sc_cluster_kv_get (job->cluster, SC_CLUSTER_INVITES, job->name, (uint8_t *) line,
+                                sizeof line, &len, &revision, why, sizeof why);
+        if (rc == SC_CLUSTER_KV_OK
+            && sc_invite_check_line (line, len, job->code, (int64_t) time (NULL)) != SC_INVITE_OK)
+            rc = SC_CLUSTER_KV_NONE;
+        if (rc == SC_CLUSTER_KV_OK)
+            rc = sc_cluster_kv_update (job->cluster, SC_CLUSTER_INVITES, job->name,
+                                       (const uint8_t *) SC_INVITE_USED,
+                                       strlen (SC_INVITE_USED), revision, why, sizeof why);
+    }
+    if (local) {
+        snprintf (path, sizeof path, "%s/%s.invite", job->dir, job->name);
+        snprintf (claimed, sizeof claimed, "%s/.%s.invite.%llu", job->dir, job->name,
+                  (unsigned long long) job->gen);
+        int check = sc_invite_check (job->dir, job->name, job->code, (int64_t) time (NULL));
+        took = check == SC_INVITE_OK && rename (path, claimed) == 0;
+        rc = took ? SC_CLUSTER_KV_OK
+           : check == SC_INVITE_EIO ? SC_CLUSTER_KV_EIO : SC_CLUSTER_KV_NONE;
+        if (check == SC_INVITE_EIO)
+            snprintf (why, sizeof why, "cannot read its invitation in %s", job->dir);
+    }
+    if (rc == SC_CLUSTER_KV_NONE) {
+        s_kv_refuse (job, SC_ERR_ENROL_CODE, "invalid or already used code");
+        return;
+    }
+    if (rc == SC_CLUSTER_KV_OK)
+        rc = sc_cluster_kv_create (job->cluster, SC_CLUSTER_USERS, job->name, job->user_pub,
+                                   SC_PUB_LEN, why, sizeof why);
+    if (rc == SC_CLUSTER_KV_OK) {
+        if (local && unlink (claimed))
+            sc_log (SC_LOG_WARNING, "enrolled %s, but its invitation could not be removed: %s",
+                    job->name, strerror (errno));
+        return;
+    }
+    /* not registered: the code is good again, unless the name is taken */
+    if (took && rename (claimed, path))
+        sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s: %s", job->name,
+                strerror (errno));
+    if (invited && job->invite_kv && rc == SC_CLUSTER_KV_EIO) {
+        char ignored[256];
+        if (sc_cluster_kv_put (job->cluster, SC_CLUSTER_INVITES, job->name, (uint8_t *) line,
+                               len, ignored, sizeof ignored))
+            sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s in %s: %s",
+                    job->name, SC_CLUSTER_INVITES, ignored);
+    }
+    if (rc == SC_CLUSTER_KV_EXISTS)
+        s_kv_refuse (job, SC_ERR_ENROL_TAKEN, "this name is already registered");
+    else {
+        sc_log (SC_LOG_ERROR, "enrolment of %s failed: %s", job->name, why);
+        s_kv_refuse (job, SC_ERR_INTERNAL, S_KV_DOWN);
+    }
+}
+
 void
 sc_broker_job_run (sc_broker_job_t *job)
 {
@@ -719,11 +847,15 @@ sc_broker_job_run (sc_broker_job_t *job)
                                              job->nonce_b, job->eph_b, job->sig, job->mac);
         return;
     }
+    if (job->enrol && job->cluster && s_enrol_bucket_check (job))
+        return;                         /* refused before the signature */
     sc_key_t *user = sc_key_from_raw (job->user_pub);
     job->rc = user ? sc_handshake_broker_verify (job->hs, user) : SC_HS_EINTERNAL;
     job->keys_ok = job->rc == SC_HS_OK && sc_handshake_keys (job->hs, &job->keys) == 0;
     sc_key_destroy (&user);
     sc_handshake_destroy (&job->hs);    /* the login's secrets go here */
+    if (job->enrol && job->cluster && job->rc == SC_HS_OK && job->keys_ok)
+        s_enrol_bucket_commit (job);
 }
 
 static void s_job_finish (sc_broker_t *self, sc_broker_job_t *job);
@@ -985,11 +1117,15 @@ s_is_zero (const uint8_t *data, size_t len)
     return any == 0;
 }
 
-/* May name be enrolled with code now? 0, or the ERROR code and *why. */
+/* May name be enrolled with code now? 0, or the ERROR code and *why. In
+   a cluster a code the folder has no invitation for may be the bucket's:
+   *in_bucket (may be NULL: then it is refused) says so, for the job. */
 static uint32_t
 s_enrol_check (sc_broker_t *self, const char *name,
-               const uint8_t code[static SC_HS_CODE_LEN], const char **why)
+               const uint8_t code[static SC_HS_CODE_LEN], bool *in_bucket, const char **why)
 {
+    if (in_bucket)
+        *in_bucket = false;
     if (s_is_zero (code, SC_HS_CODE_LEN)) {
         if (!self->opts.registration_open) {
             *why = "registration is closed: enrolment needs an invitation code";
@@ -1009,6 +1145,13 @@ s_enrol_check (sc_broker_t *self, const char *name,
             *why = "this code has expired";
             return SC_ERR_ENROL_CODE;
         }
+        if (rc != SC_INVITE_OK && self->cluster && in_bucket) {
+            /* the job checks the code first, then the name (the answer
+               tells whether a name is taken only to who holds its code) */
+            *in_bucket = true;
+            return 0;
+        }
+        else
         if (rc != SC_INVITE_OK) {
             *why = "invalid or already used code";
             return SC_ERR_ENROL_CODE;
@@ -1050,7 +1193,8 @@ s_on_enrol (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
                          "too many failed enrolments for this name, retry later");
         return;
     }
-    uint32_t err = s_enrol_check (self, name, code, &why);
+    bool in_bucket = false;
+    uint32_t err = s_enrol_check (self, name, code, &in_bucket, &why);
     sc_broker_job_t *job = err ? NULL : s_job_new (s, J_VERIFY);
     if (err || !job) {
         sc_wipe (code, sizeof code);
@@ -1068,6 +1212,12 @@ s_on_enrol (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
     job->enrol = true;
     memcpy (job->code, code, SC_HS_CODE_LEN);
     sc_wipe (code, sizeof code);
+    if (self->cluster) {
+        job->cluster = self->cluster;
+        job->dir = sc_registry_dir (self->registry);
+        job->invite_kv = in_bucket;
+        job->taken_here = in_bucket && sc_registry_taken (self->registry, name);
+    }
     s_job_start (self, s, job);
 }
 
@@ -1077,7 +1227,22 @@ s_on_enrol (sc_broker_t *self, s_session_t *s, const sc_msg_t *msg)
 static uint32_t
 s_enrol_commit (sc_broker_t *self, sc_broker_job_t *job, const char **why)
 {
-    uint32_t err = s_enrol_check (self, job->name, job->code, why);
+    if (job->cluster) {
+        /* the job registered it in secchat-users: known here at once */
+        if (job->enrol_err) {
+            *why = job->enrol_why;
+            return job->enrol_err;
+        }
+        if (sc_registry_cluster_set (self->registry, job->name, job->user_pub) < 0) {
+            *why = "internal error";
+            return SC_ERR_INTERNAL;
+        }
+        sc_log (SC_LOG_INFO, "enrolled %s (%s, in %s)", job->name,
+                job->invite_kv ? "invitation of the cluster" : "invitation",
+                SC_CLUSTER_USERS);
+        return 0;
+    }
+    uint32_t err = s_enrol_check (self, job->name, job->code, NULL, why);
     if (err)
         return err;
     char detail[512];
@@ -1119,6 +1284,11 @@ s_verify_done (sc_broker_t *self, s_session_t *s, sc_broker_job_t *job)
 {
     const char *why = NULL;
     uint32_t code = SC_ERR_AUTH;
+    if (job->enrol && job->enrol_err && job->hs) {
+        /* refused by the bucket before the signature was checked */
+        s_enrol_refused (self, s, job->name, job->enrol_err, job->enrol_why);
+        return;
+    }
     if (job->enrol && job->rc == SC_HS_OK && job->keys_ok
         && (code = s_enrol_commit (self, job, &why)) != 0) {
         sc_wipe (&job->keys, sizeof job->keys);
@@ -2177,6 +2347,31 @@ s_node_gone (sc_broker_t *self, const char *node)
     }
 }
 
+/* A user of the bucket secchat-users added, replaced or gone: the
+   registry follows, and whoever's key went is logged out as after a
+   reload (ERROR REVOKED). */
+static void
+s_cluster_user (sc_broker_t *self, const sc_node_msg_t *msg)
+{
+    int rc = msg->has_key ? sc_registry_cluster_set (self->registry, msg->from, msg->key)
+                          : sc_registry_cluster_remove (self->registry, msg->from);
+    if (rc == 1)
+        return;
+    if (rc < 0)
+        sc_log (SC_LOG_WARNING, "cluster: %s: the key of %s does not load: taken as removed",
+                SC_CLUSTER_USERS, msg->from);
+    else
+    if (msg->has_key)
+        sc_log (SC_LOG_DEBUG, "cluster: %s registered or changed in %s", msg->from,
+                SC_CLUSTER_USERS);
+    else
+        sc_log (SC_LOG_INFO, "cluster: %s removed from %s", msg->from, SC_CLUSTER_USERS);
+    size_t revoked = sc_broker_revalidate (self);
+    if (revoked)
+        sc_log (SC_LOG_INFO, "%zu user%s logged out: key removed or changed in %s", revoked,
+                revoked == 1 ? "" : "s", SC_CLUSTER_USERS);
+}
+
 void
 sc_broker_cluster_msg (sc_broker_t *self, const sc_node_msg_t *msg, int64_t now_ms)
 {
@@ -2236,6 +2431,9 @@ sc_broker_cluster_msg (sc_broker_t *self, const sc_node_msg_t *msg, int64_t now_
             break;
         case SC_CLUSTER_NODE_GONE:
             s_node_gone (self, msg->node);
+            break;
+        case SC_CLUSTER_USER:
+            s_cluster_user (self, msg);
             break;
         default:
             break;

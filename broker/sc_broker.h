@@ -10,8 +10,11 @@
     what each opcode does.
 
     Enrolment (section 5a) reads invitations from the registry's folder
-    and writes the new key there; an invitation's expiry is compared
-    with the wall clock, time(2), not with the time handed in.
+    and writes the new key there; on a node of a cluster it also reads
+    invitations from, and writes the new key to, the cluster's buckets
+    (section 12), in the job that checks the new key's signature, since
+    those calls block. An invitation's expiry is compared with the wall
+    clock, time(2), not with the time handed in.
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -147,6 +150,7 @@ typedef struct {
     uint64_t cluster_nodes;     /* gauge: other nodes heard from          */
     uint64_t cluster_users;     /* gauge: users online on other nodes     */
     uint64_t cluster_reconnects;    /* reconnections to NATS since start  */
+    uint64_t cluster_registered;    /* gauge: users of the bucket secchat-users */
     bool clustered;             /* the cluster_ figures are set           */
     bool cluster_connected;     /* gauge: connected to a NATS server now  */
 } sc_broker_stats_t;

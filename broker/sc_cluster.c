@@ -74,6 +74,15 @@ typedef struct {
     uint64_t snap;
 } s_entry_t;
 
+/* A change of secchat-users, from the watcher's thread to the core's. */
+typedef struct _s_user_item_t s_user_item_t;
+struct _s_user_item_t {
+    s_user_item_t *next;
+    char name[SC_NAME_MAX + 1];
+    bool has_key;
+    uint8_t key[SC_NODE_KEY_LEN];
+};
+
 struct _sc_cluster_t {
     sc_cluster_opts_t opts;
     char node[SC_NAME_MAX + 1];
@@ -109,7 +118,16 @@ struct _sc_cluster_t {
     uint64_t nodes_refused;     /* messages from nodes past S_NODES_MAX  */
     uint64_t users_refused;     /* UPs past S_REMOTE_MAX                 */
     int64_t nodes_said, users_said;
+    /* the buckets (sc_cluster_kv_open) */
+    jsCtx *js;
+    kvStore *kv_invites, *kv_users;
+    kvWatcher *watcher;
+    pthread_t watch_thread;
+    pthread_cond_t watch_cond;
+    s_user_item_t *users_head, *users_tail;     /* under lock            */
     bool down;                  /* NATS lost: nothing expires meanwhile  */
+    bool watching;              /* the thread runs                       */
+    bool watch_loaded;          /* under lock: the first entries are queued */
 };
 
 void
@@ -119,6 +137,7 @@ sc_cluster_opts_default (sc_cluster_opts_t *opts)
     opts->beat_ms = 1000;
     opts->dead_ms = 5000;
     opts->connect_ms = 5000;
+    opts->replicas = 1;
 }
 
 static int64_t
@@ -237,7 +256,7 @@ s_pop (sc_cluster_t *self)
             self->tail = NULL;
         self->queued -= item->len;
     }
-    if (!self->head) {
+    if (!self->head && !self->users_head) {
         char buf[64];
         while (read (self->pipe[0], buf, sizeof buf) > 0)
             ;
@@ -408,6 +427,8 @@ s_nats_options (sc_cluster_t *self, char **urls, int count)
 }
 
 static int s_publish (sc_cluster_t *self, const char *subject, sc_node_msg_t *msg);
+static void s_kv_close (sc_cluster_t *self);
+static s_user_item_t *s_user_pop (sc_cluster_t *self);
 
 sc_cluster_t *
 sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
@@ -427,6 +448,7 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
     snprintf (self->subject, sizeof self->subject, "%s%s", S_NODE_PREFIX, self->node);
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->closed_cond, NULL);
+    pthread_cond_init (&self->watch_cond, NULL);
     self->local = zhashx_new ();
     self->remote = zhashx_new ();
     self->nodes = zhashx_new ();
@@ -476,9 +498,9 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
            && (cst == NATS_NO_SERVER || cst == NATS_TIMEOUT || cst == NATS_IO_ERROR)
            && zclock_mono () + 500 < deadline)
         zclock_sleep (500);
-    if (cst == NATS_OK)
+    if (cst == NATS_OK && !opts->tool)
         cst = natsConnection_Subscribe (&self->sub_all, self->nc, S_PRESENCE, s_on_msg, self);
-    if (cst == NATS_OK)
+    if (cst == NATS_OK && !opts->tool)
         cst = natsConnection_Subscribe (&self->sub_node, self->nc, self->subject, s_on_msg, self);
     if (cst == NATS_OK)
         cst = natsConnection_FlushTimeout (self->nc, 5000);
@@ -489,6 +511,8 @@ sc_cluster_new (const sc_cluster_opts_t *opts, char *why, size_t size)
         return NULL;
     }
     self->now = zclock_mono ();
+    if (opts->tool)
+        return self;
     /* who is online elsewhere: every node answers with a snapshot */
     sc_node_msg_t sync;
     sc_node_msg_init (&sync, SC_NODE_SYNC);
@@ -502,6 +526,7 @@ sc_cluster_destroy (sc_cluster_t **self_p)
     if (!self_p || !*self_p)
         return;
     sc_cluster_t *self = *self_p;
+    s_kv_close (self);
     if (self->nc && self->sub_node) {
         /* the other nodes need not wait for the silence */
         sc_node_msg_t bye;
@@ -545,6 +570,11 @@ sc_cluster_destroy (sc_cluster_t **self_p)
     free (self->current);
     free (self->current_event);
     free (self->held);
+    s_user_item_t *user;
+    while ((user = self->users_head)) {
+        self->users_head = user->next;
+        free (user);
+    }
     zhashx_destroy (&self->local);
     zhashx_destroy (&self->remote);
     zhashx_destroy (&self->nodes);
@@ -556,6 +586,7 @@ sc_cluster_destroy (sc_cluster_t **self_p)
         close (self->pipe[1]);
     pthread_mutex_destroy (&self->lock);
     pthread_cond_destroy (&self->closed_cond);
+    pthread_cond_destroy (&self->watch_cond);
     free (self);
     *self_p = NULL;
     /* nats_Close is not called: with TLS set up it frees OpenSSL's
@@ -949,6 +980,25 @@ sc_cluster_next (sc_cluster_t *self, sc_node_msg_t *msg, int64_t now_ms)
             *msg = *ev;
             return 1;
         }
+        s_user_item_t *user = self->held ? NULL : s_user_pop (self);
+        if (user) {
+            sc_node_msg_t *uev = calloc (1, sizeof *uev);
+            if (uev) {
+                uev->kind = SC_CLUSTER_USER;
+                snprintf (uev->node, sizeof uev->node, "%s", self->node);
+                snprintf (uev->from, sizeof uev->from, "%s", user->name);
+                uev->has_key = user->has_key;
+                memcpy (uev->key, user->key, sizeof uev->key);
+                self->current_event = uev;
+                *msg = *uev;
+            }
+            else
+                sc_log (SC_LOG_ERROR, "cluster: out of memory");
+            free (user);
+            if (uev)
+                return 1;
+            continue;
+        }
         if (self->held) {
             s_item_t *held = self->held;
             self->held = NULL;
@@ -1095,4 +1145,344 @@ sc_cluster_tick (sc_cluster_t *self, int64_t now_ms)
     if (dropped)
         sc_log (SC_LOG_ERROR, "cluster: %llu messages dropped: the broker is too slow",
                 (unsigned long long) dropped);
+}
+
+/* ---- The buckets: invitations and users (section 12) ----------------------- */
+
+#define S_KV_WAIT_MS    2000    /* each JetStream call, at most           */
+#define S_KV_READY_MS   10000   /* JetStream not ready yet: retried for   */
+
+/* The last NATS error of this thread, as one line. */
+static void
+s_kv_why (natsStatus st, char *why, size_t size)
+{
+    natsStatus last = NATS_OK;
+    const char *text = nats_GetLastError (&last);
+    if (!text || !*text)
+        text = natsStatus_GetText (st);
+    snprintf (why, size, "%s", text);
+    for (char *c = why; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+}
+
+static kvStore *
+s_kv_store (sc_cluster_t *self, const char *bucket)
+{
+    return streq (bucket, SC_CLUSTER_USERS) ? self->kv_users : self->kv_invites;
+}
+
+/* The bucket, or made (another node may make it at the same time). */
+static natsStatus
+s_kv_bucket (sc_cluster_t *self, const char *bucket, kvStore **kv)
+{
+    natsStatus st = js_KeyValue (kv, self->js, bucket);
+    if (st != NATS_NOT_FOUND)
+        return st;
+    kvConfig cfg;
+    kvConfig_Init (&cfg);
+    cfg.Bucket = bucket;
+    cfg.History = 1;
+    cfg.Replicas = self->opts.replicas > 0 ? self->opts.replicas : 1;
+    cfg.StorageType = js_FileStorage;
+    st = js_CreateKeyValue (kv, self->js, &cfg);
+    if (st != NATS_OK && js_KeyValue (kv, self->js, bucket) == NATS_OK)
+        st = NATS_OK;
+    return st;
+}
+
+/* The watcher's thread: each change of secchat-users into the queue. */
+static void
+s_user_push (sc_cluster_t *self, kvEntry *entry)
+{
+    const char *name = kvEntry_Key (entry);
+    s_user_item_t *item = calloc (1, sizeof *item);
+    if (!item) {
+        sc_log (SC_LOG_ERROR, "cluster: out of memory");
+        return;
+    }
+    snprintf (item->name, sizeof item->name, "%s", name ? name : "");
+    if (!name || !sc_name_valid (name, strlen (name))) {
+        sc_log (SC_LOG_WARNING, "cluster: %s: a key that is no user name: ignored",
+                SC_CLUSTER_USERS);
+        free (item);
+        return;
+    }
+    if (kvEntry_Operation (entry) == kvOp_Put) {
+        if (kvEntry_ValueLen (entry) == SC_NODE_KEY_LEN) {
+            item->has_key = true;
+            memcpy (item->key, kvEntry_Value (entry), SC_NODE_KEY_LEN);
+        }
+        else
+            sc_log (SC_LOG_WARNING, "cluster: %s: %s is no 32-byte public key: "
+                    "taken as removed", SC_CLUSTER_USERS, item->name);
+    }
+    pthread_mutex_lock (&self->lock);
+    bool was_empty = !self->users_head;
+    if (self->users_tail)
+        self->users_tail->next = item;
+    else
+        self->users_head = item;
+    self->users_tail = item;
+    if (was_empty && write (self->pipe[1], "x", 1) < 0 && errno != EAGAIN)
+        sc_log (SC_LOG_ERROR, "cluster: cannot wake the broker: %s", strerror (errno));
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void *
+s_watch_run (void *arg)
+{
+    sc_cluster_t *self = arg;
+    sigset_t all;
+    sigfillset (&all);
+    pthread_sigmask (SIG_BLOCK, &all, NULL);
+    while (true) {
+        kvEntry *entry = NULL;
+        natsStatus st = kvWatcher_Next (&entry, self->watcher, 1000);
+        if (st == NATS_ILLEGAL_STATE)
+            break;                      /* stopped */
+        if (st == NATS_OK && !entry) {
+            /* the entries there were at the start are all queued */
+            pthread_mutex_lock (&self->lock);
+            self->watch_loaded = true;
+            pthread_cond_signal (&self->watch_cond);
+            pthread_mutex_unlock (&self->lock);
+        }
+        else
+        if (st == NATS_OK) {
+            s_user_push (self, entry);
+            kvEntry_Destroy (entry);
+        }
+        else
+        if (st != NATS_TIMEOUT)
+            zclock_sleep (100);         /* reconnecting: the watcher resumes */
+    }
+    nats_ReleaseThreadMemory ();
+    return NULL;
+}
+
+static s_user_item_t *
+s_user_pop (sc_cluster_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    s_user_item_t *item = self->users_head;
+    if (item) {
+        self->users_head = item->next;
+        if (!self->users_head)
+            self->users_tail = NULL;
+    }
+    pthread_mutex_unlock (&self->lock);
+    return item;
+}
+
+int
+sc_cluster_kv_open (sc_cluster_t *self, bool watch, char *why, size_t size)
+{
+    jsOptions jo;
+    jsOptions_Init (&jo);
+    jo.Wait = S_KV_WAIT_MS;
+    natsStatus st = self->js ? NATS_OK : natsConnection_JetStream (&self->js, self->nc, &jo);
+    char detail[512] = "";
+    const char *bucket = SC_CLUSTER_INVITES;
+    int64_t deadline = zclock_mono () + self->opts.connect_ms + S_KV_READY_MS;
+    while (st == NATS_OK) {
+        bucket = SC_CLUSTER_INVITES;
+        st = self->kv_invites ? NATS_OK : s_kv_bucket (self, bucket, &self->kv_invites);
+        if (st == NATS_OK) {
+            bucket = SC_CLUSTER_USERS;
+            st = self->kv_users ? NATS_OK : s_kv_bucket (self, bucket, &self->kv_users);
+        }
+        if (st == NATS_OK)
+            break;
+        s_kv_why (st, detail, sizeof detail);
+        /* no JetStream at all answers at once; a cluster still electing
+           its leader answers "temporarily unavailable", or not at all */
+        if (st == NATS_NO_RESPONDERS || zclock_mono () + 500 >= deadline)
+            break;
+        zclock_sleep (500);
+        st = NATS_OK;
+    }
+    if (st != NATS_OK) {
+        if (!*detail)
+            s_kv_why (st, detail, sizeof detail);
+        if (st == NATS_NO_RESPONDERS || strstr (detail, "not enabled"))
+            snprintf (why, size, "JetStream must be enabled on the NATS servers "
+                      "(nats-server -js, or a jetstream block in its configuration and "
+                      "jetstream: enabled in the brokers' account): cannot open the bucket "
+                      "%s at %s: %s", bucket, self->opts.urls, detail);
+        else
+            snprintf (why, size, "cannot open the bucket %s at %s (is JetStream ready on "
+                      "the NATS servers?): %s", bucket, self->opts.urls, detail);
+        return -1;
+    }
+    if (!watch || self->watching)
+        return 0;
+    kvWatchOptions wo;
+    kvWatchOptions_Init (&wo);
+    st = kvStore_WatchAll (&self->watcher, self->kv_users, &wo);
+    if (st != NATS_OK) {
+        s_kv_why (st, detail, sizeof detail);
+        snprintf (why, size, "cannot watch the bucket %s at %s: %s", SC_CLUSTER_USERS,
+                  self->opts.urls, detail);
+        return -1;
+    }
+    if (pthread_create (&self->watch_thread, NULL, s_watch_run, self)) {
+        snprintf (why, size, "cannot start a thread: %s", strerror (errno));
+        return -1;
+    }
+    self->watching = true;
+    /* the users there are now before any login */
+    struct timespec until;
+    clock_gettime (CLOCK_REALTIME, &until);
+    until.tv_sec += (self->opts.connect_ms + S_KV_READY_MS) / 1000;
+    pthread_mutex_lock (&self->lock);
+    while (!self->watch_loaded
+           && pthread_cond_timedwait (&self->watch_cond, &self->lock, &until) == 0)
+        ;
+    bool loaded = self->watch_loaded;
+    pthread_mutex_unlock (&self->lock);
+    if (!loaded) {
+        snprintf (why, size, "cannot read the bucket %s at %s: no answer",
+                  SC_CLUSTER_USERS, self->opts.urls);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_kv_close (sc_cluster_t *self)
+{
+    if (self->watching) {
+        (void) kvWatcher_Stop (self->watcher);
+        pthread_join (self->watch_thread, NULL);
+        self->watching = false;
+    }
+    kvWatcher_Destroy (self->watcher);
+    self->watcher = NULL;
+    kvStore_Destroy (self->kv_invites);
+    kvStore_Destroy (self->kv_users);
+    self->kv_invites = self->kv_users = NULL;
+    jsCtx_Destroy (self->js);
+    self->js = NULL;
+}
+
+/* A call that failed: EIO with why. */
+static int
+s_kv_failed (natsStatus st, const char *what, const char *key, char *why, size_t size)
+{
+    char detail[512];
+    s_kv_why (st, detail, sizeof detail);
+    snprintf (why, size, "cannot %s %s: %s", what, key, detail);
+    return SC_CLUSTER_KV_EIO;
+}
+
+int
+sc_cluster_kv_get (sc_cluster_t *self, const char *bucket, const char *key,
+                   uint8_t *value, size_t size, size_t *len, uint64_t *revision,
+                   char *why, size_t why_size)
+{
+    kvStore *kv = s_kv_store (self, bucket);
+    kvEntry *entry = NULL;
+    natsStatus st = kv ? kvStore_Get (&entry, kv, key) : NATS_INVALID_ARG;
+    if (st == NATS_NOT_FOUND)
+        return SC_CLUSTER_KV_NONE;
+    if (st != NATS_OK)
+        return s_kv_failed (st, "read", key, why, why_size);
+    int rc = SC_CLUSTER_KV_OK;
+    int n = kvEntry_ValueLen (entry);
+    if (n < 0 || (size_t) n > size) {
+        snprintf (why, why_size, "%s in %s is too long", key, bucket);
+        rc = SC_CLUSTER_KV_EIO;
+    }
+    else {
+        if (n > 0)
+            memcpy (value, kvEntry_Value (entry), (size_t) n);
+        *len = (size_t) n;
+        if (revision)
+            *revision = kvEntry_Revision (entry);
+    }
+    kvEntry_Destroy (entry);
+    return rc;
+}
+
+int
+sc_cluster_kv_create (sc_cluster_t *self, const char *bucket, const char *key,
+                      const uint8_t *value, size_t len, char *why, size_t why_size)
+{
+    kvStore *kv = s_kv_store (self, bucket);
+    natsStatus st = kv ? kvStore_Create (NULL, kv, key, value, (int) len) : NATS_INVALID_ARG;
+    if (st == NATS_OK)
+        return SC_CLUSTER_KV_OK;
+    int rc = s_kv_failed (st, "create", key, why, why_size);
+    /* refused because the key is there, or NATS is gone? */
+    uint8_t buf[256];
+    size_t got = 0;
+    char ignored[64];
+    int there = sc_cluster_kv_get (self, bucket, key, buf, sizeof buf, &got, NULL,
+                                   ignored, sizeof ignored);
+    return there == SC_CLUSTER_KV_OK ? SC_CLUSTER_KV_EXISTS : rc;
+}
+
+int
+sc_cluster_kv_update (sc_cluster_t *self, const char *bucket, const char *key,
+                      const uint8_t *value, size_t len, uint64_t revision,
+                      char *why, size_t why_size)
+{
+    kvStore *kv = s_kv_store (self, bucket);
+    natsStatus st = kv ? kvStore_Update (NULL, kv, key, value, (int) len, revision)
+                       : NATS_INVALID_ARG;
+    if (st == NATS_OK)
+        return SC_CLUSTER_KV_OK;
+    int rc = s_kv_failed (st, "update", key, why, why_size);
+    /* refused because it changed meanwhile, or NATS is gone? */
+    uint8_t buf[256];
+    size_t got = 0;
+    uint64_t now = 0;
+    char ignored[64];
+    int there = sc_cluster_kv_get (self, bucket, key, buf, sizeof buf, &got, &now,
+                                   ignored, sizeof ignored);
+    if (there == SC_CLUSTER_KV_NONE || (there == SC_CLUSTER_KV_OK && now != revision))
+        return SC_CLUSTER_KV_NONE;
+    return rc;
+}
+
+int
+sc_cluster_kv_put (sc_cluster_t *self, const char *bucket, const char *key,
+                   const uint8_t *value, size_t len, char *why, size_t why_size)
+{
+    kvStore *kv = s_kv_store (self, bucket);
+    natsStatus st = kv ? kvStore_Put (NULL, kv, key, value, (int) len) : NATS_INVALID_ARG;
+    return st == NATS_OK ? SC_CLUSTER_KV_OK : s_kv_failed (st, "write", key, why, why_size);
+}
+
+int
+sc_cluster_kv_delete (sc_cluster_t *self, const char *bucket, const char *key,
+                      char *why, size_t why_size)
+{
+    kvStore *kv = s_kv_store (self, bucket);
+    natsStatus st = kv ? kvStore_Delete (kv, key) : NATS_INVALID_ARG;
+    return st == NATS_OK ? SC_CLUSTER_KV_OK : s_kv_failed (st, "delete", key, why, why_size);
+}
+
+int
+sc_cluster_kv_list (sc_cluster_t *self, const char *bucket, sc_cluster_kv_fn *fn,
+                    void *arg, char *why, size_t why_size)
+{
+    kvStore *kv = s_kv_store (self, bucket);
+    kvWatchOptions wo;
+    kvWatchOptions_Init (&wo);
+    wo.IgnoreDeletes = true;
+    kvWatcher *watcher = NULL;
+    natsStatus st = kv ? kvStore_WatchAll (&watcher, kv, &wo) : NATS_INVALID_ARG;
+    while (st == NATS_OK) {
+        kvEntry *entry = NULL;
+        st = kvWatcher_Next (&entry, watcher, S_KV_WAIT_MS);
+        if (st != NATS_OK || !entry)
+            break;                      /* NULL: every entry came */
+        fn (arg, kvEntry_Key (entry), (const uint8_t *) kvEntry_Value (entry),
+            (size_t) kvEntry_ValueLen (entry));
+        kvEntry_Destroy (entry);
+    }
+    kvWatcher_Destroy (watcher);
+    return st == NATS_OK ? SC_CLUSTER_KV_OK : s_kv_failed (st, "list", bucket, why, why_size);
 }

@@ -12,11 +12,18 @@
     nodes given up) are bounded, so that nothing published on NATS makes
     a node grow without end.
     Requests, answers and relayed bodies for a user go to its node's own
-    subject, in order. docs/PROTOCOL.md section 12 is the specification.
+    subject, in order. The invitations and users of the cluster live in
+    two JetStream key-value buckets that every node opens
+    (sc_cluster_kv_open) and reads and writes with the sc_cluster_kv_
+    calls; a thread watches the users' bucket and hands each change to
+    the core (SC_CLUSTER_USER). docs/PROTOCOL.md section 12 is the
+    specification.
 
     Threads: NATS delivers on its own thread; messages wait in a queue
     until the core's thread reads them with sc_cluster_next, woken by
-    sc_cluster_fd. Everything else is called from the core's thread.
+    sc_cluster_fd. Everything else is called from the core's thread,
+    but the sc_cluster_kv_ calls on the buckets, which block and may be
+    called from any thread (the enrolment's worker).
 
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
@@ -36,6 +43,9 @@
 #define SC_CLUSTER_NODE_GONE  100   /* node: every link to it is lost     */
 #define SC_CLUSTER_REPLACED   101   /* from logged in again on node:
                                        the session from_sid here goes     */
+#define SC_CLUSTER_USER       102   /* from's entry in the bucket
+                                       secchat-users changed: has_key and
+                                       key, or no key: gone from it       */
 
 typedef struct {
     const char *urls;           /* nats://h:p or tls://h:p, comma-separated */
@@ -50,6 +60,9 @@ typedef struct {
     uint32_t beat_ms;           /* heartbeat interval (1000)              */
     uint32_t dead_ms;           /* silent this long: a node is gone (5000) */
     uint32_t connect_ms;        /* give up connecting at start after (5000) */
+    int replicas;               /* the buckets' replicas, when made (1)   */
+    bool tool;                  /* secbroker invite / users: a connection
+                                   for the buckets only, no presence      */
 } sc_cluster_opts_t;
 
 void sc_cluster_opts_default (sc_cluster_opts_t *opts);
@@ -91,5 +104,49 @@ int sc_cluster_next (sc_cluster_t *self, sc_node_msg_t *msg, int64_t now_ms);
 /* Heartbeats, nodes gone, snapshots asked for. A few times a second;
    now_ms is monotonic. */
 void sc_cluster_tick (sc_cluster_t *self, int64_t now_ms);
+
+/* ---- The buckets: invitations and users (section 12) ------------------- */
+
+#define SC_CLUSTER_INVITES "secchat-invites"
+#define SC_CLUSTER_USERS   "secchat-users"
+
+/* Opens the buckets secchat-invites and secchat-users, making each one
+   that does not exist (history 1, opts.replicas, file storage), retried
+   while JetStream is not ready (at most connect_ms + 10 s). With watch,
+   every entry of secchat-users is then in the queue for the core
+   (SC_CLUSTER_USER) when it returns, and each change comes the same
+   way as it happens (a thread watches the bucket). 0, or -1 with why
+   (one line). */
+int sc_cluster_kv_open (sc_cluster_t *self, bool watch, char *why, size_t size);
+
+/* Results of the calls below. */
+#define SC_CLUSTER_KV_OK      0
+#define SC_CLUSTER_KV_NONE   (-1)   /* no such key (or deleted); update: the
+                                       revision is no longer the last     */
+#define SC_CLUSTER_KV_EXISTS (-2)   /* create: the key exists             */
+#define SC_CLUSTER_KV_EIO    (-3)   /* NATS did not answer, or refused:
+                                       why says what                      */
+
+/* Any thread, blocking (each call 2 s at most). bucket is one of the two
+   names above, key a user name. get: the value into value (size bytes
+   at most, *len its length; longer is SC_CLUSTER_KV_EIO) and its
+   revision. */
+int sc_cluster_kv_get (sc_cluster_t *self, const char *bucket, const char *key,
+                       uint8_t *value, size_t size, size_t *len, uint64_t *revision,
+                       char *why, size_t why_size);
+int sc_cluster_kv_create (sc_cluster_t *self, const char *bucket, const char *key,
+                          const uint8_t *value, size_t len, char *why, size_t why_size);
+int sc_cluster_kv_update (sc_cluster_t *self, const char *bucket, const char *key,
+                          const uint8_t *value, size_t len, uint64_t revision,
+                          char *why, size_t why_size);
+int sc_cluster_kv_put (sc_cluster_t *self, const char *bucket, const char *key,
+                       const uint8_t *value, size_t len, char *why, size_t why_size);
+int sc_cluster_kv_delete (sc_cluster_t *self, const char *bucket, const char *key,
+                          char *why, size_t why_size);
+/* Each key of bucket with its value, in no order. */
+typedef void (sc_cluster_kv_fn) (void *arg, const char *key, const uint8_t *value,
+                                 size_t len);
+int sc_cluster_kv_list (sc_cluster_t *self, const char *bucket, sc_cluster_kv_fn *fn,
+                        void *arg, char *why, size_t why_size);
 
 #endif

@@ -57,6 +57,37 @@ s_path (const char *dir, const char *name, const char *suffix, char *path, size_
     return n < 0 || (size_t) n >= size ? -1 : 0;
 }
 
+/* The hash and expiry of an invitation's line (len bytes, its newline
+   included). SC_INVITE_OK, or SC_INVITE_NONE when it is none. */
+static int
+s_parse (const char *text, size_t len, uint8_t hash[static SC_HASH_LEN], int64_t *expires)
+{
+    char line[S_LINE_MAX + 1];
+    if (len > S_LINE_MAX)
+        return SC_INVITE_NONE;
+    memcpy (line, text, len);
+    line[len] = 0;
+    size_t magic = strlen (S_MAGIC);
+    if (len < magic + S_HEX_LEN + 3 || memcmp (line, S_MAGIC, magic) != 0)
+        return SC_INVITE_NONE;
+    const char *p = line + magic;
+    for (size_t i = 0; i < SC_HASH_LEN; i++, p += 2) {
+        int high = s_hex_digit (p[0]), low = s_hex_digit (p[1]);
+        if (high < 0 || low < 0)
+            return SC_INVITE_NONE;
+        hash[i] = (uint8_t) (high << 4 | low);
+    }
+    char *end = NULL;
+    errno = 0;
+    if (*p++ != ' ' || *p < '0' || *p > '9')
+        return SC_INVITE_NONE;
+    long long when = strtoll (p, &end, 10);
+    if (errno || !end || strcmp (end, "\n") != 0)
+        return SC_INVITE_NONE;
+    *expires = when;
+    return SC_INVITE_OK;
+}
+
 /* The hash and expiry of DIR/NAME.invite. 0, SC_INVITE_NONE (no file,
    or not an invitation), SC_INVITE_EIO. */
 static int
@@ -76,26 +107,7 @@ s_read (const char *path, uint8_t hash[static SC_HASH_LEN], int64_t *expires)
     close (fd);
     if (got < 0)
         return SC_INVITE_EIO;
-    line[got] = 0;
-    size_t magic = strlen (S_MAGIC);
-    if ((size_t) got < magic + S_HEX_LEN + 3 || memcmp (line, S_MAGIC, magic) != 0)
-        return SC_INVITE_NONE;
-    const char *p = line + magic;
-    for (size_t i = 0; i < SC_HASH_LEN; i++, p += 2) {
-        int high = s_hex_digit (p[0]), low = s_hex_digit (p[1]);
-        if (high < 0 || low < 0)
-            return SC_INVITE_NONE;
-        hash[i] = (uint8_t) (high << 4 | low);
-    }
-    char *end = NULL;
-    errno = 0;
-    if (*p++ != ' ' || *p < '0' || *p > '9')
-        return SC_INVITE_NONE;
-    long long when = strtoll (p, &end, 10);
-    if (errno || !end || strcmp (end, "\n") != 0)
-        return SC_INVITE_NONE;
-    *expires = when;
-    return SC_INVITE_OK;
+    return s_parse (line, (size_t) got, hash, expires);
 }
 
 int
@@ -119,17 +131,12 @@ sc_invite_create (const char *dir, const char *name, int64_t expires,
         snprintf (why, size, "%s is already registered (%s exists)", name, pub);
         return -1;
     }
-    uint8_t hash[SC_HASH_LEN];
-    if (sc_enrol_code_new (code) || sc_enrol_code_hash (code, hash)) {
-        sc_wipe (code, SC_HS_CODE_LEN);
+    char line[SC_INVITE_LINE_MAX];
+    int n = sc_invite_line (code, expires, line);
+    if (n < 0) {
         snprintf (why, size, "cannot make a code");
         return -1;
     }
-    char line[S_LINE_MAX + 1];
-    int n = snprintf (line, sizeof line, "%s", S_MAGIC);
-    for (size_t i = 0; i < SC_HASH_LEN; i++)
-        n += snprintf (line + n, sizeof line - (size_t) n, "%02x", hash[i]);
-    n += snprintf (line + n, sizeof line - (size_t) n, " %" PRId64 "\n", expires);
     snprintf (tmp, sizeof tmp, "%s.XXXXXX", path);
     int fd = mkstemp (tmp);         /* mode 0600 */
     int rc = -1;
@@ -150,6 +157,48 @@ sc_invite_create (const char *dir, const char *name, int64_t expires,
     if (rc)
         sc_wipe (code, SC_HS_CODE_LEN);
     return rc;
+}
+
+int
+sc_invite_line (uint8_t code[static SC_HS_CODE_LEN], int64_t expires,
+                char line[static SC_INVITE_LINE_MAX])
+{
+    uint8_t hash[SC_HASH_LEN];
+    if (sc_enrol_code_new (code) || sc_enrol_code_hash (code, hash)) {
+        sc_wipe (code, SC_HS_CODE_LEN);
+        return -1;
+    }
+    int n = snprintf (line, SC_INVITE_LINE_MAX, "%s", S_MAGIC);
+    for (size_t i = 0; i < SC_HASH_LEN; i++)
+        n += snprintf (line + n, SC_INVITE_LINE_MAX - (size_t) n, "%02x", hash[i]);
+    n += snprintf (line + n, SC_INVITE_LINE_MAX - (size_t) n, " %" PRId64 "\n", expires);
+    return n;
+}
+
+int
+sc_invite_check_line (const char *line, size_t len,
+                      const uint8_t code[static SC_HS_CODE_LEN], int64_t now)
+{
+    uint8_t want[SC_HASH_LEN] = { 0 }, got[SC_HASH_LEN];
+    int64_t expires = 0;
+    int rc = line ? s_parse (line, len, want, &expires) : SC_INVITE_NONE;
+    /* the hash is made and compared whether or not there is a line */
+    if (sc_enrol_code_hash (code, got))
+        return SC_INVITE_EIO;
+    bool same = sc_equal (want, got, SC_HASH_LEN);
+    sc_wipe (got, sizeof got);
+    if (rc)
+        return rc;
+    if (!same)
+        return SC_INVITE_NONE;
+    return now < expires ? SC_INVITE_OK : SC_INVITE_EXPIRED;
+}
+
+int
+sc_invite_parse_line (const char *line, size_t len, int64_t *expires)
+{
+    uint8_t hash[SC_HASH_LEN];
+    return s_parse (line, len, hash, expires);
 }
 
 int

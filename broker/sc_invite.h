@@ -24,6 +24,9 @@
 #include "sc_handshake.h"
 
 #define SC_INVITE_VALID_MAX (365 * (int64_t) 86400)
+#define SC_INVITE_LINE_MAX  128         /* a line and its NUL, at most */
+/* A used invitation in the cluster's bucket (docs/PROTOCOL.md 12). */
+#define SC_INVITE_USED      "secchat-invite 1 used\n"
 
 typedef enum {
     SC_INVITE_OK = 0,
@@ -46,6 +49,16 @@ int sc_invite_create (const char *dir, const char *name, int64_t expires,
    constant time, and the same work done when there is no invitation. */
 int sc_invite_check (const char *dir, const char *name,
                      const uint8_t code[static SC_HS_CODE_LEN], int64_t now);
+/* The same line in memory (the cluster's bucket holds it): a new code
+   into code, the line for it and expires into line; its length, or -1. */
+int sc_invite_line (uint8_t code[static SC_HS_CODE_LEN], int64_t expires,
+                    char line[static SC_INVITE_LINE_MAX]);
+/* sc_invite_check of a line of len bytes (NULL: there is none). */
+int sc_invite_check_line (const char *line, size_t len,
+                          const uint8_t code[static SC_HS_CODE_LEN], int64_t now);
+/* The expiry of a line: SC_INVITE_OK, or SC_INVITE_NONE when it is no
+   invitation (a used one included). */
+int sc_invite_parse_line (const char *line, size_t len, int64_t *expires);
 /* Delete name's invitation (used, or revoked). 0, or -1 when there was
    none (errno ENOENT) or it cannot be deleted. */
 int sc_invite_remove (const char *dir, const char *name);

@@ -110,6 +110,9 @@ sc_metrics_format (const sc_broker_stats_t *stats)
                   "Users online on the other nodes.", stats->cluster_users);
         s_metric (&t, "secbroker_cluster_reconnects_total", "counter",
                   "Reconnections to NATS since the start.", stats->cluster_reconnects);
+        s_metric (&t, "secbroker_cluster_registered_users", "gauge",
+                  "Users registered in the cluster's bucket secchat-users.",
+                  stats->cluster_registered);
     }
     if (t.failed) {
         free (t.buf);

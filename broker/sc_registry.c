@@ -21,6 +21,7 @@ typedef struct {
 struct _sc_registry_t {
     char *dir;
     zhashx_t *users;            /* name -> s_user_t                       */
+    zhashx_t *cluster;          /* name -> s_user_t: the bucket's users   */
 };
 
 static void
@@ -126,9 +127,13 @@ sc_registry_new (const char *dir)
     if (!self)
         return NULL;
     self->dir = strdup (dir);
+    self->cluster = zhashx_new ();
+    if (self->cluster)
+        zhashx_set_destructor (self->cluster, s_user_destroy);
     size_t nbad = 0;
     const char *why = "out of memory";
-    self->users = self->dir ? s_load (dir, s_skip, self->dir, &nbad, &why) : NULL;
+    self->users = self->dir && self->cluster ? s_load (dir, s_skip, self->dir, &nbad, &why)
+                                             : NULL;
     if (!self->users) {
         zsys_error ("registry: cannot read %s: %s", dir, why);
         sc_registry_destroy (&self);
@@ -142,10 +147,30 @@ sc_registry_destroy (sc_registry_t **self_p)
     if (self_p && *self_p) {
         sc_registry_t *self = *self_p;
         zhashx_destroy (&self->users);
+        zhashx_destroy (&self->cluster);
         free (self->dir);
         free (self);
         *self_p = NULL;
     }
+}
+
+/* A name of the cluster's bucket that the folder has with another key:
+   the folder's counts here, said in the log. */
+static void
+s_conflict (const sc_registry_t *self, const char *name, const uint8_t raw[static SC_PUB_LEN])
+{
+    const s_user_t *mine = (const s_user_t *) zhashx_lookup (self->users, name);
+    if (mine && memcmp (mine->raw, raw, SC_PUB_LEN) != 0)
+        zsys_warning ("registry: %s has one key in %s and another in the cluster's "
+                      "bucket: the folder's is used on this node", name, self->dir);
+}
+
+/* The user's entry: the folder's, else the cluster's. */
+static const s_user_t *
+s_find (const sc_registry_t *self, const char *name)
+{
+    const s_user_t *user = (const s_user_t *) zhashx_lookup (self->users, name);
+    return user ? user : (const s_user_t *) zhashx_lookup (self->cluster, name);
 }
 
 /* The first bad file of a reload, for its error. */
@@ -185,6 +210,9 @@ sc_registry_reload (sc_registry_t *self, char *why, size_t size)
     }
     zhashx_destroy (&self->users);
     self->users = users;
+    for (s_user_t *user = (s_user_t *) zhashx_first (self->cluster); user;
+         user = (s_user_t *) zhashx_next (self->cluster))
+        s_conflict (self, (const char *) zhashx_cursor (self->cluster), user->raw);
     return 0;
 }
 
@@ -211,10 +239,48 @@ sc_registry_size (const sc_registry_t *self)
     return zhashx_size (self->users);
 }
 
+size_t
+sc_registry_cluster_size (const sc_registry_t *self)
+{
+    return zhashx_size (self->cluster);
+}
+
+int
+sc_registry_cluster_set (sc_registry_t *self, const char *name,
+                         const uint8_t pub[static SC_PUB_LEN])
+{
+    s_user_t *old = (s_user_t *) zhashx_lookup (self->cluster, name);
+    if (old && memcmp (old->raw, pub, SC_PUB_LEN) == 0)
+        return 1;
+    s_user_t *user = calloc (1, sizeof *user);
+    if (user) {
+        user->key = sc_key_from_raw (pub);
+        memcpy (user->raw, pub, SC_PUB_LEN);
+    }
+    if (!user || !user->key || !sc_name_valid (name, strlen (name))) {
+        void *item = user;
+        s_user_destroy (&item);
+        zhashx_delete (self->cluster, name);
+        return -1;
+    }
+    zhashx_update (self->cluster, name, user);
+    s_conflict (self, name, pub);
+    return 0;
+}
+
+int
+sc_registry_cluster_remove (sc_registry_t *self, const char *name)
+{
+    if (!zhashx_lookup (self->cluster, name))
+        return 1;
+    zhashx_delete (self->cluster, name);
+    return 0;
+}
+
 const sc_key_t *
 sc_registry_key (const sc_registry_t *self, const char *name)
 {
-    s_user_t *user = (s_user_t *) zhashx_lookup (self->users, name);
+    const s_user_t *user = s_find (self, name);
     return user ? user->key : NULL;
 }
 
@@ -222,7 +288,7 @@ int
 sc_registry_raw (const sc_registry_t *self, const char *name,
                  uint8_t pub[static SC_PUB_LEN])
 {
-    s_user_t *user = (s_user_t *) zhashx_lookup (self->users, name);
+    const s_user_t *user = s_find (self, name);
     if (!user)
         return -1;
     memcpy (pub, user->raw, SC_PUB_LEN);
@@ -238,7 +304,7 @@ sc_registry_dir (const sc_registry_t *self)
 bool
 sc_registry_taken (const sc_registry_t *self, const char *name)
 {
-    if (zhashx_lookup (self->users, name))
+    if (s_find (self, name))
         return true;
     char path[4096];
     struct stat st;

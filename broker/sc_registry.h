@@ -7,6 +7,12 @@
     directory could be read and every key file in it is good, so a file
     caught half-written never logs its user out.
 
+    In a cluster (secbroker --cluster) a second table holds the users of
+    the cluster's bucket secchat-users (docs/PROTOCOL.md section 12),
+    kept up to date from it by the core's thread; a reload of the folder
+    leaves it alone. A name in both with different keys: the folder's
+    key counts on this node (logged).
+
     This Source Code Form is subject to the terms of the Mozilla Public
     License, v. 2.0. If a copy of the MPL was not distributed with this
     file, You can obtain one at https://mozilla.org/MPL/2.0/.
@@ -38,10 +44,11 @@ int sc_registry_reload (sc_registry_t *self, char *why, size_t size);
 typedef void (sc_registry_bad_fn) (void *arg, const char *file, const char *why);
 int sc_registry_check (const char *dir, sc_registry_bad_fn *bad, void *arg, size_t *users);
 
+/* Users of the folder's table. */
 size_t sc_registry_size (const sc_registry_t *self);
 /* The folder it reads (borrowed). */
 const char *sc_registry_dir (const sc_registry_t *self);
-/* Whether name is taken: in the table, or its NAME.pub is in the folder
+/* Whether name is taken: in a table, or its NAME.pub is in the folder
    (a file added since the last reload counts). */
 bool sc_registry_taken (const sc_registry_t *self, const char *name);
 /* Enrolment: register name with the raw public key pub. NAME.pub is
@@ -51,6 +58,16 @@ bool sc_registry_taken (const sc_registry_t *self, const char *name);
    (why says what; nothing is left behind). */
 int sc_registry_enrol (sc_registry_t *self, const char *name,
                        const uint8_t pub[static SC_PUB_LEN], char *why, size_t size);
+/* The cluster's users: name registered in the bucket with the raw key
+   pub (added or replaced), or gone from it. 0 when the key name now has
+   here changed (so sessions must be checked again: sc_broker_revalidate),
+   1 when nothing changed, -1 when pub is no Ed25519 key or out of memory
+   (name is then dropped from the table: its old key no longer stands). */
+int sc_registry_cluster_set (sc_registry_t *self, const char *name,
+                             const uint8_t pub[static SC_PUB_LEN]);
+int sc_registry_cluster_remove (sc_registry_t *self, const char *name);
+/* Users of the cluster's table. */
+size_t sc_registry_cluster_size (const sc_registry_t *self);
 /* The key of a user (borrowed, valid until the next reload), or NULL. */
 const sc_key_t *sc_registry_key (const sc_registry_t *self, const char *name);
 /* The user's raw public key; -1 when unknown. */

@@ -85,10 +85,14 @@ s_usage (FILE *out)
         "                 [--cluster URLS [--node NAME] [--nats-user USER]\n"
         "                  [--nats-password PASSWORD | --nats-password-file FILE]\n"
         "                  [--nats-creds FILE | --nats-nkey SEEDFILE]\n"
-        "                  [--nats-tlsca FILE] [--nats-tlscert FILE --nats-tlskey FILE]]\n"
+        "                  [--nats-tlsca FILE] [--nats-tlscert FILE --nats-tlskey FILE]\n"
+        "                  [--nats-replicas N]]\n"
         "       secbroker invite NAME [--users DIR] [--valid TIME]\n"
         "       secbroker invite --list [--users DIR]\n"
         "       secbroker invite --revoke NAME [--users DIR]\n"
+        "       secbroker invite ... --cluster URLS [--nats-* options]\n"
+        "       secbroker users --list | --add NAME FILE.pub | --remove NAME\n"
+        "                       --cluster URLS [--nats-* options]\n"
         "       secbroker --probe ENDPOINT\n"
         "       secbroker --version\n"
         "\n"
@@ -132,7 +136,10 @@ s_usage (FILE *out)
         "                     user's nkey seed (SU...)\n"
         "  --nats-tlsca FILE  CA certificates to verify the NATS servers with\n"
         "  --nats-tlscert FILE, --nats-tlskey FILE  client certificate and key\n"
-        "                     presented to the NATS servers\n");
+        "                     presented to the NATS servers\n"
+        "  --nats-replicas N  replicas of the JetStream buckets of invitations and\n"
+        "                     users when this broker makes them, 1..5 (default 1);\n"
+        "                     buckets that exist are used as they are\n");
     fprintf (out,
         "  --check            check the key, the certificate and every file in\n"
         "                     the users folder, name each bad one, and exit\n"
@@ -147,7 +154,11 @@ s_usage (FILE *out)
         "stores its hash in DIR/NAME.invite (mode 0600), good for --valid\n"
         "(30s, 10m, 24h, 7d...; default 24h) or until used; the running broker\n"
         "sees it at once. --list shows the pending invitations, --revoke\n"
-        "cancels one.\n"
+        "cancels one. With --cluster they work on the cluster's bucket\n"
+        "secchat-invites instead, good on every node.\n"
+        "users works on the cluster's bucket of users, secchat-users: --list\n"
+        "prints each name and key fingerprint, --add registers NAME with the\n"
+        "public key FILE.pub, --remove deletes NAME (every node logs it out).\n"
         "\n"
         "It refuses to start when the key is not the certificate's or the\n"
         "certificate is not valid now, and warns when it ends within 30 days.\n"
@@ -186,6 +197,20 @@ s_node_name (const char *given, char *out, size_t size)
     return 0;
 }
 
+/* --nats-replicas: 1..5 (JetStream's limit) into *n; 0, or -1 said. */
+static int
+s_replicas (const char *text, int *n)
+{
+    char *end = NULL;
+    long value = strtol (text, &end, 10);
+    if (!*text || *end || value < 1 || value > 5) {
+        fprintf (stderr, "secbroker: --nats-replicas takes 1..5\n");
+        return -1;
+    }
+    *n = (int) value;
+    return 0;
+}
+
 /* 0 ok, 1 help or version printed, -1 bad arguments (usage printed). */
 static int
 s_parse (int argc, char **argv, s_args_t *args)
@@ -217,6 +242,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "nats-tlskey", required_argument, NULL, 6 },
         { "nats-password-file", required_argument, NULL, 7 },
         { "nats-nkey", required_argument, NULL, 8 },
+        { "nats-replicas", required_argument, NULL, 9 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -229,6 +255,7 @@ s_parse (int argc, char **argv, s_args_t *args)
                          4096, 1024, 256, 128, false, false, { 0 }, "" };
     sc_cluster_opts_default (&args->cluster);
     const char *node = NULL;
+    bool replicas = false;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
@@ -306,6 +333,11 @@ s_parse (int argc, char **argv, s_args_t *args)
             case 5: args->cluster.tls_cert = optarg; break;
             case 6: args->cluster.tls_key = optarg; break;
             case 8: args->cluster.nkey = optarg; break;
+            case 9:
+                if (s_replicas (optarg, &args->cluster.replicas))
+                    return -1;
+                replicas = true;
+                break;
             case 7: {
                 FILE *file = fopen (optarg, "r");
                 bool ok = file && fgets (s_nats_password, sizeof s_nats_password, file);
@@ -329,7 +361,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         s_usage (stderr);
         return -1;
     }
-    if (!args->cluster.urls && (node || args->cluster.user || args->cluster.password
+    if (!args->cluster.urls && (node || replicas || args->cluster.user || args->cluster.password
                                 || args->cluster.creds || args->cluster.nkey
                                 || args->cluster.tls_ca
                                 || args->cluster.tls_cert || args->cluster.tls_key)) {
@@ -851,6 +883,12 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
             fprintf (stderr, "secbroker: %s\n", why);
             return 1;
         }
+        /* invitations and users shared by every node: JetStream's */
+        if (sc_cluster_kv_open (cluster, true, why, sizeof why)) {
+            fprintf (stderr, "secbroker: %s\n", why);
+            sc_cluster_destroy (&cluster);
+            return 1;
+        }
     }
     zsock_t *router = s_bind (args);
     if (!router) {
@@ -893,8 +931,13 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         }
         sc_log (SC_LOG_INFO, "metrics on http://%s/metrics", sc_metrics_address (metrics));
     }
-    if (cluster)
+    if (cluster) {
         sc_broker_set_cluster (broker, cluster);
+        /* the bucket's users are known before any login */
+        sc_node_msg_t msg;
+        while (sc_cluster_next (cluster, &msg, zclock_mono ()) == 1)
+            sc_broker_cluster_msg (broker, &msg, zclock_mono ());
+    }
     sc_broker_set_forward (broker, s_forward);
     sc_broker_set_source (broker, s_source);
     if (workers.count)
@@ -909,8 +952,9 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
         sc_log (SC_LOG_WARNING, "registration is open: anyone who reaches %s may "
                 "enrol any free name", zsock_endpoint (router));
     if (cluster)
-        sc_log (SC_LOG_INFO, "node %s of the cluster at %s", sc_cluster_node (cluster),
-                args->cluster.urls);
+        sc_log (SC_LOG_INFO, "node %s of the cluster at %s, %zu users in %s",
+                sc_cluster_node (cluster), args->cluster.urls,
+                sc_registry_cluster_size (registry), SC_CLUSTER_USERS);
 
     int64_t next_tick = zclock_mono () + S_TICK_MS;
     /* the ROUTER, the cluster's queue when there is one, the workers */
@@ -972,7 +1016,188 @@ s_run (const s_args_t *args, sc_registry_t *registry, const sc_key_t *key,
     return 0;
 }
 
-/* ---- secbroker invite ------------------------------------------------ */
+/* ---- secbroker invite, secbroker users ---------------------------------- */
+
+/* The NATS options the tools share with the broker (the same getopt
+   values as s_parse's). */
+#define S_NATS_TOOL_OPTIONS \
+        { "cluster", required_argument, NULL, 'N' }, \
+        { "nats-user", required_argument, NULL, 1 }, \
+        { "nats-password", required_argument, NULL, 2 }, \
+        { "nats-creds", required_argument, NULL, 3 }, \
+        { "nats-tlsca", required_argument, NULL, 4 }, \
+        { "nats-tlscert", required_argument, NULL, 5 }, \
+        { "nats-tlskey", required_argument, NULL, 6 }, \
+        { "nats-password-file", required_argument, NULL, 7 }, \
+        { "nats-nkey", required_argument, NULL, 8 }, \
+        { "nats-replicas", required_argument, NULL, 9 }
+
+/* One of those options into opts: 1 taken, 0 not one of them, -1 bad
+   (said). */
+static int
+s_nats_tool_option (int opt, const char *arg, sc_cluster_opts_t *opts)
+{
+    switch (opt) {
+        case 'N': opts->urls = arg; return 1;
+        case 1: opts->user = arg; return 1;
+        case 2: opts->password = arg; return 1;
+        case 3: opts->creds = arg; return 1;
+        case 4: opts->tls_ca = arg; return 1;
+        case 5: opts->tls_cert = arg; return 1;
+        case 6: opts->tls_key = arg; return 1;
+        case 8: opts->nkey = arg; return 1;
+        case 9: return s_replicas (arg, &opts->replicas) ? -1 : 1;
+        case 7: {
+            FILE *file = fopen (arg, "r");
+            bool ok = file && fgets (s_nats_password, sizeof s_nats_password, file);
+            if (file)
+                (void) fclose (file);
+            s_nats_password[strcspn (s_nats_password, "\r\n")] = 0;
+            if (!ok || !*s_nats_password) {
+                fprintf (stderr, "secbroker: cannot read a password from %s\n", arg);
+                return -1;
+            }
+            opts->password = s_nats_password;
+            return 1;
+        }
+        default: return 0;
+    }
+}
+
+/* A connection to the cluster's buckets for a tool, or NULL (said). */
+static sc_cluster_t *
+s_nats_tool_connect (sc_cluster_opts_t *opts)
+{
+    if (opts->creds && opts->nkey) {
+        fprintf (stderr, "secbroker: --nats-creds or --nats-nkey, not both\n");
+        return NULL;
+    }
+    if (!opts->tls_cert != !opts->tls_key) {
+        fprintf (stderr, "secbroker: --nats-tlscert and --nats-tlskey go together\n");
+        return NULL;
+    }
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    zsys_set_logident ("secbroker");
+    sc_log_set_level ("error");
+    opts->node = "secbroker-tool";
+    opts->tool = true;
+    char why[1024];
+    sc_cluster_t *cluster = sc_cluster_new (opts, why, sizeof why);
+    sc_wipe (s_nats_password, sizeof s_nats_password);
+    if (cluster && sc_cluster_kv_open (cluster, false, why, sizeof why))
+        sc_cluster_destroy (&cluster);
+    if (!cluster)
+        fprintf (stderr, "secbroker: %s\n", why);
+    return cluster;
+}
+
+/* Whether any NATS option but --cluster was given. */
+static bool
+s_nats_tool_options_set (const sc_cluster_opts_t *o, bool replicas)
+{
+    return o->user || o->password || o->creds || o->nkey || o->tls_ca || o->tls_cert
+           || o->tls_key || replicas;
+}
+
+static void
+s_invite_list_kv (void *arg, const char *name, const uint8_t *value, size_t len)
+{
+    int64_t now = *(const int64_t *) arg;
+    int64_t expires = -1;
+    if (len == strlen (SC_INVITE_USED) && memcmp (value, SC_INVITE_USED, len) == 0) {
+        printf ("%s used\n", name);
+        return;
+    }
+    if (sc_invite_parse_line ((const char *) value, len, &expires) != SC_INVITE_OK)
+        expires = -1;
+    char date[64];
+    if (expires < 0) {
+        printf ("%s invalid\n", name);
+        return;
+    }
+    s_date (expires, date, sizeof date);
+    printf ("%s %s%s\n", name, date, expires <= now ? " expired" : "");
+}
+
+/* secbroker invite --cluster: the same, on the bucket secchat-invites. */
+static int
+s_invite_kv (sc_cluster_opts_t *opts, bool list, const char *revoke, const char *name,
+             int64_t valid)
+{
+    sc_cluster_t *cluster = s_nats_tool_connect (opts);
+    if (!cluster)
+        return 1;
+    int64_t now = (int64_t) time (NULL);
+    char why[1024];
+    int rc = 1;
+    if (list) {
+        if (sc_cluster_kv_list (cluster, SC_CLUSTER_INVITES, s_invite_list_kv, &now, why,
+                                sizeof why) == 0)
+            rc = 0;
+        else
+            fprintf (stderr, "secbroker: cannot list %s: %s\n", SC_CLUSTER_INVITES, why);
+    }
+    else
+    if (revoke) {
+        char line[SC_INVITE_LINE_MAX];
+        size_t len = 0;
+        int64_t expires = 0;
+        int got = sc_cluster_kv_get (cluster, SC_CLUSTER_INVITES, revoke, (uint8_t *) line,
+                                     sizeof line, &len, NULL, why, sizeof why);
+        /* a used one is none either */
+        bool none = got == SC_CLUSTER_KV_NONE
+                    || (got == SC_CLUSTER_KV_OK
+                        && sc_invite_parse_line (line, len, &expires) != SC_INVITE_OK);
+        if (none)
+            fprintf (stderr, "secbroker: cannot revoke the invitation of %s: there is none\n",
+                     revoke);
+        else
+        if (got != SC_CLUSTER_KV_OK
+            || sc_cluster_kv_delete (cluster, SC_CLUSTER_INVITES, revoke, why, sizeof why))
+            fprintf (stderr, "secbroker: %s\n", why);
+        else {
+            fprintf (stderr, "secbroker: invitation of %s revoked\n", revoke);
+            rc = 0;
+        }
+    }
+    else {
+        uint8_t code[SC_HS_CODE_LEN], pub[256];
+        char line[SC_INVITE_LINE_MAX], text[SC_HS_CODE_TEXT_LEN + 1], date[64];
+        size_t len = 0;
+        int got = sc_cluster_kv_get (cluster, SC_CLUSTER_USERS, name, pub, sizeof pub, &len,
+                                     NULL, why, sizeof why);
+        int n = -1;
+        if (got == SC_CLUSTER_KV_OK)
+            fprintf (stderr, "secbroker: cannot invite %s: %s is already registered (in %s)\n",
+                     name, name, SC_CLUSTER_USERS);
+        else
+        if (got == SC_CLUSTER_KV_NONE && (n = sc_invite_line (code, now + valid, line)) < 0)
+            fprintf (stderr, "secbroker: cannot invite %s: cannot make a code\n", name);
+        else
+        /* NATS failed, reading or writing */
+        if (got != SC_CLUSTER_KV_NONE
+            || sc_cluster_kv_put (cluster, SC_CLUSTER_INVITES, name, (const uint8_t *) line,
+                                  (size_t) n, why, sizeof why))
+            fprintf (stderr, "secbroker: cannot invite %s: %s\n", name, why);
+        else {
+            sc_enrol_code_format (code, text);
+            s_date (now + valid, date, sizeof date);
+            printf ("%s\n", text);
+            fflush (stdout);
+            sc_wipe (text, sizeof text);
+            fprintf (stderr, "secbroker: %s may enrol once with this code on any node of the "
+                     "cluster until %s:\n"
+                     "  secchat enrol --user %s --code CODE --endpoint EP --ca ca.pem\n",
+                     name, date, name);
+            rc = 0;
+        }
+        if (n >= 0)
+            sc_wipe (code, sizeof code);
+    }
+    sc_cluster_destroy (&cluster);
+    return rc;
+}
 
 static void
 s_invite_usage (FILE *out)
@@ -981,10 +1206,14 @@ s_invite_usage (FILE *out)
         "usage: secbroker invite NAME [--users DIR] [--valid TIME]\n"
         "       secbroker invite --list [--users DIR]\n"
         "       secbroker invite --revoke NAME [--users DIR]\n"
+        "       secbroker invite ... --cluster URLS [--nats-* options]\n"
         "\n"
         "  --users DIR   the broker's registry (default /var/lib/secbroker/users)\n"
         "  --valid TIME  how long the code is good: 30s, 10m, 24h, 7d...\n"
-        "                (1 s to 365 d; default 24h)\n");
+        "                (1 s to 365 d; default 24h)\n"
+        "  --cluster URLS  the cluster's NATS servers, with the brokers' --nats-*\n"
+        "                options: the invitation goes to the bucket\n"
+        "                secchat-invites (good on every node), not to DIR\n");
 }
 
 static void
@@ -1009,13 +1238,23 @@ s_invite (int argc, char **argv)
         { "list", no_argument, NULL, 'l' },
         { "revoke", required_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' },
+        S_NATS_TOOL_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
     const char *users = "/var/lib/secbroker/users", *revoke = NULL;
     int64_t valid = 86400;
-    bool list = false;
+    bool list = false, users_set = false, replicas = false;
+    sc_cluster_opts_t nats;
+    sc_cluster_opts_default (&nats);
     int opt;
     while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        int taken = s_nats_tool_option (opt, optarg, &nats);
+        if (taken < 0)
+            return 2;
+        replicas = replicas || opt == 9;
+        if (taken)
+            continue;
+        users_set = users_set || opt == 'u';
         switch (opt) {
             case 'u': users = optarg; break;
             case 'v':
@@ -1036,17 +1275,27 @@ s_invite (int argc, char **argv)
         s_invite_usage (stderr);
         return 2;
     }
+    if (!nats.urls && s_nats_tool_options_set (&nats, replicas)) {
+        fprintf (stderr, "secbroker: the --nats-* options need --cluster\n");
+        return 2;
+    }
+    if (nats.urls && users_set) {
+        fprintf (stderr, "secbroker: --users or --cluster, not both\n");
+        return 2;
+    }
+    const char *who = revoke ? revoke : name;
+    if (who && !sc_name_valid (who, strlen (who))) {
+        fprintf (stderr, "secbroker: a name is 1 to 32 of a-z 0-9 _ -\n");
+        return 2;
+    }
+    if (nats.urls)
+        return s_invite_kv (&nats, list, revoke, name, valid);
     int64_t now = (int64_t) time (NULL);
     if (list) {
         if (sc_invite_list (users, s_invite_print, &now) == 0)
             return 0;
         fprintf (stderr, "secbroker: cannot read %s: %s\n", users, strerror (errno));
         return 1;
-    }
-    const char *who = revoke ? revoke : name;
-    if (!sc_name_valid (who, strlen (who))) {
-        fprintf (stderr, "secbroker: a name is 1 to 32 of a-z 0-9 _ -\n");
-        return 2;
     }
     if (revoke) {
         if (sc_invite_remove (users, revoke) == 0) {
@@ -1075,6 +1324,135 @@ s_invite (int argc, char **argv)
     return 0;
 }
 
+static void
+s_users_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: secbroker users --list --cluster URLS [--nats-* options]\n"
+        "       secbroker users --add NAME FILE.pub --cluster URLS [--nats-* options]\n"
+        "       secbroker users --remove NAME --cluster URLS [--nats-* options]\n"
+        "\n"
+        "The users of a cluster, in its bucket secchat-users: --list prints\n"
+        "each name and its key's fingerprint, --add registers NAME with the\n"
+        "Ed25519 public key in FILE.pub (a name registered is never\n"
+        "replaced: --remove it first), --remove deletes NAME: every node logs\n"
+        "it out (ERROR REVOKED). The NATS options are the brokers'.\n");
+}
+
+static void
+s_users_list_kv (void *arg, const char *name, const uint8_t *value, size_t len)
+{
+    (void) arg;
+    char fpr[SC_FPR_LEN + 1];
+    if (len == SC_PUB_LEN && sc_fingerprint (value, fpr) == 0)
+        printf ("%s %s\n", name, fpr);
+    else
+        printf ("%s invalid\n", name);
+}
+
+static int
+s_users (int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "list", no_argument, NULL, 'l' },
+        { "add", required_argument, NULL, 'a' },
+        { "remove", required_argument, NULL, 'r' },
+        { "help", no_argument, NULL, 'h' },
+        S_NATS_TOOL_OPTIONS,
+        { NULL, 0, NULL, 0 }
+    };
+    const char *add = NULL, *remove = NULL;
+    bool list = false;
+    sc_cluster_opts_t nats;
+    sc_cluster_opts_default (&nats);
+    int opt;
+    while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        int taken = s_nats_tool_option (opt, optarg, &nats);
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
+        switch (opt) {
+            case 'l': list = true; break;
+            case 'a': add = optarg; break;
+            case 'r': remove = optarg; break;
+            case 'h': s_users_usage (stdout); return 0;
+            default: s_users_usage (stderr); return 2;
+        }
+    }
+    const char *file = add && optind < argc ? argv[optind++] : NULL;
+    if (optind < argc || (list + (add != NULL) + (remove != NULL)) != 1 || (add && !file)) {
+        s_users_usage (stderr);
+        return 2;
+    }
+    if (!nats.urls) {
+        fprintf (stderr, "secbroker: users works on a cluster's bucket: --cluster URLS "
+                 "(a broker on its own has its users folder)\n");
+        return 2;
+    }
+    const char *who = add ? add : remove;
+    if (who && !sc_name_valid (who, strlen (who))) {
+        fprintf (stderr, "secbroker: a name is 1 to 32 of a-z 0-9 _ -\n");
+        return 2;
+    }
+    uint8_t pub[SC_PUB_LEN];
+    if (add) {
+        int err = 0;
+        sc_key_t *key = sc_key_load_public (file, &err);
+        int rc = key ? sc_key_public_raw (key, pub) : -1;
+        sc_key_destroy (&key);
+        if (rc) {
+            fprintf (stderr, "secbroker: %s: %s\n", file,
+                     err ? sc_key_strerror (err) : "not an Ed25519 public key");
+            return 1;
+        }
+    }
+    sc_cluster_t *cluster = s_nats_tool_connect (&nats);
+    if (!cluster)
+        return 1;
+    char why[1024];
+    int rc = 1;
+    if (list) {
+        if (sc_cluster_kv_list (cluster, SC_CLUSTER_USERS, s_users_list_kv, NULL, why,
+                                sizeof why) == 0)
+            rc = 0;
+        else
+            fprintf (stderr, "secbroker: cannot list %s: %s\n", SC_CLUSTER_USERS, why);
+    }
+    else
+    if (add) {
+        int got = sc_cluster_kv_create (cluster, SC_CLUSTER_USERS, add, pub, sizeof pub, why,
+                                        sizeof why);
+        if (got == SC_CLUSTER_KV_EXISTS)
+            fprintf (stderr, "secbroker: %s is already registered (--remove it first)\n", add);
+        else
+        if (got)
+            fprintf (stderr, "secbroker: %s\n", why);
+        else {
+            fprintf (stderr, "secbroker: %s registered in %s\n", add, SC_CLUSTER_USERS);
+            rc = 0;
+        }
+    }
+    else {
+        uint8_t value[256];
+        size_t len = 0;
+        int got = sc_cluster_kv_get (cluster, SC_CLUSTER_USERS, remove, value, sizeof value,
+                                     &len, NULL, why, sizeof why);
+        if (got == SC_CLUSTER_KV_NONE)
+            fprintf (stderr, "secbroker: %s is not registered in %s\n", remove,
+                     SC_CLUSTER_USERS);
+        else
+        if (got || sc_cluster_kv_delete (cluster, SC_CLUSTER_USERS, remove, why, sizeof why))
+            fprintf (stderr, "secbroker: %s\n", why);
+        else {
+            fprintf (stderr, "secbroker: %s removed from %s\n", remove, SC_CLUSTER_USERS);
+            rc = 0;
+        }
+    }
+    sc_cluster_destroy (&cluster);
+    return rc;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1087,6 +1465,8 @@ main (int argc, char **argv)
     }
     if (argc > 1 && strcmp (argv[1], "invite") == 0)
         return s_invite (argc - 1, argv + 1);
+    if (argc > 1 && strcmp (argv[1], "users") == 0)
+        return s_users (argc - 1, argv + 1);
     s_args_t args;
     int rc = s_parse (argc, argv, &args);
     if (rc)

@@ -212,22 +212,25 @@ s_port_in_log (const char *path, const char *prefix)
     return port;
 }
 
+/* NATS server n(i+1), with JetStream (the brokers' buckets) in a store
+   of its own; the first one routes nowhere (clustered JetStream wants a
+   route), the others to it. */
 static void
 s_nats_start (int i)
 {
-    char name[16], log_name[32], routes[64];
+    char name[16], log_name[32], store_name[32], routes[64];
     snprintf (name, sizeof name, "n%d", i + 1);
     snprintf (log_name, sizeof log_name, "nats%d.log", i + 1);
+    snprintf (store_name, sizeof store_name, "nats%d.js", i + 1);
     char *log = sc_testdir_path (C.dir, log_name);
-    const char *argv[16] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", "--cluster",
+    char *store = sc_testdir_path (C.dir, store_name);
+    const char *argv[20] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", "--cluster",
                              "nats://127.0.0.1:-1", "--cluster_name", "secchat", "-n", name,
-                             "--no_advertise" };
-    int argc = 12;
-    if (i > 0) {
-        snprintf (routes, sizeof routes, "nats://127.0.0.1:%d", C.route_port[0]);
-        argv[argc++] = "--routes";
-        argv[argc++] = routes;
-    }
+                             "--no_advertise", "-js", "-sd", store };
+    int argc = 15;
+    snprintf (routes, sizeof routes, "nats://127.0.0.1:%d", i > 0 ? C.route_port[0] : 1);
+    argv[argc++] = "--routes";
+    argv[argc++] = routes;
     argv[argc] = NULL;
     C.nats[i] = sc_testproc_new (name, argv, log);
     assert_non_null (C.nats[i]);
@@ -237,7 +240,32 @@ s_nats_start (int i)
         sc_testproc_sleep_ms (50);
     C.client_port[i] = s_port_in_log (log, "client connections on 127.0.0.1:");
     free (log);
+    free (store);
     assert_true (C.route_port[i] > 0 && C.client_port[i] > 0);
+}
+
+/* JetStream has its leader: some server of the cluster says so. */
+static void
+s_nats_ready (void)
+{
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (20000);
+    while (sc_testproc_now_ms () < deadline) {
+        for (int i = 0; i < S_NODES; i++) {
+            char log_name[32];
+            snprintf (log_name, sizeof log_name, "nats%d.log", i + 1);
+            char *log = sc_testdir_path (C.dir, log_name);
+            char *text = sc_testdir_slurp (log, NULL);
+            bool ready = text && strstr (text, "JetStream cluster new metadata leader") ? true
+                       : text && strstr (text, "Self is new JetStream cluster metadata leader");
+            free (text);
+            free (log);
+            if (ready)
+                return;
+        }
+        sc_testproc_sleep_ms (50);
+    }
+    sc_testproc_dump_all ();
+    fail_msg ("no JetStream metadata leader");
 }
 
 /* Node b(i+1): its own folder and log, NATS server i+2 first (b1 on n3,
@@ -272,6 +300,7 @@ s_cluster_start (const char *tag)
     assert_int_equal (mkdir (C.dir, 0700), 0);
     for (int i = 0; i < S_NODES; i++)
         s_nats_start (i);
+    s_nats_ready ();
     for (int i = 0; i < S_NODES; i++)
         s_broker_start (i);
 }
@@ -788,6 +817,7 @@ test_node_cut_off_from_nats (void **state)
     assert_int_equal (mkdir (C.dir, 0700), 0);
     for (int i = 0; i < S_NODES; i++)
         s_nats_start (i);
+    s_nats_ready ();
     sc_testnet_proxy_t *proxy = sc_testnet_proxy_new (false, C.client_port[0], false);
     assert_non_null (proxy);
     snprintf (C.urls[1], sizeof C.urls[1], "nats://127.0.0.1:%d",
@@ -996,7 +1026,9 @@ test_node_name_twice (void **state)
     memset (&C, 0, sizeof C);
     C.dir = sc_testdir_path (T.dir, "twins");
     assert_int_equal (mkdir (C.dir, 0700), 0);
-    s_nats_start (0);
+    for (int i = 0; i < S_NODES; i++)
+        s_nats_start (i);       /* JetStream's cluster wants its peers */
+    s_nats_ready ();
     char url[64];
     snprintf (url, sizeof url, "nats://127.0.0.1:%d", C.client_port[0]);
     const char *const extra[] = { "--cluster", url, "--node", "twin", NULL };
@@ -1344,27 +1376,40 @@ test_nats_accounts_and_tls (void **state)
     char *ca = sc_testdir_path (C.dir, "ca.pem");
     char *crt = sc_testdir_path (C.dir, "nats.pem");
     char *key = sc_testdir_path (C.dir, "nats.key");
-    setenv ("NATS_NAME", "n1", 1);
     setenv ("NATS_TLS_CERT", crt, 1);
     setenv ("NATS_TLS_KEY", key, 1);
     setenv ("NATS_TLS_CA", ca, 1);
     setenv ("SECCHAT_NATS_PASSWORD", "brokers-only", 1);
-    /* the file as shipped; only the addresses are the test's (a lone
-       server: its route goes nowhere) */
-    char *log = sc_testdir_path (C.dir, "nats.log");
-    const char *const nats_argv[] = { "nats-server", "-c", "deploy/nats-secchat.conf", "-a",
-                                      "127.0.0.1", "-p", "-1", "--cluster",
-                                      "nats://127.0.0.1:-1", "--routes",
-                                      "nats://127.0.0.1:1", NULL };
-    C.nats[0] = sc_testproc_new ("nats", nats_argv, log);
-    assert_non_null (C.nats[0]);
-    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
-    int port = -1;
-    while (sc_testproc_now_ms () < deadline
-           && (port = s_port_in_log (log, "client connections on 127.0.0.1:")) <= 0)
-        sc_testproc_sleep_ms (50);
-    free (log);
-    assert_true (port > 0);
+    /* the file as shipped, on three servers (JetStream's cluster); only
+       the names, stores and addresses are the test's (the first one's
+       route goes nowhere, the others' to it) */
+    for (int i = 0; i < S_NODES; i++) {
+        char name[16], file[32], routes[64];
+        snprintf (name, sizeof name, "n%d", i + 1);
+        snprintf (file, sizeof file, "nats%d.js", i + 1);
+        char *store = sc_testdir_path (C.dir, file);
+        snprintf (file, sizeof file, "nats%d.log", i + 1);
+        char *log = sc_testdir_path (C.dir, file);
+        setenv ("NATS_NAME", name, 1);
+        setenv ("NATS_STORE_DIR", store, 1);
+        snprintf (routes, sizeof routes, "nats://127.0.0.1:%d", i > 0 ? C.route_port[0] : 1);
+        const char *const nats_argv[] = { "nats-server", "-c", "deploy/nats-secchat.conf", "-a",
+                                          "127.0.0.1", "-p", "-1", "--cluster",
+                                          "nats://127.0.0.1:-1", "--routes", routes, NULL };
+        C.nats[i] = sc_testproc_new (name, nats_argv, log);
+        assert_non_null (C.nats[i]);
+        int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+        while (sc_testproc_now_ms () < deadline
+               && (C.route_port[i] = s_port_in_log (log, "route connections on 127.0.0.1:"))
+                  <= 0)
+            sc_testproc_sleep_ms (50);
+        C.client_port[i] = s_port_in_log (log, "client connections on 127.0.0.1:");
+        assert_true (C.route_port[i] > 0 && C.client_port[i] > 0);
+        free (log);
+        free (store);
+    }
+    s_nats_ready ();
+    int port = C.client_port[0];
     char tls_url[64], plain_url[64];
     snprintf (tls_url, sizeof tls_url, "tls://127.0.0.1:%d", port);
     snprintf (plain_url, sizeof plain_url, "nats://127.0.0.1:%d", port);
@@ -1539,8 +1584,9 @@ test_nats_nkey (void **state)
               "authorization {\n  users = [\n    { nkey: \"%s\" }\n  ]\n}\n", pub);
     char *conf = s_write ("nats.conf", conf_text);
     char *log = sc_testdir_path (C.dir, "nats.log");
+    char *store = sc_testdir_path (C.dir, "nats.js");
     const char *const nats_argv[] = { "nats-server", "-c", conf, "-a", "127.0.0.1", "-p", "-1",
-                                      NULL };
+                                      "-js", "-sd", store, NULL };
     C.nats[0] = sc_testproc_new ("nats", nats_argv, log);
     assert_non_null (C.nats[0]);
     int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
@@ -1612,6 +1658,7 @@ test_nats_nkey (void **state)
     s_quit (alice);
     s_quit (bob);
     free (conf);
+    free (store);
     free (seed_file);
     free (other_file);
     free (account_file);

@@ -832,12 +832,24 @@ test_compose_cluster_config (void **state)
             print_error ("no broker runs:\n%s\nin:\n%s", nodes [i], out ? out : "");
             fail ();
         }
-    //  the NATS servers routed to each other, in one cluster
+    //  the NATS servers routed to each other, in one cluster, with
+    //  JetStream (the brokers' buckets of invitations and users)
     for (int i = 1; i <= 3; i++) {
         char *name = s_printf ("    - --name\n    - nats%d\n    - --cluster_name\n"
                                "    - secchat\n", i);
         assert_true (s_contains (out, name));
         free (name);
+    }
+    const char *js = "    - --jetstream\n    - --store_dir\n    - /data\n";
+    const char *at = out;
+    int servers = 0;
+    while ((at = strstr (at, js)) != NULL) {
+        servers++;
+        at += strlen (js);
+    }
+    if (servers != 3) {
+        print_error ("%d NATS servers run with JetStream, not 3, in:\n%s", servers, out);
+        fail ();
     }
     //  the users spread over both nodes, with the demo's driver
     static const char *const users [][2] = { { "alice", "broker1" }, { "bob", "broker2" },

@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 
 #include "sc_broker.h"
+#include "sc_cluster.h"
 #include "sc_handshake.h"
 #include "sc_invite.h"
 #include "sc_log.h"
@@ -1482,6 +1483,66 @@ test_revoke_removed_user (void **state)
     s_revoke_teardown ();
 }
 
+/* A cluster's users (the bucket secchat-users) beside the folder's: a
+   reload of the folder keeps them, the folder's key wins where both
+   have the name, and a user gone from the bucket is logged out as by a
+   reload. */
+static void
+test_cluster_users (void **state)
+{
+    (void) state;
+    s_revoke_setup ();
+    uint8_t alice_pub[SC_PUB_LEN], bob_pub[SC_PUB_LEN], carol_pub[SC_PUB_LEN], pub[SC_PUB_LEN];
+    assert_int_equal (sc_registry_raw (R.registry, "alice", alice_pub), 0);
+    assert_int_equal (sc_registry_raw (R.registry, "bob", bob_pub), 0);
+    assert_int_equal (sc_registry_raw (R.registry, "carol", carol_pub), 0);
+    client_t *alice = s_login ("alice");
+    client_t *carol = s_login ("carol");
+    s_open_chat (alice, carol);
+
+    /* carol is now the bucket's only: the folder's reload keeps her */
+    assert_int_equal (sc_registry_cluster_set (R.registry, "carol", carol_pub), 0);
+    assert_int_equal (sc_registry_cluster_set (R.registry, "carol", carol_pub), 1);
+    s_users_remove ("carol");
+    s_reload ();
+    assert_int_equal (sc_broker_revalidate (T.broker), 0);
+    s_expect_nothing (carol);
+    assert_true (sc_registry_taken (R.registry, "carol"));
+    assert_int_equal (sc_registry_cluster_size (R.registry), 1);
+    /* the folder's key counts where both have a name */
+    assert_int_equal (sc_registry_cluster_set (R.registry, "alice", bob_pub), 0);
+    assert_int_equal (sc_registry_raw (R.registry, "alice", pub), 0);
+    assert_memory_equal (pub, alice_pub, SC_PUB_LEN);
+    assert_int_equal (sc_broker_revalidate (T.broker), 0);
+    /* a name in the bucket only is taken; gone from it, free */
+    assert_int_equal (sc_registry_cluster_set (R.registry, "dave", bob_pub), 0);
+    assert_true (sc_registry_taken (R.registry, "dave"));
+    assert_int_equal (sc_registry_cluster_remove (R.registry, "dave"), 0);
+    assert_false (sc_registry_taken (R.registry, "dave"));
+    assert_int_equal (sc_registry_cluster_remove (R.registry, "dave"), 1);
+
+    /* carol deleted from the bucket: logged out, alice told */
+    sc_node_msg_t msg;
+    sc_node_msg_init (&msg, SC_CLUSTER_USER);
+    strcpy (msg.from, "carol");
+    sc_broker_cluster_msg (T.broker, &msg, 1000);
+    s_expect_error (carol, SC_ERR_REVOKED);
+    s_expect_notify (alice, "carol", SC_NOTIFY_REVOKED);
+    assert_false (sc_registry_taken (R.registry, "carol"));
+    assert_int_equal (sc_broker_sessions (T.broker), 1);
+    /* and back with a key: she logs in again */
+    msg.has_key = true;
+    memcpy (msg.key, carol_pub, SC_PUB_LEN);
+    sc_broker_cluster_msg (T.broker, &msg, 1000);
+    client_t *again = s_client_new ("carol");
+    uint32_t code = 0;
+    assert_int_equal (s_login_as (again, "carol", &code), SC_OP_WELCOME);
+    s_client_destroy (&again);
+    s_client_destroy (&alice);
+    s_client_destroy (&carol);
+    s_revoke_teardown ();
+}
+
 static void
 test_revoke_changed_key (void **state)
 {
@@ -2626,6 +2687,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_enrol_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_open, s_setup, s_teardown),
         cmocka_unit_test (test_invite_not_a_file),
+        cmocka_unit_test_setup_teardown (test_cluster_users, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_rate, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_failures_count, s_setup, s_teardown),
     };

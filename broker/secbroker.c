@@ -1502,6 +1502,18 @@ main (int argc, char **argv)
         s_idfiles_free (&id);
         return 1;
     }
+    /* enrolment writes NAME.pub there (in a cluster: the bucket) */
+    if (!args.cluster.urls && access (args.users, W_OK) != 0) {
+        if (args.registration_open) {
+            fprintf (stderr, "secbroker: --registration open needs a users folder the "
+                     "broker can write: %s: %s\n", args.users, strerror (errno));
+            sc_registry_destroy (&registry);
+            s_idfiles_free (&id);
+            return 2;
+        }
+        sc_log (SC_LOG_WARNING, "the users folder %s is read-only to the broker (%s): "
+                "enrolments will be refused", args.users, strerror (errno));
+    }
     rc = s_run (&args, registry, id.key, id.cert, id.cert_len);
     sc_registry_destroy (&registry);
     s_idfiles_free (&id);

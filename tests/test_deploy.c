@@ -2105,6 +2105,32 @@ test_unit_enrolment (void **state)
         fail ();
     }
     free (log);
+
+    //  A drop-in still naming the old read-only registry (root's 0755):
+    //  the broker serves, and says at start that enrolments will be
+    //  refused; with --registration open it does not start.
+    char *old_users = sc_testdir_path (etc, "users");
+    s_mkdirs (old_users);
+    for (size_t i = 1; i + 1 < argc; i++)
+        if (strcmp (argv [i], "--users") == 0) {
+            free (argv [i + 1]);
+            argv [i + 1] = s_printf ("%s", old_users);
+        }
+    service = s_service_start (argv, argc, allow, families, nofile);
+    assert_int_equal (s_wait_log ("enrolments will be refused", T_LINE), 0);
+    assert_int_equal (sc_testproc_signal (service, SIGTERM), 0);
+    assert_int_equal (sc_testproc_wait (service, T_EXIT), 0);
+    argv [argc++] = s_printf ("--registration");
+    argv [argc++] = s_printf ("open");
+    service = s_service_start (argv, argc, allow, families, nofile);
+    assert_int_equal (sc_testproc_wait (service, T_EXIT), 2);
+    log = s_read_file (log_path);
+    if (!s_contains (log, "--registration open needs a users folder the broker can write")) {
+        print_error ("no reason given for refusing --registration open:\n%s", log);
+        fail ();
+    }
+    free (log);
+    free (old_users);
     free (log_path);
     sc_testproc_destroy_all ();
     free (bob_to);

@@ -141,14 +141,17 @@ s_broker_start (const s_opts_t *o, const char *name, char *endpoint, size_t cap)
     return s_node_start (o, name, NULL, NULL, endpoint, cap);
 }
 
-/* A nats-server on 127.0.0.1 (a free port, no clustering of servers):
-   its URL in url. */
+/* A nats-server on 127.0.0.1 (a free port, no clustering of servers,
+   JetStream on): its URL in url. */
 static sc_testproc_t *
 s_nats_start (const s_opts_t *o, char *url, size_t cap)
 {
-    char log[4200];
+    char log[4200], store[4200];
     snprintf (log, sizeof log, "%s/nats.log", o->dir);
-    const char *argv[] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", NULL };
+    /* JetStream: the brokers keep the cluster's users in its buckets */
+    snprintf (store, sizeof store, "%s/jetstream", o->dir);
+    const char *argv[] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store,
+                           NULL };
     sc_testproc_t *p = sc_testproc_new ("nats", argv, log);
     static const char prefix[] = "client connections on 127.0.0.1:";
     int port = -1;

@@ -771,24 +771,6 @@ s_enrol_bucket_check (sc_broker_job_t *job)
     return 0;
 }
 
-/* The folder's invitation claimed by the rename to claimed: checked
-   there (a rename is atomic, a check then a rename is not). */
-static int
-s_enrol_claimed_check (const char *claimed, const uint8_t code[static SC_HS_CODE_LEN])
-{
-    char line[SC_INVITE_LINE_MAX];
-    FILE *file = fopen (claimed, "r");
-    if (!file)
-        return SC_INVITE_EIO;
-    size_t len = fread (line, 1, sizeof line, file);
-    bool failed = ferror (file) != 0;
-    fclose (file);
-    if (failed)
-        return SC_INVITE_EIO;
-    return sc_invite_check_line (len < sizeof line ? line : NULL, len, code,
-                                 (int64_t) time (NULL));
-}
-
 /* On a worker, the key proved itself: burn the code (the bucket's entry
    updated to "used" only if it is still the one checked: a code used
    at the same time on another node, or revoked meanwhile, fails here;
@@ -833,7 +815,7 @@ s_enrol_bucket_commit (sc_broker_job_t *job)
         int check = SC_INVITE_NONE;
         if (rename (path, claimed) == 0) {
             took = true;
-            check = s_enrol_claimed_check (claimed, job->code);
+            check = sc_invite_check_file (claimed, job->code, (int64_t) time (NULL));
         }
         else
         if (errno != ENOENT)

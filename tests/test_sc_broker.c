@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <czmq.h>
+#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -2729,6 +2730,44 @@ test_enrol_cluster_nats_failing (void **state)
     assert_int_equal (sc_key_public_raw (gina->key, pub), 0);
     s_kv_expect (SC_CLUSTER_USERS, "gina", pub, SC_PUB_LEN);
 
+    /* an invitation of this node's folder: claimed by a rename, put
+       back when the name surely is not registered, burnt otherwise */
+    client_t *hana = s_newcomer ("hana");
+    s_invite ("hana", 600, code);
+    char *invite = s_users_file ("hana.invite");
+    assert_non_null (invite);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "create", SC_CLUSTER_USERS, 0, false), 0);
+    assert_int_equal (s_enrol (hana, "hana", code), SC_ERR_INTERNAL);
+    assert_string_equal (s_login_detail, down);
+    char *back = s_users_file ("hana.invite");
+    assert_non_null (back);
+    assert_string_equal (back, invite);
+    free (back);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "create", SC_CLUSTER_USERS, 0, true), 0);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "get", SC_CLUSTER_USERS, 1, false), 0);
+    assert_int_equal (s_enrol (hana, "hana", code), SC_ERR_INTERNAL);
+    assert_null (s_users_file ("hana.invite"));
+    /* and enrolled from the folder's invitation: in the bucket, the
+       file gone, nothing left beside */
+    client_t *ivan = s_newcomer ("ivan");
+    s_invite ("ivan", 600, code);
+    assert_int_equal (s_enrol (ivan, "ivan", code), SC_OP_WELCOME);
+    assert_int_equal (sc_key_public_raw (ivan->key, pub), 0);
+    s_kv_expect (SC_CLUSTER_USERS, "ivan", pub, SC_PUB_LEN);
+    assert_null (s_users_file ("ivan.invite"));
+    assert_null (s_users_file ("ivan.pub"));
+    DIR *folder = opendir (R.dir);
+    assert_non_null (folder);
+    struct dirent *entry;
+    while ((entry = readdir (folder)))
+        if (entry->d_name[0] == '.' && strcmp (entry->d_name, ".")
+            && strcmp (entry->d_name, ".."))
+            fail_msg ("left in the users folder: %s", entry->d_name);
+    closedir (folder);
+    free (invite);
+
+    s_client_destroy (&ivan);
+    s_client_destroy (&hana);
     s_client_destroy (&gina);
     s_client_destroy (&frank);
     s_client_destroy (&erin);

@@ -771,6 +771,16 @@ s_enrol_bucket_check (sc_broker_job_t *job)
     return 0;
 }
 
+/* A claimed folder invitation back to path, unless a new one was made
+   there meanwhile (that one stays, ours goes). 0 or -1. */
+static int
+s_unclaim (const char *claimed, const char *path)
+{
+    if (link (claimed, path) == 0 || errno == EEXIST)
+        return unlink (claimed);
+    return rename (claimed, path);      /* no hard links on this folder */
+}
+
 /* On a worker, the key proved itself: burn the code (the bucket's entry
    updated to "used" only if it is still the one checked: a code used
    at the same time on another node, or revoked meanwhile, fails here;
@@ -822,7 +832,7 @@ s_enrol_bucket_commit (sc_broker_job_t *job)
             check = SC_INVITE_EIO;
         if (check == SC_INVITE_EXPIRED)
             bad_code = "this code has expired";
-        if (check != SC_INVITE_OK && took && rename (claimed, path))
+        if (check != SC_INVITE_OK && took && s_unclaim (claimed, path))
             sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s: %s", job->name,
                     strerror (errno));
         if (check == SC_INVITE_EIO) {
@@ -859,7 +869,7 @@ s_enrol_bucket_commit (sc_broker_job_t *job)
        update of the revision our "used" got: a change made since (the
        code used elsewhere, re-issued, revoked) stays. */
     if (took) {
-        if (rc == SC_CLUSTER_KV_EIO ? unlink (claimed) : rename (claimed, path))
+        if (rc == SC_CLUSTER_KV_EIO ? unlink (claimed) : s_unclaim (claimed, path))
             sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s: %s", job->name,
                     strerror (errno));
     }

@@ -676,6 +676,7 @@ struct _sc_broker_job_t {
     const char *dir;                /* the users folder (the registry's)   */
     bool invite_kv;                 /* the code is the bucket's to check   */
     bool taken_here;                /* ...and the name is in the registry  */
+    uint64_t user_rev;              /* secchat-users' revision of the name */
     uint32_t enrol_err;             /* refused by the job: the ERROR...    */
     const char *enrol_why;          /* ...and its text                     */
     bool keys_ok;
@@ -770,64 +771,113 @@ s_enrol_bucket_check (sc_broker_job_t *job)
     return 0;
 }
 
+/* A claimed folder invitation back to path, unless a new one was made
+   there meanwhile (that one stays, ours goes). 0 or -1. */
+static int
+s_unclaim (const char *claimed, const char *path)
+{
+    if (link (claimed, path) == 0 || errno == EEXIST)
+        return unlink (claimed);
+    return rename (claimed, path);      /* no hard links on this folder */
+}
+
 /* On a worker, the key proved itself: burn the code (the bucket's entry
    updated to "used" only if it is still the one checked: a code used
    at the same time on another node, or revoked meanwhile, fails here;
-   the folder's invitation renamed away, which only one can), then
-   register the name in secchat-users (only if absent). The code comes
-   back when the name could not be written for NATS's sake. */
+   the folder's invitation renamed away, which only one can, then
+   checked), then register the name in secchat-users (only if absent).
+   The code comes back only when this job burnt it and the name is
+   surely not registered: the bucket's entry by an update of the
+   revision our "used" got (so never over a change made since), the
+   folder's file renamed back. */
 static void
 s_enrol_bucket_commit (sc_broker_job_t *job)
 {
     char why[512], line[SC_INVITE_LINE_MAX], claimed[4096], path[4096];
     size_t len = 0;
-    uint64_t revision = 0;
+    uint64_t revision = 0, rev_used = 0;
     bool invited = !s_is_zero (job->code, SC_HS_CODE_LEN);
-    bool local = invited && !job->invite_kv, took = false;
+    bool local = invited && !job->invite_kv, took = false, burnt = false;
+    const char *bad_code = "invalid or already used code";
     int rc = SC_CLUSTER_KV_OK;
     if (invited && job->invite_kv) {
         rc = sc_cluster_kv_get (job->cluster, SC_CLUSTER_INVITES, job->name, (uint8_t *) line,
                                 sizeof line, &len, &revision, why, sizeof why);
-        if (rc == SC_CLUSTER_KV_OK
-            && sc_invite_check_line (line, len, job->code, (int64_t) time (NULL)) != SC_INVITE_OK)
+        int check = rc == SC_CLUSTER_KV_OK
+                  ? sc_invite_check_line (line, len, job->code, (int64_t) time (NULL))
+                  : SC_INVITE_OK;
+        if (check == SC_INVITE_EXPIRED)
+            bad_code = "this code has expired";
+        if (check != SC_INVITE_OK)
             rc = SC_CLUSTER_KV_NONE;
-        if (rc == SC_CLUSTER_KV_OK)
+        if (rc == SC_CLUSTER_KV_OK) {
             rc = sc_cluster_kv_update (job->cluster, SC_CLUSTER_INVITES, job->name,
                                        (const uint8_t *) SC_INVITE_USED,
-                                       strlen (SC_INVITE_USED), revision, why, sizeof why);
+                                       strlen (SC_INVITE_USED), revision, &rev_used,
+                                       why, sizeof why);
+            burnt = rc == SC_CLUSTER_KV_OK;
+        }
     }
     if (local) {
         snprintf (path, sizeof path, "%s/%s.invite", job->dir, job->name);
         snprintf (claimed, sizeof claimed, "%s/.%s.invite.%llu", job->dir, job->name,
                   (unsigned long long) job->gen);
-        int check = sc_invite_check (job->dir, job->name, job->code, (int64_t) time (NULL));
-        took = check == SC_INVITE_OK && rename (path, claimed) == 0;
-        rc = took ? SC_CLUSTER_KV_OK
-           : check == SC_INVITE_EIO ? SC_CLUSTER_KV_EIO : SC_CLUSTER_KV_NONE;
-        if (check == SC_INVITE_EIO)
-            snprintf (why, sizeof why, "cannot read its invitation in %s", job->dir);
+        int check = SC_INVITE_NONE;
+        if (rename (path, claimed) == 0) {
+            took = true;
+            check = sc_invite_check_file (claimed, job->code, (int64_t) time (NULL));
+        }
+        else
+        if (errno != ENOENT)
+            check = SC_INVITE_EIO;
+        if (check == SC_INVITE_EXPIRED)
+            bad_code = "this code has expired";
+        if (check != SC_INVITE_OK && took && s_unclaim (claimed, path))
+            sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s: %s", job->name,
+                    strerror (errno));
+        if (check == SC_INVITE_EIO) {
+            sc_log (SC_LOG_ERROR, "enrolment of %s failed: cannot read its invitation in %s",
+                    job->name, job->dir);
+            s_kv_refuse (job, SC_ERR_INTERNAL, S_LOGIN_INTERNAL);
+            return;
+        }
+        rc = check == SC_INVITE_OK ? SC_CLUSTER_KV_OK : SC_CLUSTER_KV_NONE;
     }
     if (rc == SC_CLUSTER_KV_NONE) {
-        s_kv_refuse (job, SC_ERR_ENROL_CODE, "invalid or already used code");
+        s_kv_refuse (job, SC_ERR_ENROL_CODE, bad_code);
         return;
     }
-    if (rc == SC_CLUSTER_KV_OK)
-        rc = sc_cluster_kv_create (job->cluster, SC_CLUSTER_USERS, job->name, job->user_pub,
-                                   SC_PUB_LEN, why, sizeof why);
+    if (rc != SC_CLUSTER_KV_OK) {
+        /* the invitation unread, or its update's outcome unknown: the
+           code stays as it is (burnt, if the update was applied) */
+        sc_log (SC_LOG_ERROR, "enrolment of %s failed: %s", job->name, why);
+        s_kv_refuse (job, SC_ERR_INTERNAL, S_KV_DOWN);
+        return;
+    }
+    rc = sc_cluster_kv_create (job->cluster, SC_CLUSTER_USERS, job->name, job->user_pub,
+                               SC_PUB_LEN, &job->user_rev, why, sizeof why);
     if (rc == SC_CLUSTER_KV_OK) {
         if (local && unlink (claimed))
             sc_log (SC_LOG_WARNING, "enrolled %s, but its invitation could not be removed: %s",
                     job->name, strerror (errno));
         return;
     }
-    /* not registered: the code is good again, unless the name is taken */
-    if (took && rename (claimed, path))
-        sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s: %s", job->name,
-                strerror (errno));
-    if (invited && job->invite_kv && rc == SC_CLUSTER_KV_EIO) {
+    /* not registered. The code is good again only when the name is
+       surely absent from secchat-users (NONE), or, for a folder's file,
+       taken by another key; never when the create's outcome is unknown
+       (EIO): it stays burnt. The bucket's entry is put back only by an
+       update of the revision our "used" got: a change made since (the
+       code used elsewhere, re-issued, revoked) stays. */
+    if (took) {
+        if (rc == SC_CLUSTER_KV_EIO ? unlink (claimed) : s_unclaim (claimed, path))
+            sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s: %s", job->name,
+                    strerror (errno));
+    }
+    if (burnt && rc == SC_CLUSTER_KV_NONE) {
         char ignored[256];
-        if (sc_cluster_kv_put (job->cluster, SC_CLUSTER_INVITES, job->name, (uint8_t *) line,
-                               len, ignored, sizeof ignored))
+        if (sc_cluster_kv_update (job->cluster, SC_CLUSTER_INVITES, job->name,
+                                  (const uint8_t *) line, len, rev_used, NULL,
+                                  ignored, sizeof ignored))
             sc_log (SC_LOG_WARNING, "cannot put back the invitation of %s in %s: %s",
                     job->name, SC_CLUSTER_INVITES, ignored);
     }
@@ -1233,8 +1283,9 @@ s_enrol_commit (sc_broker_t *self, sc_broker_job_t *job, const char **why)
             *why = job->enrol_why;
             return job->enrol_err;
         }
-        if (sc_registry_cluster_set (self->registry, job->name, job->user_pub) < 0) {
-            *why = "internal error";
+        if (sc_registry_cluster_set (self->registry, job->name, job->user_pub,
+                                     job->user_rev) < 0) {
+            *why = S_LOGIN_INTERNAL;
             return SC_ERR_INTERNAL;
         }
         sc_log (SC_LOG_INFO, "enrolled %s (%s, in %s)", job->name,
@@ -2353,8 +2404,9 @@ s_node_gone (sc_broker_t *self, const char *node)
 static void
 s_cluster_user (sc_broker_t *self, const sc_node_msg_t *msg)
 {
-    int rc = msg->has_key ? sc_registry_cluster_set (self->registry, msg->from, msg->key)
-                          : sc_registry_cluster_remove (self->registry, msg->from);
+    int rc = msg->has_key
+           ? sc_registry_cluster_set (self->registry, msg->from, msg->key, msg->from_sid)
+           : sc_registry_cluster_remove (self->registry, msg->from, msg->from_sid);
     if (rc == 1)
         return;
     if (rc < 0)

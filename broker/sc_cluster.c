@@ -81,6 +81,7 @@ struct _s_user_item_t {
     char name[SC_NAME_MAX + 1];
     bool has_key;
     uint8_t key[SC_NODE_KEY_LEN];
+    uint64_t rev;               /* the entry's revision in the bucket     */
 };
 
 struct _sc_cluster_t {
@@ -128,6 +129,12 @@ struct _sc_cluster_t {
     bool down;                  /* NATS lost: nothing expires meanwhile  */
     bool watching;              /* the thread runs                       */
     bool watch_loaded;          /* under lock: the first entries are queued */
+    struct {                    /* under lock: sc_cluster_kv_fault's      */
+        char call[8];
+        char bucket[32];
+        unsigned skip;
+        bool made;
+    } faults[4];
 };
 
 void
@@ -988,6 +995,7 @@ sc_cluster_next (sc_cluster_t *self, sc_node_msg_t *msg, int64_t now_ms)
                 snprintf (uev->node, sizeof uev->node, "%s", self->node);
                 snprintf (uev->from, sizeof uev->from, "%s", user->name);
                 uev->has_key = user->has_key;
+                uev->from_sid = user->rev;
                 memcpy (uev->key, user->key, sizeof uev->key);
                 self->current_event = uev;
                 *msg = *uev;
@@ -1202,6 +1210,7 @@ s_user_push (sc_cluster_t *self, kvEntry *entry)
         return;
     }
     snprintf (item->name, sizeof item->name, "%s", name ? name : "");
+    item->rev = kvEntry_Revision (entry);
     if (!name || !sc_name_valid (name, strlen (name))) {
         sc_log (SC_LOG_WARNING, "cluster: %s: a key that is no user name: ignored",
                 SC_CLUSTER_USERS);
@@ -1236,11 +1245,27 @@ s_watch_run (void *arg)
     sigset_t all;
     sigfillset (&all);
     pthread_sigmask (SIG_BLOCK, &all, NULL);
+    uint64_t failed = 0;                /* errors since the last line */
+    int64_t said = 0;
     while (true) {
         kvEntry *entry = NULL;
         natsStatus st = kvWatcher_Next (&entry, self->watcher, 1000);
         if (st == NATS_ILLEGAL_STATE)
             break;                      /* stopped */
+        if (st != NATS_OK && st != NATS_TIMEOUT) {
+            /* said at most every 10 s, with the count since */
+            failed++;
+            int64_t now = zclock_mono ();
+            if (!said || now - said >= S_SAY_MS) {
+                char detail[512];
+                s_kv_why (st, detail, sizeof detail);
+                sc_log (SC_LOG_WARNING, "cluster: %llu errors watching the bucket %s, "
+                        "retried every 100 ms: %s", (unsigned long long) failed,
+                        SC_CLUSTER_USERS, detail);
+                failed = 0;
+                said = now;
+            }
+        }
         if (st == NATS_OK && !entry) {
             /* the entries there were at the start are all queued */
             pthread_mutex_lock (&self->lock);
@@ -1326,8 +1351,9 @@ sc_cluster_kv_open (sc_cluster_t *self, bool watch, char *why, size_t size)
                   self->opts.urls, detail);
         return -1;
     }
-    if (pthread_create (&self->watch_thread, NULL, s_watch_run, self)) {
-        snprintf (why, size, "cannot start a thread: %s", strerror (errno));
+    int err = pthread_create (&self->watch_thread, NULL, s_watch_run, self);
+    if (err) {
+        snprintf (why, size, "cannot start a thread: %s", strerror (err));
         return -1;
     }
     self->watching = true;
@@ -1366,6 +1392,51 @@ s_kv_close (sc_cluster_t *self)
     self->js = NULL;
 }
 
+int
+sc_cluster_kv_fault (sc_cluster_t *self, const char *call, const char *bucket,
+                     unsigned skip, bool made)
+{
+    int rc = -1;
+    pthread_mutex_lock (&self->lock);
+    for (size_t i = 0; i < sizeof self->faults / sizeof self->faults[0]; i++)
+        if (!*self->faults[i].call) {
+            snprintf (self->faults[i].call, sizeof self->faults[i].call, "%s", call);
+            snprintf (self->faults[i].bucket, sizeof self->faults[i].bucket, "%s", bucket);
+            self->faults[i].skip = skip;
+            self->faults[i].made = made;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock (&self->lock);
+    return rc;
+}
+
+/* A fault of sc_cluster_kv_fault for this call: NATS_TIMEOUT, and
+   *made whether the call is made all the same; else NATS_OK. */
+static natsStatus
+s_kv_fault (sc_cluster_t *self, const char *call, const char *bucket, bool *made)
+{
+    natsStatus st = NATS_OK;
+    *made = true;
+    pthread_mutex_lock (&self->lock);
+    for (size_t i = 0; i < sizeof self->faults / sizeof self->faults[0]; i++) {
+        if (!*self->faults[i].call || !streq (self->faults[i].call, call)
+            || !streq (self->faults[i].bucket, bucket))
+            continue;
+        if (self->faults[i].skip) {
+            self->faults[i].skip--;
+            continue;
+        }
+        if (st == NATS_OK) {
+            st = NATS_TIMEOUT;
+            *made = self->faults[i].made;
+            *self->faults[i].call = 0;
+        }
+    }
+    pthread_mutex_unlock (&self->lock);
+    return st;
+}
+
 /* A call that failed: EIO with why. */
 static int
 s_kv_failed (natsStatus st, const char *what, const char *key, char *why, size_t size)
@@ -1383,7 +1454,14 @@ sc_cluster_kv_get (sc_cluster_t *self, const char *bucket, const char *key,
 {
     kvStore *kv = s_kv_store (self, bucket);
     kvEntry *entry = NULL;
-    natsStatus st = kv ? kvStore_Get (&entry, kv, key) : NATS_INVALID_ARG;
+    bool made;
+    natsStatus fault = s_kv_fault (self, "get", bucket, &made);
+    natsStatus st = !made ? fault : kv ? kvStore_Get (&entry, kv, key) : NATS_INVALID_ARG;
+    if (fault != NATS_OK && made) {
+        kvEntry_Destroy (entry);
+        entry = NULL;
+        st = fault;
+    }
     if (st == NATS_NOT_FOUND)
         return SC_CLUSTER_KV_NONE;
     if (st != NATS_OK)
@@ -1407,32 +1485,62 @@ sc_cluster_kv_get (sc_cluster_t *self, const char *bucket, const char *key,
 
 int
 sc_cluster_kv_create (sc_cluster_t *self, const char *bucket, const char *key,
-                      const uint8_t *value, size_t len, char *why, size_t why_size)
+                      const uint8_t *value, size_t len, uint64_t *revision,
+                      char *why, size_t why_size)
 {
     kvStore *kv = s_kv_store (self, bucket);
-    natsStatus st = kv ? kvStore_Create (NULL, kv, key, value, (int) len) : NATS_INVALID_ARG;
-    if (st == NATS_OK)
+    uint64_t rev = 0;
+    bool made;
+    natsStatus fault = s_kv_fault (self, "create", bucket, &made);
+    natsStatus st = !made ? fault : kv ? kvStore_Create (&rev, kv, key, value, (int) len)
+                                       : NATS_INVALID_ARG;
+    if (fault != NATS_OK)
+        st = fault;
+    if (st == NATS_OK) {
+        if (revision)
+            *revision = rev;
         return SC_CLUSTER_KV_OK;
+    }
     int rc = s_kv_failed (st, "create", key, why, why_size);
-    /* refused because the key is there, or NATS is gone? */
+    /* refused because the key is there, or NATS is gone? A create that
+       got no answer (no refusal from the server: NATS_ERR) may have been
+       applied all the same: an entry holding our value is then ours */
+    bool unanswered = st != NATS_ERR;
     uint8_t buf[256];
     size_t got = 0;
     char ignored[64];
-    int there = sc_cluster_kv_get (self, bucket, key, buf, sizeof buf, &got, NULL,
+    int there = sc_cluster_kv_get (self, bucket, key, buf, sizeof buf, &got, &rev,
                                    ignored, sizeof ignored);
-    return there == SC_CLUSTER_KV_OK ? SC_CLUSTER_KV_EXISTS : rc;
+    if (there == SC_CLUSTER_KV_OK && unanswered && got == len
+        && (len == 0 || memcmp (buf, value, len) == 0)) {
+        if (revision)
+            *revision = rev;
+        return SC_CLUSTER_KV_OK;
+    }
+    if (there == SC_CLUSTER_KV_OK)
+        return SC_CLUSTER_KV_EXISTS;
+    return there == SC_CLUSTER_KV_NONE ? SC_CLUSTER_KV_NONE : rc;
 }
 
 int
 sc_cluster_kv_update (sc_cluster_t *self, const char *bucket, const char *key,
                       const uint8_t *value, size_t len, uint64_t revision,
-                      char *why, size_t why_size)
+                      uint64_t *new_revision, char *why, size_t why_size)
 {
     kvStore *kv = s_kv_store (self, bucket);
-    natsStatus st = kv ? kvStore_Update (NULL, kv, key, value, (int) len, revision)
-                       : NATS_INVALID_ARG;
-    if (st == NATS_OK)
+    uint64_t rev = 0;
+    bool made;
+    natsStatus fault = s_kv_fault (self, "update", bucket, &made);
+    natsStatus st = !made ? fault : kv ? kvStore_Update (&rev, kv, key, value, (int) len,
+                                                         revision)
+                                       : NATS_INVALID_ARG;
+    if (fault != NATS_OK)
+        st = fault;
+    if (st == NATS_OK) {
+        if (new_revision)
+            *new_revision = rev;
         return SC_CLUSTER_KV_OK;
+    }
     int rc = s_kv_failed (st, "update", key, why, why_size);
     /* refused because it changed meanwhile, or NATS is gone? */
     uint8_t buf[256];

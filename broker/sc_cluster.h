@@ -45,7 +45,8 @@
                                        the session from_sid here goes     */
 #define SC_CLUSTER_USER       102   /* from's entry in the bucket
                                        secchat-users changed: has_key and
-                                       key, or no key: gone from it       */
+                                       key, or no key: gone from it;
+                                       from_sid: the entry's revision     */
 
 typedef struct {
     const char *urls;           /* nats://h:p or tls://h:p, comma-separated */
@@ -130,19 +131,32 @@ int sc_cluster_kv_open (sc_cluster_t *self, bool watch, char *why, size_t size);
 /* Any thread, blocking (each call 2 s at most). bucket is one of the two
    names above, key a user name. get: the value into value (size bytes
    at most, *len its length; longer is SC_CLUSTER_KV_EIO) and its
-   revision. */
+   revision. create: only if key is absent, *revision (may be NULL) the
+   entry's; a call that failed is followed by a read: the entry holds
+   value and the call got no answer (a create applied although its
+   answer was lost): OK; else an entry: EXISTS; no entry: NONE (nothing was created); the read failed
+   too: EIO (the outcome is unknown). update: only if revision is still
+   the key's last, *new_revision (may be NULL) the entry's after; NONE
+   when it changed meanwhile or is gone. */
 int sc_cluster_kv_get (sc_cluster_t *self, const char *bucket, const char *key,
                        uint8_t *value, size_t size, size_t *len, uint64_t *revision,
                        char *why, size_t why_size);
 int sc_cluster_kv_create (sc_cluster_t *self, const char *bucket, const char *key,
-                          const uint8_t *value, size_t len, char *why, size_t why_size);
+                          const uint8_t *value, size_t len, uint64_t *revision,
+                          char *why, size_t why_size);
 int sc_cluster_kv_update (sc_cluster_t *self, const char *bucket, const char *key,
                           const uint8_t *value, size_t len, uint64_t revision,
-                          char *why, size_t why_size);
+                          uint64_t *new_revision, char *why, size_t why_size);
 int sc_cluster_kv_put (sc_cluster_t *self, const char *bucket, const char *key,
                        const uint8_t *value, size_t len, char *why, size_t why_size);
 int sc_cluster_kv_delete (sc_cluster_t *self, const char *bucket, const char *key,
                           char *why, size_t why_size);
+/* For the tests of what NATS's failures do: the call ("get", "create"
+   or "update") on bucket after the next skip ones fails as if NATS had
+   not answered in time (NATS_TIMEOUT), made all the same (its answer
+   lost) with made, else not made. Up to 4 at once; -1 when 4 wait. */
+int sc_cluster_kv_fault (sc_cluster_t *self, const char *call, const char *bucket,
+                         unsigned skip, bool made);
 /* Each key of bucket with its value, in no order. */
 typedef void (sc_cluster_kv_fn) (void *arg, const char *key, const uint8_t *value,
                                  size_t len);

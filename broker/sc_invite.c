@@ -201,15 +201,13 @@ sc_invite_parse_line (const char *line, size_t len, int64_t *expires)
     return s_parse (line, len, hash, expires);
 }
 
-int
-sc_invite_check (const char *dir, const char *name,
-                 const uint8_t code[static SC_HS_CODE_LEN], int64_t now)
+/* The check of the file at path (NULL: none). */
+static int
+s_check (const char *path, const uint8_t code[static SC_HS_CODE_LEN], int64_t now)
 {
-    char path[4096];
     uint8_t want[SC_HASH_LEN] = { 0 }, got[SC_HASH_LEN];
     int64_t expires = 0;
-    int rc = s_path (dir, name, S_SUFFIX, path, sizeof path) ? SC_INVITE_NONE
-           : s_read (path, want, &expires);
+    int rc = path ? s_read (path, want, &expires) : SC_INVITE_NONE;
     /* the hash is made and compared whether or not there is a file */
     if (sc_enrol_code_hash (code, got))
         return SC_INVITE_EIO;
@@ -220,6 +218,20 @@ sc_invite_check (const char *dir, const char *name,
     if (!same)
         return SC_INVITE_NONE;
     return now < expires ? SC_INVITE_OK : SC_INVITE_EXPIRED;
+}
+
+int
+sc_invite_check (const char *dir, const char *name,
+                 const uint8_t code[static SC_HS_CODE_LEN], int64_t now)
+{
+    char path[4096];
+    return s_check (s_path (dir, name, S_SUFFIX, path, sizeof path) ? NULL : path, code, now);
+}
+
+int
+sc_invite_check_file (const char *path, const uint8_t code[static SC_HS_CODE_LEN], int64_t now)
+{
+    return s_check (path, code, now);
 }
 
 int

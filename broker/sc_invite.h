@@ -49,6 +49,10 @@ int sc_invite_create (const char *dir, const char *name, int64_t expires,
    constant time, and the same work done when there is no invitation. */
 int sc_invite_check (const char *dir, const char *name,
                      const uint8_t code[static SC_HS_CODE_LEN], int64_t now);
+/* The same of the invitation file at path (one renamed away to claim
+   it): a symbolic link or anything but a regular file is none. */
+int sc_invite_check_file (const char *path,
+                          const uint8_t code[static SC_HS_CODE_LEN], int64_t now);
 /* The same line in memory (the cluster's bucket holds it): a new code
    into code, the line for it and expires into line; its length, or -1. */
 int sc_invite_line (uint8_t code[static SC_HS_CODE_LEN], int64_t expires,

@@ -16,12 +16,14 @@
 typedef struct {
     sc_key_t *key;
     uint8_t raw[SC_PUB_LEN];
+    uint64_t rev;               /* the cluster's: the bucket's revision   */
 } s_user_t;
 
 struct _sc_registry_t {
     char *dir;
     zhashx_t *users;            /* name -> s_user_t                       */
     zhashx_t *cluster;          /* name -> s_user_t: the bucket's users   */
+    zhashx_t *cluster_gone;     /* name -> s_user_t (no key): removed at rev */
 };
 
 static void
@@ -130,9 +132,12 @@ sc_registry_new (const char *dir)
     self->cluster = zhashx_new ();
     if (self->cluster)
         zhashx_set_destructor (self->cluster, s_user_destroy);
+    self->cluster_gone = zhashx_new ();
+    if (self->cluster_gone)
+        zhashx_set_destructor (self->cluster_gone, s_user_destroy);
     size_t nbad = 0;
     const char *why = "out of memory";
-    self->users = self->dir && self->cluster ? s_load (dir, s_skip, self->dir, &nbad, &why)
+    self->users = self->dir && self->cluster && self->cluster_gone ? s_load (dir, s_skip, self->dir, &nbad, &why)
                                              : NULL;
     if (!self->users) {
         zsys_error ("registry: cannot read %s: %s", dir, why);
@@ -148,6 +153,7 @@ sc_registry_destroy (sc_registry_t **self_p)
         sc_registry_t *self = *self_p;
         zhashx_destroy (&self->users);
         zhashx_destroy (&self->cluster);
+        zhashx_destroy (&self->cluster_gone);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -247,15 +253,22 @@ sc_registry_cluster_size (const sc_registry_t *self)
 
 int
 sc_registry_cluster_set (sc_registry_t *self, const char *name,
-                         const uint8_t pub[static SC_PUB_LEN])
+                         const uint8_t pub[static SC_PUB_LEN], uint64_t rev)
 {
     s_user_t *old = (s_user_t *) zhashx_lookup (self->cluster, name);
-    if (old && memcmp (old->raw, pub, SC_PUB_LEN) == 0)
+    const s_user_t *gone = (const s_user_t *) zhashx_lookup (self->cluster_gone, name);
+    if (rev && ((old && old->rev >= rev) || (gone && gone->rev >= rev)))
+        return 1;                       /* older than what is known */
+    if (old && memcmp (old->raw, pub, SC_PUB_LEN) == 0) {
+        if (rev > old->rev)
+            old->rev = rev;
         return 1;
+    }
     s_user_t *user = calloc (1, sizeof *user);
     if (user) {
         user->key = sc_key_from_raw (pub);
         memcpy (user->raw, pub, SC_PUB_LEN);
+        user->rev = rev;
     }
     if (!user || !user->key || !sc_name_valid (name, strlen (name))) {
         void *item = user;
@@ -264,14 +277,28 @@ sc_registry_cluster_set (sc_registry_t *self, const char *name,
         return -1;
     }
     zhashx_update (self->cluster, name, user);
+    zhashx_delete (self->cluster_gone, name);
     s_conflict (self, name, pub);
     return 0;
 }
 
 int
-sc_registry_cluster_remove (sc_registry_t *self, const char *name)
+sc_registry_cluster_remove (sc_registry_t *self, const char *name, uint64_t rev)
 {
-    if (!zhashx_lookup (self->cluster, name))
+    s_user_t *old = (s_user_t *) zhashx_lookup (self->cluster, name);
+    if (rev && old && old->rev > rev)
+        return 1;                       /* registered again since */
+    if (rev) {
+        s_user_t *gone = (s_user_t *) zhashx_lookup (self->cluster_gone, name);
+        if (!gone && (gone = calloc (1, sizeof *gone))
+            && zhashx_insert (self->cluster_gone, name, gone)) {
+            free (gone);
+            gone = NULL;
+        }
+        if (gone && rev > gone->rev)
+            gone->rev = rev;
+    }
+    if (!old)
         return 1;
     zhashx_delete (self->cluster, name);
     return 0;

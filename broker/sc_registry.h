@@ -59,13 +59,17 @@ bool sc_registry_taken (const sc_registry_t *self, const char *name);
 int sc_registry_enrol (sc_registry_t *self, const char *name,
                        const uint8_t pub[static SC_PUB_LEN], char *why, size_t size);
 /* The cluster's users: name registered in the bucket with the raw key
-   pub (added or replaced), or gone from it. 0 when the key name now has
-   here changed (so sessions must be checked again: sc_broker_revalidate),
-   1 when nothing changed, -1 when pub is no Ed25519 key or out of memory
-   (name is then dropped from the table: its old key no longer stands). */
+   pub (added or replaced), or gone from it, at the bucket's revision
+   rev (0: unknown, applied whatever came before). A change older than
+   the last one known for name (removals included) is ignored: the
+   watch of the bucket and an enrolment's own write may come in either
+   order. 0 when the key name now has here changed (so sessions must be
+   checked again: sc_broker_revalidate), 1 when nothing changed, -1 when
+   pub is no Ed25519 key or out of memory (name is then dropped from the
+   table: its old key no longer stands). */
 int sc_registry_cluster_set (sc_registry_t *self, const char *name,
-                             const uint8_t pub[static SC_PUB_LEN]);
-int sc_registry_cluster_remove (sc_registry_t *self, const char *name);
+                             const uint8_t pub[static SC_PUB_LEN], uint64_t rev);
+int sc_registry_cluster_remove (sc_registry_t *self, const char *name, uint64_t rev);
 /* Users of the cluster's table. */
 size_t sc_registry_cluster_size (const sc_registry_t *self);
 /* The key of a user (borrowed, valid until the next reload), or NULL. */

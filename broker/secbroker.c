@@ -1421,7 +1421,7 @@ s_users (int argc, char **argv)
     }
     else
     if (add) {
-        int got = sc_cluster_kv_create (cluster, SC_CLUSTER_USERS, add, pub, sizeof pub, why,
+        int got = sc_cluster_kv_create (cluster, SC_CLUSTER_USERS, add, pub, sizeof pub, NULL, why,
                                         sizeof why);
         if (got == SC_CLUSTER_KV_EXISTS)
             fprintf (stderr, "secbroker: %s is already registered (--remove it first)\n", add);

@@ -13,7 +13,8 @@
     or at the same time on two nodes), revoked, or for a name taken is
     refused; a user removed from the bucket is logged out on every node;
     a broker reloaded or started later knows the bucket's users; a node
-    whose NATS server dies follows the bucket through another (the
+    cut off from NATS while a user of it is removed logs that user out
+    once it is back; a node whose NATS server dies follows the bucket through another (the
     buckets have three replicas); with NATS gone an enrolment is refused
     with ERROR INTERNAL; a broker whose NATS has no JetStream refuses to
     start.
@@ -36,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sc_testnet.h"
 #include "sc_testproc.h"
 
 #define S_NODES 3
@@ -575,6 +577,68 @@ test_reload_and_late_node (void **state)
     free (pass);
 }
 
+/* A node cut off from NATS (its only way there a proxy, which is cut)
+   while one of its users is removed from the bucket: once it is back,
+   its watch brings the removal, and the user is logged out. */
+static void
+test_removed_while_cut_off (void **state)
+{
+    (void) state;
+    char code[64];
+    s_invite ("olga", code, sizeof code);
+    sc_testproc_t *enrol = s_enrol ("olga", code, 0);
+    s_ready (enrol, "olga");
+    s_quit (&enrol);
+
+    sc_testnet_proxy_t *proxy = sc_testnet_proxy_new (false, T.client_port[1], false);
+    assert_non_null (proxy);
+    char url[64], endpoint[256];
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", sc_testnet_proxy_port (proxy));
+    char *dir = sc_testdir_path (T.dir, "b5");
+    assert_int_equal (mkdir (dir, 0700), 0);
+    const char *const extra[] = { "--cluster", url, "--node", "b5", NULL };
+    sc_testproc_t *cut = sc_testproc_broker_new_with (T.keys, dir, extra, endpoint,
+                                                      sizeof endpoint);
+    assert_non_null (cut);
+    /* b5 read the bucket before it took logins: olga is known there */
+    char label[] = "olga-b5";
+    sc_testclient_t opts = { .keys = T.keys, .workdir = T.dir, .endpoint = endpoint,
+                             .user = "olga", .name = label };
+    char *key = sc_testdir_path (T.dir, "olga.key");
+    char *pass = sc_testdir_path (T.dir, "olga.pass");
+    opts.key_file = key;
+    opts.password_file = pass;
+    sc_testproc_t *olga = sc_testproc_client_new (&opts);
+    assert_non_null (olga);
+    s_ready (olga, "olga");
+
+    assert_int_equal (sc_testnet_proxy_cut (proxy, true), 0);
+    char *log = sc_testdir_path (dir, "broker.log");
+    int64_t deadline = sc_testproc_now_ms () + 3 * s_t;
+    while (!s_file_has (log, "cluster: disconnected from NATS")
+           && sc_testproc_now_ms () < deadline)
+        sc_testproc_sleep_ms (50);
+    assert_true (s_file_has (log, "cluster: disconnected from NATS"));
+    assert_int_equal (s_tool (NULL, 0, NULL, "users", "--remove", "olga", NULL), 0);
+    /* b5 cannot know yet: olga stays */
+    sc_testproc_sleep_ms (500);
+    assert_false (s_file_has (log, "cluster: olga removed from secchat-users"));
+    assert_int_equal (sc_testnet_proxy_cut (proxy, false), 0);
+    assert_int_equal (sc_testproc_expect (olga, "error revoked your key was removed from "
+                                          "the broker's registry", 3 * s_t), 0);
+    assert_int_equal (sc_testproc_wait (olga, s_t), 1);
+    assert_true (s_file_has (log, "cluster: olga removed from secchat-users"));
+    sc_testproc_destroy (&olga);
+    assert_int_equal (sc_testproc_signal (cut, SIGTERM), 0);
+    assert_int_equal (sc_testproc_wait (cut, s_t), 0);
+    sc_testproc_destroy (&cut);
+    sc_testnet_proxy_destroy (&proxy);
+    free (log);
+    free (key);
+    free (pass);
+    free (dir);
+}
+
 /* b1's NATS server dies: b1 goes on through another one, and still
    follows the bucket of users (its watch resumes there). */
 static void
@@ -753,6 +817,7 @@ main (void)
         cmocka_unit_test (test_revoked_and_taken),
         cmocka_unit_test (test_removed_user_logged_out_everywhere),
         cmocka_unit_test (test_reload_and_late_node),
+        cmocka_unit_test (test_removed_while_cut_off),
         cmocka_unit_test (test_nats_server_lost),
         cmocka_unit_test (test_nats_down_during_enrolment),
         cmocka_unit_test (test_no_jetstream),

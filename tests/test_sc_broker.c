@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <czmq.h>
+#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -1501,8 +1502,8 @@ test_cluster_users (void **state)
     s_open_chat (alice, carol);
 
     /* carol is now the bucket's only: the folder's reload keeps her */
-    assert_int_equal (sc_registry_cluster_set (R.registry, "carol", carol_pub), 0);
-    assert_int_equal (sc_registry_cluster_set (R.registry, "carol", carol_pub), 1);
+    assert_int_equal (sc_registry_cluster_set (R.registry, "carol", carol_pub, 0), 0);
+    assert_int_equal (sc_registry_cluster_set (R.registry, "carol", carol_pub, 0), 1);
     s_users_remove ("carol");
     s_reload ();
     assert_int_equal (sc_broker_revalidate (T.broker), 0);
@@ -1510,16 +1511,31 @@ test_cluster_users (void **state)
     assert_true (sc_registry_taken (R.registry, "carol"));
     assert_int_equal (sc_registry_cluster_size (R.registry), 1);
     /* the folder's key counts where both have a name */
-    assert_int_equal (sc_registry_cluster_set (R.registry, "alice", bob_pub), 0);
+    assert_int_equal (sc_registry_cluster_set (R.registry, "alice", bob_pub, 0), 0);
     assert_int_equal (sc_registry_raw (R.registry, "alice", pub), 0);
     assert_memory_equal (pub, alice_pub, SC_PUB_LEN);
     assert_int_equal (sc_broker_revalidate (T.broker), 0);
     /* a name in the bucket only is taken; gone from it, free */
-    assert_int_equal (sc_registry_cluster_set (R.registry, "dave", bob_pub), 0);
+    assert_int_equal (sc_registry_cluster_set (R.registry, "dave", bob_pub, 0), 0);
     assert_true (sc_registry_taken (R.registry, "dave"));
-    assert_int_equal (sc_registry_cluster_remove (R.registry, "dave"), 0);
+    assert_int_equal (sc_registry_cluster_remove (R.registry, "dave", 0), 0);
     assert_false (sc_registry_taken (R.registry, "dave"));
-    assert_int_equal (sc_registry_cluster_remove (R.registry, "dave"), 1);
+    assert_int_equal (sc_registry_cluster_remove (R.registry, "dave", 0), 1);
+    /* the bucket's revisions order the changes, whichever comes first:
+       an enrolment's own write (rev 7) after the watch brought its
+       removal (rev 8) does not bring the name back, nor a removal
+       older than the last write take it away */
+    assert_int_equal (sc_registry_cluster_set (R.registry, "erin", bob_pub, 7), 0);
+    assert_int_equal (sc_registry_cluster_remove (R.registry, "erin", 8), 0);
+    assert_int_equal (sc_registry_cluster_set (R.registry, "erin", bob_pub, 7), 1);
+    assert_false (sc_registry_taken (R.registry, "erin"));
+    assert_int_equal (sc_registry_cluster_set (R.registry, "erin", carol_pub, 9), 0);
+    assert_int_equal (sc_registry_cluster_remove (R.registry, "erin", 8), 1);
+    assert_int_equal (sc_registry_cluster_set (R.registry, "erin", bob_pub, 6), 1);
+    assert_int_equal (sc_registry_raw (R.registry, "erin", pub), 0);
+    assert_memory_equal (pub, carol_pub, SC_PUB_LEN);
+    assert_int_equal (sc_registry_cluster_remove (R.registry, "erin", 10), 0);
+    assert_false (sc_registry_taken (R.registry, "erin"));
 
     /* carol deleted from the bucket: logged out, alice told */
     sc_node_msg_t msg;
@@ -2552,6 +2568,213 @@ test_enrol_open (void **state)
     s_revoke_teardown ();
 }
 
+/* ---- Enrolment on a node of a cluster, NATS failing -------------------------- */
+
+static struct {
+    char *dir;
+    sc_testproc_t *nats;
+    sc_cluster_t *cluster;
+} K;
+
+/* A nats-server with JetStream, and the broker of s_revoke_setup a node
+   of a cluster on it (its buckets opened, not watched). */
+static void
+s_kv_setup (void)
+{
+    s_revoke_setup ();
+    K.dir = sc_testdir_new ("nats");
+    assert_non_null (K.dir);
+    char *store = sc_testdir_path (K.dir, "js");
+    char *log = sc_testdir_path (K.dir, "nats.log");
+    const char *const argv[] = { "nats-server", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd",
+                                 store, NULL };
+    K.nats = sc_testproc_new ("nats", argv, log);
+    assert_non_null (K.nats);
+    const char *prefix = "client connections on 127.0.0.1:";
+    int port = -1;
+    int64_t deadline = sc_testproc_now_ms () + sc_testproc_timeout (10000);
+    while (port <= 0 && sc_testproc_now_ms () < deadline) {
+        char *text = sc_testdir_slurp (log, NULL);
+        const char *at = text && strstr (text, "Server is ready") ? strstr (text, prefix)
+                                                                   : NULL;
+        port = at ? atoi (at + strlen (prefix)) : -1;
+        free (text);
+        if (port <= 0)
+            sc_testproc_sleep_ms (50);
+    }
+    assert_true (port > 0);
+    char url[64], why[512] = "";
+    snprintf (url, sizeof url, "nats://127.0.0.1:%d", port);
+    sc_cluster_opts_t opts;
+    sc_cluster_opts_default (&opts);
+    opts.urls = url;
+    opts.node = "b1";
+    K.cluster = sc_cluster_new (&opts, why, sizeof why);
+    if (!K.cluster || sc_cluster_kv_open (K.cluster, false, why, sizeof why))
+        fail_msg ("cluster: %s", why);
+    sc_broker_set_cluster (T.broker, K.cluster);
+    free (store);
+    free (log);
+}
+
+static void
+s_kv_teardown (void)
+{
+    s_revoke_teardown ();
+    sc_cluster_destroy (&K.cluster);
+    sc_testproc_destroy (&K.nats);
+    sc_testdir_remove (K.dir);
+    free (K.dir);
+    K.dir = NULL;
+}
+
+/* An invitation of the cluster for name, good for 10 minutes: its code,
+   and the line in secchat-invites. */
+static void
+s_kv_invite (const char *name, uint8_t code[static SC_HS_CODE_LEN],
+             char line[static SC_INVITE_LINE_MAX], size_t *len)
+{
+    int n = sc_invite_line (code, (int64_t) time (NULL) + 600, line);
+    assert_true (n > 0);
+    *len = (size_t) n;
+    char why[512] = "";
+    if (sc_cluster_kv_put (K.cluster, SC_CLUSTER_INVITES, name, (const uint8_t *) line, *len,
+                           why, sizeof why))
+        fail_msg ("put: %s", why);
+}
+
+/* name's entry in bucket holds exactly value (NULL: there is none). */
+static void
+s_kv_expect (const char *bucket, const char *name, const void *value, size_t len)
+{
+    uint8_t got[256];
+    size_t got_len = 0;
+    char why[512] = "";
+    int rc = sc_cluster_kv_get (K.cluster, bucket, name, got, sizeof got, &got_len, NULL,
+                                why, sizeof why);
+    if (!value) {
+        assert_int_equal (rc, SC_CLUSTER_KV_NONE);
+        return;
+    }
+    if (rc)
+        fail_msg ("%s in %s: %d %s", name, bucket, rc, why);
+    assert_int_equal (got_len, len);
+    assert_memory_equal (got, value, len);
+}
+
+/* What the worker does when NATS fails while it burns the code and
+   registers the name (faults of sc_cluster_kv_fault, each as a timeout
+   would be): the code is put back only when the name surely is not
+   registered, and only over the "used" this enrolment wrote; a create
+   applied although its answer was lost is an enrolment. */
+static void
+test_enrol_cluster_nats_failing (void **state)
+{
+    (void) state;
+    s_kv_setup ();
+    const char *down = "the cluster's registry cannot be reached, retry later";
+    uint8_t code[SC_HS_CODE_LEN], pub[SC_PUB_LEN];
+    char line[SC_INVITE_LINE_MAX];
+    size_t len = 0;
+
+    /* the invitation cannot be read again as it is burnt: it stays */
+    s_kv_invite ("dave", code, line, &len);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "get", SC_CLUSTER_INVITES, 1, false), 0);
+    client_t *dave = s_newcomer ("dave");
+    assert_int_equal (s_enrol (dave, "dave", code), SC_ERR_INTERNAL);
+    assert_string_equal (s_login_detail, down);
+    s_kv_expect (SC_CLUSTER_INVITES, "dave", line, len);
+    s_kv_expect (SC_CLUSTER_USERS, "dave", NULL, 0);
+
+    /* "used" written, its answer lost, and the read after it fails:
+       whether it was written is unknown, so nothing is put back */
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "update", SC_CLUSTER_INVITES, 0, true), 0);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "get", SC_CLUSTER_INVITES, 2, false), 0);
+    assert_int_equal (s_enrol (dave, "dave", code), SC_ERR_INTERNAL);
+    assert_string_equal (s_login_detail, down);
+    s_kv_expect (SC_CLUSTER_INVITES, "dave", SC_INVITE_USED, strlen (SC_INVITE_USED));
+    s_kv_expect (SC_CLUSTER_USERS, "dave", NULL, 0);
+    assert_false (sc_registry_taken (R.registry, "dave"));
+
+    /* the user created, the answer lost: the read after finds this key,
+       so the enrolment succeeds */
+    client_t *erin = s_newcomer ("erin");
+    s_kv_invite ("erin", code, line, &len);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "create", SC_CLUSTER_USERS, 0, true), 0);
+    assert_int_equal (s_enrol (erin, "erin", code), SC_OP_WELCOME);
+    assert_int_equal (sc_key_public_raw (erin->key, pub), 0);
+    s_kv_expect (SC_CLUSTER_USERS, "erin", pub, SC_PUB_LEN);
+    s_kv_expect (SC_CLUSTER_INVITES, "erin", SC_INVITE_USED, strlen (SC_INVITE_USED));
+    assert_true (sc_registry_taken (R.registry, "erin"));
+
+    /* the same, and the read after fails too: the outcome is unknown,
+       the code stays burnt (never a registered name and a good code) */
+    client_t *frank = s_newcomer ("frank");
+    s_kv_invite ("frank", code, line, &len);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "create", SC_CLUSTER_USERS, 0, true), 0);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "get", SC_CLUSTER_USERS, 1, false), 0);
+    assert_int_equal (s_enrol (frank, "frank", code), SC_ERR_INTERNAL);
+    assert_string_equal (s_login_detail, down);
+    s_kv_expect (SC_CLUSTER_INVITES, "frank", SC_INVITE_USED, strlen (SC_INVITE_USED));
+
+    /* the create never made, the name absent: the code comes back, and
+       serves */
+    client_t *gina = s_newcomer ("gina");
+    s_kv_invite ("gina", code, line, &len);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "create", SC_CLUSTER_USERS, 0, false), 0);
+    assert_int_equal (s_enrol (gina, "gina", code), SC_ERR_INTERNAL);
+    assert_string_equal (s_login_detail, down);
+    s_kv_expect (SC_CLUSTER_INVITES, "gina", line, len);
+    s_kv_expect (SC_CLUSTER_USERS, "gina", NULL, 0);
+    assert_int_equal (s_enrol (gina, "gina", code), SC_OP_WELCOME);
+    assert_int_equal (sc_key_public_raw (gina->key, pub), 0);
+    s_kv_expect (SC_CLUSTER_USERS, "gina", pub, SC_PUB_LEN);
+
+    /* an invitation of this node's folder: claimed by a rename, put
+       back when the name surely is not registered, burnt otherwise */
+    client_t *hana = s_newcomer ("hana");
+    s_invite ("hana", 600, code);
+    char *invite = s_users_file ("hana.invite");
+    assert_non_null (invite);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "create", SC_CLUSTER_USERS, 0, false), 0);
+    assert_int_equal (s_enrol (hana, "hana", code), SC_ERR_INTERNAL);
+    assert_string_equal (s_login_detail, down);
+    char *back = s_users_file ("hana.invite");
+    assert_non_null (back);
+    assert_string_equal (back, invite);
+    free (back);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "create", SC_CLUSTER_USERS, 0, true), 0);
+    assert_int_equal (sc_cluster_kv_fault (K.cluster, "get", SC_CLUSTER_USERS, 1, false), 0);
+    assert_int_equal (s_enrol (hana, "hana", code), SC_ERR_INTERNAL);
+    assert_null (s_users_file ("hana.invite"));
+    /* and enrolled from the folder's invitation: in the bucket, the
+       file gone, nothing left beside */
+    client_t *ivan = s_newcomer ("ivan");
+    s_invite ("ivan", 600, code);
+    assert_int_equal (s_enrol (ivan, "ivan", code), SC_OP_WELCOME);
+    assert_int_equal (sc_key_public_raw (ivan->key, pub), 0);
+    s_kv_expect (SC_CLUSTER_USERS, "ivan", pub, SC_PUB_LEN);
+    assert_null (s_users_file ("ivan.invite"));
+    assert_null (s_users_file ("ivan.pub"));
+    DIR *folder = opendir (R.dir);
+    assert_non_null (folder);
+    struct dirent *entry;
+    while ((entry = readdir (folder)))
+        if (entry->d_name[0] == '.' && strcmp (entry->d_name, ".")
+            && strcmp (entry->d_name, ".."))
+            fail_msg ("left in the users folder: %s", entry->d_name);
+    closedir (folder);
+    free (invite);
+
+    s_client_destroy (&ivan);
+    s_client_destroy (&hana);
+    s_client_destroy (&gina);
+    s_client_destroy (&frank);
+    s_client_destroy (&erin);
+    s_client_destroy (&dave);
+    s_kv_teardown ();
+}
+
 /* Enrolments a minute per source, failed ones per name; a minute later
    they pass again. */
 static void
@@ -2688,6 +2911,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_enrol_open, s_setup, s_teardown),
         cmocka_unit_test (test_invite_not_a_file),
         cmocka_unit_test_setup_teardown (test_cluster_users, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_enrol_cluster_nats_failing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_rate, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_enrol_failures_count, s_setup, s_teardown),
     };

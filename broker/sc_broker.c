@@ -741,9 +741,10 @@ s_kv_refuse (sc_broker_job_t *job, uint32_t code, const char *why)
 static uint32_t
 s_enrol_bucket_check (sc_broker_job_t *job)
 {
-    char why[512], line[SC_INVITE_LINE_MAX];
+    char why[512];
     size_t len = 0;
     if (job->invite_kv) {
+        char line[SC_INVITE_LINE_MAX];
         int rc = sc_cluster_kv_get (job->cluster, SC_CLUSTER_INVITES, job->name,
                                     (uint8_t *) line, sizeof line, &len, NULL, why, sizeof why);
         if (rc == SC_CLUSTER_KV_EIO) {

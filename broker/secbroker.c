@@ -1100,17 +1100,12 @@ s_nats_tool_options_set (const sc_cluster_opts_t *o, bool replicas)
            || o->tls_key || replicas;
 }
 
+/* An invitation of --list: its expiry (-1: not a valid invitation),
+   and whether it is past; arg points to now. */
 static void
-s_invite_list_kv (void *arg, const char *name, const uint8_t *value, size_t len)
+s_invite_print (void *arg, const char *name, int64_t expires)
 {
     int64_t now = *(const int64_t *) arg;
-    int64_t expires = -1;
-    if (len == strlen (SC_INVITE_USED) && memcmp (value, SC_INVITE_USED, len) == 0) {
-        printf ("%s used\n", name);
-        return;
-    }
-    if (sc_invite_parse_line ((const char *) value, len, &expires) != SC_INVITE_OK)
-        expires = -1;
     char date[64];
     if (expires < 0) {
         printf ("%s invalid\n", name);
@@ -1118,6 +1113,20 @@ s_invite_list_kv (void *arg, const char *name, const uint8_t *value, size_t len)
     }
     s_date (expires, date, sizeof date);
     printf ("%s %s%s\n", name, date, expires <= now ? " expired" : "");
+}
+
+/* The same for an entry of the bucket secchat-invites. */
+static void
+s_invite_list_kv (void *arg, const char *name, const uint8_t *value, size_t len)
+{
+    int64_t expires = -1;
+    if (len == strlen (SC_INVITE_USED) && memcmp (value, SC_INVITE_USED, len) == 0) {
+        printf ("%s used\n", name);
+        return;
+    }
+    if (sc_invite_parse_line ((const char *) value, len, &expires) != SC_INVITE_OK)
+        expires = -1;
+    s_invite_print (arg, name, expires);
 }
 
 /* secbroker invite --cluster: the same, on the bucket secchat-invites. */
@@ -1214,19 +1223,6 @@ s_invite_usage (FILE *out)
         "  --cluster URLS  the cluster's NATS servers, with the brokers' --nats-*\n"
         "                options: the invitation goes to the bucket\n"
         "                secchat-invites (good on every node), not to DIR\n");
-}
-
-static void
-s_invite_print (void *arg, const char *name, int64_t expires)
-{
-    int64_t now = *(const int64_t *) arg;
-    char date[64];
-    if (expires < 0) {
-        printf ("%s invalid\n", name);
-        return;
-    }
-    s_date (expires, date, sizeof date);
-    printf ("%s %s%s\n", name, date, expires <= now ? " expired" : "");
 }
 
 static int
